@@ -1,0 +1,58 @@
+"""The ``eoreps`` command line: thin wrappers that parse options and call library functions.
+
+Each sub-command group lives in :mod:`eoreps.commands` (one file per group) and is registered here.
+Errors caused by user input (:class:`eoreps.errors.EoRepsError`) are printed as one line on stderr
+with exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from eoreps.errors import EoRepsError
+
+app = typer.Typer(
+    name="eoreps",
+    help="Label-efficient representation learning for Earth observation and for neural networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register() -> None:
+    from eoreps.commands import data as data_cmd
+    from eoreps.commands import demo as demo_cmd
+
+    app.add_typer(data_cmd.app, name="data")
+    app.command("demo")(demo_cmd.demo)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``eoreps`` script."""
+    try:
+        rv = app(args=argv, prog_name="eoreps", standalone_mode=False)
+    except EoRepsError as e:
+        print(f"eoreps: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("eoreps: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("eoreps: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""``eoreps data``: generate SimEO, inspect any supported dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eoreps.commands.common import ConfigOpt, OutOpt, SeedOpt
+
+app = typer.Typer(help="Generate the built-in SimEO data or inspect a dataset folder.", no_args_is_help=True)
+
+
+@app.command("generate")
+def generate(
+    out: OutOpt = Path("simeo_data"),
+    n: Annotated[int, typer.Option("--n", help="Number of patches.")] = 2000,
+    scenes: Annotated[int, typer.Option("--scenes", help="Number of large scenes (for Tile2Vec).")] = 0,
+    patch_size: Annotated[int, typer.Option("--patch-size", help="Patch side in pixels.")] = 32,
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate SimEO (synthetic!) patches, and optionally scenes, into a folder."""
+    from eoreps.data.simeo import SimEOParams, write_simeo
+
+    params = SimEOParams(patch_size=patch_size)
+    path = write_simeo(out, n=n, seed=seed, params=params, scenes=scenes)
+    typer.echo(f"wrote {n} SimEO patches (synthetic data) to {path}")
+
+
+@app.command("inspect")
+def inspect(
+    path: Annotated[Path, typer.Argument(help="Dataset folder or file (format detected).")],
+    max_samples: Annotated[int, typer.Option("--max-samples", help="Samples read for statistics (0 = all).")] = 0,
+) -> None:
+    """Recognise the format and print samples, modalities, bands, statistics, classes, no-data."""
+    from eoreps.data.inspect import inspect_path
+
+    report = inspect_path(path, max_samples=max_samples or None)
+    typer.echo(report.to_text())

@@ -1,0 +1,1 @@
+"""Datasets: one file per dataset, dict samples, ``plot(sample)``."""
