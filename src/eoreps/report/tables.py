@@ -1,0 +1,65 @@
+"""Tables: aggregate results over seeds (mean +- std) and render them as markdown or HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+SYNTHETIC_NOTE = (
+    "SimEO is synthetic: a generator of co-registered multimodal scenes with known ground truth. "
+    "Numbers on SimEO show how methods compare under controlled conditions; they are not "
+    "measurements on real satellite data."
+)
+
+
+def mean_std_table(
+    df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], digits: int = 3, scale: float = 1.0
+) -> pd.DataFrame:
+    """Aggregate rows (one per seed) into ``mean +- std`` strings per group.
+
+    Args:
+        df: long results, one row per (group, seed).
+        by: grouping columns (kept, in first-appearance order).
+        metrics: numeric columns to aggregate.
+        digits: decimals shown.
+        scale: multiply values first (e.g. 100 for percentages).
+
+    Returns:
+        one row per group; metric cells like ``"0.812 ± 0.010"`` and a column ``n`` (seeds).
+    """
+    missing = [c for c in [*by, *metrics] if c not in df.columns]
+    if missing:
+        raise KeyError(f"results lack columns {missing}; have {list(df.columns)}")
+    rows = []
+    for key, g in df.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        for m in metrics:
+            v = g[m].astype(float).to_numpy() * scale
+            v = v[np.isfinite(v)]
+            if len(v) == 0:
+                row[m] = "n/a"
+            elif len(v) == 1:
+                row[m] = f"{v[0]:.{digits}f}"
+            else:
+                row[m] = f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+        row["n"] = len(g)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """Render a DataFrame as a GitHub markdown table (no extra dependency)."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, (float, np.floating)):
+            return "n/a" if not np.isfinite(v) else format(float(v), floatfmt)
+        return str(v).replace("|", "\\|")
+
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(cell(v) for v in r.tolist()) + " |")
+    return "\n".join(lines) + "\n"

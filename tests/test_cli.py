@@ -1,0 +1,39 @@
+"""The eoreps command: help everywhere, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer.main
+
+from eoreps.cli import app, main
+
+
+def _all_commands(group, prefix: tuple[str, ...] = ()):
+    yield prefix
+    if hasattr(group, "commands"):
+        for name, cmd in group.commands.items():
+            yield from _all_commands(cmd, (*prefix, name))
+
+
+def test_every_subcommand_has_help(capsys):
+    root = typer.main.get_command(app)
+    paths = list(_all_commands(root))
+    assert ("data", "inspect") in paths and ("demo",) in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as e:
+            main([*path, "--help"])
+        assert e.value.code == 0, path
+        out = capsys.readouterr().out
+        assert "Usage" in out, path
+
+
+def test_user_error_is_one_line_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "eoreps.cli", "data", "inspect", str(tmp_path / "missing")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "missing" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
