@@ -34,8 +34,8 @@ def test_kinds_and_units():
 
 
 def test_unknown_modality_and_band_are_one_line_errors():
-    with pytest.raises(ConfigError, match="did you mean 's2'") as e:
-        get_modality("s3")
+    with pytest.raises(ConfigError, match="did you mean 's2_l1c'") as e:
+        get_modality("s2_l2c")
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="B8A"):
         get_modality("s2").band_index("B8a")
