@@ -86,7 +86,9 @@ def workers() -> int:
 def run_chunks(n: int, chunk: int, seed: int, stream: str, fn) -> dict[str, np.ndarray]:
     """Call ``fn(rng, m)`` on chunks of at most ``chunk`` samples, each with its own seeded generator
     (so the output depends on ``seed`` and ``n`` only, not on threads), and concatenate the results."""
-    starts = list(range(0, n, chunk)) or [0]
+    if n == 0:  # empty arrays with the right trailing shapes and dtypes
+        return {k: v[:0] for k, v in fn(chunk_rng(seed, stream, 0), 1).items()}
+    starts = list(range(0, n, chunk))
     jobs = [(chunk_rng(seed, stream, i), min(chunk, n - s)) for i, s in enumerate(starts)]
     nw = min(workers(), len(jobs))
     if nw > 1:

@@ -89,7 +89,8 @@ def _write_part(folder: Path, part: str, arrays: dict[str, np.ndarray]) -> dict[
 
 def _build(tmp: Path, n: int, seed: int, p: SimEOParams, scenes: int, scene_size: int, power_plants: int) -> None:
     parts: dict[str, Any] = {}
-    parts["patches"] = _write_part(tmp, "patches", generate_patches(n, seed, p))
+    if n:
+        parts["patches"] = _write_part(tmp, "patches", generate_patches(n, seed, p))
     if scenes:
         parts["scenes"] = _write_part(tmp, "scenes", generate_scenes(scenes, scene_size, seed, p))
         parts["scenes"]["size"] = scene_size
@@ -102,7 +103,7 @@ def _build(tmp: Path, n: int, seed: int, p: SimEOParams, scenes: int, scene_size
         "eoreps_version": eoreps.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seed": int(seed), "classes": list(SIMEO_CLASSES), "regions": list(SIMEO_REGIONS),
         "splits": list(SPLITS), "fuel_types": list(FUEL_TYPES),
-        "split_counts": parts["patches"]["split_counts"], "parts": parts, "params": p.to_dict(),
+        "split_counts": parts["patches"]["split_counts"] if n else {}, "parts": parts, "params": p.to_dict(),
     }
     write_json(tmp / "meta.json", meta)
 
