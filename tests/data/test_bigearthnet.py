@@ -221,3 +221,9 @@ def test_split_files(tmp_path, ben):
     (tmp_path / "train.csv").write_text(f"{ids[0]}\n{ids[3]}\n")
     ds = BigEarthNetV1(s2_root=root, split="train", split_dir=tmp_path)
     assert ds.ids == [ids[0], ids[3]]
+    # BigEarthNet-MM lists: "S2,S1" per row; an S1-only dataset selects by its own names
+    pairs = BigEarthNetV1(root, ben / "BigEarthNet-S1-Example")
+    s1_name = pairs[2]["s1_id"]
+    (tmp_path / "val.csv").write_text(f"{pairs.ids[2]},{s1_name}\n")
+    s1 = BigEarthNetV1(s1_root=ben / "BigEarthNet-S1-Example", split="val", split_dir=tmp_path)
+    assert s1.ids == [s1_name]

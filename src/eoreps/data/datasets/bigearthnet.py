@@ -90,13 +90,14 @@ def _check_bands(folder: Path, bands: Sequence[str]) -> None:
 
 
 def _read_split_names(root: Path, split: str, split_dir: Path | None) -> set[str]:
-    """Patch names of the official split file ``<split>.csv`` (first column), searched in split_dir/root/parent."""
+    """Patch names (every column) of the official split file ``<split>.csv``, searched in split_dir/root/parent."""
     candidates = [split_dir] if split_dir is not None else [root, root.parent]
     for d in candidates:
         f = Path(d) / f"{split}.csv"
         if f.is_file():
             with f.open(newline="") as fh:
-                return {row[0].strip() for row in csv.reader(fh) if row and row[0].strip()}
+                # official v1 lists hold S2 names; the S1+S2 (BigEarthNet-MM) lists hold "S2,S1" pairs
+                return {c.strip() for row in csv.reader(fh) for c in row if c.strip()}
     where = " or ".join(str(Path(d)) for d in candidates)
     raise ConfigError(
         f"BigEarthNet v1 folders carry no split and no {split}.csv was found in {where}; "
@@ -115,8 +116,8 @@ class BigEarthNetV1(EODataset):
             default all available.
         size: side of the common output grid in pixels (120 = the native 10 m grid).
         resampling: ``"bilinear"`` (default), ``"nearest"`` or ``"bicubic"`` for bands not on the grid.
-        split_dir: folder holding ``train.csv``/``val.csv``/``test.csv`` (first column: patch name,
-            S2 name when S2 is loaded). Default: ``s2_root`` (or ``s1_root``) and its parent.
+        split_dir: folder holding ``train.csv``/``val.csv``/``test.csv`` (patch names: S2 names, or
+            ``S2,S1`` pairs per row). Default: ``s2_root`` (or ``s1_root``) and its parent.
 
     Samples: ``s2`` (12, size, size) float32 reflectance x 1e4, ``s1`` (2, size, size) float32 dB,
     ``multilabel`` (19,) float32, ``id`` (S2 name when S2 is loaded), ``s1_id`` when paired.
