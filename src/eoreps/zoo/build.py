@@ -1,0 +1,179 @@
+"""``eoreps zoo build``: plan the members, train them chunk by chunk, stream checkpoints to disk.
+
+Resumable: a chunk whose shards (epochs 0..E) all verify is skipped; an unfinished chunk continues
+from its last saved state (weights + optimizer state after epoch e, whose shards verify) or, without
+one, restarts from scratch. Training is deterministic given the plan, so a restarted chunk rewrites
+the same members: nothing is lost and nothing is duplicated (every member lives in exactly one chunk,
+every (chunk, epoch) in exactly one shard).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eoreps.errors import ConfigError
+from eoreps.progress import progress
+from eoreps.zoo.architectures import Arch, make_arch
+from eoreps.zoo.datasets import ZooData, load_dataset
+from eoreps.zoo.grid import Grid, Member, load_grid, plan_members
+from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members
+from eoreps.zoo.store import ZooStore
+
+Sink = Callable[[int, torch.Tensor, list[dict[str, Any]], dict[str, torch.Tensor]], None]
+
+
+@dataclass
+class BuildConfig:
+    """Everything that defines a zoo build (the plan is a pure function of it)."""
+
+    out: Path
+    dataset: str = "digits"
+    arch: str = "cnn_digits"
+    grid: Grid = field(default_factory=Grid)
+    epochs: int = 10
+    seed: int = 0
+    options: TrainOptions = field(default_factory=TrainOptions)
+    chunk_size: int = 256
+    backend: str = "local"
+    ray_address: str | None = None
+
+    def validate(self) -> BuildConfig:
+        if self.epochs < 0:
+            raise ConfigError(f"--epochs {self.epochs} must be >= 0")
+        if self.chunk_size < 1:
+            raise ConfigError(f"--chunk-size {self.chunk_size} must be >= 1")
+        if self.options.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.options.batch_size} must be >= 1")
+        if self.options.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"--precision '{self.options.precision}' must be fp32 or bf16")
+        if self.options.data_order not in ("per_model", "shared"):
+            raise ConfigError(f"--data-order '{self.options.data_order}' must be per_model or shared")
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(f"--backend '{self.backend}' must be local or ray")
+        self.grid.validate()
+        return self
+
+
+def member_rows(members: list[Member], epoch: int, metrics: dict[str, np.ndarray], extra: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+    """One properties row per member for ``epoch``."""
+    rows = []
+    for i, m in enumerate(members):
+        row = {**m.as_dict(), "epoch": epoch, **extra}
+        row.update({k: float(v[i]) for k, v in metrics.items()})
+        rows.append(row)
+    return rows
+
+
+def run_chunk(arch: Arch, members: list[Member], data: ZooData, options: TrainOptions, epochs: int,
+              chunk_seed: int, sink: Sink, extra: dict[str, Any], state: dict[str, torch.Tensor] | None = None,
+              desc: str = "chunk") -> None:
+    """Train one chunk from scratch (or from ``state``) to ``epochs``; ``sink(epoch, weights (P, D),
+    rows, state)`` receives every epoch's checkpoint, epoch 0 included unless resuming."""
+    trainer = PopulationTrainer(arch, members, data, options, chunk_seed=chunk_seed)
+    if state is not None:
+        trainer.load_state_dict(state)
+    else:
+        sink(0, trainer.member_weights(), member_rows(members, 0, trainer.evaluate(), extra), trainer.state_dict())
+    for _ in progress(range(trainer.epoch, epochs), desc=desc, unit="epoch"):
+        trainer.train_epoch()
+        sink(trainer.epoch, trainer.member_weights(), member_rows(members, trainer.epoch, trainer.evaluate(), extra),
+             trainer.state_dict())
+
+
+def _manifest(cfg: BuildConfig, arch: Arch, data: ZooData, chunks: list[list[Member]]) -> dict[str, Any]:
+    return {
+        "architecture": arch.name,
+        "in_shape": list(arch.in_shape),
+        "num_classes": arch.num_classes,
+        "num_params": arch.num_params,
+        "param_order": [[k, list(s)] for k, s in arch.param_shapes()],
+        "dataset": data.summary(),
+        "dataset_spec": cfg.dataset,
+        "grid": dataclasses.asdict(cfg.grid),
+        "epochs": cfg.epochs,
+        "seed": cfg.seed,
+        "options": dataclasses.asdict(cfg.options),
+        "chunk_size": cfg.chunk_size,
+        "n_models": sum(len(c) for c in chunks),
+        "chunks": [[m.model_id for m in c] for c in chunks],
+    }
+
+
+_PLAN_KEYS = ("architecture", "in_shape", "num_classes", "param_order", "dataset", "grid", "epochs", "seed",
+              "options", "chunks")
+
+
+def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
+    """Build (or resume) the zoo described by ``cfg``; returns a summary (counts, seconds, images/s)."""
+    cfg.validate()
+    t0 = time.perf_counter()
+    data = data if data is not None else load_dataset(cfg.dataset, cfg.seed)
+    arch = make_arch(cfg.arch, data.in_shape, data.num_classes)
+    members = plan_members(cfg.grid, cfg.seed)
+    chunks = chunk_members(members, cfg.chunk_size)
+    store = ZooStore(cfg.out)
+    manifest = _manifest(cfg, arch, data, chunks)
+    if store.exists():
+        old = store.read_manifest()
+        diff = [k for k in _PLAN_KEYS if old.get(k) != _jsonable(manifest.get(k))]
+        if diff:
+            raise ConfigError(f"{cfg.out}: holds a zoo built with other options (differs in {', '.join(diff)}); "
+                              f"use a new --out or repeat the original options to resume")
+    else:
+        store.write_manifest(manifest)
+    extra = {"arch": arch.name, "dataset": data.name}
+    todo: list[int] = []
+    for c in range(len(chunks)):
+        if store.completed_epochs(c, cfg.epochs) <= cfg.epochs:
+            todo.append(c)
+    if cfg.backend == "ray":
+        from eoreps.zoo.ray_backend import run_chunks_ray
+
+        run_chunks_ray(store, arch, chunks, todo, data, cfg, extra)
+    else:
+        for c in todo:
+            _run_local(store, arch, chunks, c, data, cfg, extra)
+    index = store.write_index(len(chunks), cfg.epochs)
+    secs = time.perf_counter() - t0
+    trained_images = sum(len(c) for i, c in enumerate(chunks) if i in todo)
+    return {"out": str(cfg.out), "n_models": len(members), "n_chunks": len(chunks), "chunks_trained": len(todo),
+            "epochs": cfg.epochs, "rows": len(index), "seconds": round(secs, 2),
+            "models_trained": trained_images}
+
+
+def _jsonable(v: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(v, default=str))
+
+
+def chunk_seed(cfg_seed: int, chunk: int) -> int:
+    """Seed of a chunk's dropout masks and shared data order."""
+    return int(cfg_seed) * 1_000 + int(chunk)
+
+
+def _run_local(store: ZooStore, arch: Arch, chunks: list[list[Member]], c: int, data: ZooData, cfg: BuildConfig,
+               extra: dict[str, Any]) -> None:
+    members = chunks[c]
+    done = store.completed_epochs(c, cfg.epochs)
+    state = store.load_state(c)
+    if state is not None and not (0 <= int(state["epoch"]) < done):
+        state = None  # state ahead of the verified shards (or stale): restart the chunk
+
+    def sink(epoch: int, weights: torch.Tensor, rows: list[dict[str, Any]], st: dict[str, torch.Tensor]) -> None:
+        store.write_shard(c, epoch, [m.model_id for m in members], weights, rows)
+        if epoch < cfg.epochs:
+            store.save_state(c, st)
+
+    run_chunk(arch, members, data, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), sink, extra, state,
+              desc=f"zoo chunk {c + 1}/{len(chunks)} ({len(members)} models)")
+    store.clear_state(c)

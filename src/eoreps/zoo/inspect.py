@@ -1,0 +1,85 @@
+"""``eoreps zoo inspect``: counts, property distributions and a figure of a zoo directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from eoreps.io import atomic_path
+from eoreps.zoo.grid import FACTORS
+from eoreps.zoo.store import ZooStore
+
+
+def inspect_zoo(root: str | Path, verify: bool = True, figure: bool = True) -> dict[str, Any]:
+    """Summary of the zoo at ``root`` (every shard's checksum verified when ``verify``).
+
+    Returns a dict with ``counts``, ``factors`` (value -> number of members), ``metrics`` (quantiles of
+    the last epoch's metrics) and ``figure`` (path of ``inspect.png`` or None).
+    """
+    store = ZooStore(root)
+    m = store.read_manifest()
+    index = store.read_index()
+    if verify:
+        for name in sorted(index["shard"].unique()):
+            store.check_shard(str(name))
+    last = index[index["epoch"] == index["epoch"].max()]
+    members = index.drop_duplicates("model_id")
+    counts = {"models": int(index["model_id"].nunique()), "epochs": f"0..{int(index['epoch'].max())}",
+              "checkpoints": len(index), "shards": int(index["shard"].nunique()),
+              "architecture": f"{m['architecture']} ({m['num_params']} params)",
+              "dataset": f"{m['dataset']['name']} ({'synthetic' if m['dataset']['synthetic'] else 'real'}, "
+                         f"{m['dataset']['n_train']} train / {m['dataset']['n_val']} val / {m['dataset']['n_test']} test)",
+              "precision": m["options"]["precision"], "data_order": m["options"]["data_order"]}
+    factors = {f: {str(k): int(v) for k, v in members[f].value_counts().sort_index().items()} for f in FACTORS}
+    metrics = {}
+    for col in ("train_acc", "val_acc", "test_acc", "test_loss", "ggap"):
+        q = last[col].quantile([0.0, 0.1, 0.5, 0.9, 1.0]).to_numpy()
+        metrics[col] = {"min": q[0], "p10": q[1], "median": q[2], "p90": q[3], "max": q[4], "mean": last[col].mean()}
+    fig_path = Path(root) / "inspect.png" if figure else None
+    if fig_path is not None:
+        _figure(index, last, fig_path)
+    return {"counts": counts, "factors": factors, "metrics": metrics, "figure": str(fig_path) if fig_path else None}
+
+
+def _figure(index: pd.DataFrame, last: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax[0].hist(last["test_acc"], bins=30, color="tab:blue")
+    ax[0].set_xlabel(f"test accuracy (epoch {int(last['epoch'].max())})")
+    ax[0].set_ylabel("models")
+    for act, g in index.groupby("activation"):
+        med = g.groupby("epoch")["test_acc"].median()
+        ax[1].plot(med.index, med.to_numpy(), label=str(act))
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("median test accuracy")
+    ax[1].legend(fontsize=8)
+    ax[2].scatter(last["train_acc"], last["test_acc"], s=4, alpha=0.5)
+    lim = [0, 1]
+    ax[2].plot(lim, lim, color="gray", lw=0.8)
+    ax[2].set_xlabel("train accuracy")
+    ax[2].set_ylabel("test accuracy")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    """The inspection as plain text."""
+    lines = ["zoo"]
+    lines += [f"  {k:<13} {v}" for k, v in rep["counts"].items()]
+    lines.append("generating factors (members per value)")
+    for f, vals in rep["factors"].items():
+        lines.append(f"  {f:<13} " + ", ".join(f"{k}: {v}" for k, v in vals.items()))
+    lines.append("last epoch          min     p10  median     p90     max    mean")
+    for col, q in rep["metrics"].items():
+        lines.append(f"  {col:<13} " + " ".join(f"{q[k]:7.3f}" for k in ("min", "p10", "median", "p90", "max", "mean")))
+    if rep["figure"]:
+        lines.append(f"figure: {rep['figure']}")
+    return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""Train a population (chunk) of zoo members at once, vectorized across members.
+
+A chunk holds members with one activation, one optimizer rule and one training fraction
+(:attr:`eoreps.zoo.grid.Member.group_key`); seed, initialisation, learning rate, weight decay and
+dropout vary freely inside it.
+
+What each member sees (``data_order='per_model'``, the default) is exactly what it would see trained
+alone with :func:`train_alone`: its own initialisation (:func:`eoreps.zoo.architectures.build_model`),
+its own data order (:func:`member_order`), batches of ``batch_size``, and its own optimizer state.
+``data_order='shared'`` feeds one order (seeded by the chunk seed) to every member: faster, since the
+first convolution becomes one ungrouped convolution. Dropout masks come from one generator per chunk
+and epoch (statistically, not bitwise, what a lone run would draw).
+
+Precision: ``'fp32'`` or ``'bf16'`` (autocast of convolutions and matmuls to bfloat16; master weights,
+loss and optimizer stay float32). Evaluation is always float32, so a rebuilt member reproduces its
+recorded metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eoreps.zoo.architectures import Arch, build_model, flatten_state
+from eoreps.zoo.datasets import ZooData
+from eoreps.zoo.grid import Member
+from eoreps.zoo.optim import StackedOptimizer, StackedParams
+from eoreps.zoo.population_ops import gather_images, gather_vectors, population_forward
+
+SPLIT_SEED = 7  # seeds the nested training subsets (train_fraction); fixed so subsets are comparable
+
+
+def train_subset(n: int, fraction: float) -> np.ndarray:
+    """Indices of the training subset for ``fraction`` (nested: a smaller fraction is a prefix)."""
+    perm = np.random.default_rng([SPLIT_SEED, n]).permutation(n)
+    return np.sort(perm[: max(1, int(round(fraction * n)))])
+
+
+def member_order(seed: int, epoch: int, subset: np.ndarray) -> np.ndarray:
+    """The order in which a member with ``seed`` visits ``subset`` in ``epoch`` (1-based)."""
+    return subset[np.random.default_rng([int(seed), int(epoch), 3]).permutation(len(subset))]
+
+
+@dataclass
+class TrainOptions:
+    """How a chunk is trained."""
+
+    batch_size: int = 10
+    precision: str = "bf16"
+    data_order: str = "per_model"
+    eval_batch: int = 1000
+    train_eval_max: int | None = None  # cap on training images evaluated per epoch (None = all)
+
+
+class PopulationTrainer:
+    """P members of one group trained in lock-step.
+
+    ``members``: the chunk's members (same ``group_key``); ``chunk_seed`` seeds dropout masks and the
+    shared data order.
+    """
+
+    def __init__(self, arch: Arch, members: list[Member], data: ZooData, options: TrainOptions | None = None,
+                 chunk_seed: int = 0) -> None:
+        self.arch, self.members, self.data = arch, members, data
+        self.opt = options or TrainOptions()
+        if self.opt.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.opt.precision!r}")
+        if self.opt.data_order not in ("per_model", "shared"):
+            raise ValueError(f"data_order must be 'per_model' or 'shared', got {self.opt.data_order!r}")
+        keys = {m.group_key for m in members}
+        if len(keys) != 1:
+            raise ValueError(f"a chunk needs one (activation, optimizer, train_fraction); got {sorted(keys)}")
+        self.activation, self.optimizer_kind, self.fraction = next(iter(keys))
+        self.P = len(members)
+        self.chunk_seed = int(chunk_seed)
+        init = torch.stack([flatten_state(build_model(arch, m.activation, m.init, m.seed)) for m in members])
+        self.stack = StackedParams(arch, init)
+        self.optim = StackedOptimizer(
+            self.stack, self.optimizer_kind,
+            torch.tensor([m.lr for m in members]), torch.tensor([m.weight_decay for m in members]))
+        self.dropout = torch.tensor([m.dropout for m in members], dtype=torch.float32)
+        self.subset = train_subset(len(data.y_train), self.fraction)
+        # training images in the gather-friendly layout, in the dtype the first layer consumes
+        dt = torch.bfloat16 if self.opt.precision == "bf16" else torch.float32
+        if arch.conv_first:
+            self._x_nhwc = data.x_train.permute(0, 2, 3, 1).contiguous().to(dt)
+            self._x_cl = data.x_train.to(dt).contiguous(memory_format=torch.channels_last)
+        else:
+            self._x_flat = data.x_train.reshape(len(data.x_train), -1).to(dt)
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ training
+    def _batch(self, idx: torch.Tensor, shared: bool) -> torch.Tensor:
+        if shared:
+            return self._x_cl[idx] if self.arch.conv_first else self._x_flat[idx]
+        return gather_images(self._x_nhwc, idx) if self.arch.conv_first else gather_vectors(self._x_flat, idx)
+
+    def train_epoch(self) -> None:
+        """Train every member for one more epoch (``self.epoch`` += 1)."""
+        epoch = self.epoch + 1
+        shared = self.opt.data_order == "shared"
+        if shared:
+            orders = torch.from_numpy(member_order(self.chunk_seed, epoch, self.subset))
+        else:
+            orders = torch.from_numpy(np.stack([member_order(m.seed, epoch, self.subset) for m in self.members]))
+        gen = torch.Generator().manual_seed(self.chunk_seed * 100_003 + epoch)
+        drop = self.dropout if bool((self.dropout > 0).any()) else None
+        n, bs = len(self.subset), self.opt.batch_size
+        y_all = self.data.y_train
+        bf16 = self.opt.precision == "bf16"
+        for s in range(0, n, bs):
+            if shared:
+                idx = orders[s:s + bs]
+                x = self._batch(idx, True)
+                y = y_all[idx].expand(self.P, -1)
+            else:
+                idx = orders[:, s:s + bs]
+                x = self._batch(idx, False)
+                y = y_all[idx]
+            b = idx.shape[-1]
+            self.stack.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = population_forward(self.arch, self.stack.params, x, self.activation, shared=shared,
+                                            dropout=drop, generator=gen)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum") / b
+            loss.backward()
+            self.optim.step()
+        self.epoch = epoch
+
+    # ---------------------------------------------------------------- evaluation
+    def _eval_split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        params = {k: v.detach() for k, v in self.stack.params.items()}
+        return eval_population(self.arch, params, self.activation, x, y, self.opt.eval_batch)
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """Per-member metrics (P,) on train (the member's subset), validation and test, float32 forward."""
+        sub = self.subset if self.opt.train_eval_max is None else self.subset[: self.opt.train_eval_max]
+        sub_t = torch.from_numpy(sub)
+        out: dict[str, np.ndarray] = {}
+        for split, (x, y) in {"train": (self.data.x_train[sub_t], self.data.y_train[sub_t]),
+                              "val": (self.data.x_val, self.data.y_val),
+                              "test": (self.data.x_test, self.data.y_test)}.items():
+            out[f"{split}_loss"], out[f"{split}_acc"] = self._eval_split(x, y)
+        out["ggap"] = out["train_acc"] - out["test_acc"]
+        return out
+
+    # -------------------------------------------------------------- state / io
+    def member_weights(self) -> torch.Tensor:
+        """(P, D) float32 weights of every member in state_dict order."""
+        return self.stack.members()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything needed to resume this chunk exactly after ``self.epoch``."""
+        return {"weights": self.member_weights(), "epoch": torch.tensor(self.epoch),
+                **{f"optim.{k}": v for k, v in self.optim.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.stack.set_members(state["weights"])
+        self.epoch = int(state["epoch"])
+        self.optim.load_state_dict({k[len("optim."):]: v for k, v in state.items() if k.startswith("optim.")})
+
+
+@torch.no_grad()
+def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str, x: torch.Tensor, y: torch.Tensor,
+                    batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cross-entropy and accuracy (P,) of stacked members on images ``x`` (N, C, H, W), labels ``y``
+    (N,); float32, eval mode (no dropout)."""
+    P = next(iter(params.values())).shape[0]
+    loss = torch.zeros(P, dtype=torch.float64)
+    correct = torch.zeros(P, dtype=torch.int64)
+    for s in range(0, len(y), batch):
+        xb = x[s:s + batch]
+        xb = xb.contiguous(memory_format=torch.channels_last) if arch.conv_first else xb.reshape(len(xb), -1)
+        yb = y[s:s + batch]
+        logits = population_forward(arch, params, xb, activation, shared=True)  # (P, b, K)
+        lp = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.repeat(P), reduction="none")
+        loss += lp.view(P, -1).sum(1).double()
+        correct += (logits.argmax(-1) == yb).sum(1)
+    n = max(1, len(y))
+    return (loss / n).numpy(), (correct.double() / n).numpy()
+
+
+def stack_params(arch: Arch, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(P, D) weight rows (state_dict order) -> {key: (P, *shape)} views."""
+    out, o = {}, 0
+    for key, shape in arch.param_shapes():
+        n = math.prod(shape)
+        out[key] = weights[:, o:o + n].reshape(weights.shape[0], *shape)
+        o += n
+    return out
+
+
+def train_alone(arch: Arch, member: Member, data: ZooData, epochs: int, batch_size: int = 10) -> torch.nn.Module:
+    """Reference: one member trained by itself with ``nn.Module`` + ``torch.optim`` (float32).
+
+    Same initialisation and data order as the member gets in a vectorized chunk; used by the
+    equivalence test and the throughput benchmark's baseline. Dropout masks come from the global RNG.
+    """
+    model = build_model(arch, member.activation, member.init, member.seed, member.dropout)
+    cls = torch.optim.Adam if member.optimizer == "adam" else torch.optim.SGD
+    opt = cls(model.parameters(), lr=member.lr, weight_decay=member.weight_decay)
+    subset = train_subset(len(data.y_train), member.train_fraction)
+    model.train()
+    for epoch in range(1, epochs + 1):
+        order = torch.from_numpy(member_order(member.seed, epoch, subset))
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def chunk_members(members: list[Member], max_size: int) -> list[list[Member]]:
+    """Group members by ``group_key`` and cut each group into chunks of at most ``max_size``
+    (balanced sizes); deterministic order (by group key, then model_id)."""
+    groups: dict[tuple[str, str, float], list[Member]] = {}
+    for m in sorted(members, key=lambda m: m.model_id):
+        groups.setdefault(m.group_key, []).append(m)
+    chunks: list[list[Member]] = []
+    for key in sorted(groups):
+        g = groups[key]
+        k = math.ceil(len(g) / max_size)
+        size = math.ceil(len(g) / k)
+        chunks += [g[i:i + size] for i in range(0, len(g), size)]
+    return chunks
