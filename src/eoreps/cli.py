@@ -14,6 +14,10 @@ import typer
 
 from eoreps.errors import EoRepsError
 
+# Typer >= 0.20 vendors its own click; catch both its exceptions and plain click's.
+_ABORTS = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
+_USAGE_ERRORS = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})
+
 app = typer.Typer(
     name="eoreps",
     help="Label-efficient representation learning for Earth observation and for neural networks.",
@@ -27,9 +31,11 @@ app = typer.Typer(
 def _register() -> None:
     from eoreps.commands import data as data_cmd
     from eoreps.commands import demo as demo_cmd
+    from eoreps.commands import zoo as zoo_cmd
 
     app.add_typer(data_cmd.app, name="data")
     app.command("demo")(demo_cmd.demo)
+    app.add_typer(zoo_cmd.app, name="zoo")
 
 
 _register()
@@ -42,12 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     except EoRepsError as e:
         print(f"eoreps: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         print("eoreps: aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except _USAGE_ERRORS as e:
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         print("eoreps: interrupted", file=sys.stderr)
         sys.exit(130)
