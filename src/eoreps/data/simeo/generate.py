@@ -10,8 +10,9 @@ import numpy as np
 from eoreps.data.simeo import sensors, targets, world
 from eoreps.data.simeo.params import SPLITS, SimEOParams
 
-CHUNK = 256
-"""Samples simulated at once (bounds memory; results depend on the seed and n only)."""
+CHUNK = 48
+"""Samples simulated at once. Small chunks keep temporaries in reused heap memory (page faults on
+fresh large arrays cost more than the computation); results depend on the seed and n only."""
 
 _STREAM = {"patches": 0, "scenes": 1, "plants": 2, "splits": 3}
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from eoreps.errors import ConfigError
 
-SIMEO_VERSION = 1
+SIMEO_VERSION = 2
 """Bumped whenever the generator changes its output for a given seed (cache keys include it)."""
 
 SIMEO_CLASSES: tuple[str, ...] = (

@@ -9,7 +9,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from eoreps.data.modalities import S2_L2A
-from eoreps.data.simeo.fields import block_resample, gamma_unit_mean, gaussian_field, half_plane_mask, normal
+from eoreps.data.simeo.fields import block_mean, gamma_unit_mean, gaussian_field, half_plane_mask, normal
 from eoreps.data.simeo.params import SIMEO_CLASSES, SimEOParams
 from eoreps.data.simeo.world import YEAR, Grid, seasonal
 
@@ -165,23 +165,26 @@ def s2_sensor(rng: np.random.Generator, refl: np.ndarray, g: Grid, p: SimEOParam
     neighbouring pixels; Gaussian noise (floor + signal-proportional); rounding to integers as in the
     uint16 product; clipping; NaN for no-data swaths and defective pixels.
     """
-    x = refl
+    n, s, o = refl.shape[0], g.size, g.off
+    win = np.arange(o - 1, o + s + 1)  # the crop plus a 1-px margin for the PSF
+    x = np.empty((n, 12, s + 2, s + 2), np.float32)
+    i10 = np.flatnonzero(_GSD == 10.0)
+    x[:, i10] = refl[:, i10, o - 1:o + s + 1, o - 1:o + s + 1]
     for gsd in (20.0, 60.0):
-        idx = np.flatnonzero(_GSD == gsd)
-        x[:, idx] = block_resample(x[:, idx], int(gsd // 10))
-    # separable [1, 2, 1] / 4 point-spread function, evaluated on the crop only
-    s, o = g.size, g.off
-    x = x[..., o - 1:o + s + 1, o - 1:o + s + 1]
+        idx, b = np.flatnonzero(_GSD == gsd), int(gsd // 10)
+        coarse = block_mean(refl[:, idx], b)
+        x[:, idx] = coarse[:, :, (win // b)[:, None], (win // b)[None, :]]
+    # separable [1, 2, 1] / 4 point-spread function
     x = 0.5 * x[..., 1:-1] + 0.25 * (x[..., :-2] + x[..., 2:])
     x = 0.5 * x[..., 1:-1, :] + 0.25 * (x[..., :-2, :] + x[..., 2:, :])
-    n = x.shape[0]
-    x += (p.s2_noise_floor + p.s2_noise_relative * np.abs(x)) * normal(rng, x.shape)
+    x += (p.s2_noise_floor + p.s2_noise_relative * x) * normal(rng, x.shape)
     np.clip(np.rint(x, out=x), 0.0, p.s2_saturation, out=x)
     bad = rng.random((n, s, s)) < p.s2_bad_pixel_prob
     edge = rng.random(n) < p.s2_nodata_patch_prob
     if edge.any():
         bad[edge] |= half_plane_mask(rng, int(edge.sum()), s, p.s2_nodata_max_fraction)
-    x[np.broadcast_to(bad[:, None], x.shape)] = np.nan
+    bi, by, bx = np.nonzero(bad)
+    x[bi, :, by, bx] = np.nan
     return x
 
 
@@ -194,14 +197,15 @@ def s1_backscatter(rng: np.random.Generator, ctx: dict, ground: dict, pix: np.nd
     (NESZ) added in linear power; then multiplicative gamma speckle with ``s1_looks`` looks (mean 1,
     variance 1/L in linear power); no-data swaths.
     """
-    n = pix.shape[0]
+    n, sz, o = pix.shape[0], g.size, g.off
     rho = p.s1_s2_texture_corr
-    own = gaussian_field(rng, ground["mask"].shape, 1.0)
-    dzdx = np.gradient(ground["dem"], 10.0, axis=2)
-    extra = p.s1_texture_sd_db * (rho * ground["tex"] + np.sqrt(1 - rho**2) * own)
+    own = gaussian_field(rng, (n, sz, sz), 1.0)
+    dem = ground["dem"]
+    dzdx = (dem[:, o:o + sz, o + 1:o + sz + 1] - dem[:, o:o + sz, o - 1:o + sz - 1]) / 20.0  # 10 m pixels
+    extra = p.s1_texture_sd_db * (rho * g.crop(ground["tex"]) + np.sqrt(1 - rho**2) * own)
     extra += p.s1_terrain_gain_db * np.rad2deg(np.arctan(dzdx))
-    db = g.crop(pix[:, S1_DB]) + g.crop(extra)[:, None]
-    lin = np.power(np.float32(10.0), db / np.float32(10.0)) + np.float32(10 ** (p.s1_nesz_db / 10))
+    db = g.crop(pix[:, S1_DB]) + extra[:, None]
+    lin = np.exp(db * np.float32(np.log(10.0) / 10.0)) + np.float32(10 ** (p.s1_nesz_db / 10))
     lin *= gamma_unit_mean(rng, lin.shape, p.s1_looks)
     out = (10.0 * np.log10(np.maximum(lin, 1e-6))).astype(np.float32)
     edge = rng.random(n) < p.s1_nodata_patch_prob
