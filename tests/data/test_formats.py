@@ -102,7 +102,13 @@ def test_open_unpaired_s2_root_alone(tmp_path, ben):
         open_dataset(tmp_path / "BigEarthNet-S2-Example", modalities=["s2", "s1"])
 
 
-def test_open_simeo_spec():
+def test_open_simeo(tmp_path):
     pytest.importorskip("eoreps.data.datasets.simeo", reason="SimEO dataset class not built yet")
-    ds = open_dataset("simeo", split="train")
+    from eoreps.data.simeo import write_simeo
+
+    ds = open_dataset("simeo", split="train", n=24)  # generated (cached) in memory, tiny
     assert len(ds) > 0 and ds.synthetic
+    root = write_simeo(tmp_path / "sim", n=24, seed=0)
+    assert detect_format(root) == "simeo"
+    on_disk = open_dataset(root, split="train", modalities=["s1"])
+    assert on_disk.synthetic and on_disk.modalities == ("s1",) and len(on_disk) == len(ds)

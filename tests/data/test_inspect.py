@@ -16,8 +16,6 @@ from eoreps.cli import main
 from eoreps.data.inspect import inspect_path
 from eoreps.data.modalities import S2_L2A_BANDS
 
-pytestmark = pytest.mark.realdata
-
 
 @pytest.fixture(scope="module")
 def ben(shared_data) -> Path:
@@ -40,6 +38,7 @@ def writable_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.realdata
 def test_inspect_s2_folder(ben):
     r = inspect_path(ben / "BigEarthNet-S2-Example")
     assert r.format == "bigearthnet-v1-s2" and r.num_samples == 6 and r.samples_read == 6
@@ -54,6 +53,7 @@ def test_inspect_s2_folder(ben):
     assert r.to_dict()["band_stats"]["s2"]["B02"] == r.band_stats["s2"]["B02"]
 
 
+@pytest.mark.realdata
 def test_cli_acceptance_on_real_folders(ben, capsys):
     code, out, _ = run_cli([str(ben / "BigEarthNet-S2-Example")], capsys)
     assert code == 0 and "samples:   6" in out and "bigearthnet-v1-s2" in out
@@ -65,6 +65,7 @@ def test_cli_acceptance_on_real_folders(ben, capsys):
     assert "checked:   4 of 18" in out and "modality s1" in out and "modality s2" in out
 
 
+@pytest.mark.realdata
 def test_max_samples_and_npz(ben):
     r = inspect_path(ben / "ben_s1s2_real.npz", max_samples=5)
     assert r.num_samples == 60 and r.samples_read == 5 and r.modalities == ["s2", "s1"]
@@ -72,6 +73,7 @@ def test_max_samples_and_npz(ben):
     assert all(not math.isnan(s["mean"]) for s in r.band_stats["s1"].values())
 
 
+@pytest.mark.realdata
 def test_truncated_geotiff_one_line_exit_2(tmp_path, ben, capsys):
     root = writable_copy(ben / "BigEarthNet-S2-Example", tmp_path / "BigEarthNet-S2-Example")
     victim = sorted(root.glob("*/*_B04.tif"))[3]
@@ -83,6 +85,16 @@ def test_truncated_geotiff_one_line_exit_2(tmp_path, ben, capsys):
     assert lines[0].startswith("eoreps: error: ")
 
 
+def test_inspect_simeo_says_synthetic(tmp_path):
+    pytest.importorskip("eoreps.data.datasets.simeo", reason="SimEO dataset class not built yet")
+    from eoreps.data.simeo import write_simeo
+
+    r = inspect_path(write_simeo(tmp_path / "sim", n=24, seed=0), max_samples=8)
+    assert r.format == "simeo" and r.synthetic and r.samples_read == 8 and r.num_samples == 24
+    assert "SYNTHETIC" in r.to_text() and "s2" in r.modalities
+
+
+@pytest.mark.realdata
 @pytest.mark.slow  # a second interpreter re-imports torch; main() above covers the same code path
 def test_truncated_geotiff_via_subprocess(tmp_path, ben):
     """The installed entry point (python -m eoreps.cli) behaves the same: one stderr line, exit 2."""
@@ -97,6 +109,7 @@ def test_truncated_geotiff_via_subprocess(tmp_path, ben):
     assert len(lines) == 1 and str(victim) in lines[0]
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("problem", ["missing", "shape", "bad-path", "corrupt-header"])
 def test_other_bad_input_one_line_exit_2(tmp_path, ben, capsys, problem):
     root = writable_copy(ben / "BigEarthNet-S2-Example", tmp_path / "S2")
