@@ -1,0 +1,290 @@
+"""Pretraining data: held in memory, served as whole batches, normalised and augmented per batch.
+
+Why in memory: pretraining reads every sample once per epoch, and EO patches of a pretraining set
+at 32 x 32 (SimEO, BigEarthNet crops) fit in RAM. A batch is then one ``index_select`` per modality
+(``__getitems__``), so the data loader needs no worker processes and never starves the model; the
+per-sample work (normalisation, NaN filling, augmentation) runs *batched* on the training device in
+the method's ``on_after_batch_transfer`` (see :mod:`eoreps.ssl.methods.base`).
+
+* :class:`PretrainData` -- images per modality ``(N, C, H, W)`` in physical units (NaN = no data),
+  optional labels ``(N,)`` for the online kNN monitor, band names and a description for the card;
+* :func:`load_patches` opens any dataset eoreps knows (``"simeo"`` or a path) and materialises it;
+* :func:`load_scenes` gives the large scenes Tile2Vec samples its triplets from;
+* :class:`BatchDataset` / :class:`TripletDataset` serve batches; :class:`PretrainDataModule`
+  wraps them for Lightning (DDP shards them through Lightning's distributed sampler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from eoreps.data.stats import BandStats, compute_stats
+from eoreps.errors import ConfigError, DataError
+from eoreps.progress import progress
+
+
+@dataclass
+class PretrainData:
+    """Images of a pretraining set held in memory.
+
+    Attributes:
+        images: modality -> ``(N, C, H, W)`` float32, physical units, NaN = no data.
+        labels: ``(N,)`` int64 single-label classes (for the kNN monitor) or ``None``.
+        band_names: modality -> band names.
+        info: what the data is (goes into the exported card).
+    """
+
+    images: dict[str, torch.Tensor]
+    labels: torch.Tensor | None = None
+    band_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sizes = {m: int(x.shape[0]) for m, x in self.images.items()}
+        if not sizes:
+            raise DataError(f"{self.info.get('data', 'dataset')}: no image modality to pretrain on")
+        if len(set(sizes.values())) != 1:
+            raise DataError(f"{self.info.get('data', 'dataset')}: modalities have different sample counts {sizes}")
+        for m, x in self.images.items():
+            if x.ndim != 4:
+                raise DataError(f"{self.info.get('data', 'dataset')}: '{m}' must be (N, C, H, W) images, got "
+                                f"{tuple(x.shape)}; pretrain on image modalities only")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modality names, in the order given when loading."""
+        return tuple(self.images)
+
+    @property
+    def in_chans(self) -> dict[str, int]:
+        """Channels per modality."""
+        return {m: int(x.shape[1]) for m, x in self.images.items()}
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the images."""
+        x = next(iter(self.images.values()))
+        return int(x.shape[-2]), int(x.shape[-1])
+
+    def __len__(self) -> int:
+        return int(next(iter(self.images.values())).shape[0])
+
+    def subset(self, n: int, seed: int = 0) -> PretrainData:
+        """A random subset of at most ``n`` samples (for monitors)."""
+        if n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        return PretrainData({m: x[idx] for m, x in self.images.items()},
+                            None if self.labels is None else self.labels[idx], self.band_names, self.info)
+
+    def stats(self) -> BandStats:
+        """Per-band mean/std over finite values (:func:`eoreps.data.stats.compute_stats`)."""
+        st = compute_stats(BatchDataset(self), modalities=list(self.modalities))
+        st.bands = {m: tuple(self.band_names.get(m, ())) for m in self.modalities}
+        return st
+
+
+def _open(data: str, split: str, modalities: Sequence[str]) -> Any:
+    from eoreps.data.formats import open_dataset
+
+    return open_dataset(data, split=split, modalities=list(modalities))
+
+
+def load_patches(data: str, modalities: Sequence[str], split: str = "train", max_samples: int | None = None,
+                 seed: int = 0, with_labels: bool = True) -> PretrainData:
+    """Open ``data`` (``"simeo"`` or a dataset path) and hold ``modalities`` of ``split`` in memory.
+
+    Args:
+        data: ``"simeo"`` (built-in synthetic data) or a folder any eoreps loader recognises.
+        modalities: image modalities to keep (e.g. ``["s2", "s1"]``).
+        split: ``"train"`` for pretraining, ``"val"`` for the kNN monitor, ...
+        max_samples: keep a random subset of this size (all when ``None``).
+        seed: seed of that subset.
+        with_labels: keep single-label classes (``label``) when the dataset has them.
+    """
+    ds = _open(data, split, modalities)
+    n = len(ds)
+    if n == 0:
+        raise DataError(f"{data}: split '{split}' is empty; choose another split or dataset")
+    idx = np.arange(n)
+    if max_samples is not None and max_samples < n:
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
+    first = ds[int(idx[0])]
+    for m in modalities:
+        if m not in first:
+            raise DataError(f"{data}: samples have no modality '{m}' (keys: {', '.join(map(str, first))}); "
+                            "choose --modalities among them")
+    labels = torch.empty(len(idx), dtype=torch.int64) if with_labels and "label" in first else None
+    arrays, rows = getattr(ds, "arrays", None), getattr(ds, "indices", None)
+    if isinstance(arrays, dict) and rows is not None and all(m in arrays for m in modalities):
+        # array-backed datasets (SimEO): one fancy-index per modality instead of a loop over samples
+        sel = np.asarray(rows)[idx]
+        images = {m: torch.from_numpy(np.asarray(arrays[m][sel], dtype=np.float32)) for m in modalities}
+        if labels is not None:
+            labels = torch.from_numpy(np.asarray(arrays["label"][sel], dtype=np.int64))
+    else:
+        images = {m: torch.empty((len(idx), *torch.as_tensor(first[m]).shape), dtype=torch.float32)
+                  for m in modalities}
+        for row, i in enumerate(progress(idx, desc=f"loading {split}", total=len(idx), unit="sample")):
+            s = first if row == 0 else ds[int(i)]
+            for m in modalities:
+                images[m][row] = torch.as_tensor(s[m], dtype=torch.float32)
+            if labels is not None:
+                labels[row] = int(s["label"])
+    bands = getattr(ds, "band_names", {}) or {}
+    info = {"data": str(data), "split": split, "num_samples": len(idx), "dataset": type(ds).__name__,
+            "synthetic": bool(getattr(ds, "synthetic", False))}
+    return PretrainData(images, labels, {m: tuple(bands.get(m, ())) for m in modalities}, info)
+
+
+def load_scenes(data: str, modalities: Sequence[str], num_scenes: int = 16, scene_size: int = 256,
+                seed: int = 0) -> PretrainData:
+    """Large images for Tile2Vec triplets.
+
+    ``"simeo"``: ``num_scenes`` SimEO scenes of ``scene_size`` px (:class:`eoreps.data.datasets.simeo.SimEOScenes`,
+    generated once and cached); a SimEO folder with a ``scenes`` part: its scenes; any other dataset:
+    its training patches serve as scenes (tiles must then be smaller than the patches).
+    """
+    from eoreps.data.datasets.simeo import SimEOScenes
+    from eoreps.data.simeo import is_simeo_folder
+
+    if data == "simeo":
+        ds = SimEOScenes(None, modalities=modalities, n=num_scenes, size=scene_size, seed=seed)
+    elif is_simeo_folder(data):
+        ds = SimEOScenes(data, modalities=modalities)
+    else:
+        return load_patches(data, modalities, split="train", seed=seed, with_labels=False)
+    images = {m: torch.from_numpy(np.array(ds.arrays[m], dtype=np.float32)) for m in modalities}
+    return PretrainData(images, None, {m: tuple(ds.band_names[m]) for m in modalities},
+                        {"data": str(data), "split": "scenes", "num_samples": len(ds), "scene_size": ds.size,
+                         "dataset": "SimEOScenes", "synthetic": True})
+
+
+class BatchDataset(Dataset):
+    """Sample ``i`` of a :class:`PretrainData`, or a whole batch at once through ``__getitems__``.
+
+    ``__getitems__(indices)`` returns ``{modality: (B, C, H, W), "label": (B,), "index": (B,)}`` with
+    one ``index_select`` per key; use :func:`collate_batch` as the loader's ``collate_fn``.
+    """
+
+    def __init__(self, data: PretrainData) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        out = {m: x[i] for m, x in self.data.images.items()}
+        if self.data.labels is not None:
+            out["label"] = self.data.labels[i]
+        return out
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        out = {m: x.index_select(0, idx) for m, x in self.data.images.items()}
+        if self.data.labels is not None:
+            out["label"] = self.data.labels.index_select(0, idx)
+        out["index"] = idx
+        return out
+
+
+def collate_batch(batch: Any) -> Any:
+    """The loader's ``collate_fn``: batches arrive already collated from ``__getitems__``."""
+    return batch
+
+
+class TripletDataset(Dataset):
+    """Tile2Vec triplets ``(anchor, neighbour, distant)`` cut from large scenes, a batch at a time.
+
+    Item ``i`` uses scene ``i % S``: an anchor tile at a random position, a neighbour tile whose
+    top-left corner lies within ``neighborhood`` px of the anchor's, and a distant tile from another
+    scene (from the same scene at least ``2 * neighborhood`` px away when there is a single scene).
+    Positions are a deterministic function of ``(seed, epoch, indices)``.
+
+    Why not :class:`eoreps.data.datasets.simeo.SimEOTriplets`: it fixes the triplets once and cuts them
+    sample by sample; here fresh triplets are drawn every epoch (more distinct pairs from the same
+    scenes) and a whole batch is cut with one advanced-indexing gather per modality.
+
+    ``__getitems__`` returns ``{"anchor": {m: (B, C, t, t)}, "neighbor": {...}, "distant": {...}}``.
+    """
+
+    def __init__(self, scenes: PretrainData, tile: int = 32, neighborhood: int = 16,
+                 length: int | None = None, seed: int = 0) -> None:
+        h, w = scenes.image_size
+        if tile > min(h, w):
+            raise ConfigError(f"tile size {tile} exceeds the scenes' {h}x{w} px; use a smaller --tile-size")
+        self.scenes, self.tile, self.neighborhood, self.seed = scenes, tile, neighborhood, seed
+        self.length = length if length is not None else len(scenes) * max(1, (h // tile) * (w // tile))
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _cut(self, s: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        ar = torch.arange(self.tile)
+        rows = (y[:, None] + ar)[:, None, :, None]  # (B, 1, t, 1)
+        cols = (x[:, None] + ar)[:, None, None, :]  # (B, 1, 1, t)
+        out = {}
+        for m, img in self.scenes.images.items():
+            ch = torch.arange(img.shape[1])[None, :, None, None]
+            out[m] = img[s[:, None, None, None], ch, rows, cols]
+        return out
+
+    def __getitem__(self, i: int) -> dict[str, dict[str, torch.Tensor]]:
+        b = self.__getitems__([i])
+        return {k: {m: x[0] for m, x in v.items()} for k, v in b.items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, dict[str, torch.Tensor]]:
+        n_sc = len(self.scenes)
+        h, w = self.scenes.image_size
+        t, r = self.tile, self.neighborhood
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(idx[0]), len(idx))) % (2**62))
+        b = len(idx)
+        s = idx % n_sc
+        ya = torch.randint(0, h - t + 1, (b,), generator=g)
+        xa = torch.randint(0, w - t + 1, (b,), generator=g)
+        yn = (ya + torch.randint(-r, r + 1, (b,), generator=g)).clamp(0, h - t)
+        xn = (xa + torch.randint(-r, r + 1, (b,), generator=g)).clamp(0, w - t)
+        if n_sc > 1:
+            sd = (s + torch.randint(1, n_sc, (b,), generator=g)) % n_sc
+            yd = torch.randint(0, h - t + 1, (b,), generator=g)
+            xd = torch.randint(0, w - t + 1, (b,), generator=g)
+        else:  # one scene: the distant tile is at least 2r px away along one axis (wraps around the scene)
+            sd = s
+            yd = (ya + 2 * r + torch.randint(0, max(1, h - t - 4 * r), (b,), generator=g)) % (h - t + 1)
+            xd = (xa + 2 * r + torch.randint(0, max(1, w - t - 4 * r), (b,), generator=g)) % (w - t + 1)
+        return {"anchor": self._cut(s, ya, xa), "neighbor": self._cut(s, yn, xn), "distant": self._cut(sd, yd, xd)}
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Serves a :class:`BatchDataset` or :class:`TripletDataset` to Lightning.
+
+    Args:
+        dataset: the training dataset (batches through ``__getitems__``).
+        batch_size: per process.
+        num_workers: loader processes (0 is right for in-memory data: a batch is one index_select).
+        seed: shuffling seed.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        if batch_size < 2:
+            raise ConfigError(f"batch size {batch_size}: contrastive methods need at least 2 samples per batch")
+        if len(dataset) < batch_size:  # type: ignore[arg-type]
+            raise ConfigError(f"only {len(dataset)} training samples for batch size {batch_size}; "  # type: ignore[arg-type]
+                              "lower --batch-size or use more data")
+        self.dataset, self.batch_size, self.num_workers, self.seed = dataset, batch_size, num_workers, seed
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          num_workers=self.num_workers, collate_fn=collate_batch,
+                          persistent_workers=self.num_workers > 0,
+                          generator=torch.Generator().manual_seed(self.seed))

@@ -1,0 +1,42 @@
+"""Pretraining methods by name: ``get_method("simclr")`` -> the LightningModule class.
+
+=============  ==============================================================================
+name           method
+=============  ==============================================================================
+simclr         SimCLR: two EO-safe augmented views, NT-Xent (Chen et al. 2020)
+multimodal     Dual-SimCLR: one encoder per modality, cross-modal NT-Xent (Scheibenreif et al. 2022)
+moco           MoCo v2: momentum key encoder and a queue of negatives (Chen et al. 2020)
+byol           BYOL: predictor and EMA target, no negatives (Grill et al. 2020)
+dino           DINO: multi-crop self-distillation, centring and sharpening (Caron et al. 2021)
+mae            MAE: ViT, 75 % of patches masked, loss on masked patches (He et al. 2022)
+tile2vec       Tile2Vec: triplets of anchor, neighbour, distant tiles (Jean et al. 2019)
+=============  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from eoreps.errors import unknown_name
+from eoreps.ssl.methods.base import SSLMethod
+
+METHODS: dict[str, str] = {
+    "simclr": "eoreps.ssl.methods.simclr:SimCLR",
+    "multimodal": "eoreps.ssl.methods.multimodal:Multimodal",
+    "moco": "eoreps.ssl.methods.moco:MoCo",
+    "byol": "eoreps.ssl.methods.byol:BYOL",
+    "dino": "eoreps.ssl.methods.dino:DINO",
+    "mae": "eoreps.ssl.methods.mae:MAE",
+    "tile2vec": "eoreps.ssl.methods.tile2vec:Tile2Vec",
+}
+
+
+def get_method(name: str) -> type[SSLMethod]:
+    """The method class registered as ``name`` (one-line error listing the names otherwise)."""
+    if name not in METHODS:
+        raise unknown_name("pretraining method", name, list(METHODS))
+    module, cls = METHODS[name].split(":")
+    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+
+__all__ = ["METHODS", "SSLMethod", "get_method"]

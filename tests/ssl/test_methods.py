@@ -1,0 +1,90 @@
+"""Every method pretrains on SimEO (quick settings) and exports a backbone that load_backbone rebuilds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from eoreps.errors import ConfigError
+from eoreps.models import load_backbone
+from eoreps.ssl.export import input_normalizer, load_encoders, stack_inputs
+from eoreps.ssl.pretrain import run_pretrain
+
+SINGLE = ["simclr", "moco", "byol", "dino", "mae", "tile2vec"]
+
+
+def _check_card(card: dict, method: str, modalities: list[str]) -> None:
+    assert card["method"] == method
+    assert card["modalities"] == modalities
+    for m in modalities:
+        assert len(card["band_names"][m]) == len(card["normalization"][m]["mean"]) == len(card["normalization"][m]["std"])
+    assert card["steps"] > 0 and card["epochs"] == 1
+    assert card["data"]["synthetic"] is True
+    assert card["input"]["stack"] == modalities
+
+
+@pytest.mark.parametrize("method", SINGLE)
+def test_single_encoder_methods_pretrain_and_export(method: str, simeo_small: Path, tmp_path: Path) -> None:
+    result = run_pretrain(tiny_config(method, simeo_small, tmp_path))
+    assert result.steps > 0
+    assert torch.isfinite(torch.tensor(result.metrics["train/loss"]))
+    bb = load_backbone(tmp_path / "backbone.safetensors")
+    _check_card(bb.card, method, ["s2", "s1"])
+    assert bb.in_chans == 14
+    # the card says how to build the input: normalise with the stored statistics, stack s2 then s1
+    raw = {"s2": torch.full((2, 12, 32, 32), 1000.0), "s1": torch.full((2, 2, 32, 32), float("nan"))}
+    x = stack_inputs(input_normalizer(bb.card)(raw), bb.card)
+    assert x.shape == (2, 14, 32, 32) and torch.isfinite(x).all()
+    assert bb.eval()(x).shape == (2, bb.num_features)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_multimodal_exports_one_encoder_per_modality(simeo_small: Path, tmp_path: Path) -> None:
+    result = run_pretrain(tiny_config("multimodal", simeo_small, tmp_path, knn=True))
+    assert set(result.encoders) == {"s2", "s1"}
+    assert "s2/knn_acc" in result.metrics and "late_fusion/knn_acc" in result.metrics
+    encoders = load_encoders(tmp_path)
+    for m, enc in encoders.items():
+        _check_card(enc.card, "multimodal", [m])
+        assert set(enc.card["group"]["members"]) == {"s2", "s1"}
+    assert encoders["s2"].in_chans == 12 and encoders["s1"].in_chans == 2
+    from eoreps.ssl.export import LateFusionEncoder
+
+    fused = LateFusionEncoder(encoders).eval()
+    batch = {"s2": torch.randn(3, 12, 32, 32), "s1": torch.randn(3, 2, 32, 32)}
+    assert fused(batch).shape == (3, fused.num_features)
+    assert load_backbone(tmp_path / "backbone_s1.safetensors").card["modalities"] == ["s1"]
+
+
+def test_multimodal_needs_two_modalities(simeo_small: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="two or more modalities"):
+        run_pretrain(tiny_config("multimodal", simeo_small, tmp_path, modalities=["s2"]))
+
+
+def test_mae_rejects_a_cnn(simeo_small: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ViT"):
+        run_pretrain(tiny_config("mae", simeo_small, tmp_path, backbone="cnn-tiny", backbone_kwargs={}))
+
+
+def test_cli_pretrain_quick(simeo_small: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eoreps.cli import app
+
+    res = CliRunner().invoke(app, ["pretrain", "--method", "simclr", "--data", str(simeo_small), "--modalities", "s2",
+                                   "--backbone", "cnn-tiny", "--max-samples", "64", "--batch-size", "16", "--no-knn",
+                                   "--accelerator", "cpu", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "pretrained simclr" in res.output
+    assert load_backbone(tmp_path).card["modalities"] == ["s2"]
+
+
+def test_cli_rejects_unknown_method(tmp_path: Path) -> None:
+    from eoreps.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["pretrain", "--method", "simclrr", "--out", str(tmp_path)])
+    assert e.value.code == 2
