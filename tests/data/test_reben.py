@@ -87,6 +87,17 @@ def test_fake_layout_loads(fake):
     assert next(iter(loader))["s2"].shape == (3, 12, 12, 12)
 
 
+def test_forked_workers_after_parent_read(fake):
+    """The parent already holds the LMDB open; forked DataLoader workers must open their own."""
+    ds = ReBEN(fake, size=12)
+    first = ds[0]["s2"]
+    ctx = "fork" if "fork" in torch.multiprocessing.get_all_start_methods() else None
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context=ctx)
+    batches = list(loader)
+    assert sum(len(b["id"]) for b in batches) == 6 and torch.equal(batches[0]["s2"][0], first)
+    assert torch.equal(ds[0]["s2"], first)  # the parent's handle still works
+
+
 def test_missing_parquet_column(fake):
     df = pd.read_parquet(fake / "metadata.parquet").drop(columns=["labels"])
     df.to_parquet(fake / "metadata.parquet")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,9 +41,22 @@ SNOW_CLOUD = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
 REQUIRED_COLUMNS = ("patch_id", "labels", "split", "s1_name")
 _SPLIT_ALIASES = {"all": "all", "train": "train", "val": "validation", "validation": "validation", "test": "test"}
 _GSD = dict(zip(S2_L2A.bands, S2_L2A.gsd_m, strict=True))
-# (resolved LMDB path, process id) -> open environment. Keyed by pid so that DataLoader workers
-# (forked) open their own: an LMDB environment must not be used across fork.
-_ENVS: dict[tuple[str, int], object] = {}
+# (resolved LMDB path, process id) -> open environment. An LMDB environment must not be used across
+# fork(), and py-lmdb refuses to open a path twice in one process; so a forked child (DataLoader
+# worker) closes what it inherited and opens its own on first use.
+_ENVS: dict[tuple[str, int], Any] = {}
+
+
+def _close_inherited_envs() -> None:
+    for env in _ENVS.values():
+        try:
+            env.close()  # lock=False: closing only drops this process's mapping and file handle
+        except Exception:  # a half-dead inherited handle must not break the worker
+            pass
+    _ENVS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_envs)
 
 
 def find_lmdb(root: Path) -> Path | None:
