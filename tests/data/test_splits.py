@@ -122,3 +122,14 @@ def test_bad_labels():
         label_fraction_indices(np.array([0.5, 1.0]), [0.1], seed=0)
     with pytest.raises(ConfigError):
         train_val_test_split(_single(50), (0.8, 0.3), seed=0)
+
+
+@pytest.mark.realdata
+def test_real_bigearthnet_label_fractions(shared_data):
+    labels = np.load(shared_data / "bigearthnet" / "ben_s1s2_real.npz")["labels19"]
+    subsets = label_fraction_indices(labels, FRACTIONS, seed=0)
+    present = labels.sum(0) > 0
+    assert 0 < present.sum() < labels.shape[1]  # the known quirk: some of the 19 classes never occur
+    assert np.all(labels[subsets[0.01]].sum(0)[present] >= 1)
+    for small, large in zip(FRACTIONS[:-1], FRACTIONS[1:], strict=True):
+        assert set(subsets[small]) <= set(subsets[large])

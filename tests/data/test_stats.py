@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from eoreps.data.stats import BandStats, Normalizer, cached_stats, compute_stats
+from eoreps.data.stats import BandStats, Normalizer, cached_stats, compute_stats, stats_from_arrays
 from eoreps.errors import ConfigError, DataError
 
 
@@ -51,6 +51,17 @@ def test_matches_numpy_nanmean_nanstd():
     np.testing.assert_allclose(stats.mean["weather"], np.nanmean(w, 0), rtol=1e-10)
     np.testing.assert_allclose(stats.std["weather"], np.nanstd(w, 0), rtol=1e-9)
     assert stats.bands["s2"] == ("a", "b", "c")
+
+
+def test_in_memory_arrays_match_streaming():
+    ds = _Toy()
+    ref = compute_stats(ds, ["s2", "weather"])
+    fast = stats_from_arrays({"s2": torch.tensor(ds.s2, dtype=torch.float32),
+                              "weather": torch.tensor(ds.weather, dtype=torch.float32)}, chunk=7)
+    for m in ("s2", "weather"):
+        np.testing.assert_allclose(fast.mean[m], ref.mean[m], rtol=1e-10)
+        np.testing.assert_allclose(fast.std[m], ref.std[m], rtol=1e-9)
+        assert fast.count[m] == ref.count[m]
 
 
 def test_max_samples_subset_is_seeded():
@@ -135,3 +146,27 @@ def test_errors():
         compute_stats(ds, ["s2"])
     with pytest.raises(DataError, match="malformed"):
         BandStats.from_dict({"modalities": {"s2": {"mean": [0.0]}}})
+
+
+@pytest.mark.realdata
+def test_real_bigearthnet_stats_normalise_and_augment(shared_data):
+    from eoreps.data.datasets.bigearthnet_npz import BigEarthNetNpz
+    from eoreps.transforms import Compose, ModalityDropout, RandomFlipRotate, RandomResizedCrop, TwoViews
+
+    path = shared_data / "bigearthnet" / "ben_s1s2_real.npz"
+    s1 = BigEarthNetNpz(path, modalities=["s1"])  # native 120 x 120 grid: no resampling
+    stats = compute_stats(s1)
+    raw = np.load(path)["s1_vv_vh_db"].astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(stats.mean["s1"], np.nanmean(raw, axis=(0, 2, 3)), rtol=1e-9)
+    np.testing.assert_allclose(stats.std["s1"], np.nanstd(raw, axis=(0, 2, 3)), rtol=1e-8)
+    assert stats.bands["s1"] == ("VV", "VH")
+
+    ds = BigEarthNetNpz(path, size=32)
+    both = compute_stats(ds, max_samples=20, seed=0)
+    batch = {k: torch.stack([ds[i][k] for i in range(16)]) for k in ("s2", "s1", "multilabel")}
+    norm = Normalizer(both)(batch)
+    assert norm["s2"].shape == (16, 12, 32, 32) and norm["valid_s2"].shape == (16, 32, 32)
+    assert abs(norm["s2"].mean().item()) < 1.0
+    aug = TwoViews(Compose([RandomFlipRotate(), RandomResizedCrop(32), ModalityDropout(0.2)]))
+    v1, v2 = aug(norm, generator=torch.Generator().manual_seed(0))
+    assert v1["s2"].shape == v2["s2"].shape == (16, 12, 32, 32) and torch.isfinite(v1["s1"]).all()
