@@ -12,7 +12,8 @@ Construction: :func:`stratified_order` draws, once per seed, a permutation of th
 *every prefix* is stratified; the subset for fraction ``f`` is a prefix of it. Nesting is then true
 by construction, and a subset never depends on which other fractions were requested.
 
-* **Single-label** ``(N,)`` ints: systematic stratified sampling. Within each class the samples are
+* **Single-label** ``(N,)`` ints (every distinct value is a class: drop unlabelled samples first):
+  systematic stratified sampling. Within each class the samples are
   shuffled; the ``j``-th of the ``n_c`` samples of class ``c`` gets the key ``(j + u) / n_c`` with
   ``u ~ U(0, 1)``, and samples are sorted by key. Any prefix holding a share ``t`` of the keys holds
   ``t * n_c`` samples of class ``c`` to within one sample, for every class at once.
@@ -23,8 +24,9 @@ by construction, and a subset never depends on which other fractions were reques
   A prefix is a union of at most ``log2 N`` such stratified blocks plus one sample, so its label
   counts stay within a few samples of the proportional ones (measured on N = 2,000, K = 19, 8
   seeds: worst label off by at most 2.4 samples in 200-sample prefixes; a random subset is off
-  by ~9). It costs ``O(N log N)`` plain-Python steps: ~1 s for N = 3,000, ~10 s for N = 20,000
-  on the shared, busy 2-core machine; compute it once per seed.
+  by ~9). It costs ``O(N log N)`` plain-Python steps: ~11 s of CPU time for N = 50,000, K = 19
+  (extrapolated: about a minute for N = 250,000), so compute it once per seed and reuse it;
+  single-label orders are vectorised (~1 s for N = 270,000).
 
 **Minimum per class** (``min_per_class``, default 1): the first ``min_per_class`` samples of every
 class (multi-label: positives of every label, rarest label first, counting samples already chosen for
