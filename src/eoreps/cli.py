@@ -35,6 +35,7 @@ def _register() -> None:
     from eoreps.commands import study as study_cmd
     from eoreps.commands import experiment as exp_cmd
     from eoreps.commands import fit as fit_cmd
+    from eoreps.commands import hyper as hyper_cmd
     from eoreps.commands import pretrain as pretrain_cmd
     from eoreps.commands import zoo as zoo_cmd
 
@@ -46,6 +47,7 @@ def _register() -> None:
     app.add_typer(exp_cmd.app, name="experiment")
     app.command("pretrain")(pretrain_cmd.pretrain)
     app.add_typer(zoo_cmd.app, name="zoo")
+    app.add_typer(hyper_cmd.app, name="hyper")
 
 
 _register()

@@ -1,0 +1,120 @@
+"""``eoreps hyper``: self-supervised representations of model-zoo weights (fit, evaluate, sample, demo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eoreps.commands.common import ConfigOpt, OutOpt, QuickOpt, SeedOpt, echo_kv, parse_floats
+
+app = typer.Typer(help="Hyper-representations: self-supervised learning on the weights of model zoos.",
+                  no_args_is_help=True)
+
+ZooOpt = Annotated[Path, typer.Option("--zoo", help="Zoo directory (built with 'eoreps zoo build').")]
+RepOpt = Annotated[Path, typer.Option("--rep", help="Representation directory (written by 'eoreps hyper fit').")]
+
+
+@app.command("fit")
+def fit_cmd(
+    zoo: ZooOpt,
+    out: OutOpt = Path("hyper_rep"),
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs over the zoo's training models.")] = 30,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Models per batch (two views each).")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (warm-up + cosine).")] = 3e-4,
+    gamma: Annotated[float, typer.Option("--gamma", help="Loss weight: gamma*NT-Xent + (1-gamma)*MSE.")] = 0.1,
+    temperature: Annotated[float, typer.Option("--temperature", help="NT-Xent temperature.")] = 0.1,
+    precision: Annotated[str, typer.Option("--precision", help="bf16 (autocast, fast on CPU) or fp32.")] = "bf16",
+    d_model: Annotated[int, typer.Option("--d-model", help="Transformer width.")] = 128,
+    layers: Annotated[int, typer.Option("--layers", help="Encoder and decoder depth.")] = 4,
+    latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the embedding z.")] = 64,
+    noise: Annotated[float, typer.Option("--noise", help="Additive noise std (standardised units).")] = 0.05,
+    erase: Annotated[float, typer.Option("--erase", help="Probability of erasing each token.")] = 0.1,
+    no_permute: Annotated[bool, typer.Option("--no-permute", help="Disable permutation augmentation.")] = False,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = default).")] = 0,
+    seed: SeedOpt = 0,
+    quick: QuickOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Train a transformer autoencoder on the zoo's training models (checkpoints in OUT; resumes)."""
+    import torch
+
+    from eoreps.hyper.augment import AugmentConfig
+    from eoreps.hyper.autoencoder import ModelConfig
+    from eoreps.hyper.train import FitConfig, fit
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = ModelConfig(d_model=d_model, n_heads=max(1, d_model // 32), enc_layers=layers, dec_layers=layers,
+                        latent_dim=latent_dim, proj_dim=latent_dim)
+    if quick:
+        epochs, model = min(epochs, 2), ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8,
+                                                    proj_dim=8)
+    cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
+                    temperature=temperature, precision=precision, seed=seed, model=model,
+                    augment=AugmentConfig(permute=not no_permute, noise=noise, erase_prob=erase))
+    echo_kv("representation fitted", fit(cfg))
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    zoo: ZooOpt,
+    rep: RepOpt,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/evaluate-ZOONAME).")] = None,
+    early_epoch: Annotated[int | None, typer.Option(
+        "--early-epoch", help="Checkpoint used to predict final accuracy (default 1).")] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Cap on training checkpoints per probe.")] = 6000,
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Predict model properties from W, s(W) and the learned embedding (ridge / logistic probes)."""
+    from eoreps.hyper.probes import evaluate, to_markdown
+
+    res = evaluate(zoo, rep, out, early_epoch, max_rows, seed)
+    typer.echo(res["header"] + to_markdown(res["properties"]))
+    typer.echo("model selection (Spearman rho of predicted vs true final test accuracy)")
+    typer.echo(to_markdown(res["model_selection"]))
+    typer.echo(f"wrote {res['out']}/properties.md, properties.csv, model_selection.md/.csv")
+
+
+@app.command("sample")
+def sample_cmd(
+    zoo: ZooOpt,
+    rep: RepOpt,
+    n: Annotated[int, typer.Option("--n", help="Number of models to sample.")] = 50,
+    top_k: Annotated[int, typer.Option("--top-k", help="Best training models the density is fitted on.")] = 30,
+    activation: Annotated[str | None, typer.Option(
+        "--activation", help="Activation of the sampled models (default: that of the best model).")] = None,
+    epochs: Annotated[str, typer.Option("--epochs", help="Fine-tuning epochs to report.")] = "0,1,5",
+    transfer: Annotated[str | None, typer.Option(
+        "--transfer", help="Also fine-tune on this dataset ('digits', or an MNIST-style PATH), resized.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/sample).")] = None,
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Sample weights from a KDE on the embeddings of the best models; evaluate zero-shot and fine-tuned."""
+    from eoreps.hyper.sample import SampleConfig, run_sample
+
+    eps = [int(v) for v in parse_floats(epochs, "--epochs")]
+    res = run_sample(SampleConfig(zoo=zoo, rep=rep, out=out, n=n, top_k=top_k, activation=activation, epochs=eps,
+                                  transfer=transfer, seed=seed))
+    typer.echo(res["markdown"])
+    typer.echo(f"wrote {res['out']}/sample.md, sample.csv, sample.png, sampled.safetensors")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: OutOpt = Path("hyper_demo"),
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Representation training epochs.")] = None,
+    seed: SeedOpt = 0,
+    quick: QuickOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Digits zoo -> hyper-representation -> property table (markdown + CSV under OUT)."""
+    from eoreps.hyper.demo import run_demo
+
+    res = run_demo(out, quick=quick, seed=seed, epochs=epochs)
+    typer.echo(res["markdown"])
+    echo_kv("timings (s)", res["times"])
+    typer.echo(f"wrote {out}/properties.md and {out}/properties.csv")

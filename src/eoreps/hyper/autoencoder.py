@@ -1,0 +1,101 @@
+"""The hyper-representation model: a transformer autoencoder over weight tokens.
+
+::
+
+    tokens (B, T, W) --Linear--> (B, T, d) + pos(layer) + pos(index)      # token embedding
+    [comp; tokens]  --TransformerEncoder--> out[:, 0] --Linear--> z (B, latent)   # compression token
+    z --Linear--> (B, 1, d) + pos(layer) + pos(index) --TransformerEncoder--> --Linear--> (B, T, W)
+    z --MLP--> projection (B, proj)                                        # for NT-Xent
+
+Positions are learned embeddings of the token's layer and of its index within the layer; the decoder
+receives the latent broadcast over the T positions, so everything it reconstructs must pass through z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the transformer autoencoder."""
+
+    d_model: int = 128
+    n_heads: int = 4
+    enc_layers: int = 4
+    dec_layers: int = 4
+    ff_mult: int = 2
+    latent_dim: int = 64
+    proj_dim: int = 64
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _stack(cfg: ModelConfig, n: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.ff_mult * cfg.d_model, cfg.dropout,
+                                       activation="gelu", batch_first=True, norm_first=True)
+    return nn.TransformerEncoder(layer, n, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False)
+
+
+class HyperAutoencoder(nn.Module):
+    """Encoder (tokens -> z), decoder (z -> tokens) and projection head (z -> p).
+
+    ``width``: token width W; ``positions``: (T, 2) long tensor of (layer, index in layer).
+    """
+
+    def __init__(self, width: int, positions: torch.Tensor, cfg: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or ModelConfig()
+        d = self.cfg.d_model
+        if d % self.cfg.n_heads:
+            raise ValueError(f"d_model {d} must be divisible by n_heads {self.cfg.n_heads}")
+        self.width = int(width)
+        self.register_buffer("positions", positions.long().clone(), persistent=True)
+        n_layers = int(positions[:, 0].max()) + 1
+        n_index = int(positions[:, 1].max()) + 1
+        self.embed = nn.Linear(width, d)
+        self.pos_layer = nn.Embedding(n_layers, d)
+        self.pos_index = nn.Embedding(n_index, d)
+        self.dec_pos_layer = nn.Embedding(n_layers, d)
+        self.dec_pos_index = nn.Embedding(n_index, d)
+        self.comp = nn.Parameter(torch.zeros(1, 1, d))
+        nn.init.normal_(self.comp, std=0.02)
+        self.encoder = _stack(self.cfg, self.cfg.enc_layers)
+        self.to_latent = nn.Linear(d, self.cfg.latent_dim)
+        self.from_latent = nn.Linear(self.cfg.latent_dim, d)
+        self.decoder = _stack(self.cfg, self.cfg.dec_layers)
+        self.to_tokens = nn.Linear(d, width)
+        self.projection = nn.Sequential(nn.Linear(self.cfg.latent_dim, d), nn.GELU(), nn.Linear(d, self.cfg.proj_dim))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.positions.shape[0])
+
+    def _pos(self, layer: nn.Embedding, index: nn.Embedding) -> torch.Tensor:
+        return layer(self.positions[:, 0]) + index(self.positions[:, 1])  # (T, d)
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, W) standardised tokens -> (B, latent) embeddings."""
+        x = self.embed(tokens) + self._pos(self.pos_layer, self.pos_index)
+        x = torch.cat([self.comp.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        return self.to_latent(self.encoder(x)[:, 0])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent) -> (B, T, W) reconstructed standardised tokens."""
+        x = self.from_latent(z)[:, None, :] + self._pos(self.dec_pos_layer, self.dec_pos_index)
+        return self.to_tokens(self.decoder(x))
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent) -> (B, proj) projections for the contrastive loss."""
+        return self.projection(z)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, W) -> ``(z (B, latent), reconstruction (B, T, W), projection (B, proj))``."""
+        z = self.encode(tokens)
+        return z, self.decode(z), self.project(z)

@@ -1,0 +1,101 @@
+"""A trained hyper-representation on disk, and what it does: embed weights, decode latents.
+
+A representation directory (written by :func:`eoreps.hyper.train.fit`) holds::
+
+    hyper.json            fit configuration, architecture, parameter order, split seed/fractions
+    model.safetensors     autoencoder weights + token scaler statistics (``scaler.mean``/``scaler.std``)
+    splits.csv            model_id -> train/val/test of the zoo it was trained on
+    checkpoints/          Lightning checkpoints (``last.ckpt``) for resuming
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from eoreps.errors import DataError
+from eoreps.hyper.autoencoder import HyperAutoencoder, ModelConfig
+from eoreps.hyper.tokens import Tokenizer, TokenScaler
+from eoreps.io import read_json
+
+
+class Representation:
+    """Tokenizer + scaler + autoencoder of a representation directory (eval mode)."""
+
+    def __init__(self, meta: dict[str, Any], tokenizer: Tokenizer, scaler: TokenScaler, net: HyperAutoencoder,
+                 root: Path | None = None) -> None:
+        self.meta, self.tokenizer, self.scaler, self.net, self.root = meta, tokenizer, scaler, net.eval(), root
+
+    @property
+    def bf16(self) -> bool:
+        return self.meta.get("config", {}).get("precision", "bf16") == "bf16"
+
+    @property
+    def latent_dim(self) -> int:
+        return self.net.cfg.latent_dim
+
+    def check_compatible(self, param_order: list[tuple[str, tuple[int, ...]]], where: str) -> None:
+        """Raise :class:`DataError` unless ``param_order`` is the one the representation was trained on."""
+        want = [(k, tuple(s)) for k, s in self.tokenizer.param_order]
+        got = [(k, tuple(int(v) for v in s)) for k, s in param_order]
+        if want != got:
+            raise DataError(f"{where}: its architecture ({len(got)} tensors, {sum(_n(s) for _, s in got)} params) "
+                            f"differs from the one the representation was trained on "
+                            f"({self.meta.get('architecture')}); use a zoo of the same architecture")
+
+    @torch.no_grad()
+    def embed(self, weights: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """(N, D) flat weights -> (N, latent) float32 embeddings (no augmentation)."""
+        out = []
+        for s in range(0, len(weights), batch_size):
+            tok = self.scaler.transform(self.tokenizer.tokenize(weights[s:s + batch_size].float()))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                out.append(self.net.encode(tok).float())
+        return torch.cat(out) if out else torch.empty(0, self.latent_dim)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """(N, latent) -> (N, D) flat weights."""
+        out = []
+        for s in range(0, len(z), batch_size):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                tok = self.net.decode(z[s:s + batch_size].float()).float()
+            out.append(self.tokenizer.detokenize(self.scaler.inverse(tok)))
+        return torch.cat(out) if out else torch.empty(0, self.tokenizer.num_params)
+
+    def splits(self) -> dict[int, str]:
+        """model_id -> split of the zoo the representation was trained on."""
+        if self.root is None or not (self.root / "splits.csv").is_file():
+            return {}
+        df = pd.read_csv(self.root / "splits.csv")
+        return {int(m): str(s) for m, s in zip(df["model_id"], df["split"], strict=True)}
+
+
+def _n(shape: tuple[int, ...]) -> int:
+    n = 1
+    for v in shape:
+        n *= int(v)
+    return n
+
+
+def load_representation(root: str | Path) -> Representation:
+    """Load a representation directory; a missing or corrupt one is a one-line :class:`DataError`."""
+    root = Path(root)
+    if not (root / "hyper.json").is_file() or not (root / "model.safetensors").is_file():
+        raise DataError(f"{root}: not a representation directory (needs hyper.json and model.safetensors); "
+                        f"train one with 'eoreps hyper fit --zoo ZOO --out {root}'")
+    meta = read_json(root / "hyper.json")
+    try:
+        state = load_file(str(root / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(f"{root / 'model.safetensors'}: unreadable ({e}); refit the representation") from None
+    tok = Tokenizer([(k, tuple(s)) for k, s in meta["param_order"]])
+    scaler = TokenScaler.from_state_dict({"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok)
+    net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**meta["model"]))
+    net.load_state_dict(state)
+    return Representation(meta, tok, scaler, net, root)

@@ -1,0 +1,186 @@
+"""``eoreps hyper sample``: hyper-representations as generative models of weights.
+
+1. Anchors: the ``top_k`` best training models of the zoo (each model's best checkpoint by test
+   accuracy) of one activation (``--activation``, default that of the best model), since a decoded
+   weight vector is loaded into a network with a fixed activation.
+2. A Gaussian kernel density estimate (scikit-learn, Scott's bandwidth) is fitted on the standardised
+   embeddings of the anchors; ``n`` latents are drawn and decoded to weights.
+3. The sampled models are evaluated zero-shot and after fine-tuning (the anchors' training recipe:
+   optimizer, learning rate, weight decay, the zoo's batch size), against the same number of randomly
+   initialised models trained identically and against the zoo's own models of that activation at the
+   same epochs.
+4. Optionally (``transfer``) the same comparison on another data set of the same input shape.
+
+Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accuracy per epoch),
+``sample.png``, ``sampled.safetensors`` (the decoded weights) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from eoreps.errors import ConfigError, DataError
+from eoreps.hyper.finetune import Recipe, finetune_curve, load_transfer_data, random_weights
+from eoreps.hyper.probes import to_markdown
+from eoreps.hyper.representation import Representation, load_representation
+from eoreps.io import atomic_path, atomic_write_text, write_json
+from eoreps.zoo.datasets import ZooData, load_dataset
+
+
+@dataclass
+class SampleConfig:
+    """Options of ``eoreps hyper sample``."""
+
+    zoo: Path
+    rep: Path
+    out: Path | None = None
+    n: int = 50
+    top_k: int = 30
+    activation: str | None = None
+    epochs: list[int] = field(default_factory=lambda: [0, 1, 5])
+    transfer: str | None = None
+    seed: int = 0
+
+
+def _mode(s: pd.Series) -> Any:
+    return s.value_counts().index[0]
+
+
+def select_anchors(props: pd.DataFrame, splits: dict[int, str], top_k: int, activation: str | None
+                   ) -> tuple[pd.DataFrame, str]:
+    """Best checkpoint of each training model of ``activation``, top ``top_k`` by test accuracy."""
+    p = props
+    if splits:
+        p = p[p["model_id"].astype(int).map(splits) == "train"]
+    if activation is None:
+        activation = str(p.loc[p["test_acc"].idxmax(), "activation"])
+    p = p[p["activation"] == activation]
+    if p.empty:
+        raise ConfigError(f"no training models with activation '{activation}' in the zoo; pick one of "
+                          f"{sorted(props['activation'].unique())}")
+    best = p.loc[p.groupby("model_id")["test_acc"].idxmax()]
+    return best.sort_values("test_acc", ascending=False).head(top_k), activation
+
+
+def kde_sample(z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Draw ``n`` latents from a Gaussian KDE (Scott's bandwidth) of standardised ``z`` (m, d)."""
+    from sklearn.neighbors import KernelDensity
+
+    if len(z) < 2:
+        raise DataError(f"a density needs at least 2 anchor models, got {len(z)}; raise --top-k or build a larger zoo")
+    mu, sd = z.mean(0), z.std(0) + 1e-8
+    kde = KernelDensity(kernel="gaussian", bandwidth="scott").fit((z - mu) / sd)
+    return kde.sample(n, random_state=seed) * sd + mu
+
+
+def zoo_curve(props: pd.DataFrame, activation: str, epochs: list[int]) -> dict[int, np.ndarray]:
+    """Test accuracy of the zoo's own models of ``activation`` at each available epoch."""
+    p = props[props["activation"] == activation]
+    return {e: p.loc[p["epoch"] == e, "test_acc"].to_numpy() for e in epochs if (p["epoch"] == e).any()}
+
+
+def _rows(curves: dict[str, dict[int, Any]], epochs: list[int]) -> pd.DataFrame:
+    rows = []
+    for method, cur in curves.items():
+        row: dict[str, Any] = {"method": method}
+        for e in epochs:
+            v = np.asarray(cur[e], dtype=np.float64) if e in cur else np.array([])
+            row[f"epoch {e}"] = float(v.mean()) if v.size else float("nan")
+            row[f"epoch {e} std"] = float(v.std()) if v.size else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _plot(tables: dict[str, pd.DataFrame], epochs: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6), squeeze=False)
+    for ax, (title, df) in zip(axes[0], tables.items(), strict=True):
+        for _, r in df.iterrows():
+            m = [r[f"epoch {e}"] for e in epochs]
+            s = [r[f"epoch {e} std"] for e in epochs]
+            ax.errorbar(epochs, m, yerr=s, marker="o", capsize=3, label=r["method"])
+        ax.set_xlabel("fine-tuning epochs")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg: SampleConfig
+                  ) -> tuple[torch.Tensor, Recipe, pd.DataFrame]:
+    """Decoded weights (n, D), the anchors' recipe and the anchor rows."""
+    anchors, act = select_anchors(props, rep.splits(), cfg.top_k, cfg.activation)
+    W = torch.stack([weights_of(int(i)) for i in anchors.index])
+    z = rep.embed(W).numpy()
+    zs = torch.as_tensor(kde_sample(z, cfg.n, cfg.seed), dtype=torch.float32)
+    recipe = Recipe(act, str(_mode(anchors["init"])), str(_mode(anchors["optimizer"])), float(_mode(anchors["lr"])),
+                    float(_mode(anchors["weight_decay"])))
+    return rep.decode(zs), recipe, anchors
+
+
+def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: ZooData | None = None
+               ) -> dict[str, Any]:
+    """The whole ``hyper sample`` run (see module docstring); returns tables and paths."""
+    from safetensors.torch import save_file
+
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    if cfg.n < 1:
+        raise ConfigError(f"--n {cfg.n} must be >= 1")
+    rep = load_representation(cfg.rep)
+    zoo = ModelZoo(cfg.zoo)
+    rep.check_compatible(zoo.param_order, str(cfg.zoo))
+    props = zoo.properties
+    epochs = sorted(set(int(e) for e in cfg.epochs) | {0})
+    sampled, recipe, anchors = sample_models(rep, props, zoo.weights, cfg)
+    recipe.batch_size = int(zoo.manifest.get("options", {}).get("batch_size", 10))
+    if data is None:
+        data = load_dataset(zoo.manifest["dataset_spec"], int(zoo.manifest.get("seed", 0)))
+    arch = zoo.arch
+    curves = {
+        "sampled (KDE on hyper-representation)": finetune_curve(arch, sampled, recipe, data, epochs, seed=cfg.seed),
+        f"random init ({recipe.init})": finetune_curve(arch, None, recipe, data, epochs, n=cfg.n, seed=10_000 + cfg.seed),
+        f"zoo models ({recipe.activation})": zoo_curve(props, recipe.activation, epochs),
+    }
+    tables = {f"{data.name}": _rows(curves, epochs)}
+    if cfg.transfer or transfer_data is not None:
+        tdata = transfer_data if transfer_data is not None else load_transfer_data(str(cfg.transfer), arch.in_shape)
+        rnd = random_weights(arch, recipe, cfg.n, seed=20_000 + cfg.seed)
+        tcurves = {
+            "sampled (KDE on hyper-representation)": finetune_curve(arch, sampled, recipe, tdata, epochs, seed=cfg.seed),
+            f"random init ({recipe.init})": finetune_curve(arch, rnd, recipe, tdata, epochs, seed=cfg.seed),
+        }
+        tables[f"transfer to {tdata.name}"] = _rows(tcurves, epochs)
+    out = Path(cfg.out) if cfg.out is not None else Path(cfg.rep) / "sample"
+    out.mkdir(parents=True, exist_ok=True)
+    md, frames = [], []
+    for title, df in tables.items():
+        md.append(f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} models per row; anchors: "
+                  f"top {len(anchors)} training models with activation {recipe.activation} (recipe: "
+                  f"{recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init}).\n\n"
+                  + to_markdown(df[["method", *[f"epoch {e}" for e in epochs]]]))
+        frames.append(df.assign(setting=title))
+    atomic_write_text(out / "sample.md", "\n".join(md))
+    atomic_write_text(out / "sample.csv", pd.concat(frames).to_csv(index=False))
+    _plot(tables, epochs, out / "sample.png")
+    with atomic_path(out / "sampled.safetensors") as tmp:
+        save_file({"weights": sampled.contiguous()}, str(tmp), metadata={"activation": recipe.activation})
+    summary = {"n": cfg.n, "anchors": len(anchors), "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
+               "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
+               "recipe": recipe.__dict__, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
+    write_json(out / "summary.json", summary)
+    return {"tables": tables, "out": out, "summary": summary, "markdown": "\n".join(md)}
