@@ -281,3 +281,12 @@ def test_folder_errors(tmp_path):
     np.save(out2 / "patches" / "label.npy", np.zeros(3, np.int64))
     with pytest.raises(DataError, match="label.npy"):
         load_simeo(out2)
+
+
+def test_every_parameter_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "simeo.md").read_text()
+    assert "SimEO is synthetic" in doc
+    missing = [f.name for f in dataclasses.fields(SimEOParams) if f"`{f.name}`" not in doc]
+    assert not missing, f"docs/simeo.md lacks parameters {missing}"

@@ -304,17 +304,20 @@ class SimEOParams:
     target_wind_gain: float = 1.2
     #: Lowest mean [ug/m^3].
     target_min: float = 1.0
-    #: Heteroscedastic noise std = base + relative * mean + urban * urban cover [ug/m^3]: street
-    #: canyons and local sources make urban stations far noisier than rural ones.
+    #: Heteroscedastic noise std = base + relative * mean + urban * urban cover [ug/m^3]; this is the
+    #: base (instrument and representativeness error everywhere).
     target_noise_base: float = 1.0
+    #: Noise std per unit of the mean (errors grow with the concentration).
     target_noise_relative: float = 0.1
+    #: Noise std per unit urban cover (street canyons and local sources make urban stations noisier).
     target_noise_urban: float = 8.0
 
     # ---------------------------------------------------------------- power plants
     #: Probability of each fuel type.
     fuel_weights: _V = (0.3, 0.15, 0.4, 0.15)
-    #: Median installed capacity [MW] per fuel, and its log-normal spread.
+    #: Median installed capacity [MW] per fuel.
     fuel_capacity_mw: _V = (700.0, 1500.0, 450.0, 250.0)
+    #: Log-normal spread of the installed capacity.
     capacity_sd: float = 0.5
     #: Mean capacity factor per fuel when running (lignite base load, oil peakers).
     fuel_capacity_factor: _V = (0.55, 0.75, 0.45, 0.25)
@@ -324,8 +327,9 @@ class SimEOParams:
     fuel_wet_cooling_prob: _V = (0.75, 0.9, 0.45, 0.3)
     #: Plume length [px] at 100 MW in ideal condensing weather; grows with sqrt(power).
     plume_length_px: float = 9.0
-    #: Plume half-width [px] at the source and its growth per px of distance.
+    #: Plume half-width [px] at the source.
     plume_width_px: float = 1.5
+    #: Growth of the plume half-width per px of distance downwind (turbulent spreading).
     plume_spread: float = 0.22
     #: Peak plume opacity (condensed water droplets, cloud-like).
     plume_opacity: float = 0.85
