@@ -1,0 +1,279 @@
+"""What a compared method contributes: an encoder from a batch dict to features, built from a method spec.
+
+A :class:`MethodSpec` is one of
+
+* **pretrained** (``backbone: PATH``): backbone(s) saved with :func:`eoreps.models.save_backbone`. ``PATH``
+  is a weights file, a folder holding ``backbone.safetensors``, a folder of several backbones (one per
+  modality, as the multimodal pretraining exports them), or a mapping ``{name: path}``. Each backbone
+  reads the modalities its card names (``card["modalities"]``), stacked in that order; features of several
+  backbones are concatenated (late fusion of the pretrained encoders). Inputs are normalised with the
+  statistics in the card when it has them, else with the evaluation training split's.
+* **random** (``backbone: random``): the same kind of encoder, randomly initialised with the cell's seed:
+  ``arch`` on ``modalities`` with ``fusion`` (``early``: one backbone on all channels; ``late``: one per
+  modality), built by :func:`eoreps.models.fusion.build_encoder`.
+* **supervised** (``supervised: true``): a random encoder as above trained end to end with a new head on
+  the labelled subset (supervised training from scratch; protocol ``supervised``).
+
+Every encoder has the interface of :class:`eoreps.models.fusion.EarlyFusion`: ``forward(batch) -> (B, D)``,
+``forward_all(batch) -> (pooled, maps)``, ``num_features``, ``feature_info`` and ``grid_size``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from eoreps.data.stats import BandStats
+from eoreps.errors import ConfigError, DataError
+from eoreps.evaluation.data import EvalData, card_stats
+from eoreps.models.base import Backbone
+
+
+@dataclass
+class MethodSpec:
+    """One compared method (a row group of the tables, a line of the plot).
+
+    Attributes:
+        name: label in tables and plots (unique within a study).
+        backbone: ``"random"``, a path, or ``{name: path}`` (see the module docstring); ``None`` with
+            ``supervised``.
+        supervised: train from scratch on the labelled subset (the protocol is then ``supervised``).
+        arch: registry name of the architecture for random / supervised encoders.
+        modalities: inputs of random / supervised encoders (default: all modalities of the data); for
+            a pretrained backbone without modalities in its card, the modalities it reads.
+        fusion: ``early`` or ``late`` for random / supervised encoders with several modalities.
+        protocols: restrict this method to these protocols (default: the study's).
+    """
+
+    name: str
+    backbone: str | dict[str, str] | None = None
+    supervised: bool = False
+    arch: str = "cnn-small"
+    modalities: list[str] | None = None
+    fusion: str = "early"
+    protocols: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or "__" in self.name:
+            raise ConfigError(f"method name {self.name!r}: give a non-empty name without '/' or '__'")
+        if self.supervised and self.backbone not in (None, "random"):
+            raise ConfigError(f"method '{self.name}': supervised training starts from scratch; drop backbone: {self.backbone}")
+        if not self.supervised and self.backbone is None:
+            raise ConfigError(f"method '{self.name}': give backbone: PATH or backbone: random (or supervised: true)")
+        if self.fusion not in ("early", "late"):
+            raise ConfigError(f"method '{self.name}': fusion '{self.fusion}' is not early or late")
+
+    @property
+    def kind(self) -> str:
+        """``"supervised"``, ``"random"`` or ``"pretrained"``."""
+        if self.supervised:
+            return "supervised"
+        return "random" if self.backbone == "random" else "pretrained"
+
+
+class BackboneEncoder(nn.Module):
+    """Loaded backbones, each reading a stack of modalities; pooled features and maps concatenated.
+
+    Args:
+        backbones: group name -> backbone.
+        groups: group name -> modalities stacked (in order) as that backbone's input.
+        grid_size: ``(H, W)`` of the inputs (segmentation output size).
+        adapters: optional group name -> module applied to the stacked input before the backbone
+            (e.g. a spectral adapter, :mod:`eoreps.evaluation.protocols.adapter`).
+    """
+
+    def __init__(self, backbones: dict[str, Backbone], groups: dict[str, list[str]], grid_size: tuple[int, int],
+                 adapters: dict[str, nn.Module] | None = None) -> None:
+        super().__init__()
+        self.backbones = nn.ModuleDict(backbones)
+        self.groups = {k: list(v) for k, v in groups.items()}
+        self.grid_size = tuple(grid_size)
+        self.adapters = nn.ModuleDict(adapters or {})
+        self.num_features = sum(b.num_features for b in backbones.values())
+        infos = [b.feature_info for b in backbones.values()]
+        if any(len(i) != len(infos[0]) or [f["reduction"] for f in i] != [f["reduction"] for f in infos[0]]
+               for i in infos):
+            self.feature_info = infos[0] if len(infos) == 1 else []
+            self._maps_ok = len(infos) == 1
+        else:
+            self.feature_info = [{"num_chs": sum(i[s]["num_chs"] for i in infos), "reduction": infos[0][s]["reduction"]}
+                                 for s in range(len(infos[0]))]
+            self._maps_ok = True
+
+    def _input(self, name: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = torch.cat([batch[m].float() for m in self.groups[name]], dim=1)
+        if name in self.adapters:
+            x = self.adapters[name](x)
+        return x
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Batch of normalised modalities -> ``(B, num_features)``."""
+        z = [bb(self._input(n, batch)) for n, bb in self.backbones.items()]
+        return torch.cat(z, dim=1) if len(z) > 1 else z[0]
+
+    def forward_all(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Pooled ``(B, num_features)`` and per-stage maps concatenated over backbones."""
+        if not self._maps_ok:
+            raise ConfigError("these backbones have different stage layouts; segmentation needs matching feature maps")
+        outs = [bb.forward_all(self._input(n, batch)) for n, bb in self.backbones.items()]
+        pooled = torch.cat([o[0] for o in outs], dim=1) if len(outs) > 1 else outs[0][0]
+        maps = [torch.cat(level, dim=1) if len(level) > 1 else level[0] for level in zip(*[o[1] for o in outs], strict=True)]
+        return pooled, maps
+
+
+# ------------------------------------------------------------------------------------ pretrained
+def backbone_files(backbone: str | dict[str, str]) -> dict[str, Path]:
+    """Resolve a pretrained ``backbone`` spec to ``{group name: weights file}``.
+
+    A folder holding ``backbone.safetensors`` is one backbone; a folder without it but with several
+    ``*.safetensors`` (each with its ``.json`` card) is one backbone per file, named by the file stem.
+    """
+    if isinstance(backbone, dict):
+        out: dict[str, Path] = {}
+        for k, v in backbone.items():
+            files = backbone_files(str(v))
+            if len(files) != 1:
+                raise ConfigError(f"backbone '{k}': {v} holds {len(files)} backbones; point to one file")
+            out[str(k)] = next(iter(files.values()))
+        return out
+    p = Path(backbone)
+    if p.is_file():
+        return {p.stem: p.with_suffix(".safetensors") if p.suffix == ".json" else p}
+    if p.is_dir():
+        if (p / "backbone.safetensors").is_file():
+            return {"backbone": p / "backbone.safetensors"}
+        found = sorted(p.glob("*.safetensors"))
+        if found:
+            return {f.stem: f for f in found}
+        found = sorted(p.glob("*/backbone.safetensors"))
+        if found:
+            return {f.parent.name: f for f in found}
+    raise DataError(f"{p}: no backbone found; pass a .safetensors file written by save_backbone, a folder holding "
+                    "backbone.safetensors, or a folder of per-modality backbones")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (the feature cache is keyed by it, so retrained weights never hit old features)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class BuiltEncoder:
+    """An encoder ready for a protocol.
+
+    Attributes:
+        encoder: the module (see the module docstring for its interface).
+        stats: normalisation statistics to apply to the evaluation inputs (``None``: training split's).
+        identity: what determines its weights (file hashes, or arch + seed), for cache keys.
+        groups: backbone group -> modalities it reads (pretrained only).
+    """
+
+    encoder: nn.Module
+    stats: BandStats | None
+    identity: dict[str, Any]
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _group_modalities(name: str, card: dict[str, Any], method: MethodSpec, data: EvalData, n_groups: int) -> list[str]:
+    mods = card.get("modalities")
+    if isinstance(mods, str):
+        mods = [mods]
+    if not mods:
+        if method.modalities and n_groups == 1:
+            mods = list(method.modalities)
+        elif name in data.modalities:
+            mods = [name]
+        else:
+            raise DataError(f"backbone '{name}' of method '{method.name}': its card names no modalities; "
+                            "give modalities: [...] in the method spec")
+    missing = [m for m in mods if m not in data.modalities]
+    if missing:
+        raise DataError(f"backbone '{name}' of method '{method.name}' reads {missing[0]}, which the evaluation data "
+                        f"does not load ({', '.join(data.modalities)}); add it to the study's modalities")
+    return list(mods)
+
+
+def load_pretrained(method: MethodSpec, data: EvalData, allow_channel_mismatch: bool = False) -> BuiltEncoder:
+    """Load the backbones of a pretrained method and wrap them in a :class:`BackboneEncoder`.
+
+    ``allow_channel_mismatch`` lets an input adapter (spectral adapter) bridge a band count that differs
+    from the backbone's ``in_chans``; otherwise a mismatch is a :class:`DataError`.
+    """
+    from eoreps.models.io import load_backbone
+
+    assert method.backbone is not None and method.backbone != "random"
+    files = backbone_files(method.backbone)
+    backbones: dict[str, Backbone] = {}
+    groups: dict[str, list[str]] = {}
+    stats_mean: dict[str, tuple[float, ...]] = {}
+    stats_std: dict[str, tuple[float, ...]] = {}
+    identity: dict[str, Any] = {}
+    for name, path in files.items():
+        bb = load_backbone(path)
+        card = getattr(bb, "card", {}) or {}
+        mods = _group_modalities(name, card, method, data, len(files))
+        chans = sum(data.channels(m) for m in mods)
+        if chans != bb.in_chans and not allow_channel_mismatch:
+            raise DataError(f"{path}: backbone reads {bb.in_chans} channels but {'+'.join(mods)} has {chans} in this "
+                            "data; use the adapter protocol (spectral adapter) or matching modalities")
+        backbones[name], groups[name] = bb, mods
+        identity[name] = {"sha256": file_digest(path), "modalities": mods}
+        st = card_stats(card, mods)
+        if st is not None:
+            stats_mean.update(st.mean)
+            stats_std.update(st.std)
+    stats = None
+    if stats_mean:
+        base = data.train_stats()  # modalities the cards do not cover keep the evaluation data's statistics
+        mean = {m: stats_mean.get(m, base.mean[m]) for m in base.mean}
+        std = {m: stats_std.get(m, base.std[m]) for m in base.std}
+        for m in stats_mean:
+            if len(stats_mean[m]) != data.channels(m):
+                raise DataError(f"method '{method.name}': the card normalises '{m}' with {len(stats_mean[m])} bands, "
+                                f"the data has {data.channels(m)}; check the band selection")
+        stats = BandStats(mean=mean, std=std)
+    enc = BackboneEncoder(backbones, groups, data.grid_size)
+    return BuiltEncoder(enc, stats, {"kind": "pretrained", "backbones": identity}, groups)
+
+
+def build_random(method: MethodSpec, data: EvalData, seed: int) -> BuiltEncoder:
+    """A randomly initialised fusion encoder (``arch``, ``modalities``, ``fusion``) seeded with ``seed``."""
+    from eoreps.models.fusion import InputSpec, build_encoder
+
+    mods = list(method.modalities or data.modalities)
+    missing = [m for m in mods if m not in data.modalities]
+    if missing:
+        raise DataError(f"method '{method.name}' reads {missing[0]}, which the evaluation data does not load "
+                        f"({', '.join(data.modalities)}); add it to the study's modalities")
+    specs = []
+    for m in mods:
+        x = data.splits["train"].inputs[m]
+        specs.append(InputSpec(m, data.channels(m), "image" if x.dim() == 4 else "vector"))
+    torch.manual_seed(seed)
+    enc = build_encoder(method.fusion, specs, method.arch, data.grid_size)
+    identity = {"kind": method.kind, "arch": method.arch, "modalities": mods, "fusion": method.fusion, "seed": seed}
+    return BuiltEncoder(enc, None, identity)
+
+
+def build_method_encoder(method: MethodSpec, data: EvalData, seed: int, allow_channel_mismatch: bool = False) -> BuiltEncoder:
+    """The encoder of ``method`` for one cell (random and supervised ones are seeded by ``seed``)."""
+    if method.kind == "pretrained":
+        return load_pretrained(method, data, allow_channel_mismatch)
+    return build_random(method, data, seed)
+
+
+def method_modalities(built: BuiltEncoder, method: MethodSpec, data: EvalData) -> Sequence[str]:
+    """Modalities an encoder reads."""
+    if built.groups:
+        return [m for mods in built.groups.values() for m in mods]
+    return list(method.modalities or data.modalities)

@@ -1,0 +1,131 @@
+"""What every protocol receives (:class:`Cell`), its options, and the frozen-feature helper.
+
+A cell of a study is one (method, protocol, label fraction, seed). A protocol function takes a
+:class:`Cell` and returns a flat dict: the test metrics of :mod:`eoreps.evaluation.metrics` plus
+``n_train`` (labelled samples used), ``trainable_params`` and any protocol-specific entries
+(e.g. the regularisation chosen on the validation split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eoreps.evaluation.data import EvalData, stats_digest
+from eoreps.evaluation.encoders import BuiltEncoder, MethodSpec, build_method_encoder, method_modalities
+from eoreps.evaluation.features import cached_features
+
+
+@dataclass
+class LinearOptions:
+    """Linear probe: inverse regularisation strengths tried (``C`` of scikit-learn; the multi-label
+    torch head uses weight decay ``1 / (C * n)``), picked on the validation split."""
+
+    C: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    max_iter: int = 1000
+
+
+@dataclass
+class KnnOptions:
+    """kNN: neighbours ``k`` and vote temperature ``temperature`` (Wu et al. 2018 use k=200, T=0.07)."""
+
+    k: int = 20
+    temperature: float = 0.07
+
+
+@dataclass
+class TrainOptions:
+    """Gradient training (finetune, adapter, supervised, segmentation decoders).
+
+    The number of optimiser steps is ``epochs`` passes over the labelled subset, but at least
+    ``min_steps`` (tiny label fractions still get trained) and at most ``max_steps`` (``0``: no cap).
+    AdamW with a cosine schedule over those steps; random flips as augmentation.
+    """
+
+    epochs: int = 30
+    min_steps: int = 100
+    max_steps: int = 0
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    backbone_lr_mult: float = 0.1
+    augment: bool = True
+    decoder_channels: int = 32
+
+
+@dataclass
+class AdapterOptions:
+    """Adapter protocol: ``kind`` ``spectral`` (1-D spectral adapter in front of the frozen backbone),
+    ``lora`` (low-rank adapters on its convolutions / linear layers) or ``auto`` (spectral when an input
+    has at least ``many_bands`` bands or its band count differs from the backbone's, else lora)."""
+
+    kind: str = "auto"
+    rank: int = 4
+    alpha: float = 4.0
+    spectral_hidden: int = 16
+    spectral_kernel: int = 5
+    many_bands: int = 32
+
+
+@dataclass
+class ProtocolOptions:
+    """All protocol options of a study."""
+
+    linear: LinearOptions = field(default_factory=LinearOptions)
+    knn: KnnOptions = field(default_factory=KnnOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    adapter: AdapterOptions = field(default_factory=AdapterOptions)
+    feature_batch_size: int = 256
+
+
+@dataclass
+class Cell:
+    """One unit of work of a study.
+
+    Attributes:
+        data: the evaluation data (all splits in memory).
+        method: the compared method.
+        protocol: protocol name.
+        fraction: label fraction of the training split.
+        seed: seed of the subset, initialisation and training.
+        train_idx: ``(n,)`` indices into the training split (the nested stratified subset).
+        options: protocol options.
+        cache_dir: feature cache folder (``None``: no cache).
+    """
+
+    data: EvalData
+    method: MethodSpec
+    protocol: str
+    fraction: float
+    seed: int
+    train_idx: np.ndarray
+    options: ProtocolOptions = field(default_factory=ProtocolOptions)
+    cache_dir: Path | None = None
+
+
+def frozen_features(cell: Cell) -> tuple[dict[str, torch.Tensor], BuiltEncoder]:
+    """Pooled features of the frozen encoder for the full train / val / test splits (cached).
+
+    Returns ``({"train": (N_train, D), "val": ..., "test": ...}, built encoder)``; the caller indexes the
+    training features with ``cell.train_idx``.
+    """
+    built = build_method_encoder(cell.method, cell.data, cell.seed)
+    stats = built.stats or cell.data.train_stats()
+    mods = method_modalities(built, cell.method, cell.data)
+    out = {}
+    for split in ("train", "val", "test"):
+        inputs = cell.data.normalized(split, stats)
+        key: dict[str, Any] = {"encoder": built.identity, "data": cell.data.fingerprint, "split": split,
+                               "norm": stats_digest(stats, mods), "v": 1}
+        out[split] = cached_features(built.encoder, {m: inputs[m] for m in mods}, key, cell.cache_dir,
+                                     cell.options.feature_batch_size)
+    return out, built
+
+
+def count_trainable(module: torch.nn.Module) -> int:
+    """Number of parameters with ``requires_grad``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,312 @@
+"""The resumable label-efficiency study: methods x protocols x label fractions x seeds.
+
+A **cell** is one (method, protocol, fraction, seed); its key ``<method>__<protocol>__f<fraction>__s<seed>``
+names its result file ``<out>/cells/<key>.json``, written atomically once the cell has finished. The file
+also stores a hash of everything that determines the result (method spec, protocol options, data
+settings); a study started again skips every cell whose file exists with the same hash, so a killed
+study resumes where it stopped and a finished cell is never recomputed (changed settings do recompute).
+
+The label-fraction subsets are drawn once per seed from the training labels
+(:meth:`EvalData.fraction_indices`: stratified, nested, fixed per seed) and shared by every method and
+protocol; each cell records a hash of its subset (``subset_sha``) so this can be checked.
+
+After the grid, :func:`write_outputs` gathers the cell files into ``results.parquet`` / ``results.csv``
+(one row per cell), the published-format markdown tables (``tables.md``), the label-efficiency plot
+(``label_efficiency.png``) and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eoreps.config import load_dataclass
+from eoreps.errors import ConfigError, DataError
+from eoreps.evaluation.data import EvalData, load_eval_data
+from eoreps.evaluation.encoders import MethodSpec
+from eoreps.evaluation.protocols import PROTOCOLS, Cell, ProtocolOptions, check_protocol, run_protocol
+from eoreps.io import read_json, write_json
+from eoreps.progress import progress
+
+
+@dataclass
+class DataConfig:
+    """Which data a study evaluates on.
+
+    Attributes:
+        data: ``"simeo"`` or a dataset path.
+        task: ``classify``, ``multilabel`` or ``segment``.
+        modalities: modalities loaded (methods read subsets of them).
+        size: resize images to ``size x size`` (``None``: native size).
+        limits: at most this many samples per split, e.g. ``{"train": 1000, "test": 500}``.
+        simeo_n: SimEO patches generated (``data: simeo`` only).
+        options: extra options of the dataset loader.
+    """
+
+    data: str = "simeo"
+    task: str = "classify"
+    modalities: list[str] = field(default_factory=lambda: ["s2", "s1"])
+    size: int | None = None
+    limits: dict[str, int] = field(default_factory=dict)
+    simeo_n: int = 2000
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StudyConfig:
+    """A label-efficiency study (the YAML of ``eoreps study label-efficiency --config``).
+
+    Attributes:
+        name: title of the report.
+        data: :class:`DataConfig`.
+        methods: method specs (:class:`~eoreps.evaluation.encoders.MethodSpec` fields as mappings).
+        protocols: protocols applied to every representation method (supervised methods use ``supervised``).
+        fractions: label fractions of the training split.
+        seeds: number of seeds (``seed, seed + 1, ...``) or an explicit list.
+        seed: first seed.
+        baselines: add random initialisation (same architecture and protocols as the first pretrained
+            method, or ``baseline_arch``) and supervised training from scratch on each modality alone,
+            early fusion and late fusion.
+        baseline_arch: architecture of the baselines when no pretrained method says it.
+        options: protocol options (``linear``, ``knn``, ``train``, ``adapter``).
+    """
+
+    name: str = "Label-efficiency study"
+    data: DataConfig = field(default_factory=DataConfig)
+    methods: list[Any] = field(default_factory=list)
+    protocols: list[str] = field(default_factory=lambda: ["linear", "finetune"])
+    fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
+    seeds: Any = 3
+    seed: int = 0
+    baselines: bool = False
+    baseline_arch: str = "cnn-small"
+    options: ProtocolOptions = field(default_factory=ProtocolOptions)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            self.data = load_dataclass(DataConfig, self.data)
+        if isinstance(self.options, dict):
+            self.options = load_dataclass(ProtocolOptions, self.options)
+        self.methods = [m if isinstance(m, MethodSpec) else _method(m) for m in self.methods]
+        for p in self.protocols:
+            if p not in PROTOCOLS or p == "supervised":
+                raise ConfigError(f"protocols: '{p}' is not one of linear, knn, finetune, adapter "
+                                  "(supervised methods get protocol 'supervised' automatically)")
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds of the grid."""
+        if isinstance(self.seeds, int):
+            if self.seeds < 1:
+                raise ConfigError(f"seeds={self.seeds}: need at least one seed")
+            return [self.seed + i for i in range(self.seeds)]
+        return [int(s) for s in self.seeds]
+
+
+def load_study(source: str | Path | dict[str, Any], data: str | None = None, seed: int | None = None) -> StudyConfig:
+    """A :class:`StudyConfig` from YAML (or a dict), with optional overrides of the data spec and first seed."""
+    cfg = load_dataclass(StudyConfig, source)
+    if data is not None:
+        cfg.data.data = data
+    if seed is not None:
+        cfg.seed = seed
+    if not with_baselines(cfg):
+        raise ConfigError(f"{source}: the study has no methods; add methods: [...] or baselines: true")
+    return cfg
+
+
+def quick_study(cfg: StudyConfig) -> StudyConfig:
+    """A shrunken copy for smoke runs: at most 2 seeds, small splits at 32 x 32, a few dozen steps per cell."""
+    import copy
+
+    q = copy.deepcopy(cfg)
+    seeds = q.seed_list[:2]
+    q.seeds = seeds
+    d = q.data
+    d.limits = {s: min(int(d.limits.get(s, n)), n) for s, n in (("train", 400), ("val", 150), ("test", 200))}
+    d.size = min(d.size or 32, 32)
+    d.simeo_n = min(d.simeo_n, 1000)
+    t = q.options.train
+    t.epochs, t.min_steps, t.max_steps = min(t.epochs, 3), min(t.min_steps, 15), 40
+    q.options.linear.C = [0.1, 1.0, 10.0]
+    return q
+
+
+def _method(d: Any) -> MethodSpec:
+    if not isinstance(d, dict):
+        raise ConfigError(f"methods: each entry must be a mapping with at least 'name', got {d!r}")
+    return load_dataclass(MethodSpec, d)
+
+
+def with_baselines(cfg: StudyConfig) -> list[MethodSpec]:
+    """The study's methods plus, when ``cfg.baselines``, random init and the supervised baselines."""
+    methods = list(cfg.methods)
+    if not cfg.baselines:
+        return methods
+    names = {m.name for m in methods}
+    arch, fusion = cfg.baseline_arch, "late"
+    for m in methods:
+        if m.kind == "pretrained":
+            arch, fusion = _pretrained_arch(m) or (arch, fusion)
+            break
+    mods = list(cfg.data.modalities)
+    extra = [MethodSpec("random-init", backbone="random", arch=arch, fusion=fusion if len(mods) > 1 else "early")]
+    extra += [MethodSpec(f"supervised-{m}", supervised=True, arch=arch, modalities=[m]) for m in mods]
+    if len(mods) > 1:
+        extra += [MethodSpec("supervised-early", supervised=True, arch=arch, modalities=mods, fusion="early"),
+                  MethodSpec("supervised-late", supervised=True, arch=arch, modalities=mods, fusion="late")]
+    return methods + [m for m in extra if m.name not in names]
+
+
+def _pretrained_arch(m: MethodSpec) -> tuple[str, str] | None:
+    """(architecture name, fusion) of a pretrained method, read from its cards."""
+    from eoreps.evaluation.encoders import backbone_files
+
+    try:
+        files = backbone_files(m.backbone)  # type: ignore[arg-type]
+        card = read_json(next(iter(files.values())).with_suffix(".json"))
+        return str(card["backbone"]["name"]), ("late" if len(files) > 1 else "early")
+    except (DataError, ConfigError, KeyError, TypeError, StopIteration):
+        return None
+
+
+# ------------------------------------------------------------------------------------------ cells
+@dataclass(frozen=True)
+class CellSpec:
+    """One (method, protocol, fraction, seed) of the grid."""
+
+    method: str
+    protocol: str
+    fraction: float
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """Deterministic file-name key."""
+        return f"{self.method}__{self.protocol}__f{self.fraction:g}__s{self.seed}"
+
+
+def plan_cells(cfg: StudyConfig, methods: Sequence[MethodSpec]) -> list[CellSpec]:
+    """Every cell of the grid, seed-major (all methods of one seed before the next seed)."""
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"method names must be unique, got {names}")
+    cells = []
+    for seed in cfg.seed_list:
+        for frac in cfg.fractions:
+            for m in methods:
+                protos = ["supervised"] if m.kind == "supervised" else (m.protocols or cfg.protocols)
+                for p in protos:
+                    check_protocol(p, m.kind, cfg.data.task)
+                    cells.append(CellSpec(m.name, p, float(frac), int(seed)))
+    return cells
+
+
+def _relevant_options(protocol: str, opts: ProtocolOptions) -> dict[str, Any]:
+    d = dataclasses.asdict(opts)
+    keep = {"linear": ["linear", "train"], "knn": ["knn"], "finetune": ["train"], "adapter": ["train", "adapter"],
+            "supervised": ["train"]}[protocol]
+    return {k: d[k] for k in keep}
+
+
+def cell_hash(cfg: StudyConfig, method: MethodSpec, cell: CellSpec) -> str:
+    """Hash of everything that determines a cell's result."""
+    payload = {"method": dataclasses.asdict(method), "cell": dataclasses.asdict(cell),
+               "options": _relevant_options(cell.protocol, cfg.options), "data": dataclasses.asdict(cfg.data), "v": 1}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished(path: Path, expected_hash: str) -> bool:
+    """True when ``path`` holds a finished cell with ``expected_hash``."""
+    if not path.is_file():
+        return False
+    try:
+        rec = read_json(path)
+    except DataError:
+        return False
+    return isinstance(rec, dict) and rec.get("config_hash") == expected_hash and "result" in rec
+
+
+def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
+              on_cell: Callable[[CellSpec], None] | None = None) -> Path:
+    """Run every unfinished cell of ``cfg`` and write the outputs; returns ``out/report.html``.
+
+    Args:
+        cfg: the study.
+        out: output folder (``cells/``, ``cache/``, results and report).
+        data: the evaluation data, if already loaded (default: :func:`load_eval_data` from ``cfg.data``).
+        on_cell: called before each cell is computed (progress reporting, tests).
+    """
+    out = Path(out)
+    methods = with_baselines(cfg)
+    by_name = {m.name: m for m in methods}
+    cells = plan_cells(cfg, methods)
+    hashes = {c.key: cell_hash(cfg, by_name[c.method], c) for c in cells}
+    todo = [c for c in cells if not finished(out / "cells" / f"{c.key}.json", hashes[c.key])]
+    write_json(out / "study.json", {"config": _jsonable(cfg), "cells": [c.key for c in cells]})
+    if todo:
+        if data is None:
+            d = cfg.data
+            data = load_eval_data(d.data, d.task, d.modalities, size=d.size, limits=d.limits, simeo_n=d.simeo_n,
+                                  seed=cfg.seed, options=d.options)
+        subsets = {s: data.fraction_indices(cfg.fractions, s) for s in sorted({c.seed for c in todo})}
+        for c in progress(todo, desc="study cells", total=len(todo), unit="cell"):
+            if on_cell is not None:
+                on_cell(c)
+            idx = subsets[c.seed][c.fraction]
+            cell = Cell(data, by_name[c.method], c.protocol, c.fraction, c.seed, idx, cfg.options, out / "cache")
+            t0 = time.perf_counter()
+            result = run_protocol(cell)
+            rec = {"key": c.key, "config_hash": hashes[c.key], **dataclasses.asdict(c),
+                   "method_kind": by_name[c.method].kind, "task": data.task.kind, "classes": list(data.classes),
+                   "synthetic": data.synthetic, "subset_sha": hashlib.sha256(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16],
+                   "wall_s": time.perf_counter() - t0, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "result": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in result.items()}}
+            write_json(out / "cells" / f"{c.key}.json", rec)
+    synthetic = bool(data.synthetic) if data is not None else None
+    return write_outputs(cfg, out, [c.key for c in cells], synthetic=synthetic)
+
+
+def _jsonable(cfg: StudyConfig) -> dict[str, Any]:
+    from eoreps.config import to_dict
+
+    return to_dict(cfg)
+
+
+def collect(out: str | Path, keys: Sequence[str] | None = None):
+    """The cell files of a study as a DataFrame, one row per cell (metrics flattened into columns)."""
+    import pandas as pd
+
+    folder = Path(out) / "cells"
+    rows = []
+    paths = [folder / f"{k}.json" for k in keys] if keys is not None else sorted(folder.glob("*.json"))
+    for p in paths:
+        if not p.is_file():
+            continue
+        rec = read_json(p)
+        row = {k: v for k, v in rec.items() if k not in ("result", "classes", "config_hash")}
+        row.update(rec["result"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_outputs(cfg: StudyConfig, out: str | Path, keys: Sequence[str] | None = None,
+                  synthetic: bool | None = None) -> Path:
+    """Results (parquet + CSV), markdown tables, the plot and ``report.html`` from the cell files."""
+    from eoreps.evaluation.tables import write_study_report
+
+    out = Path(out)
+    df = collect(out, keys)
+    if df.empty:
+        raise DataError(f"{out}/cells: no finished cells to report; run the study first")
+    if synthetic is None:
+        synthetic = bool(df["synthetic"].any())
+    return write_study_report(df, out, title=cfg.name, synthetic=synthetic, data_name=cfg.data.data)
