@@ -72,6 +72,8 @@ def input_specs(sample: dict[str, Any], modalities: Sequence[str]) -> list[Input
 def _encode(batch: dict[str, torch.Tensor], spec: InputSpec) -> torch.Tensor:
     """The float tensor for ``spec``: one-hot for categorical, NaN -> 0."""
     x = batch[spec.name]
+    if spec.num_classes is not None and x.is_floating_point() and x.dim() == 4 and x.shape[1] == spec.num_classes:
+        return torch.nan_to_num(x, nan=0.0)  # already one-hot (eoreps.data.stats.Normalizer does this)
     if spec.num_classes is not None:
         idx = x.long()
         if idx.dim() == 4:

@@ -1,0 +1,264 @@
+"""``fit(FitConfig)``: build data, model and a Lightning trainer, train, evaluate, write results.
+
+The one training entry point behind ``eoreps fit`` and every experiment. Writes into ``cfg.out``:
+
+* ``logs/metrics.csv`` (Lightning CSVLogger: per-epoch train/val losses, task weights, metrics);
+* ``checkpoints/best.ckpt`` and ``last.ckpt`` (when ``checkpoints``; a rerun resumes from ``last.ckpt``);
+* ``results.json``: the config, the evaluation metrics per split, epochs and seconds.
+
+Data: ``"simeo"`` (synthetic; ``task="multitask"`` uses the power-plant set: plume segmentation +
+power regression + fuel classification) or a dataset path (:func:`eoreps.data.formats.open_dataset`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from eoreps.errors import ConfigError, DataError, unknown_name
+from eoreps.io import write_json
+from eoreps.models.fusion import FUSIONS, input_specs
+from eoreps.progress import progress_enabled
+from eoreps.tasks.data import EODataModule, regression_stats
+from eoreps.tasks.spec import TaskSpec
+from eoreps.tasks.supervised import SupervisedModule, evaluate
+from eoreps.tasks.weighting import WEIGHTINGS
+
+FIT_TASKS = ("classify", "multilabel", "segment", "regress", "multitask")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
+
+
+@dataclass
+class FitConfig:
+    """Everything ``eoreps fit`` needs (YAML keys = these names).
+
+    Attributes:
+        task: ``classify`` | ``multilabel`` | ``segment`` | ``regress`` | ``multitask``.
+        modalities: input modality names (any subset the data has).
+        fusion: ``early`` | ``late``; share_weights: one backbone for all image modalities (late).
+        backbone: registry name (``cnn-small``, ``timm:resnet18`` ...).
+        data: ``"simeo"`` or a dataset path; simeo_n: SimEO patches to generate (None: default).
+        epochs, batch_size, lr, weight_decay, dropout, hidden: optimisation and head settings.
+        heteroscedastic: regression predicts mean and log-variance (Gaussian NLL).
+        weighting, task_weights: multi-task loss weighting (``fixed`` weights per task).
+        tasks: for ``multitask``, the heads to train (``plume``, ``power``, ``fuel``; default all).
+        label_fraction: train on this stratified fraction of the training labels.
+        max_train, max_eval: cap on samples per split (quick runs).
+        eval_splits: splits evaluated after training (``test``, ``shifted``, ``val``).
+        accelerator, devices, precision: Lightning trainer settings (``bf16-mixed`` works on CPU).
+        patience: early-stopping patience in epochs on ``val/loss``; checkpoints: write checkpoints.
+        channels_last: channels-last memory format.
+        seed, out, num_workers: as named.
+    """
+
+    task: str = "classify"
+    modalities: list[str] = field(default_factory=lambda: ["s2"])
+    fusion: str = "early"
+    share_weights: bool = False
+    backbone: str = "cnn-small"
+    data: str = "simeo"
+    simeo_n: int | None = None
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.0
+    hidden: int | None = None
+    heteroscedastic: bool = False
+    weighting: str = "fixed"
+    task_weights: list[float] | None = None
+    tasks: list[str] | None = None
+    label_fraction: float = 1.0
+    max_train: int | None = None
+    max_eval: int | None = None
+    eval_splits: list[str] = field(default_factory=lambda: ["test"])
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    precision: str = "32-true"
+    patience: int = 5
+    checkpoints: bool = True
+    channels_last: bool = False
+    seed: int = 0
+    out: str = "runs/fit"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in FIT_TASKS:
+            raise unknown_name("task", self.task, FIT_TASKS)
+        if self.fusion not in FUSIONS:
+            raise unknown_name("fusion", self.fusion, FUSIONS)
+        if self.weighting not in WEIGHTINGS:
+            raise unknown_name("task weighting", self.weighting, WEIGHTINGS)
+        if self.precision not in PRECISIONS:
+            raise unknown_name("precision", self.precision, PRECISIONS)
+        if isinstance(self.modalities, str):
+            self.modalities = [m.strip() for m in self.modalities.split(",") if m.strip()]
+        if not self.modalities:
+            raise ConfigError("no modalities given; pass e.g. --modalities s2,s1")
+        if not 0 < self.label_fraction <= 1:
+            raise ConfigError(f"label_fraction={self.label_fraction} must be in (0, 1]")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be >= 1")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trained module, its data, metrics per split, timing."""
+
+    module: SupervisedModule
+    datamodule: EODataModule
+    metrics: dict[str, dict[str, float]]
+    epochs: int
+    seconds: float
+    out: Path
+
+
+# ----------------------------------------------------------------------------------------- data
+def _open(cfg: FitConfig, split: str) -> Any:
+    mods = list(cfg.modalities)
+    if cfg.data == "simeo":
+        from eoreps.data.datasets.simeo import SimEODataset, SimEOPowerPlants
+
+        if cfg.task == "multitask":
+            return SimEOPowerPlants(split=split, modalities=mods, n=cfg.simeo_n)
+        return SimEODataset(split=split, modalities=mods, n=cfg.simeo_n,
+                            task="multi" if cfg.task == "multilabel" else "single")
+    from eoreps.data.formats import open_dataset
+
+    return open_dataset(cfg.data, split=split, modalities=mods)
+
+
+def _cap(ds: Any, n: int | None, seed: int) -> Any:
+    if n is None or len(ds) <= n:
+        return ds
+    from torch.utils.data import Subset
+
+    idx = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
+    sub = Subset(ds, idx.tolist())
+    for attr in ("classes", "task", "synthetic", "band_names", "modalities"):
+        if hasattr(ds, attr):
+            setattr(sub, attr, getattr(ds, attr))
+    return sub
+
+
+def _tasks(cfg: FitConfig, train: Any, train_idx: np.ndarray | None) -> list[TaskSpec]:
+    classes = list(getattr(train, "classes", ()) or ())
+    if cfg.task == "multitask":
+        if cfg.data != "simeo":
+            raise ConfigError("--task multitask needs the SimEO power-plant data (--data simeo)")
+        mean, std = regression_stats(train, "target", train_idx)
+        specs = [TaskSpec("segment", name="plume", num_classes=2, positive_class=1),
+                 TaskSpec("regress", name="power", target_mean=mean, target_std=std, heteroscedastic=cfg.heteroscedastic),
+                 TaskSpec("classify", name="fuel", num_classes=len(classes))]
+        if cfg.tasks:
+            names = [t.name for t in specs]
+            for t in cfg.tasks:
+                if t not in names:
+                    raise unknown_name("multitask head", t, names)
+            specs = [t for t in specs if t.name in cfg.tasks]
+        return specs
+    if cfg.task == "regress":
+        mean, std = regression_stats(train, "target", train_idx)
+        return [TaskSpec("regress", heteroscedastic=cfg.heteroscedastic, target_mean=mean, target_std=std)]
+    if cfg.heteroscedastic:
+        raise ConfigError("--heteroscedastic applies to --task regress only")
+    if len(classes) < 2:
+        raise DataError(f"{cfg.data}: the dataset declares {len(classes)} classes; a {cfg.task} task needs >= 2")
+    return [TaskSpec(cfg.task, num_classes=len(classes))]
+
+
+def build(cfg: FitConfig) -> tuple[SupervisedModule, EODataModule]:
+    """The module and data module of ``cfg`` (untrained)."""
+    train = _cap(_open(cfg, "train"), cfg.max_train, cfg.seed)
+    val = _cap(_open(cfg, "val"), cfg.max_eval, cfg.seed)
+    evals = {s: _cap(_open(cfg, s), cfg.max_eval, cfg.seed) for s in cfg.eval_splits if s != "val"}
+    train_idx = None
+    if cfg.label_fraction < 1:
+        from eoreps.data.splits import label_fraction_indices
+
+        labels = train.label_matrix() if hasattr(train, "label_matrix") else None
+        if labels is None:
+            raise ConfigError("label_fraction < 1 needs a dataset with label_matrix()")
+        train_idx = label_fraction_indices(labels, [cfg.label_fraction], seed=cfg.seed)[cfg.label_fraction]
+    dm = EODataModule(train, val, cfg.modalities, evals=evals, batch_size=cfg.batch_size, train_indices=train_idx,
+                      num_workers=cfg.num_workers, seed=cfg.seed)
+    example = dm.example()
+    specs = input_specs(example, cfg.modalities)
+    image = [example[m] for m in cfg.modalities if torch.as_tensor(example[m]).dim() == 3]
+    grid = tuple(example["mask"].shape[-2:]) if "mask" in example else tuple(image[0].shape[-2:]) if image else (32, 32)
+    tasks = _tasks(cfg, train, train_idx)
+    module = SupervisedModule(
+        tasks, specs, backbone=cfg.backbone, fusion=cfg.fusion, grid_size=grid, share_weights=cfg.share_weights,
+        weighting=cfg.weighting if len(tasks) > 1 else "fixed",
+        task_weights=cfg.task_weights if len(tasks) > 1 else None,
+        lr=cfg.lr, weight_decay=cfg.weight_decay, dropout=cfg.dropout, hidden=cfg.hidden,
+        channels_last=cfg.channels_last,
+    )
+    return module, dm
+
+
+# -------------------------------------------------------------------------------------- training
+@contextlib.contextmanager
+def _quiet_lightning(quiet: bool) -> Iterator[None]:
+    """Silence Lightning's info lines (GPU available, tips) while ``quiet``."""
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, levels, strict=True):
+            lg.setLevel(lvl)
+
+
+def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
+    """Train ``cfg``, evaluate on ``cfg.eval_splits`` (best checkpoint), write ``results.json``."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module, dm = build(cfg)
+    callbacks: list[Any] = [EarlyStopping("val/loss", patience=cfg.patience, mode="min")]
+    ckpt = None
+    if cfg.checkpoints:
+        ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
+                               save_last=True)
+        callbacks.append(ckpt)
+    with _quiet_lightning(quiet):
+        trainer = L.Trainer(
+            max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
+            logger=CSVLogger(out, name="logs", version=""), callbacks=callbacks, enable_checkpointing=cfg.checkpoints,
+            enable_model_summary=False, enable_progress_bar=progress_enabled() and not quiet,
+            log_every_n_steps=1, num_sanity_val_steps=0, deterministic=False,
+        )
+    last = out / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), _quiet_lightning(quiet):
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance\\(treespec).*")
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if cfg.checkpoints and last.is_file() else None)
+    seconds = time.perf_counter() - t0
+    if ckpt is not None and ckpt.best_model_path:
+        state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    module.to("cpu")
+    metrics = {s: evaluate(module, dm.eval_dataloader(s)) for s in cfg.eval_splits}
+    write_json(out / "results.json", {"config": dataclasses.asdict(cfg), "metrics": metrics,
+                                      "epochs": int(trainer.current_epoch), "seconds": seconds})
+    return FitResult(module, dm, metrics, int(trainer.current_epoch), seconds, out)
