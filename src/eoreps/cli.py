@@ -31,8 +31,6 @@ app = typer.Typer(
 def _register() -> None:
     from eoreps.commands import data as data_cmd
     from eoreps.commands import demo as demo_cmd
-    from eoreps.commands import experiment as exp_cmd
-    from eoreps.commands import fit as fit_cmd
     from eoreps.commands import evaluate as evaluate_cmd
     from eoreps.commands import study as study_cmd
     from eoreps.commands import experiment as exp_cmd
@@ -43,8 +41,6 @@ def _register() -> None:
 
     app.add_typer(data_cmd.app, name="data")
     app.command("demo")(demo_cmd.demo)
-    app.command("fit")(fit_cmd.fit)
-    app.add_typer(exp_cmd.app, name="experiment")
     app.command("evaluate")(evaluate_cmd.evaluate)
     app.add_typer(study_cmd.app, name="study")
     app.command("fit")(fit_cmd.fit)
