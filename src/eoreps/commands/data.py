@@ -33,9 +33,12 @@ def generate(
 def inspect(
     path: Annotated[Path, typer.Argument(help="Dataset folder or file (format detected).")],
     max_samples: Annotated[int, typer.Option("--max-samples", help="Samples read for statistics (0 = all).")] = 0,
+    include_snow_cloud: Annotated[bool, typer.Option(
+        "--include-snow-cloud", help="reBEN: also use the patches flagged for snow, cloud or shadow.")] = False,
 ) -> None:
     """Recognise the format and print samples, modalities, bands, statistics, classes, no-data."""
     from eoreps.data.inspect import inspect_path
 
-    report = inspect_path(path, max_samples=max_samples or None)
+    open_kw = {"include_snow_cloud": True} if include_snow_cloud else {}
+    report = inspect_path(path, max_samples=max_samples or None, **open_kw)
     typer.echo(report.to_text())

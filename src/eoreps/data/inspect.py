@@ -68,7 +68,7 @@ class Inspection:
         count = f"samples:   {self.num_samples}"
         if self.num_excluded:
             count += (f" (+{self.num_excluded} more flagged for snow/cloud/shadow, excluded by default;"
-                      " use include_snow_cloud=True to add them)")
+                      " add them with --include-snow-cloud or include_snow_cloud=True)")
         lines.append(count)
         lines.append(f"checked:   {self.samples_read} of {self.num_samples} samples read")
         k = len(self.class_frequencies)
