@@ -63,9 +63,9 @@ class FitConfig:
         return self
 
 
-# options whose change makes an existing checkpoint meaningless
+# options whose change makes an existing checkpoint meaningless (``epochs`` may grow: training continues)
 _PLAN_KEYS = ("zoo", "batch_size", "lr", "weight_decay", "gamma", "temperature", "precision", "val_fraction",
-              "test_fraction", "zoo_epochs", "seed", "model", "augment", "epochs", "max_steps")
+              "test_fraction", "zoo_epochs", "seed", "model", "augment")
 
 
 def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_seed: int, val_fraction: float,

@@ -1,0 +1,97 @@
+"""End to end on a tiny real zoo: fit (bf16, checkpoints, resume), evaluate (in and out of
+distribution), sample, and the quick demo with every row and column of the table."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from eoreps.errors import ConfigError, DataError
+from eoreps.hyper.autoencoder import ModelConfig
+from eoreps.hyper.probes import CATEGORICAL, COLUMNS, CONTINUOUS, ROW_LABELS, evaluate
+from eoreps.hyper.representation import load_representation
+from eoreps.hyper.train import FitConfig, fit
+
+TINY = ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8, proj_dim=8)
+
+
+@pytest.fixture(scope="module")
+def rep(tiny_zoo, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rep") / "rep"
+    s1 = fit(FitConfig(zoo=tiny_zoo, out=out, epochs=1, batch_size=8, model=TINY))
+    assert (out / "checkpoints" / "last.ckpt").is_file() and s1["steps"] > 0
+    s2 = fit(FitConfig(zoo=tiny_zoo, out=out, epochs=2, batch_size=8, model=TINY))  # resumes from last.ckpt
+    assert s2["steps"] == 2 * s1["steps"] and s2["epochs"] == 2
+    return out
+
+
+def test_fit_writes_a_loadable_representation(rep, tiny_zoo):
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    r = load_representation(rep)
+    W = ModelZoo(tiny_zoo).weights_matrix()[:5]
+    z = r.embed(W)
+    assert z.shape == (5, 8) and torch.isfinite(z).all()
+    assert r.decode(z).shape == W.shape
+    splits = pd.read_csv(rep / "splits.csv")
+    assert set(splits["split"]) == {"train", "val", "test"} and splits["model_id"].is_unique
+
+
+def test_changed_options_refuse_to_resume(rep, tiny_zoo):
+    with pytest.raises(ConfigError, match="gamma"):
+        fit(FitConfig(zoo=tiny_zoo, out=rep, epochs=2, batch_size=8, gamma=0.5, model=TINY))
+
+
+def test_evaluate_in_and_out_of_distribution(rep, tiny_zoo, tmp_path):
+    res = evaluate(tiny_zoo, rep, tmp_path / "ev")
+    assert res["in_distribution"]
+    t = res["properties"]
+    assert list(t["property"]) == [ROW_LABELS[c] for c in (*CONTINUOUS, *CATEGORICAL)]
+    assert t.loc[t["property"] == "test accuracy", list(COLUMNS)].notna().all(axis=None)
+    assert (tmp_path / "ev" / "properties.md").is_file() and (tmp_path / "ev" / "model_selection.csv").is_file()
+    assert len(res["model_selection"]) == 4
+    other = tmp_path / "other_zoo"
+    shutil.copytree(tiny_zoo, other)
+    res2 = evaluate(other, rep, tmp_path / "ev2")
+    assert not res2["in_distribution"]
+
+
+def test_wrong_architecture_is_a_one_line_error(rep):
+    r = load_representation(rep)
+    with pytest.raises(DataError, match="same architecture"):
+        r.check_compatible([("fc1.weight", (3, 4)), ("fc1.bias", (3,))], "some_zoo")
+    with pytest.raises(DataError, match="not a representation directory"):
+        load_representation(rep.parent / "missing")
+
+
+def test_sample_tables(rep, tiny_zoo, tmp_path):
+    from eoreps.hyper.sample import SampleConfig, run_sample
+    from eoreps.zoo.datasets import ZooData, load_digits
+
+    d = load_digits(0)
+    data = ZooData("digits", d.x_train[:200], d.y_train[:200], d.x_val, d.y_val, d.x_test, d.y_test, 10)
+    res = run_sample(SampleConfig(zoo=tiny_zoo, rep=rep, out=tmp_path / "s", n=4, top_k=4, epochs=[0, 1]),
+                     data=data, transfer_data=data)
+    main, transfer = res["tables"].values()
+    assert len(main) == 3 and len(transfer) == 2
+    assert main[["epoch 0", "epoch 1"]].notna().all(axis=None)
+    for f in ("sample.md", "sample.csv", "sample.png", "sampled.safetensors"):
+        assert (tmp_path / "s" / f).is_file()
+
+
+def test_quick_demo_has_every_row_and_column(tmp_path):
+    from eoreps.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["hyper", "demo", "--quick", "--out", str(tmp_path / "demo")])
+    assert e.value.code == 0
+    csv = pd.read_csv(tmp_path / "demo" / "properties.csv")
+    assert list(csv["property"]) == [ROW_LABELS[c] for c in (*CONTINUOUS, *CATEGORICAL)]
+    assert list(csv.columns) == ["property", "metric", *COLUMNS]
+    md = (tmp_path / "demo" / "properties.md").read_text()
+    for label in ROW_LABELS.values():
+        assert f"| {label} |" in md
