@@ -8,7 +8,15 @@ import torch.nn.functional as F
 
 from eoreps.hyper.augment import AugmentConfig, Permuter, add_noise, erase_tokens, two_views
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
-from eoreps.zoo.architectures import ACTIVATIONS, ARCH_NAMES, ZooNet, build_model, flatten_state, load_flat, make_arch
+from eoreps.zoo.architectures import (
+    ACTIVATIONS,
+    ARCH_NAMES,
+    ZooNet,
+    build_model,
+    flatten_state,
+    load_flat,
+    make_arch,
+)
 
 
 @pytest.fixture(scope="module")
