@@ -1,12 +1,14 @@
-"""``eoreps demo``: the headline run on the built-in SimEO data, end to end, with a report."""
+"""``eoreps demo``: the headline study on the built-in SimEO data, end to end, with a report."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from eoreps.commands.common import ConfigOpt, DataOpt, OutOpt, QuickOpt, SeedOpt
+from eoreps.errors import ConfigError
 
 
 def demo(
@@ -14,11 +16,17 @@ def demo(
     data: DataOpt = "simeo",
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
+    full: Annotated[bool, typer.Option("--full", help="Every protocol and label fraction, 5 seeds (long).")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Train and evaluate on SimEO (synthetic) end to end; write report.html, results.csv and figures."""
-    from eoreps.demo import DemoConfig, run_demo
+    """Multimodal self-supervised pretraining vs supervised from scratch at 1/10/100 % labels (SimEO is synthetic).
 
-    cfg = DemoConfig(out=out, data=data, seed=seed, quick=quick)
-    report = run_demo(cfg)
+    Writes report.html (table + label-efficiency plot), results.csv/parquet, tables.md and the plot PNG
+    under --out. A killed demo resumes where it stopped when run again with the same --out.
+    """
+    from eoreps.evaluation.headline import run_headline
+
+    if quick and full:
+        raise ConfigError("--quick and --full exclude each other; pick one")
+    report = run_headline(out, seed=seed, quick=quick, full=full, data=data)
     typer.echo(f"report: {report}")
