@@ -24,10 +24,10 @@ class SlowDown(L.Callback):
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import tiny_config
+    from _pretrain_helpers import tiny_config
 
     data, out, resume, delay = sys.argv[1], sys.argv[2], sys.argv[3] == "1", float(sys.argv[4])
     cfg = tiny_config("simclr", Path(data), Path(out), epochs=2, max_samples=128, batch_size=16,
-                      checkpoint_every=3, resume=resume)
+                      checkpoint_every=3, resume=resume, quick=False)
     result = run_pretrain(cfg, callbacks=[SlowDown(delay)] if delay > 0 else None)
     print(json.dumps({"steps": result.steps}))

@@ -22,11 +22,11 @@ def literal_nt_xent(a: torch.Tensor, b: torch.Tensor, tau: float) -> float:
     def sim(i: int, j: int) -> float:
         return float(sum(z[i][d] * z[j][d] for d in range(len(z[i]))))
 
-    def l(i: int, j: int) -> float:
+    def ell(i: int, j: int) -> float:
         den = sum(math.exp(sim(i, k) / tau) for k in range(2 * n) if k != i)
         return -math.log(math.exp(sim(i, j) / tau) / den)
 
-    return sum(l(2 * k, 2 * k + 1) + l(2 * k + 1, 2 * k) for k in range(n)) / (2 * n)
+    return sum(ell(2 * k, 2 * k + 1) + ell(2 * k + 1, 2 * k) for k in range(n)) / (2 * n)
 
 
 @pytest.mark.parametrize("tau", [0.1, 0.5])

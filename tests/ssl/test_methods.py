@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from _pretrain_helpers import tiny_config  # noqa: I001
 
 from eoreps.errors import ConfigError
 from eoreps.models import load_backbone

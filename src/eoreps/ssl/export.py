@@ -20,10 +20,10 @@ Multimodal cards add ``group``: the sibling encoders of the same run, for late f
 
 Downstream::
 
-    from eoreps.ssl.export import load_encoders, input_normalizer, LateFusionEncoder
+    from eoreps.ssl.export import LateFusionEncoder, load_encoders, merged_normalizer
     encoders = load_encoders("OUT")                 # {"s2": Backbone, "s1": Backbone}
     fused = LateFusionEncoder(encoders)             # batch dict of normalised modalities -> concat features
-    norm = input_normalizer(encoders["s2"].card)    # Normalizer with the pretraining statistics
+    feats = fused(merged_normalizer(encoders)(raw_batch))   # (B, D_s2 + D_s1)
 """
 
 from __future__ import annotations
@@ -114,6 +114,16 @@ def input_normalizer(card: Mapping[str, Any]) -> Normalizer:
                       std={m: tuple(v["std"]) for m, v in norm.items()},
                       bands={m: tuple((card.get("band_names") or {}).get(m, ())) for m in norm})
     return Normalizer(stats, fill=float((card.get("input") or {}).get("nan_fill", 0.0)))
+
+
+def merged_normalizer(encoders: Mapping[str, Backbone]) -> Normalizer:
+    """One :class:`Normalizer` for the modalities of several encoders (late fusion of a multimodal run)."""
+    norm: dict[str, Any] = {}
+    bands: dict[str, Any] = {}
+    for enc in encoders.values():
+        norm.update(enc.card.get("normalization") or {})
+        bands.update(enc.card.get("band_names") or {})
+    return input_normalizer({"normalization": norm, "band_names": bands})
 
 
 def stack_inputs(batch: Mapping[str, torch.Tensor], card: Mapping[str, Any]) -> torch.Tensor:

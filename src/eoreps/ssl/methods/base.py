@@ -137,8 +137,14 @@ class SSLMethod(L.LightningModule):
         from lightly.models.utils import get_weight_decay_parameters
 
         decay, no_decay = get_weight_decay_parameters(self.trainable_modules())
-        decay = [p for p in decay if p.requires_grad]
-        no_decay = [p for p in no_decay if p.requires_grad]
+        seen: set[int] = set()  # modules may share parameters (MAE's masked ViT wraps the encoder)
+
+        def unique(params: list[nn.Parameter]) -> list[nn.Parameter]:
+            out = [p for p in params if p.requires_grad and id(p) not in seen]
+            seen.update(id(p) for p in out)
+            return out
+
+        decay, no_decay = unique(decay), unique(no_decay)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
         warmup = max(1, int(self.warmup_frac * self.max_steps))

@@ -1,0 +1,218 @@
+"""SimCLR pretraining throughput on SimEO (synthetic), side by side in one run.
+
+Same backbone, same batch size, same in-memory SimEO S2 patches for every contender:
+
+* ``limit``     -- the backbone's bare forward + backward + AdamW step on a pre-made batch of both views
+                   (``2B`` images, no data, no augmentation, no head, no loss): the ceiling;
+* ``plain``     -- a plain PyTorch loop: backbone + lightly's ``SimCLRProjectionHead`` and ``NTXentLoss``,
+                   batches from a DataLoader, eoreps' batched augmentation;
+* ``torchgeo``  -- torchgeo's ``SimCLRTask`` (its own kornia augmentation) through a Lightning Trainer;
+* ``eoreps``    -- ``eoreps.ssl`` SimCLR exactly as ``eoreps pretrain`` runs it (Lightning, in-memory
+                   batches, normalisation and augmentation in ``on_after_batch_transfer``);
+* ``eoreps-bf16`` / ``limit-bf16`` -- the same under bf16 autocast.
+
+Throughput is in pairs per second (one pair = one sample seen in two views). Every contender runs
+``--repeats`` times, round-robin, and the median is reported, with ratios against the faster anchor
+(plain, torchgeo) and the limit. Usage::
+
+    python benchmarks/ssl_throughput.py --backbone timm:resnet18 --batch-size 128 --threads 2
+    python benchmarks/ssl_throughput.py --backbone timm:vit_tiny_patch16_224 --only eoreps,eoreps-bf16,limit,limit-bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CONTENDERS = ("limit", "plain", "torchgeo", "eoreps", "eoreps-bf16", "limit-bf16")
+
+
+def _backbone_kwargs(name: str) -> dict[str, Any]:
+    return {"img_size": 32, "patch_size": 4} if name.startswith("timm:vit") else {}
+
+
+class _Timer:
+    """Lightning callback: time steps ``warmup .. warmup + steps``."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        import lightning as L
+
+        outer = self
+
+        class Cb(L.Callback):
+            def on_train_batch_start(self, trainer: Any, *a: Any) -> None:
+                if trainer.global_step == warmup:
+                    outer.t0 = time.perf_counter()
+
+            def on_train_batch_end(self, trainer: Any, *a: Any) -> None:
+                if trainer.global_step == warmup + steps:
+                    outer.t1 = time.perf_counter()
+
+        self.callback = Cb()
+        self.t0 = self.t1 = 0.0
+
+
+def _trainer(max_steps: int, precision: str, callbacks: list[Any]) -> Any:
+    import lightning as L
+
+    return L.Trainer(max_steps=max_steps, max_epochs=-1, accelerator="cpu", devices=1, precision=precision,
+                     logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0)
+
+
+def run_limit(data: Any, args: argparse.Namespace, bf16: bool) -> float:
+    from eoreps.models import create_backbone
+
+    bb = create_backbone(args.backbone, in_chans=data.in_chans["s2"], **_backbone_kwargs(args.backbone))
+    opt = torch.optim.AdamW(bb.parameters(), lr=1e-3)
+    x = torch.randn(2 * args.batch_size, data.in_chans["s2"], *data.image_size)
+    t0 = 0.0
+    for i in range(args.warmup + args.steps):
+        if i == args.warmup:
+            t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = bb(x).float().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return args.steps * args.batch_size / (time.perf_counter() - t0)
+
+
+def run_plain(data: Any, args: argparse.Namespace, stats: Any) -> float:
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import SimCLRProjectionHead
+    from torch.utils.data import DataLoader
+
+    from eoreps.data.stats import Normalizer
+    from eoreps.models import create_backbone
+    from eoreps.ssl.data import BatchDataset, collate_batch
+    from eoreps.ssl.methods.base import eo_augment
+
+    bb = create_backbone(args.backbone, in_chans=data.in_chans["s2"], **_backbone_kwargs(args.backbone))
+    d = bb.num_features
+    head = SimCLRProjectionHead(d, d, 128)
+    crit = NTXentLoss(temperature=0.2)
+    opt = torch.optim.AdamW(list(bb.parameters()) + list(head.parameters()), lr=1e-3)
+    norm, aug = Normalizer(stats), eo_augment(data.image_size)
+    loader = DataLoader(BatchDataset(data), batch_size=args.batch_size, shuffle=True, drop_last=True,
+                        collate_fn=collate_batch)
+    step, t0 = 0, 0.0
+    while step < args.warmup + args.steps:
+        for batch in loader:
+            if step == args.warmup:
+                t0 = time.perf_counter()
+            b = norm({"s2": batch["s2"]})
+            x1, x2 = aug(b)["s2"], aug(b)["s2"]
+            z1, z2 = head(bb(torch.cat([x1, x2]))).chunk(2)
+            loss = crit(z1, z2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step == args.warmup + args.steps:
+                break
+    return args.steps * args.batch_size / (time.perf_counter() - t0)
+
+
+def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool) -> float:
+    from eoreps.ssl.data import BatchDataset, PretrainDataModule
+    from eoreps.ssl.methods import get_method
+
+    total = args.warmup + args.steps
+    method = get_method("simclr")(modalities=["s2"], in_chans=data.in_chans, stats=stats.to_dict(),
+                                  backbone=args.backbone, backbone_kwargs=_backbone_kwargs(args.backbone),
+                                  image_size=data.image_size, max_steps=total)
+    timer = _Timer(args.warmup, args.steps)
+    _trainer(total, "bf16-mixed" if bf16 else "32-true", [timer.callback]).fit(
+        method, datamodule=PretrainDataModule(BatchDataset(data), args.batch_size))
+    return args.steps * args.batch_size / (timer.t1 - timer.t0)
+
+
+def run_torchgeo(data: Any, args: argparse.Namespace, stats: Any) -> float:
+    from torch.utils.data import DataLoader, Dataset
+    from torchgeo.trainers import SimCLRTask
+
+    if not args.backbone.startswith("timm:"):
+        raise SystemExit("torchgeo builds timm models: use --backbone timm:<name> to compare the same backbone")
+    mean, std = (t.view(1, -1, 1, 1) for t in stats.tensors("s2"))
+    images = torch.nan_to_num((data.images["s2"] - mean) / std, nan=0.0)
+
+    class Images(Dataset):
+        def __len__(self) -> int:
+            return len(images)
+
+        def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+            return {"image": images[torch.as_tensor(idx)]}
+
+    total = args.warmup + args.steps
+    task = SimCLRTask(model=args.backbone.split(":", 1)[1], in_channels=data.in_chans["s2"], version=1, layers=2,
+                      hidden_dim=None, output_dim=128, memory_bank_size=0, size=data.image_size[0], lr=1e-3,
+                      temperature=0.2)
+    timer = _Timer(args.warmup, args.steps)
+    loader = DataLoader(Images(), batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=lambda b: b)
+    _trainer(total, "32-true", [timer.callback]).fit(task, train_dataloaders=loader)
+    return args.steps * args.batch_size / (timer.t1 - timer.t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="simeo", help="'simeo' or a dataset path")
+    p.add_argument("--backbone", default="timm:resnet18")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--samples", type=int, default=2048, help="SimEO training patches held in memory")
+    p.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated subset of " + ",".join(CONTENDERS))
+    p.add_argument("--out", default="benchmarks/results/ssl_throughput.json")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    from eoreps.ssl.data import load_patches
+
+    data = load_patches(args.data, ["s2"], "train", max_samples=args.samples)
+    stats = data.stats()
+    runners = {
+        "limit": lambda: run_limit(data, args, False),
+        "limit-bf16": lambda: run_limit(data, args, True),
+        "plain": lambda: run_plain(data, args, stats),
+        "torchgeo": lambda: run_torchgeo(data, args, stats),
+        "eoreps": lambda: run_eoreps(data, args, stats, False),
+        "eoreps-bf16": lambda: run_eoreps(data, args, stats, True),
+    }
+    chosen = [c for c in args.only.split(",") if c]
+    results: dict[str, list[float]] = {c: [] for c in chosen}
+    for r in range(args.repeats):
+        for c in chosen:
+            results[c].append(runners[c]())
+            print(f"repeat {r + 1}/{args.repeats}  {c:<12} {results[c][-1]:8.1f} pairs/s", flush=True)
+    med = {c: statistics.median(v) for c, v in results.items()}
+    anchors = [med[a] for a in ("plain", "torchgeo") if a in med]
+    print(f"\nSimCLR throughput on SimEO (synthetic) S2 {data.image_size[0]}x{data.image_size[1]}, "
+          f"{data.in_chans['s2']} bands, {args.backbone}, batch {args.batch_size}, {args.threads} threads, "
+          f"median of {args.repeats}")
+    print(f"{'contender':<12} {'pairs/s':>9} {'vs best anchor':>15} {'vs limit':>9}")
+    for c, v in med.items():
+        va = f"{v / max(anchors):.2f}x" if anchors else "-"
+        lim = med.get("limit-bf16" if c.endswith("bf16") else "limit")
+        vl = f"{v / lim:.2f}x" if lim else "-"
+        print(f"{c:<12} {v:9.1f} {va:>15} {vl:>9}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "runs": results, "median": med}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
