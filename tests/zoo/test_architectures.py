@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from eoreps.errors import ConfigError
-from eoreps.zoo.architectures import (ARCH_NAMES, build_model, flatten_state, load_flat, make_arch)
+from eoreps.zoo.architectures import ARCH_NAMES, build_model, flatten_state, load_flat, make_arch
 
 
 def test_published_cnn_has_2464_parameters_in_state_dict_order():

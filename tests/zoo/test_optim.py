@@ -17,18 +17,18 @@ def test_stacked_update_equals_torch_optim(kind):
     stack = StackedParams(arch, torch.stack([flatten_state(n) for n in nets]))
     opt = StackedOptimizer(stack, kind, torch.tensor(lrs), torch.tensor(wds))
     cls = torch.optim.Adam if kind == "adam" else torch.optim.SGD
-    refs = [cls(n.parameters(), lr=lr, weight_decay=wd) for n, lr, wd in zip(nets, lrs, wds)]
+    refs = [cls(n.parameters(), lr=lr, weight_decay=wd) for n, lr, wd in zip(nets, lrs, wds, strict=False)]
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
         grads = torch.randn(3, arch.num_params, generator=g)
         stack.zero_grad()
         o = 0
-        for key, p in stack.params.items():  # write the same gradients through the leaf views
+        for _key, p in stack.params.items():  # write the same gradients through the leaf views
             n = p[0].numel()
             p.grad.copy_(grads[:, o:o + n].view_as(p))
             o += n
         opt.step()
-        for i, (net, ref) in enumerate(zip(nets, refs)):
+        for i, (net, ref) in enumerate(zip(nets, refs, strict=False)):
             o = 0
             for p in net.parameters():
                 p.grad = grads[i, o:o + p.numel()].view_as(p).clone()

@@ -89,6 +89,20 @@ class Arch:
         """Total number of parameters of one member."""
         return sum(math.prod(s) for _, s in self.param_shapes())
 
+    def max_activation(self) -> int:
+        """Largest number of activation values of one member for one image (sizes evaluation batches)."""
+        c, h, w = self.in_shape
+        best = c * h * w
+        for op in self.ops:
+            if op.kind == "conv":
+                c, h, w = op.cout, h - op.k + 1, w - op.k + 1
+            elif op.kind == "pool":
+                h, w = h // op.k, w // op.k
+            elif op.kind == "linear":
+                c, h, w = op.cout, 1, 1
+            best = max(best, c * h * w)
+        return best
+
     @property
     def conv_first(self) -> bool:
         """True when the first op is a convolution (population input is image-shaped)."""

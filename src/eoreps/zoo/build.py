@@ -23,7 +23,7 @@ from eoreps.errors import ConfigError
 from eoreps.progress import progress
 from eoreps.zoo.architectures import Arch, make_arch
 from eoreps.zoo.datasets import ZooData, load_dataset
-from eoreps.zoo.grid import Grid, Member, load_grid, plan_members
+from eoreps.zoo.grid import Grid, Member, plan_members
 from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members
 from eoreps.zoo.store import ZooStore
 

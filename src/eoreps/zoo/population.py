@@ -31,6 +31,7 @@ from eoreps.zoo.grid import Member
 from eoreps.zoo.optim import StackedOptimizer, StackedParams
 from eoreps.zoo.population_ops import gather_images, gather_vectors, population_forward
 
+EVAL_BUDGET = 64_000_000  # activation values per evaluation batch (float32: 256 MB)
 SPLIT_SEED = 7  # seeds the nested training subsets (train_fraction); fixed so subsets are comparable
 
 
@@ -171,6 +172,8 @@ def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str
     """Mean cross-entropy and accuracy (P,) of stacked members on images ``x`` (N, C, H, W), labels ``y``
     (N,); float32, eval mode (no dropout)."""
     P = next(iter(params.values())).shape[0]
+    # cap the widest activation (P * batch * max_activation values) at ~64 M floats (256 MB)
+    batch = max(1, min(batch, EVAL_BUDGET // max(1, P * arch.max_activation())))
     loss = torch.zeros(P, dtype=torch.float64)
     correct = torch.zeros(P, dtype=torch.int64)
     for s in range(0, len(y), batch):

@@ -82,6 +82,7 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
     twins = ZooStore(zoo_dir / "twins")
     twins.write_manifest({**{k: v for k, v in m.items() if k != "format_version"}, "sparsities": list(sparsities)})
     rows = []
+    names = []
     for si, s in enumerate(progress(sparsities, desc="sparsity", unit="ratio")):
         Wp = magnitude_prune(W, prunable, float(s))
         achieved = ((Wp[:, prunable] == 0).float().mean(1)).numpy()
@@ -104,9 +105,10 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
                 rec.update(sparsity=float(s), achieved_sparsity=float(achieved[i]), test_loss=float(loss[i]),
                            test_acc=float(acc[i]), dense_test_acc=float(r["test_acc"]))
                 recs.append(rec)
-            twins.write_shard(si, int(e), [int(v) for v in props["model_id"].to_numpy()[sel]],
-                              Wp[torch.as_tensor(sel)], recs)
+            names.append(twins.write_shard(si, int(e), [int(v) for v in props["model_id"].to_numpy()[sel]],
+                              Wp[torch.as_tensor(sel)], recs))
             rows += recs
+    twins.write_index(0, 0, names)
     df = pd.DataFrame(rows)
     with atomic_path(zoo_dir / "sparsified.parquet") as tmp:
         df.to_parquet(tmp, index=False)

@@ -178,17 +178,18 @@ class ZooStore:
         return epochs + 1
 
     # ------------------------------------------------------------------ index
-    def write_index(self, n_chunks: int, epochs: int) -> pd.DataFrame:
-        """Collect every shard's rows into ``index.parquet`` (+ ``index.csv``), atomically."""
+    def write_index(self, n_chunks: int, epochs: int, names: list[str] | None = None) -> pd.DataFrame:
+        """Collect the rows of every shard (chunks 0..n_chunks-1 x epochs 0..epochs, or ``names``) into
+        ``index.parquet`` (+ ``index.csv``), atomically."""
         frames = []
-        for c in range(n_chunks):
-            for e in range(epochs + 1):
-                name = shard_name(c, e)
-                self.check_shard(name)
-                rows = self.shard_rows(name)
-                for r, row in enumerate(rows):
-                    row.update(shard=name, row=r)
-                frames.extend(rows)
+        if names is None:
+            names = [shard_name(c, e) for c in range(n_chunks) for e in range(epochs + 1)]
+        for name in names:
+            self.check_shard(name)
+            rows = self.shard_rows(name)
+            for r, row in enumerate(rows):
+                row.update(shard=name, row=r)
+            frames.extend(rows)
         df = pd.DataFrame(frames).sort_values(["model_id", "epoch"]).reset_index(drop=True)
         with atomic_path(self.root / "index.parquet") as tmp:
             df.to_parquet(tmp, index=False)

@@ -1,0 +1,143 @@
+"""Aggregate training throughput of a vectorized zoo population vs one model at a time.
+
+Everything is measured in this one run, side by side:
+
+* baseline: the published 2,464-parameter CNN trained alone (nn.Module + torch.optim.Adam, batch 10,
+  float32), one model after the other;
+* the vectorized population (``eoreps.zoo.population.PopulationTrainer``): P models, batch 10 each,
+  per-model data order (the default) and shared data order, in bf16 autocast and in float32;
+* the machine's FLOP limit: the best of a 2048^3 float32 and bfloat16 matmul;
+* peak resident memory of the process (``ru_maxrss``).
+
+Images/s are reported on wall-clock time and on the process's CPU time divided by the thread count
+("per-thread-second" figures are robust to other processes sharing the cores). Run::
+
+    python benchmarks/zoo_throughput.py --threads 2 --models 256 --steps 30
+
+Output: a table, and JSON with ``--json PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+import torch.nn.functional as F
+
+from eoreps.zoo.architectures import build_model, make_arch
+from eoreps.zoo.datasets import ZooData
+from eoreps.zoo.grid import Member
+from eoreps.zoo.population import PopulationTrainer, TrainOptions
+
+
+def flops_per_image(arch) -> float:
+    """Training FLOPs per image: forward 2*MACs, backward 2x forward minus the first layer's input grad."""
+    c, h, w = arch.in_shape
+    fwd, first = 0.0, None
+    for op in arch.ops:
+        if op.kind == "conv":
+            h, w = h - op.k + 1, w - op.k + 1
+            f = 2.0 * op.cout * h * w * op.cin * op.k * op.k
+            first = f if first is None else first
+            fwd += f
+        elif op.kind == "pool":
+            h, w = h // op.k, w // op.k
+        elif op.kind == "linear":
+            f = 2.0 * op.cin * op.cout
+            first = f if first is None else first
+            fwd += f
+    return 3.0 * fwd - (first or 0.0)
+
+
+def timed(fn, threads: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds / threads) of fn()."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, (time.process_time() - c) / threads
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 3) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = 1e9
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", type=int, default=256, help="population size P")
+    ap.add_argument("--steps", type=int, default=30, help="training steps (batch 10 per model) per measurement")
+    ap.add_argument("--baseline-models", type=int, default=4, help="models trained one at a time for the baseline")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    arch = make_arch("cnn_s", (1, 28, 28), 10)
+    g = torch.Generator().manual_seed(0)
+    n = args.steps * 10
+    x = torch.randn(n, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    data = ZooData("bench", x, y, x[:10], y[:10], x[:10], y[:10], 10)
+    results: dict[str, dict[str, float]] = {}
+
+    # (a) one model at a time, batch 10, Adam, float32 (the original way)
+    def alone() -> None:
+        for s in range(args.baseline_models):
+            net = build_model(arch, "relu", "kaiming_uniform", s)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(s))
+            for i in range(0, n, 10):
+                idx = perm[i:i + 10]
+                opt.zero_grad()
+                F.cross_entropy(net(x[idx]), y[idx]).backward()
+                opt.step()
+
+    alone()  # warm-up
+    wall, cpu = timed(alone, args.threads)
+    imgs = args.baseline_models * n
+    results["one_at_a_time"] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
+
+    members = [Member(i, i, "relu", "kaiming_uniform", "adam", [1e-3, 1e-4][i % 2], [1e-3, 1e-4][(i // 2) % 2],
+                      0.0, 1.0) for i in range(args.models)]
+    for name, prec, order in [("population_bf16_per_model", "bf16", "per_model"),
+                              ("population_bf16_shared", "bf16", "shared"),
+                              ("population_fp32_per_model", "fp32", "per_model")]:
+        pop = PopulationTrainer(arch, members, data, TrainOptions(precision=prec, data_order=order))
+        pop.train_epoch()  # warm-up (one pass over the steps)
+        wall, cpu = timed(pop.train_epoch, args.threads)
+        imgs = args.models * n
+        results[name] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
+
+    base = results["one_at_a_time"]
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    fpi = flops_per_image(arch)
+    for r in results.values():
+        r["speedup"] = r["img_s"] / base["img_s"]
+        r["speedup_cpu"] = r["img_s_cpu"] / base["img_s_cpu"]
+        r["frac_fp32_peak"] = r["img_s"] * fpi / peak32
+        r["frac_bf16_peak"] = r["img_s"] * fpi / peak16
+    out = {"threads": args.threads, "models": args.models, "steps": args.steps, "flops_per_image": fpi,
+           "matmul_fp32_gflops": peak32 / 1e9, "matmul_bf16_gflops": peak16 / 1e9,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
+    print(f"cnn_s (2,464 params), batch 10 per model, {args.threads} threads, P={args.models}; "
+          f"{fpi / 1e6:.2f} MFLOP per training image")
+    print(f"FLOP limit (2048^3 matmul): fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s")
+    print(f"{'run':28s} {'img/s':>9s} {'x base':>7s} {'img/cpu-s':>10s} {'x base':>7s} {'%fp32':>6s} {'%bf16':>6s}")
+    for k, r in results.items():
+        print(f"{k:28s} {r['img_s']:9.0f} {r['speedup']:7.2f} {r['img_s_cpu']:10.0f} {r['speedup_cpu']:7.2f} "
+              f"{100 * r['frac_fp32_peak']:6.2f} {100 * r['frac_bf16_peak']:6.2f}")
+    print(f"peak RSS {out['peak_rss_mb']:.0f} MB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
