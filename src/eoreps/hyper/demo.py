@@ -58,7 +58,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, epochs: int | 
     times["zoo"] = time.perf_counter() - t
     t = time.perf_counter()
     rep_dir = out / ("rep-quick" if quick else "rep")
-    n_epochs = epochs if epochs is not None else (2 if quick else 20)
+    n_epochs = epochs if epochs is not None else (2 if quick else 15)
     fit_cfg = FitConfig(zoo=zoo_dir, out=rep_dir, epochs=n_epochs, batch_size=16 if quick else 64,
                         lr=1e-3 if quick else 5e-4, seed=seed, model=QUICK_MODEL if quick else DEMO_MODEL)
     if (rep_dir / "fit_plan.json").is_file() and not (rep_dir / "checkpoints" / "last.ckpt").is_file():
