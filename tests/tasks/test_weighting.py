@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from eoreps.errors import ConfigError
-from eoreps.tasks.weighting import DynamicWeightAverage, FixedWeighting, GradNorm, UncertaintyWeighting, create_weighting
+from eoreps.tasks.weighting import (
+    DynamicWeightAverage,
+    FixedWeighting,
+    GradNorm,
+    UncertaintyWeighting,
+    create_weighting,
+)
 
 
 def test_fixed() -> None:

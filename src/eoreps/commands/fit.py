@@ -41,7 +41,8 @@ def fit(
 ) -> None:
     """Train a model on SimEO (synthetic) or a dataset folder; writes logs, checkpoints and results.json."""
     from eoreps.commands.common import parse_floats
-    from eoreps.tasks.fit import FitConfig, fit as run_fit
+    from eoreps.tasks.fit import FitConfig
+    from eoreps.tasks.fit import fit as run_fit
 
     cfg = FitConfig(
         task=task, modalities=parse_list(modalities, "modality"), fusion=fusion, share_weights=share_weights,

@@ -16,8 +16,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,8 @@ def _cap(ds: Any, n: int | None, seed: int) -> Any:
     for attr in ("classes", "task", "synthetic", "band_names", "modalities"):
         if hasattr(ds, attr):
             setattr(sub, attr, getattr(ds, attr))
+    # tells cached band statistics of different subsets apart (eoreps.data.stats.dataset_fingerprint)
+    sub.cache_key = f"{type(ds).__name__}:{getattr(ds, 'root', '')}:{getattr(ds, 'split', '')}:{len(ds)}:{n}:{seed}"
     return sub
 
 

@@ -39,9 +39,9 @@ class MultitaskSettings:
     """Sizes of the multi-task experiment (``quick`` shrinks everything to seconds)."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 8
-    max_train: int | None = None
-    max_eval: int | None = None
+    epochs: int = 5
+    max_train: int | None = 400
+    max_eval: int | None = 200
     backbone: str = "cnn-small"
     batch_size: int = 32
     modalities: tuple[str, ...] = ("s2", "weather")
@@ -76,6 +76,7 @@ def run_multitask(out: str | Path, settings: MultitaskSettings | None = None,
         metrics={"plume/iou": "IoU (%)", "power/mae": "MAE (MW)", "power/r2": "R^2 (%)", "power/mape": "MAPE (%)",
                  "fuel/acc": "accuracy (%)"},
         scale={"plume/iou": 100, "power/r2": 100, "fuel/acc": 100},
+        digits={"plume/iou": 1, "power/mae": 1, "power/r2": 1, "power/mape": 1, "fuel/acc": 1},
         figure_metric="power/r2", figure_x="setting")
     notes = [f"SimEO power plants (synthetic), inputs {'+'.join(s.modalities)}, backbone {s.backbone}, {s.epochs} "
              f"epochs, seeds {list(s.seeds)}. Single-task rows train one head; the others train all three heads "

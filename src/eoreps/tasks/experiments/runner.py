@@ -98,12 +98,14 @@ class TableSpec:
         by: grouping columns (labels, ``split``...).
         metrics: ``{result column: table header}``.
         scale: per result column, a factor for display (e.g. 100 for percentages).
+        digits: per result column, decimals shown (default 3).
         figure_metric: column shown in the bar figure; figure_x / figure_hue: its grouping.
     """
 
     by: list[str]
     metrics: dict[str, str]
     scale: dict[str, float] = field(default_factory=dict)
+    digits: dict[str, int] = field(default_factory=dict)
     figure_metric: str = ""
     figure_x: str = ""
     figure_hue: str | None = None
@@ -117,8 +119,9 @@ def summarize(df: pd.DataFrame, spec: TableSpec, digits: int = 3) -> pd.DataFram
     for col, header in spec.metrics.items():
         if col not in df.columns:
             continue
-        t = mean_std_table(df, spec.by, [col], digits=digits, scale=spec.scale.get(col, 1.0))
-        parts.append(t.rename(columns={col: header}))
+        tmp = f"metric::{col}"  # a metric may be called "n", like mean_std_table's seed count
+        t = mean_std_table(df.rename(columns={col: tmp}), spec.by, [tmp], digits=spec.digits.get(col, digits), scale=spec.scale.get(col, 1.0))
+        parts.append(t.rename(columns={tmp: header}))
     if not parts:
         return pd.DataFrame(columns=spec.by)
     table = parts[0]

@@ -51,9 +51,9 @@ class UncertaintySettings:
     """Sizes of the uncertainty experiment (``quick`` shrinks everything to seconds)."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 12
-    max_train: int | None = None
-    max_eval: int | None = 800
+    epochs: int = 8
+    max_train: int | None = 1500
+    max_eval: int | None = 600
     backbone: str = "cnn-small"
     batch_size: int = 64
     modalities: tuple[str, ...] = ("s2", "no2")
@@ -105,7 +105,7 @@ def run_uncertainty(out: str | Path, settings: UncertaintySettings | None = None
             Variant({"model": "MC dropout"}, {"dropout": s.dropout, "heteroscedastic": True})]
     df = run_grid(base, grid, s.seeds, out, rows_fn=_rows(s), keep_runs=True)
     df["row"] = df["model"] + np.where(df["filter"] == "no", "", " + filter")
-    spec = TableSpec(by=["split", "row"], metrics={"n": "observations", "r2": "R^2", "mae": "MAE", "mse": "MSE"},
+    spec = TableSpec(by=["split", "row"], metrics={"n": "observations", "r2": "R^2", "mae": "MAE", "mse": "MSE"}, digits={"n": 0},
                      figure_metric="mse", figure_x="row", figure_hue="split")
     # calibration of the MC-dropout predictive std, pooled over seeds
     tables = {}
