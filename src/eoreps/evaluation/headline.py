@@ -55,11 +55,11 @@ def plan(quick: bool, full: bool) -> HeadlinePlan:
     if quick:
         return HeadlinePlan(simeo_n=6000, pretrain_epochs=4, pretrain_samples=1024,
                             limits={"train": 600, "val": 200, "test": 400}, fractions=[0.01, 0.1, 1.0], seeds=3,
-                            protocols=["linear", "finetune"], supervised=["early", "late"], steps=(4, 20, 40))
-    return HeadlinePlan(simeo_n=6000, pretrain_epochs=20, pretrain_samples=None,
+                            protocols=["linear", "finetune"], supervised=["early", "late"], steps=(3, 15, 30))
+    return HeadlinePlan(simeo_n=6000, pretrain_epochs=25, pretrain_samples=2048,
                         limits={"train": 2000, "val": 500, "test": 1000}, fractions=[0.01, 0.1, 1.0], seeds=3,
                         protocols=["linear", "finetune"], supervised=["s2", "s1", "early", "late"],
-                        steps=(10, 60, 200))
+                        steps=(10, 40, 100))
 
 
 def _simeo_folder(n: int) -> str:

@@ -263,12 +263,12 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
                 on_cell(c)
             idx = subsets[c.seed][c.fraction]
             cell = Cell(data, by_name[c.method], c.protocol, c.fraction, c.seed, idx, cfg.options, out / "cache")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = run_protocol(cell)
             rec = {"key": c.key, "config_hash": hashes[c.key], **dataclasses.asdict(c),
                    "method_kind": by_name[c.method].kind, "task": data.task.kind, "classes": list(data.classes),
                    "synthetic": data.synthetic, "subset_sha": hashlib.sha256(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16],
-                   "wall_s": time.perf_counter() - t0, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "result": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in result.items()}}
             write_json(out / "cells" / f"{c.key}.json", rec)
     synthetic = bool(data.synthetic) if data is not None else None

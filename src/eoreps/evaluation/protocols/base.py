@@ -50,7 +50,7 @@ class TrainOptions:
     min_steps: int = 100
     max_steps: int = 0
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     backbone_lr_mult: float = 0.1
     augment: bool = True

@@ -1,7 +1,7 @@
 """Trained protocols: full fine-tuning, supervised training from scratch, frozen encoder + decoder.
 
-All three build ``MultiHeadModel(encoder, [task])`` (a new linear head, or a U-Net decoder for
-segmentation) and train it with :func:`eoreps.evaluation.protocols.train.fit`:
+All three build ``MultiHeadModel(FeatureNorm(encoder), [task])`` (a new linear head on standardised
+pooled features, or a U-Net decoder for segmentation) and train it with :func:`eoreps.evaluation.protocols.train.fit`:
 
 * ``finetune``: every encoder weight trains, at ``lr * backbone_lr_mult`` (default 0.1), the new head at ``lr``;
 * ``supervised``: a randomly initialised encoder trained end to end at ``lr`` (the from-scratch baseline);
@@ -14,12 +14,44 @@ from __future__ import annotations
 import time
 
 import torch
+from torch import nn
 
 from eoreps.evaluation.encoders import build_method_encoder, method_modalities
 from eoreps.evaluation.metrics import task_metrics
 from eoreps.evaluation.protocols.base import Cell, count_trainable
 from eoreps.evaluation.protocols.train import fit, predict
 from eoreps.tasks.multitask import MultiHeadModel
+
+
+class FeatureNorm(nn.Module):
+    """An encoder whose pooled features pass through ``BatchNorm1d(affine=False)`` before the head.
+
+    Pretrained and random encoders emit features of very different scales; standardising them (as the
+    linear probe does, and as MAE's linear probe does with the same layer) lets a new head learn at one
+    learning rate in the few hundred steps of a cell. No parameters; maps pass through unchanged.
+    """
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.norm = nn.BatchNorm1d(encoder.num_features, affine=False)
+        self.num_features = encoder.num_features
+        self.feature_info = encoder.feature_info
+        self.grid_size = encoder.grid_size
+
+    def _norm(self, z: torch.Tensor) -> torch.Tensor:
+        if self.training and z.shape[0] == 1:  # batch statistics need two samples: use the running ones
+            return nn.functional.batch_norm(z, self.norm.running_mean, self.norm.running_var, training=False)
+        return self.norm(z)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Standardised pooled features ``(B, D)``."""
+        return self._norm(self.encoder(batch))
+
+    def forward_all(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Standardised pooled features and the encoder's maps."""
+        pooled, maps = self.encoder.forward_all(batch)
+        return self._norm(pooled), maps
 
 
 def train_and_test(cell: Cell, encoder_lr_mult: float, freeze_encoder: bool, allow_channel_mismatch: bool = False,
@@ -44,7 +76,7 @@ def train_and_test(cell: Cell, encoder_lr_mult: float, freeze_encoder: bool, all
     if prepare is not None:
         encoder, extra, info = prepare(built, cell)
     torch.manual_seed(cell.seed)
-    model = MultiHeadModel(encoder, [task], decoder_channels=opts.decoder_channels)
+    model = MultiHeadModel(FeatureNorm(encoder), [task], decoder_channels=opts.decoder_channels)
     head_params = list(model.heads.parameters()) + [p for m in extra for p in m.parameters()]
     groups = [{"params": head_params, "lr": opts.lr}]
     if not freeze_encoder:

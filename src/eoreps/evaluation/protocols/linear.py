@@ -34,9 +34,11 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 def _fit_logreg(x: np.ndarray, y: np.ndarray, c: float, k: int, max_iter: int, seed: int):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     clf = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
-    with warnings.catch_warnings():
+    # one BLAS thread: these fits are small, and spinning BLAS threads on busy cores cost more than they give
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(x, y)
 
