@@ -116,3 +116,12 @@ def test_bf16_mixed_runs_on_cpu() -> None:
     trainer = _trainer(epochs=1, precision="bf16-mixed")
     trainer.fit(module, datamodule=dm)
     assert torch.isfinite(trainer.callback_metrics["val/loss"])
+
+
+def test_gradnorm_shared_layer_is_the_last_conv_of_the_backbone() -> None:
+    from eoreps.models.fusion import EarlyFusion, InputSpec
+    from eoreps.tasks.multitask import last_shared_weight
+
+    enc = EarlyFusion([InputSpec("s2", 12)], "cnn-tiny", (16, 16))
+    (w,) = last_shared_weight(enc)
+    assert w is enc.backbone.stages[-1][-1].conv2.weight
