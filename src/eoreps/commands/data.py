@@ -17,6 +17,7 @@ def generate(
     out: OutOpt = Path("simeo_data"),
     n: Annotated[int, typer.Option("--n", help="Number of patches.")] = 2000,
     scenes: Annotated[int, typer.Option("--scenes", help="Number of large scenes (for Tile2Vec).")] = 0,
+    power_plants: Annotated[int, typer.Option("--power-plants", help="Number of power-plant patches (multi-task set).")] = 0,
     patch_size: Annotated[int, typer.Option("--patch-size", help="Patch side in pixels.")] = 32,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
@@ -25,7 +26,7 @@ def generate(
     from eoreps.data.simeo import SimEOParams, write_simeo
 
     params = SimEOParams(patch_size=patch_size)
-    path = write_simeo(out, n=n, seed=seed, params=params, scenes=scenes)
+    path = write_simeo(out, n=n, seed=seed, params=params, scenes=scenes, power_plants=power_plants)
     typer.echo(f"wrote {n} SimEO patches (synthetic data) to {path}")
 
 
