@@ -56,10 +56,10 @@ def plan(quick: bool, full: bool) -> HeadlinePlan:
         return HeadlinePlan(simeo_n=6000, pretrain_epochs=4, pretrain_samples=1024,
                             limits={"train": 600, "val": 200, "test": 400}, fractions=[0.01, 0.1, 1.0], seeds=3,
                             protocols=["linear", "finetune"], supervised=["early", "late"], steps=(3, 15, 30))
-    return HeadlinePlan(simeo_n=6000, pretrain_epochs=25, pretrain_samples=2048,
+    return HeadlinePlan(simeo_n=6000, pretrain_epochs=20, pretrain_samples=2048,
                         limits={"train": 2000, "val": 500, "test": 1000}, fractions=[0.01, 0.1, 1.0], seeds=3,
                         protocols=["linear", "finetune"], supervised=["s2", "s1", "early", "late"],
-                        steps=(10, 40, 100))
+                        steps=(8, 30, 80))
 
 
 def _simeo_folder(n: int) -> str:
