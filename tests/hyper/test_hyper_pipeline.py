@@ -24,6 +24,7 @@ def rep(tiny_zoo, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rep") / "rep"
     s1 = fit(FitConfig(zoo=tiny_zoo, out=out, epochs=1, batch_size=8, model=TINY))
     assert (out / "checkpoints" / "last.ckpt").is_file() and s1["steps"] > 0
+    assert list((out / "checkpoints").glob("epoch=0-*.ckpt"))  # written at the end of each epoch
     s2 = fit(FitConfig(zoo=tiny_zoo, out=out, epochs=2, batch_size=8, model=TINY))  # resumes from last.ckpt
     assert s2["steps"] == 2 * s1["steps"] and s2["epochs"] == 2
     return out

@@ -122,7 +122,9 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     trainer = L.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator="cpu", devices=1,
         precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1)],
+        # save_top_k=1 without a monitor keeps the latest epoch's file; with save_top_k=0 Lightning would
+        # write last.ckpt only when training ends, and a killed run could not resume
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1)],
         logger=CSVLogger(out, name="logs"), enable_progress_bar=progress_enabled(), enable_model_summary=False,
         log_every_n_steps=max(1, min(50, len(train_dl))), num_sanity_val_steps=0,
         limit_val_batches=1.0 if len(val_dl) else 0, deterministic=False)
