@@ -244,12 +244,27 @@ def _finalize(mo: _Moments, m: str, source: str, n: int) -> tuple[tuple[float, .
     return (tuple(float(v) for v in mo.mean), tuple(float(v) for v in s), tuple(int(v) for v in mo.n))
 
 
+def _content_digest(dataset: Any, modalities: Sequence[str]) -> str:
+    """SHA-1 of a few samples' values (first, middle, last), so two datasets of the same class and
+    length but different content (another folder, seed or generator version) never share a cache entry."""
+    n = len(dataset)
+    h = hashlib.sha1()
+    for i in sorted({0, n // 2, n - 1}) if n else ():
+        sample = dataset[i]
+        for m in modalities:
+            if m in sample:
+                h.update(np.ascontiguousarray(np.asarray(sample[m], dtype=np.float32)).tobytes())
+    return h.hexdigest()
+
+
 def dataset_fingerprint(dataset: Any, modalities: Sequence[str], max_samples: int | None, seed: int) -> dict[str, Any]:
     """What identifies a statistics computation: dataset class, length, bands, ``cache_key`` if any."""
     band_names = getattr(dataset, "band_names", {}) or {}
     return {
         "dataset": f"{type(dataset).__module__}.{type(dataset).__qualname__}",
         "cache_key": str(getattr(dataset, "cache_key", "")),
+        "root": str(getattr(dataset, "root", "") or ""),
+        "content": _content_digest(dataset, modalities),
         "length": len(dataset),
         "modalities": list(modalities),
         "bands": {m: list(band_names.get(m, ())) for m in modalities},
