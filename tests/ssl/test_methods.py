@@ -88,3 +88,17 @@ def test_cli_rejects_unknown_method(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         main(["pretrain", "--method", "simclrr", "--out", str(tmp_path)])
     assert e.value.code == 2
+
+
+def test_optimizer_holds_every_trainable_parameter_once() -> None:
+    from eoreps.data.stats import BandStats
+    from eoreps.ssl.methods import get_method
+
+    stats = BandStats(mean={"s2": (0.0,) * 12}, std={"s2": (1.0,) * 12}).to_dict()
+    m = get_method("mae")(modalities=["s2"], in_chans={"s2": 12}, stats=stats, backbone="timm:vit_tiny_patch16_224",
+                          backbone_kwargs={"img_size": 32, "patch_size": 8, "depth": 1, "embed_dim": 32,
+                                           "num_heads": 2}, image_size=(32, 32), max_steps=4)
+    opt = m.configure_optimizers()["optimizer"]
+    ids = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert len(ids) == len(set(ids))  # the masked ViT shares the encoder's parameters
+    assert set(ids) == {id(p) for p in m.parameters() if p.requires_grad}

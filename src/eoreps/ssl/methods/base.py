@@ -140,8 +140,11 @@ class SSLMethod(L.LightningModule):
         seen: set[int] = set()  # modules may share parameters (MAE's masked ViT wraps the encoder)
 
         def unique(params: list[nn.Parameter]) -> list[nn.Parameter]:
-            out = [p for p in params if p.requires_grad and id(p) not in seen]
-            seen.update(id(p) for p in out)
+            out = []
+            for p in params:
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
             return out
 
         decay, no_decay = unique(decay), unique(no_decay)
