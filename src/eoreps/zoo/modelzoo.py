@@ -119,5 +119,5 @@ class ModelZoo(Dataset):
         out = torch.empty(len(self), self.num_params)
         for name, grp in self.index.groupby("shard", sort=False):
             w = self._shard(str(name))
-            out[torch.as_tensor(grp.index.to_numpy())] = w[torch.as_tensor(grp["row"].to_numpy())]
+            out[torch.as_tensor(grp.index.to_numpy().copy())] = w[torch.as_tensor(grp["row"].to_numpy().copy())]
         return out
