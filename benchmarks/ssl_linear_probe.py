@@ -31,7 +31,7 @@ def features(encoders: dict[str, Any], data: Any, batch_size: int = 512) -> dict
         enc.eval()
         norm = input_normalizer(enc.card)
         for i in range(0, len(data), batch_size):
-            batch = norm({m: x[i:i + batch_size] for m, x in data.images.items()})
+            batch = norm({m: data.images[m][i:i + batch_size] for m in enc.card["input"]["stack"]})
             out[k].append(enc(stack_inputs(batch, enc.card)).float().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 

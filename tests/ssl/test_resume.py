@@ -50,7 +50,6 @@ def test_kill_mid_epoch_then_resume(simeo_small: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, log[-3000:]
     summary = json.loads((out / "pretrain.json").read_text())
     assert summary["steps"] == summary["max_steps"] == TOTAL
-    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == TOTAL
     from eoreps.models import load_backbone
 
     assert load_backbone(out / "backbone.safetensors").card["steps"] == TOTAL
