@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 HERE = Path(__file__).parent
 STEPS_PER_EPOCH = 128 // 16  # max_samples 128, batch 16 (see _resume_driver.py)
 TOTAL = 2 * STEPS_PER_EPOCH
