@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -m "not slow"
 
 .PHONY: demo test install lint clean
 
