@@ -91,13 +91,27 @@ def run_chunks(n: int, chunk: int, seed: int, stream: str, fn) -> dict[str, np.n
         return {k: v[:0] for k, v in fn(chunk_rng(seed, stream, 0), 1).items()}
     starts = list(range(0, n, chunk))
     jobs = [(chunk_rng(seed, stream, i), min(chunk, n - s)) for i, s in enumerate(starts)]
-    nw = min(workers(), len(jobs))
+    # Chunks are written straight into preallocated outputs rather than concatenated at the end: on
+    # VMs that hand freed memory back to the host, first-touching a page costs far more than filling
+    # it, and concatenation would touch the whole output twice (measured: 13 of 45 s for 10k patches).
+    first = fn(*jobs[0])
+    out = {k: np.empty((n, *v.shape[1:]), v.dtype) for k, v in first.items()}
+
+    def put(i: int, part: dict[str, np.ndarray]) -> None:
+        for k, v in part.items():
+            out[k][starts[i]:starts[i] + len(v)] = v
+
+    put(0, first)
+    del first
+    nw = min(workers(), len(jobs) - 1)
     if nw > 1:
         with ThreadPoolExecutor(nw) as pool:
-            parts = list(pool.map(lambda job: fn(*job), jobs))
+            for i, part in enumerate(pool.map(lambda job: fn(*job), jobs[1:]), 1):
+                put(i, part)
     else:
-        parts = [fn(*job) for job in jobs]
-    return {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
+        for i, job in enumerate(jobs[1:], 1):
+            put(i, fn(*job))
+    return out
 
 
 def assign_splits(region: np.ndarray, seed: int, p: SimEOParams) -> np.ndarray:
