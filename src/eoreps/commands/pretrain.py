@@ -10,7 +10,8 @@ import typer
 from eoreps.commands.common import ConfigOpt, DataOpt, OutOpt, QuickOpt, SeedOpt, echo_kv, parse_list
 from eoreps.errors import ConfigError
 
-METHOD_NAMES = ["simclr", "multimodal", "moco", "byol", "dino", "mae", "tile2vec"]
+METHOD_NAMES = ["simclr", "multimodal", "moco", "byol", "dino", "mae", "tile2vec", "rotation", "jigsaw",
+                "band-prediction", "inpainting"]
 
 
 def parse_kwargs(value: str, what: str) -> dict[str, Any]:

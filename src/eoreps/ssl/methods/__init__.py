@@ -1,16 +1,21 @@
 """Pretraining methods by name: ``get_method("simclr")`` -> the LightningModule class.
 
-=============  ==============================================================================
-name           method
-=============  ==============================================================================
-simclr         SimCLR: two EO-safe augmented views, NT-Xent (Chen et al. 2020)
-multimodal     Dual-SimCLR: one encoder per modality, cross-modal NT-Xent (Scheibenreif et al. 2022)
-moco           MoCo v2: momentum key encoder and a queue of negatives (Chen et al. 2020)
-byol           BYOL: predictor and EMA target, no negatives (Grill et al. 2020)
-dino           DINO: multi-crop self-distillation, centring and sharpening (Caron et al. 2021)
-mae            MAE: ViT, 75 % of patches masked, loss on masked patches (He et al. 2022)
-tile2vec       Tile2Vec: triplets of anchor, neighbour, distant tiles (Jean et al. 2019)
-=============  ==============================================================================
+===============  ==============================================================================
+name             method
+===============  ==============================================================================
+simclr           SimCLR: two EO-safe augmented views, NT-Xent (Chen et al. 2020)
+multimodal       Dual-SimCLR: one encoder per modality, cross-modal NT-Xent (Scheibenreif et al. 2022)
+moco             MoCo v2: momentum key encoder and a queue of negatives (Chen et al. 2020)
+byol             BYOL: predictor and EMA target, no negatives (Grill et al. 2020)
+dino             DINO: multi-crop self-distillation, centring and sharpening (Caron et al. 2021)
+mae              MAE: ViT, 75 % of patches masked, loss on masked patches (He et al. 2022)
+tile2vec         Tile2Vec: triplets of anchor, neighbour, distant tiles (Jean et al. 2019)
+rotation         pretext: predict the 0/90/180/270-degree rotation of an image (Gidaris et al. 2018)
+jigsaw           pretext: order of 3x3 shuffled tiles, max-Hamming permutations (Noroozi & Favaro 2016)
+band-prediction  pretext: held-out S2 bands predicted from the others (multispectral colorization,
+                 Zhang et al. 2016)
+inpainting       pretext: context encoder, reconstruct a hidden square, no adversarial loss (Pathak et al. 2016)
+===============  ==============================================================================
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ METHODS: dict[str, str] = {
     "dino": "eoreps.ssl.methods.dino:DINO",
     "mae": "eoreps.ssl.methods.mae:MAE",
     "tile2vec": "eoreps.ssl.methods.tile2vec:Tile2Vec",
+    "rotation": "eoreps.ssl.methods.rotation:Rotation",
+    "jigsaw": "eoreps.ssl.methods.jigsaw:Jigsaw",
+    "band-prediction": "eoreps.ssl.methods.band_prediction:BandPrediction",
+    "inpainting": "eoreps.ssl.methods.inpainting:Inpainting",
 }
 
 
