@@ -41,6 +41,17 @@ ConfigOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (data, splits, initialisation).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output directory (created if missing).")]
 QuickOpt = Annotated[bool, typer.Option("--quick", help="Shrink the run to seconds (tests, smoke checks).")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = torch default).")]
+
+
+def set_threads(threads: int) -> None:
+    """Apply ``--threads`` (0 leaves torch's default)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 DataOpt = Annotated[
     str,
     typer.Option("--data", help="'simeo' (built-in synthetic default) or a PATH to a dataset folder."),

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import ConfigOpt, OutOpt, QuickOpt, SeedOpt, echo_kv, parse_floats
+from eoreps.commands.common import (
+    ConfigOpt,
+    OutOpt,
+    QuickOpt,
+    SeedOpt,
+    ThreadsOpt,
+    echo_kv,
+    parse_floats,
+    set_threads,
+)
 
 app = typer.Typer(help="Hyper-representations: self-supervised learning on the weights of model zoos.",
                   no_args_is_help=True)
@@ -32,20 +41,18 @@ def fit_cmd(
     noise: Annotated[float, typer.Option("--noise", help="Additive noise std (standardised units).")] = 0.05,
     erase: Annotated[float, typer.Option("--erase", help="Probability of erasing each token.")] = 0.1,
     no_permute: Annotated[bool, typer.Option("--no-permute", help="Disable permutation augmentation.")] = False,
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = default).")] = 0,
+    threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Train a transformer autoencoder on the zoo's training models (checkpoints in OUT; resumes)."""
-    import torch
 
     from eoreps.hyper.augment import AugmentConfig
     from eoreps.hyper.autoencoder import ModelConfig
     from eoreps.hyper.train import FitConfig, fit
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     model = ModelConfig(d_model=d_model, n_heads=max(1, d_model // 32), enc_layers=layers, dec_layers=layers,
                         latent_dim=latent_dim, proj_dim=latent_dim)
     if quick:

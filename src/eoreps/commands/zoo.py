@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import ConfigOpt, OutOpt, QuickOpt, SeedOpt, echo_kv, parse_floats
+from eoreps.commands.common import (
+    ConfigOpt,
+    OutOpt,
+    QuickOpt,
+    SeedOpt,
+    ThreadsOpt,
+    echo_kv,
+    parse_floats,
+    set_threads,
+)
 
 app = typer.Typer(help="Model zoos: train populations of small networks, inspect them, prune them.",
                   no_args_is_help=True)
@@ -33,13 +42,12 @@ def build(
     backend: Annotated[str, typer.Option("--backend", help="local or ray.")] = "local",
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Ray cluster address ('auto' on a cluster node); default: a local Ray.")] = None,
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = torch default).")] = 0,
+    threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Train a zoo (vectorized across models), streaming a checkpoint per model and epoch to --out."""
-    import torch
 
     from eoreps.errors import ConfigError
     from eoreps.zoo.build import BuildConfig, build_zoo
@@ -47,8 +55,7 @@ def build(
     from eoreps.zoo.population import TrainOptions
     from eoreps.zoo.presets import get_preset
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     p = get_preset(preset) if preset else None
     dataset = dataset or (p.dataset if p else None) or ("digits" if not p else None)
     if dataset is None:
