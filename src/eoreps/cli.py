@@ -7,7 +7,10 @@ with exit code 2.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import warnings
 
 import click
 import typer
@@ -53,8 +56,24 @@ def _register() -> None:
 _register()
 
 
+def _quiet_libraries() -> None:
+    """Keep the terminal for eoreps' own progress and results: Lightning's banner lines ("GPU available",
+    tips) and warnings that are expected by design (eoreps normalises batches in
+    ``on_after_batch_transfer`` on purpose; a deprecation inside Lightning's own code) are hidden.
+    ``EOREPS_VERBOSE=1`` shows everything."""
+    if os.environ.get("EOREPS_VERBOSE"):
+        return
+    # Lightning resets its package loggers' level on import; its info lines go through these two children.
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings(
+        "ignore", message=r".*(LeafSpec|isinstance\(treespec|overridden `on_after_batch_transfer`|"
+                          r"does not have many workers).*")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``eoreps`` script."""
+    _quiet_libraries()
     try:
         rv = app(args=argv, prog_name="eoreps", standalone_mode=False)
     except EoRepsError as e:

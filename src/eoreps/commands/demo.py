@@ -29,4 +29,8 @@ def demo(
     if quick and full:
         raise ConfigError("--quick and --full exclude each other; pick one")
     report = run_headline(out, seed=seed, quick=quick, full=full, data=data)
+    tables = report.parent / "tables.md"
+    if tables.is_file():  # the headline table (first section of tables.md) on the terminal
+        sections = tables.read_text(encoding="utf-8").split("\n## ")
+        typer.echo("\n## ".join(sections[:2]).strip())
     typer.echo(f"report: {report}")
