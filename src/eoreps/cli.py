@@ -35,11 +35,11 @@ def _register() -> None:
     from eoreps.commands import data as data_cmd
     from eoreps.commands import demo as demo_cmd
     from eoreps.commands import evaluate as evaluate_cmd
-    from eoreps.commands import study as study_cmd
     from eoreps.commands import experiment as exp_cmd
     from eoreps.commands import fit as fit_cmd
     from eoreps.commands import hyper as hyper_cmd
     from eoreps.commands import pretrain as pretrain_cmd
+    from eoreps.commands import study as study_cmd
     from eoreps.commands import zoo as zoo_cmd
 
     app.add_typer(data_cmd.app, name="data")

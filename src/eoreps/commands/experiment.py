@@ -58,3 +58,12 @@ def uncertainty(out: OutOpt = Path("runs/experiment_uncertainty"), quick: QuickO
     from eoreps.tasks.experiments import UncertaintySettings, run_uncertainty
 
     _done(run_uncertainty(out, _settings(UncertaintySettings, quick, seeds), command=_command())[1])
+
+
+@app.command("weak-supervision")
+def weak_supervision(out: OutOpt = Path("runs/experiment_weak"), quick: QuickOpt = False, seeds: SeedsOpt = "",
+                     config: ConfigOpt = None) -> None:
+    """Full masks vs image labels vs k-point labels at equal annotation budgets: test mIoU vs budget."""
+    from eoreps.tasks.experiments.weak import WeakSettings, run_weak_supervision
+
+    _done(run_weak_supervision(out, _settings(WeakSettings, quick, seeds), command=_command())[1])

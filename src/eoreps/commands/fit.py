@@ -33,6 +33,11 @@ def fit(
     patience: Annotated[int, typer.Option("--patience", help="Early-stopping patience (epochs).")] = 5,
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory format.")] = False,
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data loader processes.")] = 0,
+    supervision: Annotated[str, typer.Option("--supervision", help="Segment: full | image | points (weak labels).")] = "full",
+    points_per_class: Annotated[int, typer.Option("--points-per-class", help="--supervision points: pixels per class.")] = 1,
+    cam_pooling: Annotated[str, typer.Option("--cam-pooling", help="--supervision image: lse | gap.")] = "lse",
+    label_noise: Annotated[float, typer.Option("--label-noise", help="Corrupt this fraction of training labels.")] = 0.0,
+    noise_kind: Annotated[str, typer.Option("--noise-kind", help="uniform | class (label noise).")] = "uniform",
     data: DataOpt = "simeo",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs/fit"),
@@ -52,6 +57,8 @@ def fit(
         label_fraction=label_fraction, max_train=max_train or None, eval_splits=parse_list(eval_splits, "split"),
         accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices, precision=precision,
         patience=patience, channels_last=channels_last, num_workers=num_workers, seed=seed, out=str(out),
+        supervision=supervision, points_per_class=points_per_class, cam_pooling=cam_pooling, label_noise=label_noise,
+        noise_kind=noise_kind,
     )
     if quick:
         cfg.epochs, cfg.max_train, cfg.max_eval, cfg.batch_size = 1, 64, 64, 32

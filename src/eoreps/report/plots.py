@@ -84,7 +84,7 @@ def plot_sample(
                                                          "interpolation": "nearest"}))
     n = max(len(panels), 1)
     fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
-    for ax, (title, img, kw) in zip(axes[0], panels):
+    for ax, (title, img, kw) in zip(axes[0], panels, strict=False):
         ax.imshow(img, **kw)
         ax.set_title(title, fontsize=9)
     for ax in axes[0]:
@@ -94,7 +94,7 @@ def plot_sample(
         info.append(f"label: {classes[int(_to_np(sample['label']))]}")
     if "multilabel" in sample and classes:
         ml = _to_np(sample["multilabel"])
-        info.append("labels: " + ", ".join(c for c, v in zip(classes, ml) if v > 0.5))
+        info.append("labels: " + ", ".join(c for c, v in zip(classes, ml, strict=False) if v > 0.5))
     if "id" in sample:
         info.append(str(sample["id"]))
     title = " | ".join(x for x in [suptitle, *info, SYNTHETIC_TAG if synthetic else None] if x)

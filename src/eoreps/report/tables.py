@@ -35,7 +35,7 @@ def mean_std_table(
     rows = []
     for key, g in df.groupby(list(by), sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        row = dict(zip(by, key))
+        row = dict(zip(by, key, strict=True))
         for m in metrics:
             v = g[m].astype(float).to_numpy() * scale
             v = v[np.isfinite(v)]

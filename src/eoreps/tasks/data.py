@@ -24,7 +24,7 @@ from torch.utils.data._utils.collate import default_collate
 from eoreps.data.stats import BandStats, Normalizer, cached_stats
 from eoreps.errors import DataError
 
-_KEEP = ("label", "multilabel", "mask", "target", "target_std", "region", "id")
+_KEEP = ("label", "multilabel", "mask", "target", "target_std", "region", "id", "points", "image_labels")
 
 
 def stats_cache_dir() -> Path:

@@ -30,9 +30,12 @@ from eoreps.errors import ConfigError, DataError, unknown_name
 from eoreps.io import write_json
 from eoreps.models.fusion import FUSIONS, input_specs
 from eoreps.progress import progress_enabled
+from eoreps.tasks.cam import POOLINGS
 from eoreps.tasks.data import EODataModule, regression_stats
+from eoreps.tasks.noise import NoisyLabels, check_noise, noisy_keys
 from eoreps.tasks.spec import TaskSpec
 from eoreps.tasks.supervised import SupervisedModule, evaluate
+from eoreps.tasks.weak_labels import WeakLabels, check_supervision
 from eoreps.tasks.weighting import WEIGHTINGS
 
 FIT_TASKS = ("classify", "multilabel", "segment", "regress", "multitask")
@@ -59,6 +62,11 @@ class FitConfig:
         accelerator, devices, precision: Lightning trainer settings (``bf16-mixed`` works on CPU).
         patience: early-stopping patience in epochs on ``val/loss``; checkpoints: write checkpoints.
         channels_last: channels-last memory format.
+        supervision: ``segment`` only: ``full`` masks, ``image`` labels (pooled class activation map,
+            ``cam_pooling`` ``lse`` | ``gap``) or ``points`` (``points_per_class`` labelled pixels per class
+            and patch); see :mod:`eoreps.tasks.weak_labels`. Validation uses the same kind of labels.
+        label_noise, noise_kind: corrupt this fraction of the *training* labels, ``uniform`` or ``class``
+            (:mod:`eoreps.tasks.noise`).
         seed, out, num_workers: as named.
     """
 
@@ -92,6 +100,11 @@ class FitConfig:
     seed: int = 0
     out: str = "runs/fit"
     num_workers: int = 0
+    supervision: str = "full"
+    points_per_class: int = 1
+    cam_pooling: str = "lse"
+    label_noise: float = 0.0
+    noise_kind: str = "uniform"
 
     def __post_init__(self) -> None:
         if self.task not in FIT_TASKS:
@@ -110,6 +123,15 @@ class FitConfig:
             raise ConfigError(f"label_fraction={self.label_fraction} must be in (0, 1]")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be >= 1")
+        if check_supervision(self.supervision) != "full" and self.task != "segment":
+            raise ConfigError(f"--supervision {self.supervision} applies to --task segment only (got --task {self.task})")
+        if self.points_per_class < 1:
+            raise ConfigError(f"points_per_class={self.points_per_class}: need at least one labelled pixel per class")
+        if self.cam_pooling not in POOLINGS:
+            raise unknown_name("CAM pooling", self.cam_pooling, POOLINGS)
+        check_noise(self.label_noise, self.noise_kind)
+        if self.label_noise > 0 and self.task not in ("classify", "multilabel", "segment"):
+            raise ConfigError(f"--label-noise applies to classify, multilabel and segment tasks, not --task {self.task}")
 
 
 @dataclass
@@ -177,7 +199,18 @@ def _tasks(cfg: FitConfig, train: Any, train_idx: np.ndarray | None) -> list[Tas
         raise ConfigError("--heteroscedastic applies to --task regress only")
     if len(classes) < 2:
         raise DataError(f"{cfg.data}: the dataset declares {len(classes)} classes; a {cfg.task} task needs >= 2")
-    return [TaskSpec(cfg.task, num_classes=len(classes))]
+    return [TaskSpec(cfg.task, num_classes=len(classes), supervision=cfg.supervision, pooling=cfg.cam_pooling)]
+
+
+def _training_labels(cfg: FitConfig, train: Any, val: Any) -> tuple[Any, Any]:
+    """Label noise on the training split, then the weak labels of ``cfg.supervision`` on train and val."""
+    k = len(getattr(train, "classes", ()) or ())
+    if cfg.label_noise > 0:
+        train = NoisyLabels(train, cfg.label_noise, cfg.noise_kind, k, noisy_keys(cfg.task, cfg.supervision), cfg.seed)
+    if cfg.supervision != "full":
+        train = WeakLabels(train, cfg.supervision, k, cfg.points_per_class, cfg.seed, salt=0)
+        val = WeakLabels(val, cfg.supervision, k, cfg.points_per_class, cfg.seed, salt=1)
+    return train, val
 
 
 def build(cfg: FitConfig) -> tuple[SupervisedModule, EODataModule]:
@@ -185,6 +218,7 @@ def build(cfg: FitConfig) -> tuple[SupervisedModule, EODataModule]:
     train = _cap(_open(cfg, "train"), cfg.max_train, cfg.seed)
     val = _cap(_open(cfg, "val"), cfg.max_eval, cfg.seed)
     evals = {s: _cap(_open(cfg, s), cfg.max_eval, cfg.seed) for s in cfg.eval_splits if s != "val"}
+    train, val = _training_labels(cfg, train, val)
     train_idx = None
     if cfg.label_fraction < 1:
         from eoreps.data.splits import label_fraction_indices

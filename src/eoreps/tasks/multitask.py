@@ -79,8 +79,8 @@ class MultiHeadModel(nn.Module):
         return out
 
     def losses(self, outputs: dict, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``{task: scalar loss}``."""
-        return {t.name: t.loss(outputs[t.name], batch[t.target]) for t in self.tasks}
+        """``{task: scalar loss}`` (weakly supervised tasks read their weak target, :attr:`TaskSpec.loss_target`)."""
+        return {t.name: t.loss(outputs[t.name], batch[t.loss_target]) for t in self.tasks}
 
     def shared_parameters(self) -> list[torch.Tensor]:
         """The last shared layer's weight (for GradNorm)."""

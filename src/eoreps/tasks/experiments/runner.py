@@ -127,6 +127,9 @@ def summarize(df: pd.DataFrame, spec: TableSpec, digits: int = 3) -> pd.DataFram
     table = parts[0]
     for p in parts[1:]:
         table = table.merge(p.drop(columns=["n"]), on=spec.by, how="outer", sort=False)
+    # an outer merge sorts the keys as strings ("230 min" before "26 min"): restore the grid's order
+    order = df[list(spec.by)].drop_duplicates()
+    table = order.merge(table, on=list(spec.by), how="inner", sort=False)
     table = table.rename(columns={"n": "seeds"})
     return table[[*spec.by, *[h for c, h in spec.metrics.items() if h in table.columns], "seeds"]]
 
