@@ -31,6 +31,9 @@ def evaluate(
     temperature: Annotated[float, typer.Option("--temperature", help="kNN vote temperature.")] = 0.07,
     adapter: Annotated[str, typer.Option("--adapter", help="auto, spectral or lora.")] = "auto",
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs of trained protocols.")] = 30,
+    label_noise: Annotated[float, typer.Option("--label-noise", help="Corrupt this fraction of the training "
+                                               "labels (val/test stay clean).")] = 0.0,
+    noise_kind: Annotated[str, typer.Option("--noise-kind", help="uniform | class (label noise).")] = "uniform",
     out: OutOpt = Path("eval_out"),
     data: DataOpt = "simeo",
     seed: SeedOpt = 0,
@@ -53,7 +56,7 @@ def evaluate(
     cfg = StudyConfig(
         name=f"Evaluation of {method.name}", data=DataConfig(data=data, task=task, modalities=mods, size=size or None),
         methods=[method], protocols=protos, fractions=parse_floats(fractions, "--fractions"), seeds=seeds, seed=seed,
-        baselines=baselines, baseline_arch=arch)
+        baselines=baselines, baseline_arch=arch, label_noise=label_noise, noise_kind=noise_kind)
     cfg.options.knn.k, cfg.options.knn.temperature = k, temperature
     cfg.options.adapter.kind = adapter
     cfg.options.train.epochs = epochs

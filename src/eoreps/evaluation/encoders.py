@@ -13,6 +13,9 @@ A :class:`MethodSpec` is one of
   modality), built by :func:`eoreps.models.fusion.build_encoder`.
 * **supervised** (``supervised: true``): a random encoder as above trained end to end with a new head on
   the labelled subset (supervised training from scratch; protocol ``supervised``).
+* **pretrained by the study** (``pretrain: {method: rotation, ...}``): the study first runs that
+  self-supervised pretraining on its own training split, then evaluates the exported backbone like a
+  pretrained one (:mod:`eoreps.evaluation.pretraining`).
 
 Every encoder has the interface of :class:`eoreps.models.fusion.EarlyFusion`: ``forward(batch) -> (B, D)``,
 ``forward_all(batch) -> (pooled, maps)``, ``num_features``, ``feature_info`` and ``grid_size``.
@@ -49,6 +52,8 @@ class MethodSpec:
             a pretrained backbone without modalities in its card, the modalities it reads.
         fusion: ``early`` or ``late`` for random / supervised encoders with several modalities.
         protocols: restrict this method to these protocols (default: the study's).
+        pretrain: options of a pretraining the study runs first (:class:`eoreps.ssl.pretrain.PretrainConfig`
+            fields, ``method`` required); ``backbone`` is then set to its output by the study.
     """
 
     name: str
@@ -58,14 +63,20 @@ class MethodSpec:
     modalities: list[str] | None = None
     fusion: str = "early"
     protocols: list[str] | None = None
+    pretrain: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or "__" in self.name:
             raise ConfigError(f"method name {self.name!r}: give a non-empty name without '/' or '__'")
         if self.supervised and self.backbone not in (None, "random"):
             raise ConfigError(f"method '{self.name}': supervised training starts from scratch; drop backbone: {self.backbone}")
-        if not self.supervised and self.backbone is None:
-            raise ConfigError(f"method '{self.name}': give backbone: PATH or backbone: random (or supervised: true)")
+        if self.pretrain is not None:
+            from eoreps.evaluation.pretraining import check_pretrain
+
+            check_pretrain(self)
+        elif not self.supervised and self.backbone is None:
+            raise ConfigError(f"method '{self.name}': give backbone: PATH or backbone: random (or supervised: true, "
+                              "or pretrain: {method: ...})")
         if self.fusion not in ("early", "late"):
             raise ConfigError(f"method '{self.name}': fusion '{self.fusion}' is not early or late")
 

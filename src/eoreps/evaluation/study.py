@@ -35,6 +35,7 @@ from eoreps.evaluation.encoders import MethodSpec
 from eoreps.evaluation.protocols import PROTOCOLS, Cell, ProtocolOptions, check_protocol, run_protocol
 from eoreps.io import read_json, write_json
 from eoreps.progress import progress
+from eoreps.tasks.noise import check_noise, corrupt_targets
 
 
 @dataclass
@@ -77,6 +78,8 @@ class StudyConfig:
             early fusion and late fusion.
         baseline_arch: architecture of the baselines when no pretrained method says it.
         options: protocol options (``linear``, ``knn``, ``train``, ``adapter``).
+        label_noise, noise_kind: corrupt this fraction of the *training* labels (``uniform`` | ``class``,
+            :mod:`eoreps.tasks.noise`), drawn once per seed and shared by every method; val/test stay clean.
     """
 
     name: str = "Label-efficiency study"
@@ -89,8 +92,11 @@ class StudyConfig:
     baselines: bool = False
     baseline_arch: str = "cnn-small"
     options: ProtocolOptions = field(default_factory=ProtocolOptions)
+    label_noise: float = 0.0
+    noise_kind: str = "uniform"
 
     def __post_init__(self) -> None:
+        check_noise(self.label_noise, self.noise_kind)
         if isinstance(self.data, dict):
             self.data = load_dataclass(DataConfig, self.data)
         if isinstance(self.options, dict):
@@ -137,6 +143,9 @@ def quick_study(cfg: StudyConfig) -> StudyConfig:
     t = q.options.train
     t.epochs, t.min_steps, t.max_steps = min(t.epochs, 3), min(t.min_steps, 15), 40
     q.options.linear.C = [0.1, 1.0, 10.0]
+    from eoreps.evaluation.pretraining import quick_pretraining
+
+    q.methods = [quick_pretraining(m) for m in q.methods]
     return q
 
 
@@ -219,8 +228,11 @@ def _relevant_options(protocol: str, opts: ProtocolOptions) -> dict[str, Any]:
 
 def cell_hash(cfg: StudyConfig, method: MethodSpec, cell: CellSpec) -> str:
     """Hash of everything that determines a cell's result."""
-    payload = {"method": dataclasses.asdict(method), "cell": dataclasses.asdict(cell),
+    spec = {k: v for k, v in dataclasses.asdict(method).items() if k != "pretrain" or v is not None}  # old hashes stay
+    payload = {"method": spec, "cell": dataclasses.asdict(cell),
                "options": _relevant_options(cell.protocol, cfg.options), "data": dataclasses.asdict(cfg.data), "v": 1}
+    if cfg.label_noise > 0:  # only then, so the hashes of existing noise-free studies stay valid
+        payload["noise"] = [cfg.label_noise, cfg.noise_kind]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -245,7 +257,10 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
         data: the evaluation data, if already loaded (default: :func:`load_eval_data` from ``cfg.data``).
         on_cell: called before each cell is computed (progress reporting, tests).
     """
+    from eoreps.evaluation.pretraining import pretrain_methods
+
     out = Path(out)
+    cfg = pretrain_methods(cfg, out)  # methods with `pretrain:` are pretrained first (reused when finished)
     methods = with_baselines(cfg)
     by_name = {m.name: m for m in methods}
     cells = plan_cells(cfg, methods)
@@ -258,21 +273,35 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
             data = load_eval_data(d.data, d.task, d.modalities, size=d.size, limits=d.limits, simeo_n=d.simeo_n,
                                   seed=cfg.seed, options=d.options)
         subsets = {s: data.fraction_indices(cfg.fractions, s) for s in sorted({c.seed for c in todo})}
+        noisy: dict[int, EvalData] = {}
         for c in progress(todo, desc="study cells", total=len(todo), unit="cell"):
             if on_cell is not None:
                 on_cell(c)
             idx = subsets[c.seed][c.fraction]
-            cell = Cell(data, by_name[c.method], c.protocol, c.fraction, c.seed, idx, cfg.options, out / "cache")
+            cell = Cell(_noisy_train(data, cfg, c.seed, noisy), by_name[c.method], c.protocol, c.fraction, c.seed, idx,
+                        cfg.options, out / "cache")
             t0, c0 = time.perf_counter(), time.process_time()
             result = run_protocol(cell)
             rec = {"key": c.key, "config_hash": hashes[c.key], **dataclasses.asdict(c),
                    "method_kind": by_name[c.method].kind, "task": data.task.kind, "classes": list(data.classes),
                    "synthetic": data.synthetic, "subset_sha": hashlib.sha256(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16],
+                   **({"label_noise": cfg.label_noise, "noise_kind": cfg.noise_kind} if cfg.label_noise > 0 else {}),
                    "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "result": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in result.items()}}
             write_json(out / "cells" / f"{c.key}.json", rec)
     synthetic = bool(data.synthetic) if data is not None else None
     return write_outputs(cfg, out, [c.key for c in cells], synthetic=synthetic)
+
+
+def _noisy_train(data: EvalData, cfg: StudyConfig, seed: int, cache: dict[int, EvalData]) -> EvalData:
+    """``data`` with ``cfg.label_noise`` of its training targets corrupted (seeded by ``seed``; cached per seed)."""
+    if cfg.label_noise <= 0:
+        return data
+    if seed not in cache:
+        train = data.splits["train"]
+        target = corrupt_targets(train.target, data.task.kind, len(data.classes), cfg.label_noise, cfg.noise_kind, seed)
+        cache[seed] = dataclasses.replace(data, splits={**data.splits, "train": dataclasses.replace(train, target=target)})
+    return cache[seed]
 
 
 def _jsonable(cfg: StudyConfig) -> dict[str, Any]:

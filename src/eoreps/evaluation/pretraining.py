@@ -1,0 +1,142 @@
+"""Pretraining inside a study: a method spec with ``pretrain:`` is pretrained first, then evaluated.
+
+In a study YAML::
+
+    methods:
+      - {name: rotation, pretrain: {method: rotation, epochs: 20, max_samples: 2048}}
+      - {name: dual-simclr, pretrain: {method: multimodal}}
+
+``pretrain`` holds :class:`eoreps.ssl.pretrain.PretrainConfig` options (``method`` is required; ``out``
+and ``resume`` are set by the study). Unless given there, the run pretrains on the **training split of
+the study's own data** (for ``data: simeo`` the same cached SimEO folder the evaluation reads), on the
+study's image modalities (categorical and vector ones left out), with ``backbone: baseline_arch``,
+``seed: seed`` and no online kNN monitor (the study evaluates the encoder anyway).
+
+:func:`pretrain_methods` runs every such pretraining into ``<study out>/pretrain/<method name>`` and
+returns the study with ``backbone`` pointing there, so the rest of the study treats these methods like
+any pretrained backbone. Finished runs are reused when their options are unchanged
+(``study_pretrain.json`` records them); an interrupted run resumes from its last checkpoint; changed
+options start the run afresh. Cell hashes include the ``pretrain`` options, so changed pretraining also
+recomputes the affected cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eoreps.errors import ConfigError
+
+if TYPE_CHECKING:
+    from eoreps.evaluation.encoders import MethodSpec
+    from eoreps.evaluation.study import StudyConfig
+    from eoreps.ssl.pretrain import PretrainConfig
+
+RECORD = "study_pretrain.json"
+_SET_BY_STUDY = ("out", "resume")
+
+
+def check_pretrain(method: MethodSpec) -> None:
+    """Validate ``method.pretrain`` (a mapping of pretraining options with a known ``method``)."""
+    spec = method.pretrain
+    if spec is None:
+        return
+    from eoreps.ssl.methods import METHODS
+    from eoreps.ssl.pretrain import PretrainConfig
+
+    where = f"method '{method.name}': pretrain"
+    if not isinstance(spec, dict) or "method" not in spec:
+        raise ConfigError(f"{where} must be a mapping with at least 'method', e.g. {{method: rotation, epochs: 20}}")
+    if spec["method"] not in METHODS:
+        raise ConfigError(f"{where}: unknown pretraining method '{spec['method']}'; choose one of {', '.join(METHODS)}")
+    allowed = {f.name for f in dataclasses.fields(PretrainConfig)} - set(_SET_BY_STUDY)
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option '{unknown[0]}' (the study sets out and resume); valid: "
+                          f"{', '.join(sorted(allowed))}")
+    if method.supervised:
+        raise ConfigError(f"{where}: a supervised method trains from scratch; drop pretrain or supervised")
+    if method.backbone == "random":
+        raise ConfigError(f"{where}: drop 'backbone: random' (the pretrained backbone is evaluated)")
+
+
+def _study_data(cfg: StudyConfig) -> str:
+    """The data path the evaluation reads (``simeo``: its cached folder)."""
+    if cfg.data.data == "simeo":
+        from eoreps.data.simeo.io import cached_simeo
+
+        return str(cached_simeo(cfg.data.simeo_n, seed=0))
+    return str(cfg.data.data)
+
+
+def _image_modalities(modalities: list[str]) -> list[str]:
+    from eoreps.data.modalities import MODALITIES
+
+    return [m for m in modalities if m not in MODALITIES or (MODALITIES[m].kind == "image"
+                                                              and not MODALITIES[m].categorical)]
+
+
+def pretrain_config(cfg: StudyConfig, method: MethodSpec, out: str | Path) -> PretrainConfig:
+    """The :class:`PretrainConfig` of ``method`` in study ``cfg`` (output ``<out>/pretrain/<name>``)."""
+    from eoreps.config import load_dataclass
+    from eoreps.ssl.pretrain import PretrainConfig
+
+    check_pretrain(method)
+    assert method.pretrain is not None
+    defaults: dict[str, Any] = {"data": _study_data(cfg), "modalities": _image_modalities(list(cfg.data.modalities)),
+                                "backbone": cfg.baseline_arch, "seed": cfg.seed, "knn": False}
+    if not defaults["modalities"] and "modalities" not in method.pretrain:
+        raise ConfigError(f"method '{method.name}': the study loads no image modality to pretrain on "
+                          f"({', '.join(cfg.data.modalities)}); give pretrain: {{modalities: [...]}}")
+    options = {**defaults, **method.pretrain, "out": str(Path(out) / "pretrain" / method.name), "resume": False}
+    return load_dataclass(PretrainConfig, options)
+
+
+def _digest(pc: PretrainConfig) -> str:
+    d = {k: v for k, v in dataclasses.asdict(pc).items() if k not in _SET_BY_STUDY}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_method_pretraining(pc: PretrainConfig) -> Path:
+    """Run (or reuse, or resume) one study pretraining; returns its output folder."""
+    from eoreps.io import read_json, write_json
+    from eoreps.ssl.pretrain import run_pretrain
+
+    run = Path(pc.out)
+    digest = _digest(pc)
+    record = run / RECORD
+    same = record.is_file() and read_json(record).get("digest") == digest
+    if same and (run / "encoders.json").is_file() and (run / "pretrain.json").is_file():
+        return run
+    if not same and run.exists():  # options changed: the old run's checkpoints and exports are stale
+        shutil.rmtree(run)
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(record, {"digest": digest, "config": dataclasses.asdict(pc)})
+    resume = (run / "checkpoints" / "last.ckpt").is_file()
+    run_pretrain(dataclasses.replace(pc, resume=resume))
+    return run
+
+
+def pretrain_methods(cfg: StudyConfig, out: str | Path) -> StudyConfig:
+    """A copy of ``cfg`` whose ``pretrain`` methods point at their (now finished) pretraining runs."""
+    if not any(m.pretrain is not None for m in cfg.methods):
+        return cfg
+    from eoreps.progress import progress
+
+    methods = []
+    for m in progress(cfg.methods, desc="study pretraining", total=len(cfg.methods), unit="method"):
+        if m.pretrain is not None:
+            m = dataclasses.replace(m, backbone=str(run_method_pretraining(pretrain_config(cfg, m, out))))
+        methods.append(m)
+    return dataclasses.replace(cfg, methods=methods)
+
+
+def quick_pretraining(method: MethodSpec) -> MethodSpec:
+    """``method`` with its pretraining shrunk to a smoke run (``quick: true``)."""
+    if method.pretrain is None:
+        return method
+    return dataclasses.replace(method, pretrain={**method.pretrain, "quick": True})
