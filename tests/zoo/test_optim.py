@@ -9,15 +9,18 @@ from eoreps.zoo.architectures import build_model, flatten_state, make_arch
 from eoreps.zoo.optim import StackedOptimizer, StackedParams
 
 
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["sgd", "adam", ("adam", "sgd", "adam")])
 def test_stacked_update_equals_torch_optim(kind):
+    """One rule for all members, or a mixed population (each member its own rule)."""
     arch = make_arch("cnn_digits")
     lrs, wds = [0.05, 0.001, 0.01], [0.0, 1e-3, 1e-2]
     nets = [build_model(arch, "relu", "kaiming_uniform", seed=s) for s in range(3)]
     stack = StackedParams(arch, torch.stack([flatten_state(n) for n in nets]))
-    opt = StackedOptimizer(stack, kind, torch.tensor(lrs), torch.tensor(wds))
-    cls = torch.optim.Adam if kind == "adam" else torch.optim.SGD
-    refs = [cls(n.parameters(), lr=lr, weight_decay=wd) for n, lr, wd in zip(nets, lrs, wds, strict=False)]
+    opt = StackedOptimizer(stack, kind if isinstance(kind, str) else list(kind), torch.tensor(lrs), torch.tensor(wds))
+    kinds = [kind] * 3 if isinstance(kind, str) else list(kind)
+    assert opt.kind == ("mixed" if len(set(kinds)) > 1 else kinds[0])
+    refs = [(torch.optim.Adam if k == "adam" else torch.optim.SGD)(n.parameters(), lr=lr, weight_decay=wd)
+            for n, k, lr, wd in zip(nets, kinds, lrs, wds, strict=True)]
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
         grads = torch.randn(3, arch.num_params, generator=g)
@@ -48,3 +51,11 @@ def test_autograd_accumulates_into_the_flat_gradient_buffer():
     torch.testing.assert_close(stack.grad, 2 * stack.flat)
     for p in stack.params.values():
         assert p.grad.data_ptr() >= ptr and p.grad.data_ptr() < ptr + stack.grad.numel() * 4
+
+
+def test_optimizer_kind_checks():
+    stack = StackedParams(make_arch("mlp"), torch.randn(2, make_arch("mlp").num_params))
+    with pytest.raises(ValueError, match="rmsprop"):
+        StackedOptimizer(stack, ["sgd", "rmsprop"], torch.ones(2), torch.zeros(2))
+    with pytest.raises(ValueError, match="3 optimizer kinds"):
+        StackedOptimizer(stack, ["sgd", "adam", "sgd"], torch.ones(2), torch.zeros(2))

@@ -42,6 +42,29 @@ def test_vectorized_equals_alone(small_digits, arch_name, activation, optimizer)
     assert (want - init).abs().max().item() > 1e-2
 
 
+@pytest.mark.parametrize("arch_name", ["cnn_digits", "mlp"])
+def test_mixed_activations_and_optimizers_in_one_chunk_equal_alone(small_digits, arch_name):
+    """One chunk of four activations x two optimizer rules: every member as if trained alone."""
+    arch = make_arch(arch_name, small_digits.in_shape, small_digits.num_classes)
+    members = [Member(i, 20 + i, act, "kaiming_uniform", opt, 3e-3 if opt == "adam" else 0.05, 1e-4, 0.0, 1.0)
+               for i, (act, opt) in enumerate((a, o) for a in ("relu", "tanh", "gelu", "sigmoid") for o in ("adam", "sgd"))]
+    chunk = chunk_members(members, 64)
+    assert len(chunk) == 1  # one chunk for the whole mix
+    members = chunk[0]
+    pop = PopulationTrainer(arch, members, small_digits, TrainOptions(precision="fp32"), chunk_seed=0)
+    assert pop.optim.kind == "mixed" and isinstance(pop.activation, list)
+    pop.train_epoch()
+    pop.train_epoch()
+    want = torch.stack([flatten_state(train_alone(arch, m, small_digits, epochs=2)) for m in members])
+    assert (pop.member_weights() - want).abs().max().item() < ATOL
+    # evaluation of the mixed chunk matches each member evaluated alone
+    _, acc = pop._eval_split(small_digits.x_test, small_digits.y_test)
+    for i, m in enumerate(members):
+        solo = PopulationTrainer(arch, [m], small_digits, TrainOptions(precision="fp32"))
+        solo.stack.set_members(pop.member_weights()[i:i + 1])
+        assert abs(solo._eval_split(small_digits.x_test, small_digits.y_test)[1][0] - acc[i]) < 1e-6
+
+
 def test_published_cnn_vectorized_equals_alone_on_28x28():
     from eoreps.zoo.datasets import ZooData
 
@@ -87,10 +110,16 @@ def test_resume_state_continues_identically(small_digits):
 
 
 def test_chunking_groups_by_structure_and_balances_sizes():
-    ms = [Member(i, i, ["relu", "tanh"][i % 2], "normal", "sgd", 0.01, 0.0, 0.0, 1.0) for i in range(10)]
+    ms = [Member(i, i, ["relu", "tanh"][i % 2], "normal", "sgd", 0.01, 0.0, 0.0, [1.0, 0.5][i // 5])
+          for i in range(10)]
     chunks = chunk_members(ms, 3)
     assert sorted(m.model_id for c in chunks for m in c) == list(range(10))
-    assert all(len({m.group_key for m in c}) == 1 for c in chunks)
+    assert all(len({m.train_fraction for m in c}) == 1 for c in chunks)  # one number of steps per epoch
     assert max(len(c) for c in chunks) <= 3
-    with pytest.raises(ValueError):
-        PopulationTrainer(make_arch("mlp"), ms[:2], None)  # type: ignore[arg-type]
+    whole = chunk_members(ms, 64)
+    assert len(whole) == 2
+    for c in whole:  # each activation is one contiguous slice of its chunk
+        acts = [m.activation for m in c]
+        assert acts == sorted(acts)
+    with pytest.raises(ValueError, match="train_fraction"):
+        PopulationTrainer(make_arch("mlp"), [ms[0], ms[9]], None)  # type: ignore[arg-type]

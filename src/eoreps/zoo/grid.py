@@ -54,10 +54,10 @@ class Member:
         return dataclasses.asdict(self)
 
     @property
-    def group_key(self) -> tuple[str, str, float]:
-        """Members sharing this key train together in one vectorized chunk (one activation kernel,
-        one optimizer rule, one number of steps per epoch)."""
-        return (self.activation, self.optimizer, self.train_fraction)
+    def group_key(self) -> float:
+        """Members sharing this key can train together in one vectorized chunk: the same training
+        subset, hence the same number of steps per epoch (activations and optimizers may differ)."""
+        return self.train_fraction
 
 
 @dataclass

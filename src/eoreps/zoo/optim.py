@@ -17,6 +17,7 @@ against ``torch.optim`` on single models.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -78,19 +79,31 @@ class StackedParams:
 
 
 class StackedOptimizer:
-    """SGD or Adam over :class:`StackedParams` with per-member ``lr`` and ``weight_decay`` (P,)."""
+    """SGD or Adam over :class:`StackedParams` with per-member ``lr`` and ``weight_decay`` (P,).
 
-    def __init__(self, stack: StackedParams, kind: str, lr: torch.Tensor, weight_decay: torch.Tensor,
+    ``kind``: ``'sgd'`` or ``'adam'`` for every member, or a sequence of P kinds (a mixed population:
+    both updates are computed and each member takes its own; Adam moments are kept for every member,
+    which costs two extra flat buffers and leaves the SGD members' updates unchanged).
+    """
+
+    def __init__(self, stack: StackedParams, kind: str | Sequence[str], lr: torch.Tensor, weight_decay: torch.Tensor,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        if kind not in ("sgd", "adam"):
-            raise ValueError(f"optimizer kind must be 'sgd' or 'adam', got {kind!r}")
-        self.stack, self.kind = stack, kind
+        kinds = [kind] if isinstance(kind, str) else list(kind)
+        bad = sorted({k for k in kinds if k not in ("sgd", "adam")})
+        if bad:
+            raise ValueError(f"optimizer kind must be 'sgd' or 'adam', got {bad[0]!r}")
+        if not isinstance(kind, str) and len(kinds) != stack.P:
+            raise ValueError(f"{len(kinds)} optimizer kinds given for {stack.P} members")
+        self.stack = stack
+        self.kind = kinds[0] if len(set(kinds)) == 1 else "mixed"
+        self.adam_mask = (stack.per_element(torch.tensor([k == "adam" for k in kinds], dtype=torch.float32)) > 0
+                          if self.kind == "mixed" else None)
         self.lr = stack.per_element(lr)
         self.wd = stack.per_element(weight_decay)
         self.has_wd = bool((weight_decay != 0).any())
         self.betas, self.eps = betas, eps
         self.step_count = 0
-        if kind == "adam":
+        if self.kind != "sgd":
             self.exp_avg = torch.zeros_like(stack.flat)
             self.exp_avg_sq = torch.zeros_like(stack.flat)
 
@@ -110,18 +123,22 @@ class StackedOptimizer:
         bc1 = 1 - b1 ** self.step_count
         bc2_sqrt = math.sqrt(1 - b2 ** self.step_count)
         denom = (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(self.eps)
-        p.addcdiv_(self.exp_avg * self.lr, denom, value=-1.0 / bc1)
+        if self.adam_mask is None:
+            p.addcdiv_(self.exp_avg * self.lr, denom, value=-1.0 / bc1)
+            return
+        adam = torch.addcdiv(torch.zeros_like(p), self.exp_avg * self.lr, denom, value=-1.0 / bc1)
+        p.add_(torch.where(self.adam_mask, adam, self.lr * g * -1.0))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors needed to resume (``step`` as a 0-d int64 tensor)."""
         out = {"step": torch.tensor(self.step_count, dtype=torch.int64)}
-        if self.kind == "adam":
+        if self.kind != "sgd":
             out |= {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
         return out
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore from :meth:`state_dict`."""
         self.step_count = int(state["step"])
-        if self.kind == "adam":
+        if self.kind != "sgd":
             self.exp_avg.copy_(state["exp_avg"])
             self.exp_avg_sq.copy_(state["exp_avg_sq"])

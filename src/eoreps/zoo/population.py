@@ -1,8 +1,9 @@
 """Train a population (chunk) of zoo members at once, vectorized across members.
 
-A chunk holds members with one activation, one optimizer rule and one training fraction
-(:attr:`eoreps.zoo.grid.Member.group_key`); seed, initialisation, learning rate, weight decay and
-dropout vary freely inside it.
+A chunk holds members with one training fraction (:attr:`eoreps.zoo.grid.Member.group_key`: the same
+number of steps per epoch); activation, optimizer rule, seed, initialisation, learning rate, weight
+decay and dropout vary freely inside it (members are sorted by activation so each activation is one
+slice, see :mod:`eoreps.zoo.population_ops`).
 
 What each member sees (``data_order='per_model'``, the default) is exactly what it would see trained
 alone with :func:`train_alone`: its own initialisation (:func:`eoreps.zoo.architectures.build_model`),
@@ -74,8 +75,12 @@ class PopulationTrainer:
             raise ValueError(f"data_order must be 'per_model' or 'shared', got {self.opt.data_order!r}")
         keys = {m.group_key for m in members}
         if len(keys) != 1:
-            raise ValueError(f"a chunk needs one (activation, optimizer, train_fraction); got {sorted(keys)}")
-        self.activation, self.optimizer_kind, self.fraction = next(iter(keys))
+            raise ValueError(f"a chunk needs one train_fraction; got {sorted(keys)}")
+        self.fraction = next(iter(keys))
+        acts = [m.activation for m in members]
+        self.activation: str | list[str] = acts[0] if len(set(acts)) == 1 else acts
+        kinds = [m.optimizer for m in members]
+        self.optimizer_kind: str | list[str] = kinds[0] if len(set(kinds)) == 1 else kinds
         self.P = len(members)
         self.chunk_seed = int(chunk_seed)
         init = torch.stack([flatten_state(build_model(arch, m.activation, m.init, m.seed)) for m in members])
@@ -167,7 +172,8 @@ class PopulationTrainer:
 
 
 @torch.no_grad()
-def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str, x: torch.Tensor, y: torch.Tensor,
+def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str | list[str], x: torch.Tensor,
+                    y: torch.Tensor,
                     batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Mean cross-entropy and accuracy (P,) of stacked members on images ``x`` (N, C, H, W), labels ``y``
     (N,); float32, eval mode (no dropout)."""
@@ -222,9 +228,10 @@ def train_alone(arch: Arch, member: Member, data: ZooData, epochs: int, batch_si
 
 def chunk_members(members: list[Member], max_size: int) -> list[list[Member]]:
     """Group members by ``group_key`` and cut each group into chunks of at most ``max_size``
-    (balanced sizes); deterministic order (by group key, then model_id)."""
-    groups: dict[tuple[str, str, float], list[Member]] = {}
-    for m in sorted(members, key=lambda m: m.model_id):
+    (balanced sizes); deterministic order (by group key, then activation, optimizer and model_id, so
+    that each activation is one contiguous slice of a chunk)."""
+    groups: dict[float, list[Member]] = {}
+    for m in sorted(members, key=lambda m: (m.activation, m.optimizer, m.model_id)):
         groups.setdefault(m.group_key, []).append(m)
     chunks: list[list[Member]] = []
     for key in sorted(groups):
