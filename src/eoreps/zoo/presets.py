@@ -2,7 +2,7 @@
 
 * ``digits-small`` — real scikit-learn digits (8 x 8), ``cnn_digits``, 256 members (4 seeds x 4
   activations x 4 initialisations x 2 optimizers x 2 learning rates), 15 epochs: one vectorized chunk,
-  30 s on 2 idle CPU cores (measured 2026-11-23).
+  ~35 s on 2 idle CPU cores (measured 2026-11-23).
 * ``mnist-cnn-s`` — real MNIST from an idx/csv folder (``--dataset PATH``), the published 2,464-parameter
   CNN, 1,000 members drawn at random from the published grid (seeds 0-9 x activation x init x optimizer
   x lr {1e-3, 1e-4} x weight decay {1e-3, 1e-4} x dropout {0, 0.5}), 25 epochs, batch 10: the zoo of
