@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from eoreps.models import create_backbone
-from eoreps.models.heads import HeteroscedasticHead, MLPHead, RegressionHead, UNetDecoder, gaussian_nll
+from eoreps.models.heads import (
+    AttentionPool,
+    HeteroscedasticHead,
+    MLPHead,
+    RegressionHead,
+    UNetDecoder,
+    gaussian_nll,
+)
 
 
 def _literal_nll(f: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -55,3 +62,46 @@ def test_unet_decoder_over_backbone_maps(name: str, kwargs: dict) -> None:
     assert logits.shape == (2, 6, 32, 32)
     logits.sum().backward()
     assert all(p.grad is not None for p in dec.parameters())
+
+
+def test_attention_pool_starts_as_average_pooling_and_is_a_weighted_mean() -> None:
+    x = torch.randn(3, 8, 5, 6)
+    pool = AttentionPool(8)
+    torch.testing.assert_close(pool(x), x.mean((2, 3)))  # zero-initialised scorer: uniform weights
+    with torch.no_grad():
+        pool.score.weight.normal_()
+    a = pool.weights(x)
+    assert a.shape == (3, 5, 6)
+    torch.testing.assert_close(a.sum((1, 2)), torch.ones(3))
+    want = torch.stack([(x[i] * a[i]).sum((1, 2)) for i in range(3)])  # the literal weighted sum
+    torch.testing.assert_close(pool(x), want)
+    # a location with a much higher score takes (almost) all the weight
+    with torch.no_grad():
+        pool.score.weight.zero_()
+        pool.score.weight[0, 0] = 50.0
+    x = torch.zeros(1, 8, 4, 4)
+    x[0, 0, 2, 3] = 1.0
+    x[0, 1, 2, 3] = 7.0
+    assert pool(x)[0, 1].item() > 6.9
+
+
+def test_multihead_attention_pooling() -> None:
+    from eoreps.errors import ConfigError
+    from eoreps.models.fusion import InputSpec, build_encoder
+    from eoreps.tasks.multitask import MultiHeadModel
+    from eoreps.tasks.spec import TaskSpec
+
+    specs = [InputSpec("s2", 4, "image")]
+    enc = build_encoder("early", specs, "cnn-tiny", (16, 16))
+    tasks = [TaskSpec("classify", num_classes=3, name="fuel"), TaskSpec("segment", num_classes=2, name="plume"),
+             TaskSpec("regress", name="power")]
+    avg = MultiHeadModel(enc, tasks).eval()
+    att = MultiHeadModel(enc, tasks, pooling="attention").eval()
+    att.heads.load_state_dict(avg.heads.state_dict())
+    assert set(att.pools) == {"fuel", "power"}  # one pool per image-level head, none for segmentation
+    batch = {"s2": torch.randn(2, 4, 16, 16)}
+    a, b = avg(batch), att(batch)
+    for k in ("fuel", "power"):  # untrained attention = average pooling of the deepest map = the pooled features
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ConfigError, match="unknown head pooling"):
+        MultiHeadModel(enc, tasks, pooling="max")

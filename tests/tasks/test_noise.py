@@ -11,7 +11,14 @@ import torch
 
 from eoreps.data.datasets.base import IGNORE_INDEX
 from eoreps.errors import ConfigError
-from eoreps.tasks.noise import LabelNoise, NoisyLabels, check_noise, corrupt_targets, noisy_keys, transition_matrix
+from eoreps.tasks.noise import (
+    LabelNoise,
+    NoisyLabels,
+    check_noise,
+    corrupt_targets,
+    noisy_keys,
+    transition_matrix,
+)
 
 K = 5
 
@@ -124,8 +131,8 @@ def test_fit_cli_label_noise(tmp_path, capsys) -> None:
 
 
 def test_study_noise_touches_training_labels_only(tmp_path) -> None:
-    from eoreps.evaluation.encoders import MethodSpec
     from eoreps.evaluation.data import load_eval_data
+    from eoreps.evaluation.encoders import MethodSpec
     from eoreps.evaluation.study import DataConfig, StudyConfig, _noisy_train, cell_hash, plan_cells
 
     d = DataConfig(data="simeo", task="classify", modalities=["s2"], simeo_n=300)

@@ -78,13 +78,16 @@ def test_each_task_trains(kind: str) -> None:
     assert {k.split("/")[1] for k in metrics if "/" in k} == EXPECTED[kind]
 
 
-def test_classification_learns_the_signal() -> None:
+@pytest.mark.parametrize("head_pooling", ["avg", "attention"])
+def test_classification_learns_the_signal(head_pooling: str) -> None:
     torch.manual_seed(0)
     dm = _dm(("s2",))
     module = SupervisedModule([TASKS["classify"]], input_specs(dm.example(), ["s2"]), backbone="cnn-tiny",
-                              grid_size=(16, 16), lr=5e-3)
+                              grid_size=(16, 16), lr=5e-3, head_pooling=head_pooling)
     _trainer(epochs=6).fit(module, datamodule=dm)
     assert evaluate(module, dm.eval_dataloader("test"))["classify/acc"] > 0.6
+    if head_pooling == "attention":  # the scorer left its zero (= average pooling) initialisation
+        assert module.model.pools["classify"].score.weight.abs().max() > 0
 
 
 @pytest.mark.parametrize("weighting", ["fixed", "uncertainty", "dwa", "gradnorm"])

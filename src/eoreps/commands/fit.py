@@ -38,6 +38,8 @@ def fit(
     cam_pooling: Annotated[str, typer.Option("--cam-pooling", help="--supervision image: lse | gap.")] = "lse",
     label_noise: Annotated[float, typer.Option("--label-noise", help="Corrupt this fraction of training labels.")] = 0.0,
     noise_kind: Annotated[str, typer.Option("--noise-kind", help="uniform | class (label noise).")] = "uniform",
+    head_pooling: Annotated[str, typer.Option("--head-pooling", help="avg | attention: how image-level heads "
+                                              "pool the feature map.")] = "avg",
     data: DataOpt = "simeo",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs/fit"),
@@ -58,7 +60,7 @@ def fit(
         accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices, precision=precision,
         patience=patience, channels_last=channels_last, num_workers=num_workers, seed=seed, out=str(out),
         supervision=supervision, points_per_class=points_per_class, cam_pooling=cam_pooling, label_noise=label_noise,
-        noise_kind=noise_kind,
+        noise_kind=noise_kind, head_pooling=head_pooling,
     )
     if quick:
         cfg.epochs, cfg.max_train, cfg.max_eval, cfg.batch_size = 1, 64, 64, 32

@@ -7,6 +7,7 @@ head                       input                       output
 :class:`RegressionHead`    pooled ``(B, F)``           ``(B,)`` (or ``(B, D)``)
 :class:`HeteroscedasticHead`  pooled ``(B, F)``        mean and log-variance, each ``(B,)``/``(B, D)``
 :class:`UNetDecoder`       maps ``[(B, C_i, h_i, w_i)]``  ``(B, K, H, W)`` logits
+:class:`AttentionPool`     deepest map ``(B, C, h, w)``  pooled ``(B, C)`` (replaces global average pooling)
 =========================  ==========================  ====================================
 
 Every head has dropout before each linear/1x1 layer (``dropout``), which MC dropout keeps active at
@@ -99,6 +100,39 @@ def gaussian_nll(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor
     d = mean.shape[-1]
     per_sample = 0.5 * ((target - mean) ** 2 * torch.exp(-log_var)).sum(-1) + 0.5 * log_var.sum(-1)
     return per_sample.mean() + 0.5 * d * math.log(2 * math.pi)
+
+
+class AttentionPool(nn.Module):
+    """Attention pooling of a feature map: a 1x1 convolution scores every location, a softmax over the
+    locations turns the scores into weights, the output is the weighted sum of the feature vectors
+    (the attention-based multiple-instance pooling of Ilse, Tomczak & Welling 2018, with one linear scorer).
+
+    Global average pooling dilutes an object that covers a few percent of a patch (a power plant's site in
+    the middle of 64 x 64 px of landscape); attention lets each head look where its evidence is. The scorer
+    starts at zero, so an untrained attention pool *is* global average pooling.
+
+    Hand-written: timm's ``AttentionPool2d`` is multi-head attention with a learned query and position
+    embeddings tied to one input size; this is the two-line pooling the heads need, for any map size.
+
+    Args:
+        channels: ``C`` of the map.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.score = nn.Conv2d(channels, 1, kernel_size=1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w)`` -> attention weights ``(B, h, w)`` (sum 1 per sample)."""
+        b, _, h, w = x.shape
+        return torch.softmax(self.score(x).float().flatten(1), dim=1).view(b, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w)`` -> ``(B, C)``."""
+        a = self.weights(x).to(x.dtype)
+        return torch.einsum("bchw,bhw->bc", x, a)
 
 
 class ConvBNReLU(nn.Sequential):

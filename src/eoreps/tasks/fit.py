@@ -67,6 +67,8 @@ class FitConfig:
             and patch); see :mod:`eoreps.tasks.weak_labels`. Validation uses the same kind of labels.
         label_noise, noise_kind: corrupt this fraction of the *training* labels, ``uniform`` or ``class``
             (:mod:`eoreps.tasks.noise`).
+        head_pooling: ``avg`` (global average pooling) or ``attention`` (a learned attention pooling per
+            image-level head, :class:`eoreps.models.heads.AttentionPool`).
         seed, out, num_workers: as named.
     """
 
@@ -105,6 +107,7 @@ class FitConfig:
     cam_pooling: str = "lse"
     label_noise: float = 0.0
     noise_kind: str = "uniform"
+    head_pooling: str = "avg"
 
     def __post_init__(self) -> None:
         if self.task not in FIT_TASKS:
@@ -130,6 +133,10 @@ class FitConfig:
         if self.cam_pooling not in POOLINGS:
             raise unknown_name("CAM pooling", self.cam_pooling, POOLINGS)
         check_noise(self.label_noise, self.noise_kind)
+        from eoreps.tasks.multitask import HEAD_POOLINGS
+
+        if self.head_pooling not in HEAD_POOLINGS:
+            raise unknown_name("head pooling", self.head_pooling, HEAD_POOLINGS)
         if self.label_noise > 0 and self.task not in ("classify", "multilabel", "segment"):
             raise ConfigError(f"--label-noise applies to classify, multilabel and segment tasks, not --task {self.task}")
 
@@ -238,7 +245,7 @@ def build(cfg: FitConfig) -> tuple[SupervisedModule, EODataModule]:
         tasks, specs, backbone=cfg.backbone, fusion=cfg.fusion, grid_size=grid, share_weights=cfg.share_weights,
         weighting=cfg.weighting if len(tasks) > 1 else "fixed",
         task_weights=cfg.task_weights if len(tasks) > 1 else None,
-        lr=cfg.lr, weight_decay=cfg.weight_decay, dropout=cfg.dropout, hidden=cfg.hidden,
+        lr=cfg.lr, weight_decay=cfg.weight_decay, dropout=cfg.dropout, hidden=cfg.hidden, head_pooling=cfg.head_pooling,
         channels_last=cfg.channels_last,
     )
     return module, dm

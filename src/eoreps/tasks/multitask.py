@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from eoreps.errors import ConfigError
+from eoreps.errors import ConfigError, unknown_name
 from eoreps.models.fusion import EarlyFusion, LateFusion
-from eoreps.models.heads import HeteroscedasticHead, MLPHead, RegressionHead, UNetDecoder
+from eoreps.models.heads import AttentionPool, HeteroscedasticHead, MLPHead, RegressionHead, UNetDecoder
 from eoreps.tasks.spec import TaskSpec
 
 
@@ -42,6 +42,9 @@ def last_shared_weight(module: nn.Module) -> list[torch.Tensor]:
     return [last.weight]
 
 
+HEAD_POOLINGS = ("avg", "attention")
+
+
 class MultiHeadModel(nn.Module):
     """Shared encoder + one head per task.
 
@@ -51,18 +54,30 @@ class MultiHeadModel(nn.Module):
         dropout: dropout in every head (MC dropout keeps it active at prediction time).
         hidden: optional hidden width of the MLP heads.
         decoder_channels: width of the U-Net decoders.
+        pooling: how image-level heads (classification, multi-label, regression) read the encoder:
+            ``avg`` (its pooled features) or ``attention`` (each head its own
+            :class:`~eoreps.models.heads.AttentionPool` over the deepest feature map).
     """
 
     def __init__(self, encoder: EarlyFusion | LateFusion, tasks: Sequence[TaskSpec], dropout: float = 0.0,
-                 hidden: int | None = None, decoder_channels: int = 32) -> None:
+                 hidden: int | None = None, decoder_channels: int = 32, pooling: str = "avg") -> None:
         super().__init__()
         names = [t.name for t in tasks]
         if not tasks or len(set(names)) != len(names):
             raise ConfigError(f"tasks {names}: need at least one task and unique names")
+        if pooling not in HEAD_POOLINGS:
+            raise unknown_name("head pooling", pooling, HEAD_POOLINGS)
         self.encoder = encoder
         self.tasks = list(tasks)
         self.heads = nn.ModuleDict({t.name: build_head(t, encoder, dropout, hidden, decoder_channels) for t in tasks})
-        self._needs_maps = any(t.kind == "segment" for t in tasks)
+        self.pools = nn.ModuleDict()
+        if pooling == "attention":
+            deepest = encoder.feature_info[-1]["num_chs"]
+            if deepest != encoder.num_features:
+                raise ConfigError(f"attention pooling needs the deepest feature map to carry all {encoder.num_features} "
+                                  f"features (it has {deepest} channels); use --head-pooling avg with this encoder")
+            self.pools = nn.ModuleDict({t.name: AttentionPool(deepest) for t in tasks if t.kind != "segment"})
+        self._needs_maps = any(t.kind == "segment" for t in tasks) or len(self.pools) > 0
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         """Batch dict -> ``{task: output}`` (see :mod:`eoreps.tasks.spec` for the shapes)."""
@@ -74,6 +89,8 @@ class MultiHeadModel(nn.Module):
         for t in self.tasks:
             if t.kind == "segment":
                 out[t.name] = self.heads[t.name](maps, tuple(self.encoder.grid_size))
+            elif t.name in self.pools:
+                out[t.name] = self.heads[t.name](self.pools[t.name](maps[-1]))
             else:
                 out[t.name] = self.heads[t.name](pooled)
         return out

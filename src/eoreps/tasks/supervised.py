@@ -45,6 +45,7 @@ class SupervisedModule(L.LightningModule):
         decoder_channels: U-Net decoder width.
         backbone_kwargs: extra options for :func:`eoreps.models.create_backbone`.
         channels_last: convert the model to channels-last memory format (faster convolutions on CPU).
+        head_pooling: ``avg`` or ``attention`` pooling for image-level heads (:class:`MultiHeadModel`).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class SupervisedModule(L.LightningModule):
         decoder_channels: int = 32,
         backbone_kwargs: dict[str, Any] | None = None,
         channels_last: bool = False,
+        head_pooling: str = "avg",
     ) -> None:
         super().__init__()
         task_specs = [t if isinstance(t, TaskSpec) else TaskSpec(**t) for t in tasks]
@@ -74,12 +76,12 @@ class SupervisedModule(L.LightningModule):
             "weighting": weighting, "task_weights": list(task_weights) if task_weights is not None else None,
             "lr": lr, "weight_decay": weight_decay, "dropout": dropout, "hidden": hidden,
             "decoder_channels": decoder_channels, "backbone_kwargs": dict(backbone_kwargs or {}),
-            "channels_last": channels_last,
+            "channels_last": channels_last, "head_pooling": head_pooling,
         })
         encoder = build_encoder(fusion, input_specs, backbone, tuple(grid_size), share_weights=share_weights,
                                 **(backbone_kwargs or {}))
         self.model = MultiHeadModel(encoder, task_specs, dropout=dropout, hidden=hidden,
-                                    decoder_channels=decoder_channels)
+                                    decoder_channels=decoder_channels, pooling=head_pooling)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         names = [t.name for t in task_specs]

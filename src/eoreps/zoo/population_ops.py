@@ -23,10 +23,10 @@ axis, so a chunk of four activations costs four activation kernels per layer ins
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
-
-from collections.abc import Callable, Sequence
 
 from eoreps.zoo.architectures import ACTIVATIONS, Arch
 
