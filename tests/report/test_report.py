@@ -53,3 +53,23 @@ def test_curves_and_sample_plot(tmp_path):
     assert len(fig.axes) == 3
     save_figure(fig, tmp_path / "s.png")
     assert np.isfinite(np.asarray(fig.axes[0].images[0].get_array())).all()
+
+
+def test_metric_curves_colour_by_method_style_by_protocol():
+    rows = [{"line": f"{m} ({p})", "method": m, "protocol": p, "frac": f, "acc": a, "seed": 0}
+            for m in ["m0", "m1", "m2", "m3"] for p in ["linear", "finetune"] for f, a in [(0.1, 0.5), (1.0, 0.8)]]
+    fig = metric_curves(pd.DataFrame(rows), "frac", "acc", "line", title="SimEO (synthetic): x", synthetic=True,
+                        color="method", style="protocol")
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    assert len(lines) == 8
+    # same method -> same colour, different protocols -> different dashes
+    assert lines["m1 (linear)"].get_color() == lines["m1 (finetune)"].get_color()
+    assert lines["m1 (linear)"].get_color() != lines["m2 (linear)"].get_color()
+    assert lines["m1 (linear)"].get_linestyle() != lines["m1 (finetune)"].get_linestyle()
+    assert lines["m0 (linear)"].get_linestyle() == lines["m3 (linear)"].get_linestyle()
+    # more than six lines: legend outside the axes; the synthetic tag is not repeated
+    legend = fig.axes[0].get_legend()
+    assert legend.get_bbox_to_anchor().x0 > fig.axes[0].get_window_extent().x1 - 1
+    assert fig.axes[0].get_title().lower().count("synthetic") == 1
+    assert metric_curves(_df(), "frac", "acc", "method", title="t", synthetic=True).axes[0].get_title() \
+        == "t — SimEO (synthetic data)"

@@ -66,9 +66,11 @@ def efficiency_plot(df: pd.DataFrame, task: str, path: str | Path, synthetic: bo
 
     metric = HEADLINE[task]
     d = pd.DataFrame({"label fraction": df["fraction"].astype(float), "line": _label(df),
-                      metric: 100.0 * df[metric].astype(float), "seed": df["seed"]})
+                      metric: 100.0 * df[metric].astype(float), "seed": df["seed"], "method": df["method"],
+                      "protocol": df["protocol"]})
     fig = metric_curves(d, "label fraction", metric, "line", title=title or "Label efficiency", logx=True,
-                        synthetic=synthetic, ylabel=f"{_NAMES.get(metric, metric)} (%)")
+                        synthetic=synthetic, ylabel=f"{_NAMES.get(metric, metric)} (%)", color="method",
+                        style="protocol")
     ax = fig.axes[0]
     fracs = sorted(d["label fraction"].unique())
     ax.set_xticks(fracs, [_pct(f) for f in fracs])

@@ -18,6 +18,13 @@ from eoreps.io import atomic_path  # noqa: E402
 SYNTHETIC_TAG = "SimEO (synthetic data)"
 
 
+def _titled(title: str, synthetic: bool) -> str:
+    """``title`` with the synthetic-data tag appended unless it already says it is synthetic."""
+    if not synthetic or "synthetic" in title.lower():
+        return title
+    return f"{title} — {SYNTHETIC_TAG}" if title else SYNTHETIC_TAG
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Save ``fig`` as PNG atomically and close it."""
     path = Path(path)
@@ -120,7 +127,7 @@ def bar_with_errors(
         ax.bar(pos, means, width, yerr=np.nan_to_num(stds), capsize=3, label=None if h is None else str(h))
     ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups], rotation=30, ha="right")
     ax.set_ylabel(ylabel or metric)
-    ax.set_title(title + (f" — {SYNTHETIC_TAG}" if synthetic else ""), fontsize=10)
+    ax.set_title(_titled(title, synthetic), fontsize=10)
     if hue:
         ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
@@ -128,22 +135,42 @@ def bar_with_errors(
     return fig
 
 
+_STYLES = ("-", "--", ":", "-.")
+
+
 def metric_curves(
     df: pd.DataFrame, x: str, metric: str, line: str, title: str = "", logx: bool = False,
-    synthetic: bool = False, ylabel: str | None = None,
+    synthetic: bool = False, ylabel: str | None = None, color: str | None = None, style: str | None = None,
 ) -> Any:
-    """Mean +- std of ``metric`` against ``x``, one line per value of ``line`` (e.g. label-efficiency)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, g in df.groupby(line, sort=False):
+    """Mean +- std of ``metric`` against ``x``, one line per value of ``line`` (e.g. label-efficiency).
+
+    ``color`` / ``style``: optional columns whose value picks a line's colour / line style (e.g. colour by
+    method, dashes by protocol), so twenty lines stay readable; with more than six lines the legend moves
+    outside the axes.
+    """
+    groups = list(df.groupby(line, sort=False))
+    keys = list(dict.fromkeys(str(g[color].iloc[0]) if color else str(name) for name, g in groups))
+    cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    colours = {k: cmap(i % cmap.N) for i, k in enumerate(keys)}
+    styles = {k: _STYLES[i % len(_STYLES)] for i, k in enumerate(dict.fromkeys(df[style].astype(str)))} if style else {}
+    many = len(groups) > 6
+    fig, ax = plt.subplots(figsize=(9.5, 4.8) if many else (6, 4))
+    for name, g in groups:
+        c = colours[str(g[color].iloc[0]) if color else str(name)]
+        ls = styles.get(str(g[style].iloc[0]), "-") if style else "-"
         agg = g.groupby(x)[metric].agg(["mean", "std"]).reset_index().sort_values(x)
-        ax.plot(agg[x], agg["mean"], marker="o", label=str(name))
-        ax.fill_between(agg[x], agg["mean"] - agg["std"].fillna(0), agg["mean"] + agg["std"].fillna(0), alpha=0.2)
+        ax.plot(agg[x], agg["mean"], marker="o", markersize=4, color=c, linestyle=ls, label=str(name))
+        ax.fill_between(agg[x], agg["mean"] - agg["std"].fillna(0), agg["mean"] + agg["std"].fillna(0), color=c,
+                        alpha=0.08 if many else 0.2)
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel or metric)
-    ax.set_title(title + (f" — {SYNTHETIC_TAG}" if synthetic else ""), fontsize=10)
+    ax.set_title(_titled(title, synthetic), fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
