@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from eoreps.zoo.architectures import build_model, make_arch
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
+from eoreps.zoo.memory import retain_freed_memory
 from eoreps.zoo.population import PopulationTrainer, TrainOptions
 
 
@@ -77,8 +79,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30, help="training steps (batch 10 per model) per measurement")
     ap.add_argument("--baseline-models", type=int, default=4, help="models trained one at a time for the baseline")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--no-malloc-tuning", action="store_true",
+                    help="leave glibc's allocator alone (see eoreps.zoo.memory); applies to both sides")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    # the population trainer keeps freed memory in the heap; do the same for the baseline so that both
+    # sides run under one allocator policy
+    if args.no_malloc_tuning:
+        os.environ["EOREPS_MALLOC_TUNING"] = "0"
+    malloc_tuned = retain_freed_memory()
     arch = make_arch("cnn_s", (1, 28, 28), 10)
     g = torch.Generator().manual_seed(0)
     n = args.steps * 10
@@ -123,11 +132,11 @@ def main() -> None:
         r["speedup_cpu"] = r["img_s_cpu"] / base["img_s_cpu"]
         r["frac_fp32_peak"] = r["img_s"] * fpi / peak32
         r["frac_bf16_peak"] = r["img_s"] * fpi / peak16
-    out = {"threads": args.threads, "models": args.models, "steps": args.steps, "flops_per_image": fpi,
+    out = {"threads": args.threads, "malloc_tuned": malloc_tuned, "models": args.models, "steps": args.steps, "flops_per_image": fpi,
            "matmul_fp32_gflops": peak32 / 1e9, "matmul_bf16_gflops": peak16 / 1e9,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
     print(f"cnn_s (2,464 params), batch 10 per model, {args.threads} threads, P={args.models}; "
-          f"{fpi / 1e6:.2f} MFLOP per training image")
+          f"{fpi / 1e6:.2f} MFLOP per training image; glibc heap reuse {'on' if malloc_tuned else 'off'}")
     print(f"FLOP limit (2048^3 matmul): fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s")
     print(f"{'run':28s} {'img/s':>9s} {'x base':>7s} {'img/cpu-s':>10s} {'x base':>7s} {'%fp32':>6s} {'%bf16':>6s}")
     for k, r in results.items():

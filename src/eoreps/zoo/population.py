@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from eoreps.zoo.architectures import Arch, build_model, flatten_state
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
+from eoreps.zoo.memory import retain_freed_memory
 from eoreps.zoo.optim import StackedOptimizer, StackedParams
 from eoreps.zoo.population_ops import gather_images, gather_vectors, population_forward
 
@@ -68,6 +69,7 @@ class PopulationTrainer:
     def __init__(self, arch: Arch, members: list[Member], data: ZooData, options: TrainOptions | None = None,
                  chunk_seed: int = 0) -> None:
         self.arch, self.members, self.data = arch, members, data
+        retain_freed_memory()  # large activations are reused, not page-faulted in again each step
         self.opt = options or TrainOptions()
         if self.opt.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.opt.precision!r}")
@@ -177,6 +179,7 @@ def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str
                     batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Mean cross-entropy and accuracy (P,) of stacked members on images ``x`` (N, C, H, W), labels ``y``
     (N,); float32, eval mode (no dropout)."""
+    retain_freed_memory()
     P = next(iter(params.values())).shape[0]
     # cap the widest activation (P * batch * max_activation values) at ~64 M floats (256 MB)
     batch = max(1, min(batch, EVAL_BUDGET // max(1, P * arch.max_activation())))

@@ -118,6 +118,10 @@ def population_forward(
             w = params[f"{op.name}.weight"].reshape(P * op.cout, op.cin, op.k, op.k)
             b = params[f"{op.name}.bias"].reshape(P * op.cout)
             h = F.conv2d(h, w, b, groups=1 if is_shared else P)
+            if is_shared:
+                # a 1-channel input is both NCHW and channels-last, and oneDNN then answers in NCHW, where
+                # max-pooling P*C planes is ~10x slower than channels-last (one copy is cheaper)
+                h = h.contiguous(memory_format=torch.channels_last)
             is_shared = False
         elif op.kind == "pool":
             h = F.max_pool2d(h, op.k)
