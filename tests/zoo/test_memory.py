@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
 
@@ -11,8 +13,6 @@ CODE = "from eoreps.zoo.memory import retain_freed_memory as r; a = r(); print(a
 
 
 def _run(env_value: str | None) -> str:
-    import os
-
     env = {k: v for k, v in os.environ.items() if k != "EOREPS_MALLOC_TUNING"}
     if env_value is not None:
         env["EOREPS_MALLOC_TUNING"] = env_value
@@ -22,8 +22,6 @@ def _run(env_value: str | None) -> str:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
 def test_retain_freed_memory_applies_once_and_can_be_switched_off():
-    import platform
-
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("not glibc")
     assert _run(None) == "True True"  # in effect, and a second call changes nothing
