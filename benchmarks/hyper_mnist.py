@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--latent-dim", type=int, default=64)
+    ap.add_argument("--token-stats", action="store_true", help="token statistics in the token embedding")
+    ap.add_argument("--dropout", type=float, default=0.0, help="transformer dropout")
     ap.add_argument("--n-sample", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -74,7 +76,8 @@ def main() -> None:
     t = time.perf_counter()
     rep = work / "rep"
     model = ModelConfig(d_model=args.d_model, n_heads=max(1, args.d_model // 32), enc_layers=args.layers,
-                        dec_layers=args.layers, latent_dim=args.latent_dim, proj_dim=args.latent_dim)
+                        dec_layers=args.layers, latent_dim=args.latent_dim, proj_dim=args.latent_dim,
+                        token_stats=args.token_stats, dropout=args.dropout)
     fit_summary = fit(FitConfig(zoo=zoo, out=rep, epochs=args.fit_epochs, seed=args.seed, model=model))
     t_fit = time.perf_counter() - t
     print(f"fit: {fit_summary} ({t_fit:.0f} s)", flush=True)

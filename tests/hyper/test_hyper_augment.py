@@ -95,12 +95,68 @@ def test_noise_and_erasing_respect_mask():
     assert torch.equal(e[kept], t[kept])
 
 
+@pytest.mark.parametrize("name", ARCH_NAMES)
+def test_canonical_form_is_shared_by_all_permutations_and_keeps_the_function(name, real_images):
+    arch = make_arch(name)
+    perm = Permuter(Tokenizer.from_arch(arch))
+    w = torch.stack([flatten_state(build_model(arch, "tanh", "normal", s)) for s in range(3)])
+    w = w + 0.05 * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+    c = perm.canonical(w)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        assert torch.equal(perm.canonical(perm.random(w, g)), c)
+    assert torch.equal(perm.canonical(c), c)
+    # hidden units sorted by |w_in|^2 + b^2 in every hidden layer
+    for li in perm.hidden:
+        sp = perm.layers[li]
+        rows = c[:, sp.weight_offset: sp.weight_offset + sp.n_out * sp.fan_in].reshape(3, sp.n_out, -1)
+        key = rows.pow(2).sum(-1) + c[:, sp.bias_offset: sp.bias_offset + sp.n_out].pow(2)
+        assert torch.all(key[:, 1:] >= key[:, :-1] - 1e-6)
+    x = _inputs(real_images, arch.in_shape)
+    a = load_flat(ZooNet(arch, "tanh"), w[0]).eval()(x)
+    b = load_flat(ZooNet(arch, "tanh"), c[0]).eval()(x)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_canonical_target_is_the_same_for_both_views():
+    arch = make_arch("cnn_s")
+    tok = Tokenizer.from_arch(arch)
+    w = torch.randn(4, arch.num_params)
+    sc = TokenScaler.fit(tok, w)
+    perm = Permuter(tok)
+    v1, t1, v2, t2 = two_views(w, tok, sc, perm, AugmentConfig(target="canonical"),
+                               torch.Generator().manual_seed(0))
+    assert torch.equal(t1, t2)
+    torch.testing.assert_close(t1, sc.transform(tok.tokenize(perm.canonical(w))))
+    assert not torch.equal(v1, v2)
+
+
+def test_canonical_input_makes_views_permutation_free():
+    arch = make_arch("mlp")
+    tok = Tokenizer.from_arch(arch)
+    w = torch.randn(3, arch.num_params)
+    sc = TokenScaler.fit(tok, w)
+    perm = Permuter(tok)
+    cfg = AugmentConfig(noise=0.0, erase_prob=0.0, canonical_input=True)
+    v1, _, v2, _ = two_views(w, tok, sc, perm, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(v1, v2)
+    torch.testing.assert_close(v1, sc.transform(tok.tokenize(perm.canonical(w))))
+
+
+def test_unknown_target_is_refused():
+    from eoreps.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="canonical"):
+        AugmentConfig(target="sorted")
+
+
 def test_two_views_differ_and_targets_are_clean_permutations():
     arch = make_arch("cnn_digits")
     tok = Tokenizer.from_arch(arch)
     w = torch.randn(4, arch.num_params)
     sc = TokenScaler.fit(tok, w)
-    v1, t1, v2, t2 = two_views(w, tok, sc, Permuter(tok), AugmentConfig(), torch.Generator().manual_seed(0))
+    v1, t1, v2, t2 = two_views(w, tok, sc, Permuter(tok), AugmentConfig(target="view"),
+                               torch.Generator().manual_seed(0))
     assert v1.shape == t1.shape == (4, tok.n_tokens, tok.width)
     assert not torch.equal(v1, v2)
     # targets hold the same multiset of weights as the input, per model

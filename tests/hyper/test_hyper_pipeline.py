@@ -42,6 +42,21 @@ def test_fit_writes_a_loadable_representation(rep, tiny_zoo):
     assert set(splits["split"]) == {"train", "val", "test"} and splits["model_id"].is_unique
 
 
+def test_canonical_input_representation_is_exactly_permutation_invariant(tiny_zoo, tmp_path):
+    from eoreps.hyper.augment import AugmentConfig, Permuter
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    out = tmp_path / "rep-canonical"
+    fit(FitConfig(zoo=tiny_zoo, out=out, epochs=1, batch_size=8, precision="fp32", model=TINY,
+                  augment=AugmentConfig(target="canonical", canonical_input=True)))
+    r = load_representation(out)
+    assert r.canonical_input
+    W = ModelZoo(tiny_zoo).weights_matrix()[:6]
+    Wp = Permuter(r.tokenizer).random(W, torch.Generator().manual_seed(0))
+    assert not torch.equal(W, Wp)
+    torch.testing.assert_close(r.embed(Wp), r.embed(W), rtol=0, atol=1e-6)
+
+
 def test_changed_options_refuse_to_resume(rep, tiny_zoo):
     with pytest.raises(ConfigError, match="gamma"):
         fit(FitConfig(zoo=tiny_zoo, out=rep, epochs=2, batch_size=8, gamma=0.5, model=TINY))

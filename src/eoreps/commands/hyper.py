@@ -38,9 +38,16 @@ def fit_cmd(
     d_model: Annotated[int, typer.Option("--d-model", help="Transformer width.")] = 128,
     layers: Annotated[int, typer.Option("--layers", help="Encoder and decoder depth.")] = 4,
     latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the embedding z.")] = 64,
+    token_stats: Annotated[bool, typer.Option(
+        "--token-stats", help="Add each token's weight statistics (mean, std, |w|, max, min, bias) to its embedding.")] = False,
     noise: Annotated[float, typer.Option("--noise", help="Additive noise std (standardised units).")] = 0.05,
     erase: Annotated[float, typer.Option("--erase", help="Probability of erasing each token.")] = 0.1,
     no_permute: Annotated[bool, typer.Option("--no-permute", help="Disable permutation augmentation.")] = False,
+    target: Annotated[str, typer.Option(
+        "--target", help="Reconstruction target: view (each view's own permuted clean tokens) or canonical "
+                         "(the clean model, hidden units in canonical order).")] = "view",
+    canonical_input: Annotated[bool, typer.Option(
+        "--canonical-input", help="Encode models in canonical unit order (exactly permutation invariant).")] = False,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
@@ -54,13 +61,14 @@ def fit_cmd(
 
     set_threads(threads)
     model = ModelConfig(d_model=d_model, n_heads=max(1, d_model // 32), enc_layers=layers, dec_layers=layers,
-                        latent_dim=latent_dim, proj_dim=latent_dim)
+                        latent_dim=latent_dim, proj_dim=latent_dim, token_stats=token_stats)
     if quick:
         epochs, model = min(epochs, 2), ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8,
                                                     proj_dim=8)
     cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
                     temperature=temperature, precision=precision, seed=seed, model=model,
-                    augment=AugmentConfig(permute=not no_permute, noise=noise, erase_prob=erase))
+                    augment=AugmentConfig(permute=not no_permute, noise=noise, erase_prob=erase, target=target,
+                                                 canonical_input=canonical_input))
     echo_kv("representation fitted", fit(cfg))
 
 

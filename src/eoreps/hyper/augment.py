@@ -7,9 +7,13 @@
 * **Additive Gaussian noise** on the (standardised) tokens.
 * **Random erasing**: each token is set to zero with a given probability.
 
-:func:`two_views` draws two independently augmented views of a batch; the reconstruction target of a
-view is its permuted, noise- and erasure-free version (a permutation changes the tokens, so each view
-is reconstructed in its own order).
+:func:`two_views` draws two independently augmented views of a batch. The reconstruction target is, by
+default, each view's own permuted clean tokens (``target="view"``, as in the paper). The alternative
+``target="canonical"`` is the clean model in **canonical form**, the hidden units of every layer sorted
+by a permutation-invariant key (the squared norm of the unit's incoming weights plus its squared bias),
+so every permuted view of a model shares one target; ``canonical_input`` also feeds the encoder the
+canonical form. Measured on the digits zoo (docs/hyper.md), neither lowered the reconstruction loss nor
+helped the property probes, so they are options, not defaults.
 
 Permutations are applied as one batched gather on the flat weight vector (index tensor (B, D)), which
 keeps them exact: weights are moved, never recomputed.
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from eoreps.errors import DataError
+from eoreps.errors import ConfigError, DataError
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
 
 
@@ -76,6 +80,25 @@ class Permuter:
             idx[:, v0:v1] = blk.gather(2, pe).reshape(B, -1)
         return idx
 
+    def canonical_perms(self, weights: torch.Tensor) -> list[torch.Tensor]:
+        """Per hidden layer, the (B, n_l) order that sorts its units by ``|w_in|^2 + b^2`` (ascending).
+
+        The key of a unit does not change when any layer is permuted (a permutation of the previous layer
+        only reorders the unit's incoming weights), so permuted copies of a model share one canonical form.
+        """
+        perms = []
+        for li in self.hidden:
+            sp = self.layers[li]
+            rows = weights[:, sp.weight_offset: sp.weight_offset + sp.n_out * sp.fan_in].reshape(-1, sp.n_out, sp.fan_in)
+            bias = weights[:, sp.bias_offset: sp.bias_offset + sp.n_out]
+            key = rows.double().pow(2).sum(-1) + bias.double().pow(2)  # (B, n_l), float64: fewer exact ties
+            perms.append(torch.argsort(key, dim=1, stable=True))
+        return perms
+
+    def canonical(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, D) weights with every hidden layer's units in canonical order (same function)."""
+        return self.apply(weights, self.canonical_perms(weights))
+
     def apply(self, weights: torch.Tensor, perms: list[torch.Tensor]) -> torch.Tensor:
         """Permute (B, D) weight vectors with ``perms`` (one (B, n_l) tensor per hidden layer)."""
         return weights.gather(1, self.gather_index(perms).to(weights.device))
@@ -85,13 +108,32 @@ class Permuter:
         return self.apply(weights, self.random_perms(weights.shape[0], generator))
 
 
+TARGETS = ("canonical", "view")
+
+
 @dataclass
 class AugmentConfig:
-    """Augmentation strengths (noise in standardised token units)."""
+    """Augmentation strengths (noise in standardised token units) and the reconstruction target.
+
+    ``target``: ``"view"`` (each view's own permuted clean tokens) or ``"canonical"`` (the clean model
+    with its hidden units in canonical order, the same for every view). ``canonical_input``: the encoder
+    sees every model in canonical order (views are canonicalised after permuting, so the embedding is
+    exactly permutation invariant by construction and the permutation augmentation has no effect left).
+    """
 
     permute: bool = True
     noise: float = 0.05
     erase_prob: float = 0.1
+    target: str = "view"
+    canonical_input: bool = False
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"reconstruction target '{self.target}' is unknown: use one of {', '.join(TARGETS)}")
+        if self.noise < 0:
+            raise ConfigError(f"--noise {self.noise} must be >= 0")
+        if not 0.0 <= self.erase_prob < 1.0:
+            raise ConfigError(f"--erase {self.erase_prob} must lie in [0, 1)")
 
 
 def add_noise(tokens: torch.Tensor, mask: torch.Tensor, sigma: float,
@@ -112,23 +154,32 @@ def erase_tokens(tokens: torch.Tensor, prob: float, generator: torch.Generator |
 
 
 def augmented_view(weights: torch.Tensor, tokenizer: Tokenizer, scaler: TokenScaler, permuter: Permuter,
-                   cfg: AugmentConfig, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   cfg: AugmentConfig, generator: torch.Generator | None = None,
+                   canonical: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One view of (B, D) weights: returns ``(view, target)``, both (B, T, W) standardised tokens.
 
-    ``target`` is the (permuted) clean tokens the decoder should reconstruct from ``view``.
+    ``target`` is what the decoder should reconstruct from ``view``: the canonical clean tokens
+    (``cfg.target == "canonical"``; pass them as ``canonical`` to avoid recomputing) or the view's own
+    permuted clean tokens (``"view"``).
     """
     w = permuter.random(weights, generator) if cfg.permute else weights
-    target = scaler.transform(tokenizer.tokenize(w))
-    view = add_noise(target, tokenizer.mask, cfg.noise, generator)
+    if cfg.canonical_input:
+        w = permuter.canonical(w)
+    clean = scaler.transform(tokenizer.tokenize(w))
+    view = add_noise(clean, tokenizer.mask, cfg.noise, generator)
     view = erase_tokens(view, cfg.erase_prob, generator)
-    return view, target
+    if cfg.target == "view":
+        return view, clean
+    if canonical is None:
+        canonical = scaler.transform(tokenizer.tokenize(permuter.canonical(weights)))
+    return view, canonical
 
 
 def two_views(weights: torch.Tensor, tokenizer: Tokenizer, scaler: TokenScaler, permuter: Permuter,
               cfg: AugmentConfig, generator: torch.Generator | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Two independent views of a batch: ``(view1, target1, view2, target2)``, each (B, T, W)."""
-    v1, t1 = augmented_view(weights, tokenizer, scaler, permuter, cfg, generator)
-    v2, t2 = augmented_view(weights, tokenizer, scaler, permuter, cfg, generator)
+    canon = scaler.transform(tokenizer.tokenize(permuter.canonical(weights))) if cfg.target == "canonical" else None
+    v1, t1 = augmented_view(weights, tokenizer, scaler, permuter, cfg, generator, canon)
+    v2, t2 = augmented_view(weights, tokenizer, scaler, permuter, cfg, generator, canon)
     return v1, t1, v2, t2

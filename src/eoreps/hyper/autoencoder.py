@@ -9,6 +9,12 @@
 
 Positions are learned embeddings of the token's layer and of its index within the layer; the decoder
 receives the latent broadcast over the T positions, so everything it reconstructs must pass through z.
+
+With ``token_stats`` the token embedding also gets an MLP of six statistics of the token's own entries
+(mean, standard deviation, mean absolute value, maximum and minimum of its incoming weights, and its
+bias): a linear embedding of a token can form weighted sums of its entries but not their spread or
+extremes, which the s(W) baseline is built from. Measured on the digits zoo (docs/hyper.md): R^2 of test
+accuracy from z 0.842 with them, 0.810 without.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class ModelConfig:
     latent_dim: int = 64
     proj_dim: int = 64
     dropout: float = 0.0
+    token_stats: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,18 +50,44 @@ def _stack(cfg: ModelConfig, n: int) -> nn.TransformerEncoder:
     return nn.TransformerEncoder(layer, n, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False)
 
 
+def token_statistics(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, W) tokens, (T, W) mask of real entries (weights then the bias) -> (B, T, 6) statistics:
+    mean, std, mean |w|, max, min of each token's incoming weights, and its bias."""
+    m = mask.to(tokens.dtype)
+    n = m.sum(-1)  # (T,) real entries, the last of them the bias
+    bias_at = (n.long() - 1).clamp_min(0)
+    wm = m.clone()
+    wm[torch.arange(len(n)), bias_at] = 0.0  # weights only
+    k = wm.sum(-1).clamp_min(1.0)  # (T,)
+    mean = (tokens * wm).sum(-1) / k
+    var = ((tokens - mean[..., None]) ** 2 * wm).sum(-1) / k
+    absmean = (tokens.abs() * wm).sum(-1) / k
+    big = torch.finfo(tokens.dtype).max
+    mx = tokens.masked_fill(wm == 0, -big).amax(-1)
+    mn = tokens.masked_fill(wm == 0, big).amin(-1)
+    bias = tokens.gather(-1, bias_at.expand(tokens.shape[0], -1)[..., None])[..., 0]
+    return torch.stack([mean, var.clamp_min(0).sqrt(), absmean, mx, mn, bias], dim=-1)
+
+
 class HyperAutoencoder(nn.Module):
     """Encoder (tokens -> z), decoder (z -> tokens) and projection head (z -> p).
 
-    ``width``: token width W; ``positions``: (T, 2) long tensor of (layer, index in layer).
+    ``width``: token width W; ``positions``: (T, 2) long tensor of (layer, index in layer); ``mask``:
+    (T, W) real entries of each token, needed with ``cfg.token_stats``.
     """
 
-    def __init__(self, width: int, positions: torch.Tensor, cfg: ModelConfig | None = None) -> None:
+    def __init__(self, width: int, positions: torch.Tensor, cfg: ModelConfig | None = None,
+                 mask: torch.Tensor | None = None) -> None:
         super().__init__()
         self.cfg = cfg or ModelConfig()
         d = self.cfg.d_model
         if d % self.cfg.n_heads:
             raise ValueError(f"d_model {d} must be divisible by n_heads {self.cfg.n_heads}")
+        if self.cfg.token_stats:
+            if mask is None or tuple(mask.shape) != (positions.shape[0], width):
+                raise ValueError(f"token_stats needs the ({positions.shape[0]}, {width}) token mask")
+            self.register_buffer("token_mask", mask.bool().clone(), persistent=False)
+            self.stat_embed = nn.Sequential(nn.Linear(6, d), nn.GELU(), nn.Linear(d, d))
         self.width = int(width)
         self.register_buffer("positions", positions.long().clone(), persistent=True)
         n_layers = int(positions[:, 0].max()) + 1
@@ -83,6 +116,8 @@ class HyperAutoencoder(nn.Module):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T, W) standardised tokens -> (B, latent) embeddings."""
         x = self.embed(tokens) + self._pos(self.pos_layer, self.pos_index)
+        if self.cfg.token_stats:
+            x = x + self.stat_embed(token_statistics(tokens, self.token_mask))
         x = torch.cat([self.comp.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         return self.to_latent(self.encoder(x)[:, 0])
 

@@ -33,7 +33,7 @@ class HyperModule(L.LightningModule):
         t = self.tokenizer
         self.register_buffer("scaler_mean", scaler_mean if scaler_mean is not None else torch.zeros(t.n_tokens, t.width))
         self.register_buffer("scaler_std", scaler_std if scaler_std is not None else torch.ones(t.n_tokens, t.width))
-        self.net = HyperAutoencoder(t.width, t.positions, ModelConfig(**model))
+        self.net = HyperAutoencoder(t.width, t.positions, ModelConfig(**model), t.mask)
         self.loss_fn = HyperLoss(gamma, temperature)
         self.augment_cfg = AugmentConfig(**augment)
         self.permuter = Permuter(t)

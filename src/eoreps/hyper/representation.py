@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from eoreps.errors import DataError
+from eoreps.hyper.augment import Permuter
 from eoreps.hyper.autoencoder import HyperAutoencoder, ModelConfig
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
 from eoreps.io import read_json
@@ -34,6 +35,11 @@ class Representation:
     @property
     def bf16(self) -> bool:
         return self.meta.get("config", {}).get("precision", "bf16") == "bf16"
+
+    @property
+    def canonical_input(self) -> bool:
+        """Whether the encoder was trained on (and so embeds) models in canonical unit order."""
+        return bool(self.meta.get("augment", {}).get("canonical_input", False))
 
     @property
     def latent_dim(self) -> int:
@@ -52,8 +58,10 @@ class Representation:
     def embed(self, weights: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """(N, D) flat weights -> (N, latent) float32 embeddings (no augmentation)."""
         out = []
+        permuter = Permuter(self.tokenizer) if self.canonical_input else None
         for s in range(0, len(weights), batch_size):
-            tok = self.scaler.transform(self.tokenizer.tokenize(weights[s:s + batch_size].float()))
+            w = weights[s:s + batch_size].float()
+            tok = self.scaler.transform(self.tokenizer.tokenize(permuter.canonical(w) if permuter else w))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 out.append(self.net.encode(tok).float())
         return torch.cat(out) if out else torch.empty(0, self.latent_dim)
@@ -96,6 +104,6 @@ def load_representation(root: str | Path) -> Representation:
         raise DataError(f"{root / 'model.safetensors'}: unreadable ({e}); refit the representation") from None
     tok = Tokenizer([(k, tuple(s)) for k, s in meta["param_order"]])
     scaler = TokenScaler.from_state_dict({"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok)
-    net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**meta["model"]))
+    net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**meta["model"]), tok.mask)
     net.load_state_dict(state)
     return Representation(meta, tok, scaler, net, root)

@@ -109,8 +109,8 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     zoo, W, props = load_split_weights(Path(cfg.zoo), None, cfg.seed, cfg.val_fraction, cfg.test_fraction,
                                        cfg.zoo_epochs)
     tok = Tokenizer(zoo.param_order)
-    train_mask = torch.as_tensor((props["split"] == "train").to_numpy())
-    val_mask = torch.as_tensor((props["split"] == "val").to_numpy())
+    train_mask = torch.tensor((props["split"] == "train").to_numpy())
+    val_mask = torch.tensor((props["split"] == "val").to_numpy())
     W_train, W_val = W[train_mask], W[val_mask]
     scaler = TokenScaler.fit(tok, W_train)
     bs = min(cfg.batch_size, len(W_train))
