@@ -57,7 +57,8 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--latent-dim", type=int, default=64)
-    ap.add_argument("--token-stats", action="store_true", help="token statistics in the token embedding")
+    ap.add_argument("--no-token-stats", dest="token_stats", action="store_false",
+                    help="leave the token statistics out of the token embedding (the encoder before 2026-11-23)")
     ap.add_argument("--dropout", type=float, default=0.0, help="transformer dropout")
     ap.add_argument("--n-sample", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)

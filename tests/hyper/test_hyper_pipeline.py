@@ -57,6 +57,23 @@ def test_canonical_input_representation_is_exactly_permutation_invariant(tiny_zo
     torch.testing.assert_close(r.embed(Wp), r.embed(W), rtol=0, atol=1e-6)
 
 
+def test_a_representation_from_before_token_statistics_still_loads(tiny_zoo, tmp_path):
+    """hyper.json files written before the option existed have no 'token_stats': they had none."""
+    import dataclasses
+    import json
+
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    out = tmp_path / "rep-old"
+    fit(FitConfig(zoo=tiny_zoo, out=out, epochs=1, batch_size=8, model=dataclasses.replace(TINY, token_stats=False)))
+    meta = json.loads((out / "hyper.json").read_text())
+    del meta["model"]["token_stats"]
+    (out / "hyper.json").write_text(json.dumps(meta))
+    r = load_representation(out)
+    assert not r.net.cfg.token_stats
+    assert torch.isfinite(r.embed(ModelZoo(tiny_zoo).weights_matrix()[:3])).all()
+
+
 def test_changed_options_refuse_to_resume(rep, tiny_zoo):
     with pytest.raises(ConfigError, match="gamma"):
         fit(FitConfig(zoo=tiny_zoo, out=rep, epochs=2, batch_size=8, gamma=0.5, model=TINY))

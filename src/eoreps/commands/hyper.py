@@ -38,8 +38,10 @@ def fit_cmd(
     d_model: Annotated[int, typer.Option("--d-model", help="Transformer width.")] = 128,
     layers: Annotated[int, typer.Option("--layers", help="Encoder and decoder depth.")] = 4,
     latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the embedding z.")] = 64,
+    dropout: Annotated[float, typer.Option("--dropout", help="Dropout in the transformer layers.")] = 0.0,
     token_stats: Annotated[bool, typer.Option(
-        "--token-stats", help="Add each token's weight statistics (mean, std, |w|, max, min, bias) to its embedding.")] = False,
+        "--token-stats/--no-token-stats",
+        help="Add each token's weight statistics (mean, std, |w|, max, min, bias) to its embedding.")] = True,
     noise: Annotated[float, typer.Option("--noise", help="Additive noise std (standardised units).")] = 0.05,
     erase: Annotated[float, typer.Option("--erase", help="Probability of erasing each token.")] = 0.1,
     no_permute: Annotated[bool, typer.Option("--no-permute", help="Disable permutation augmentation.")] = False,
@@ -61,7 +63,8 @@ def fit_cmd(
 
     set_threads(threads)
     model = ModelConfig(d_model=d_model, n_heads=max(1, d_model // 32), enc_layers=layers, dec_layers=layers,
-                        latent_dim=latent_dim, proj_dim=latent_dim, token_stats=token_stats)
+                        latent_dim=latent_dim, proj_dim=latent_dim, token_stats=token_stats,
+                        dropout=dropout)
     if quick:
         epochs, model = min(epochs, 2), ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8,
                                                     proj_dim=8)

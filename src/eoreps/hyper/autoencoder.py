@@ -10,11 +10,11 @@
 Positions are learned embeddings of the token's layer and of its index within the layer; the decoder
 receives the latent broadcast over the T positions, so everything it reconstructs must pass through z.
 
-With ``token_stats`` the token embedding also gets an MLP of six statistics of the token's own entries
+With ``token_stats`` (the default) the token embedding also gets an MLP of six statistics of the token's own entries
 (mean, standard deviation, mean absolute value, maximum and minimum of its incoming weights, and its
 bias): a linear embedding of a token can form weighted sums of its entries but not their spread or
-extremes, which the s(W) baseline is built from. Measured on the digits zoo (docs/hyper.md): R^2 of test
-accuracy from z 0.842 with them, 0.810 without.
+extremes, which the s(W) baseline is built from. Measured (docs/hyper.md): R^2 of test accuracy from z
+0.883 with them and 0.600 without on a 300-member MNIST zoo; 0.842 and 0.810 on the digits zoo.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ModelConfig:
     latent_dim: int = 64
     proj_dim: int = 64
     dropout: float = 0.0
-    token_stats: bool = False
+    token_stats: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -104,6 +104,7 @@ def load_representation(root: str | Path) -> Representation:
         raise DataError(f"{root / 'model.safetensors'}: unreadable ({e}); refit the representation") from None
     tok = Tokenizer([(k, tuple(s)) for k, s in meta["param_order"]])
     scaler = TokenScaler.from_state_dict({"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok)
-    net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**meta["model"]), tok.mask)
+    # representations written before token statistics existed were trained without them
+    net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**{"token_stats": False, **meta["model"]}), tok.mask)
     net.load_state_dict(state)
     return Representation(meta, tok, scaler, net, root)
