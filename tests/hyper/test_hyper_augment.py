@@ -118,12 +118,15 @@ def test_canonical_form_is_shared_by_all_permutations_and_keeps_the_function(nam
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+def _setup(name: str, n: int) -> tuple[Tokenizer, torch.Tensor, TokenScaler, Permuter]:
+    """Tokenizer, n random weight vectors, their scaler and a permuter for architecture ``name``."""
+    tok = Tokenizer.from_arch(make_arch(name))
+    w = torch.randn(n, tok.num_params)
+    return tok, w, TokenScaler.fit(tok, w), Permuter(tok)
+
+
 def test_canonical_target_is_the_same_for_both_views():
-    arch = make_arch("cnn_s")
-    tok = Tokenizer.from_arch(arch)
-    w = torch.randn(4, arch.num_params)
-    sc = TokenScaler.fit(tok, w)
-    perm = Permuter(tok)
+    tok, w, sc, perm = _setup("cnn_s", 4)
     v1, t1, v2, t2 = two_views(w, tok, sc, perm, AugmentConfig(target="canonical"),
                                torch.Generator().manual_seed(0))
     assert torch.equal(t1, t2)
@@ -132,11 +135,7 @@ def test_canonical_target_is_the_same_for_both_views():
 
 
 def test_canonical_input_makes_views_permutation_free():
-    arch = make_arch("mlp")
-    tok = Tokenizer.from_arch(arch)
-    w = torch.randn(3, arch.num_params)
-    sc = TokenScaler.fit(tok, w)
-    perm = Permuter(tok)
+    tok, w, sc, perm = _setup("mlp", 3)
     cfg = AugmentConfig(noise=0.0, erase_prob=0.0, canonical_input=True)
     v1, _, v2, _ = two_views(w, tok, sc, perm, cfg, torch.Generator().manual_seed(0))
     assert torch.equal(v1, v2)
