@@ -37,3 +37,13 @@ def test_user_error_is_one_line_exit_2(tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "missing" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, words", [(["--target", "sorted"], "canonical, view"),
+                                         (["--erase", "1.5"], "--erase")])
+def test_bad_hyper_fit_option_is_one_line_exit_2(tmp_path, capsys, args, words):
+    with pytest.raises(SystemExit) as e:
+        main(["hyper", "fit", "--zoo", str(tmp_path / "zoo"), "--out", str(tmp_path / "rep"), *args])
+    assert e.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and words in err[0], err
