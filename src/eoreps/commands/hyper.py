@@ -71,7 +71,7 @@ def fit_cmd(
     cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
                     temperature=temperature, precision=precision, seed=seed, model=model,
                     augment=AugmentConfig(permute=not no_permute, noise=noise, erase_prob=erase, target=target,
-                                                 canonical_input=canonical_input))
+                                          canonical_input=canonical_input))
     echo_kv("representation fitted", fit(cfg))
 
 

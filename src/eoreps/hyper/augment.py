@@ -170,16 +170,21 @@ def augmented_view(weights: torch.Tensor, tokenizer: Tokenizer, scaler: TokenSca
     view = erase_tokens(view, cfg.erase_prob, generator)
     if cfg.target == "view":
         return view, clean
-    if canonical is None:
-        canonical = scaler.transform(tokenizer.tokenize(permuter.canonical(weights)))
-    return view, canonical
+    return view, canonical if canonical is not None else canonical_tokens(weights, tokenizer, scaler, permuter)
+
+
+def canonical_tokens(weights: torch.Tensor, tokenizer: Tokenizer, scaler: TokenScaler, permuter: Permuter
+                     ) -> torch.Tensor:
+    """(B, D) weights -> (B, T, W) standardised tokens of their canonical form."""
+    return scaler.transform(tokenizer.tokenize(permuter.canonical(weights)))
 
 
 def two_views(weights: torch.Tensor, tokenizer: Tokenizer, scaler: TokenScaler, permuter: Permuter,
               cfg: AugmentConfig, generator: torch.Generator | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Two independent views of a batch: ``(view1, target1, view2, target2)``, each (B, T, W)."""
-    canon = scaler.transform(tokenizer.tokenize(permuter.canonical(weights))) if cfg.target == "canonical" else None
+    # one canonical target for both views (it does not depend on the view's permutation)
+    canon = canonical_tokens(weights, tokenizer, scaler, permuter) if cfg.target == "canonical" else None
     v1, t1 = augmented_view(weights, tokenizer, scaler, permuter, cfg, generator, canon)
     v2, t2 = augmented_view(weights, tokenizer, scaler, permuter, cfg, generator, canon)
     return v1, t1, v2, t2
