@@ -57,6 +57,32 @@ def test_canonical_input_representation_is_exactly_permutation_invariant(tiny_zo
     torch.testing.assert_close(r.embed(Wp), r.embed(W), rtol=0, atol=1e-6)
 
 
+def test_aligned_representation_matches_models_to_its_stored_reference(tiny_zoo, tmp_path):
+    from eoreps.hyper.align import match
+    from eoreps.hyper.augment import AugmentConfig, Permuter
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    with pytest.raises(ConfigError, match="--align"):
+        AugmentConfig(align=True)  # permutation left on
+    out = tmp_path / "rep-aligned"
+    fit(FitConfig(zoo=tiny_zoo, out=out, epochs=1, batch_size=8, precision="fp32", model=TINY,
+                  augment=AugmentConfig(permute=False, align=True)))
+    r = load_representation(out)
+    W = ModelZoo(tiny_zoo).weights_matrix()
+    assert r.reference is not None and r.reference.shape == (W.shape[1],)
+    # the scaler was fitted on matched weights: their token mean is the matched training mean, not the raw one
+    perm = Permuter(r.tokenizer)
+    assert not torch.equal(match(perm, r.reference, W), W)
+    # a permuted copy is matched back to the same unit order, so its embedding is the same
+    Wp = perm.random(W[:6], torch.Generator().manual_seed(0))
+    torch.testing.assert_close(r.embed(Wp), r.embed(W[:6]), rtol=0, atol=1e-6)
+    # a refit with the same options resumes (the reference is recomputed identically)
+    s = fit(FitConfig(zoo=tiny_zoo, out=out, epochs=2, batch_size=8, precision="fp32", model=TINY,
+                      augment=AugmentConfig(permute=False, align=True)))
+    assert s["epochs"] == 2
+    torch.testing.assert_close(load_representation(out).reference, r.reference, rtol=0, atol=0)
+
+
 def test_a_representation_from_before_token_statistics_still_loads(tiny_zoo, tmp_path):
     """hyper.json files written before the option existed have no 'token_stats': they had none."""
     import dataclasses
@@ -110,7 +136,7 @@ def test_sample_tables(rep, tiny_zoo, tmp_path):
     res = run_sample(SampleConfig(zoo=tiny_zoo, rep=rep, out=tmp_path / "s", n=4, top_k=4, epochs=[0, 1]),
                      data=data, transfer_data=data)
     main, transfer = res["tables"].values()
-    assert len(main) == 3 and len(transfer) == 2
+    assert len(main) == 4 and len(transfer) == 2
     assert main[["epoch 0", "epoch 1"]].notna().all(axis=None)
     for f in ("sample.md", "sample.csv", "sample.png", "sampled.safetensors"):
         assert (tmp_path / "s" / f).is_file()

@@ -50,6 +50,9 @@ def fit_cmd(
                          "(the clean model, hidden units in canonical order).")] = "view",
     canonical_input: Annotated[bool, typer.Option(
         "--canonical-input", help="Encode models in canonical unit order (exactly permutation invariant).")] = False,
+    align: Annotated[bool, typer.Option(
+        "--align", help="Weight-match every model to a reference unit order before training (replaces the "
+                        "permutation augmentation; the setting for 'hyper sample').")] = False,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
@@ -70,8 +73,8 @@ def fit_cmd(
                                                     proj_dim=8)
     cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
                     temperature=temperature, precision=precision, seed=seed, model=model,
-                    augment=AugmentConfig(permute=not no_permute, noise=noise, erase_prob=erase, target=target,
-                                          canonical_input=canonical_input))
+                    augment=AugmentConfig(permute=not (no_permute or align), noise=noise, erase_prob=erase,
+                                          target=target, canonical_input=canonical_input, align=align))
     echo_kv("representation fitted", fit(cfg))
 
 

@@ -119,6 +119,11 @@ class AugmentConfig:
     with its hidden units in canonical order, the same for every view). ``canonical_input``: the encoder
     sees every model in canonical order (views are canonicalised after permuting, so the embedding is
     exactly permutation invariant by construction and the permutation augmentation has no effect left).
+    ``align``: every model is permuted once, before training, to match a reference model of the zoo
+    (weight matching, :mod:`eoreps.hyper.align`); encoder input and reconstruction target are the
+    matched model, so views differ only by noise and erasing (a random permutation would undo the
+    matching). This is the setting for generating weights (``hyper sample``): decoded weights then lie
+    in one consistent unit order.
     """
 
     permute: bool = True
@@ -126,6 +131,7 @@ class AugmentConfig:
     erase_prob: float = 0.1
     target: str = "view"
     canonical_input: bool = False
+    align: bool = False
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -134,6 +140,9 @@ class AugmentConfig:
             raise ConfigError(f"--noise {self.noise} must be >= 0")
         if not 0.0 <= self.erase_prob < 1.0:
             raise ConfigError(f"--erase {self.erase_prob} must lie in [0, 1)")
+        if self.align and (self.permute or self.target != "view" or self.canonical_input):
+            raise ConfigError("--align matches every model to one reference unit order; it cannot be combined with "
+                              "the permutation augmentation, --target canonical or --canonical-input")
 
 
 def add_noise(tokens: torch.Tensor, mask: torch.Tensor, sigma: float,

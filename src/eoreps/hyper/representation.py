@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from eoreps.errors import DataError
+from eoreps.hyper.align import match
 from eoreps.hyper.augment import Permuter
 from eoreps.hyper.autoencoder import HyperAutoencoder, ModelConfig
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
@@ -29,8 +30,9 @@ class Representation:
     """Tokenizer + scaler + autoencoder of a representation directory (eval mode)."""
 
     def __init__(self, meta: dict[str, Any], tokenizer: Tokenizer, scaler: TokenScaler, net: HyperAutoencoder,
-                 root: Path | None = None) -> None:
+                 root: Path | None = None, reference: torch.Tensor | None = None) -> None:
         self.meta, self.tokenizer, self.scaler, self.net, self.root = meta, tokenizer, scaler, net.eval(), root
+        self.reference = reference  # (D,) unit order models are matched to before encoding (``--align``)
 
     @property
     def bf16(self) -> bool:
@@ -56,12 +58,20 @@ class Representation:
 
     @torch.no_grad()
     def embed(self, weights: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """(N, D) flat weights -> (N, latent) float32 embeddings (no augmentation)."""
+        """(N, D) flat weights -> (N, latent) float32 embeddings (no augmentation).
+
+        Models are first put in the unit order the encoder was trained on: matched to the reference
+        (``--align``), canonical (``--canonical-input``) or as given.
+        """
         out = []
-        permuter = Permuter(self.tokenizer) if self.canonical_input else None
+        permuter = Permuter(self.tokenizer)
         for s in range(0, len(weights), batch_size):
             w = weights[s:s + batch_size].float()
-            tok = self.scaler.transform(self.tokenizer.tokenize(permuter.canonical(w) if permuter else w))
+            if self.reference is not None:
+                w = match(permuter, self.reference, w)
+            elif self.canonical_input:
+                w = permuter.canonical(w)
+            tok = self.scaler.transform(self.tokenizer.tokenize(w))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 out.append(self.net.encode(tok).float())
         return torch.cat(out) if out else torch.empty(0, self.latent_dim)
@@ -104,7 +114,8 @@ def load_representation(root: str | Path) -> Representation:
         raise DataError(f"{root / 'model.safetensors'}: unreadable ({e}); refit the representation") from None
     tok = Tokenizer([(k, tuple(s)) for k, s in meta["param_order"]])
     scaler = TokenScaler.from_state_dict({"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok)
+    reference = state.pop("align.reference", None)
     # representations written before token statistics existed were trained without them
     net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**{"token_stats": False, **meta["model"]}), tok.mask)
     net.load_state_dict(state)
-    return Representation(meta, tok, scaler, net, root)
+    return Representation(meta, tok, scaler, net, root, reference)

@@ -7,8 +7,9 @@
    embeddings of the anchors; ``n`` latents are drawn and decoded to weights.
 3. The sampled models are evaluated zero-shot and after fine-tuning (the anchors' training recipe:
    optimizer, learning rate, weight decay, the zoo's batch size), against the same number of randomly
-   initialised models trained identically and against the zoo's own models of that activation at the
-   same epochs.
+   initialised models trained identically, against the zoo's own models of that activation at the
+   same epochs, and against a baseline without a representation: the average of the anchors after
+   weight matching (:mod:`eoreps.hyper.align`).
 4. Optionally (``transfer``) the same comparison on another data set of the same input shape.
 
 Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accuracy per epoch),
@@ -26,6 +27,8 @@ import pandas as pd
 import torch
 
 from eoreps.errors import ConfigError, DataError
+from eoreps.hyper.align import fit_reference, match
+from eoreps.hyper.augment import Permuter
 from eoreps.hyper.finetune import Recipe, finetune_curve, load_transfer_data, random_weights
 from eoreps.hyper.probes import to_markdown
 from eoreps.hyper.representation import Representation, load_representation
@@ -120,16 +123,25 @@ def _plot(tables: dict[str, pd.DataFrame], epochs: list[int], path: Path) -> Non
     plt.close(fig)
 
 
+def matched_average(rep: Representation, anchors: torch.Tensor) -> torch.Tensor:
+    """(1, D): the anchors (A, D) weight-matched to a reference fitted on them, then averaged.
+
+    A baseline that needs no hyper-representation: how far plain averaging in a common unit order goes.
+    """
+    perm = Permuter(rep.tokenizer)
+    return match(perm, fit_reference(perm, anchors.float()), anchors.float()).mean(0, keepdim=True)
+
+
 def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg: SampleConfig
-                  ) -> tuple[torch.Tensor, Recipe, pd.DataFrame]:
-    """Decoded weights (n, D), the anchors' recipe and the anchor rows."""
+                  ) -> tuple[torch.Tensor, Recipe, pd.DataFrame, torch.Tensor]:
+    """Decoded weights (n, D), the anchors' recipe, the anchor rows and the anchors' weights (A, D)."""
     anchors, act = select_anchors(props, rep.splits(), cfg.top_k, cfg.activation)
     W = torch.stack([weights_of(int(i)) for i in anchors.index])
     z = rep.embed(W).numpy()
     zs = torch.as_tensor(kde_sample(z, cfg.n, cfg.seed), dtype=torch.float32)
     recipe = Recipe(act, str(_mode(anchors["init"])), str(_mode(anchors["optimizer"])), float(_mode(anchors["lr"])),
                     float(_mode(anchors["weight_decay"])))
-    return rep.decode(zs), recipe, anchors
+    return rep.decode(zs), recipe, anchors, W
 
 
 def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: ZooData | None = None
@@ -146,7 +158,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     rep.check_compatible(zoo.param_order, str(cfg.zoo))
     props = zoo.properties
     epochs = sorted(set(int(e) for e in cfg.epochs) | {0})
-    sampled, recipe, anchors = sample_models(rep, props, zoo.weights, cfg)
+    sampled, recipe, anchors, anchor_w = sample_models(rep, props, zoo.weights, cfg)
     recipe.batch_size = int(zoo.manifest.get("options", {}).get("batch_size", 10))
     if data is None:
         data = load_dataset(zoo.manifest["dataset_spec"], int(zoo.manifest.get("seed", 0)))
@@ -155,6 +167,8 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         "sampled (KDE on hyper-representation)": finetune_curve(arch, sampled, recipe, data, epochs, seed=cfg.seed),
         f"random init ({recipe.init})": finetune_curve(arch, None, recipe, data, epochs, n=cfg.n, seed=10_000 + cfg.seed),
         f"zoo models ({recipe.activation})": zoo_curve(props, recipe.activation, epochs),
+        "average of the anchors, weight-matched (no representation)":
+            finetune_curve(arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed),
     }
     tables = {f"{data.name}": _rows(curves, epochs)}
     if cfg.transfer or transfer_data is not None:

@@ -21,7 +21,8 @@ from safetensors.torch import save_file
 
 from eoreps.config import to_dict
 from eoreps.errors import ConfigError
-from eoreps.hyper.augment import AugmentConfig
+from eoreps.hyper.align import fit_reference, match
+from eoreps.hyper.augment import AugmentConfig, Permuter
 from eoreps.hyper.autoencoder import ModelConfig
 from eoreps.hyper.module import HyperModule, module_kwargs
 from eoreps.hyper.splits import split_column, split_models
@@ -111,6 +112,10 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     tok = Tokenizer(zoo.param_order)
     train_mask = torch.tensor((props["split"] == "train").to_numpy())
     val_mask = torch.tensor((props["split"] == "val").to_numpy())
+    reference = None
+    if cfg.augment.align:
+        reference = zoo_reference(tok, W, props)
+        W = match(Permuter(tok), reference, W)
     W_train, W_val = W[train_mask], W[val_mask]
     scaler = TokenScaler.fit(tok, W_train)
     bs = min(cfg.batch_size, len(W_train))
@@ -131,19 +136,28 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     trainer.fit(module, train_dl, val_dl if len(val_dl) else None, ckpt_path=str(last) if last.is_file() else None)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-    export(module, cfg, zoo, props, out, metrics, time.perf_counter() - t0)
+    export(module, cfg, zoo, props, out, metrics, time.perf_counter() - t0, reference)
     return {"out": str(out), "train_checkpoints": int(train_mask.sum()), "val_checkpoints": int(val_mask.sum()),
             "epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
             "seconds": round(time.perf_counter() - t0, 1), **{k: round(v, 5) for k, v in metrics.items()}}
 
 
+def zoo_reference(tok: Tokenizer, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256) -> torch.Tensor:
+    """(D,) reference unit order for ``--align``: :func:`fit_reference` on the final checkpoints of (at most
+    ``max_models``) training models. Deterministic, so a resumed fit recomputes the same reference."""
+    final = (props["split"] == "train") & (props["epoch"] == props.groupby("model_id")["epoch"].transform("max"))
+    return fit_reference(Permuter(tok), W[torch.tensor(final.to_numpy())][:max_models].float())
+
+
 def export(module: HyperModule, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path,
-           metrics: dict[str, float], seconds: float) -> None:
+           metrics: dict[str, float], seconds: float, reference: torch.Tensor | None = None) -> None:
     """Write ``model.safetensors``, ``hyper.json`` and ``splits.csv`` (atomically)."""
     state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).contiguous()
              for k, v in module.net.state_dict().items()}
     state["scaler.mean"] = module.scaler_mean.detach().float().contiguous()
     state["scaler.std"] = module.scaler_std.detach().float().contiguous()
+    if reference is not None:
+        state["align.reference"] = reference.float().contiguous()
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(state, str(tmp))
     splits = props.drop_duplicates("model_id")[["model_id", "split"]].sort_values("model_id")
