@@ -98,6 +98,14 @@ def test_a_representation_from_before_token_statistics_still_loads(tiny_zoo, tmp
     r = load_representation(out)
     assert not r.net.cfg.token_stats
     assert torch.isfinite(r.embed(ModelZoo(tiny_zoo).weights_matrix()[:3])).all()
+    # its fit plan, as written then (no token_stats, no target/canonical_input/align), still resumes
+    plan = json.loads((out / "fit_plan.json").read_text())
+    del plan["model"]["token_stats"]
+    for k in ("target", "canonical_input", "align"):
+        del plan["augment"][k]
+    (out / "fit_plan.json").write_text(json.dumps(plan))
+    s = fit(FitConfig(zoo=tiny_zoo, out=out, epochs=2, batch_size=8, model=dataclasses.replace(TINY, token_stats=False)))
+    assert s["epochs"] == 2
 
 
 def test_changed_options_refuse_to_resume(rep, tiny_zoo):

@@ -69,6 +69,16 @@ _PLAN_KEYS = ("zoo", "batch_size", "lr", "weight_decay", "gamma", "temperature",
               "test_fraction", "zoo_epochs", "seed", "model", "augment")
 
 
+def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
+    """A fit plan written by an older eoreps, with the options added since set to what it did then."""
+    old = dict(old)
+    if isinstance(old.get("augment"), dict):  # target, canonical_input, align: later additions, off before
+        old["augment"] = {**dataclasses.asdict(AugmentConfig()), **old["augment"]}
+    if isinstance(old.get("model"), dict):  # fits before token statistics ran without them
+        old["model"] = {"token_stats": False, **old["model"]}
+    return old
+
+
 def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_seed: int, val_fraction: float,
                        test_fraction: float, zoo_epochs: list[int] | None = None
                        ) -> tuple[Any, torch.Tensor, pd.DataFrame]:
@@ -99,7 +109,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if (out / "fit_plan.json").is_file() and last.is_file():
-        old = read_json(out / "fit_plan.json")
+        old = _upgrade_plan(read_json(out / "fit_plan.json"))
         diff = [k for k in _PLAN_KEYS if old.get(k) != plan.get(k)]
         if diff:
             raise ConfigError(f"{out}: holds a representation fitted with other options (differs in "
