@@ -108,6 +108,11 @@ def test_a_representation_from_before_token_statistics_still_loads(tiny_zoo, tmp
     assert s["epochs"] == 2
 
 
+def test_zoo_epochs_that_match_no_checkpoint_are_refused(tiny_zoo, tmp_path):
+    with pytest.raises(ConfigError, match="epochs are 0..2"):
+        fit(FitConfig(zoo=tiny_zoo, out=tmp_path / "r", epochs=1, batch_size=8, model=TINY, zoo_epochs=[25]))
+
+
 def test_changed_options_refuse_to_resume(rep, tiny_zoo):
     with pytest.raises(ConfigError, match="gamma"):
         fit(FitConfig(zoo=tiny_zoo, out=rep, epochs=2, batch_size=8, gamma=0.5, model=TINY))

@@ -53,6 +53,8 @@ def fit_cmd(
     align: Annotated[bool, typer.Option(
         "--align", help="Weight-match every model to a reference unit order before training (replaces the "
                         "permutation augmentation; the setting for 'hyper sample').")] = False,
+    zoo_epochs: Annotated[str | None, typer.Option(
+        "--zoo-epochs", help="Train on these checkpoint epochs only, e.g. '15,20,25' (default: all).")] = None,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
@@ -73,6 +75,7 @@ def fit_cmd(
                                                     proj_dim=8)
     cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
                     temperature=temperature, precision=precision, seed=seed, model=model,
+                    zoo_epochs=[int(e) for e in parse_floats(zoo_epochs, "--zoo-epochs")] if zoo_epochs else None,
                     augment=AugmentConfig(permute=not (no_permute or align), noise=noise, erase_prob=erase,
                                           target=target, canonical_input=canonical_input, align=align))
     echo_kv("representation fitted", fit(cfg))

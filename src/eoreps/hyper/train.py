@@ -86,6 +86,10 @@ def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_see
     from eoreps.zoo.modelzoo import ModelZoo
 
     zoo = ModelZoo(zoo_dir, epochs=zoo_epochs)
+    if zoo_epochs is not None and len(zoo.index) == 0:
+        have = sorted(ModelZoo(zoo_dir).index["epoch"].unique().tolist())
+        raise ConfigError(f"{zoo_dir}: no checkpoint at --zoo-epochs {','.join(map(str, zoo_epochs))}; "
+                          f"its epochs are {have[0]}..{have[-1]}")
     props = zoo.properties.copy()
     if assignment is None:
         assignment = split_models(props["model_id"].to_numpy(), val_fraction, test_fraction, cfg_seed)
