@@ -12,6 +12,10 @@
    weight matching (:mod:`eoreps.hyper.align`).
 4. Optionally (``transfer``) the same comparison on another data set of the same input shape.
 
+Sample from a representation fitted with ``hyper fit --align``: its decoder works in one weight-matched
+unit order, which is what makes decoded weights usable (docs/hyper.md: digits zero-shot 0.43 against 0.08
+from a representation trained with random permutations).
+
 Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accuracy per epoch),
 ``sample.png``, ``sampled.safetensors`` (the decoded weights) and ``summary.json``.
 """
