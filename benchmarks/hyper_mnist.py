@@ -66,6 +66,8 @@ def main() -> None:
                     help="leave the token statistics out of the token embedding (the encoder before 2026-11-23)")
     ap.add_argument("--dropout", type=float, default=0.0, help="transformer dropout")
     ap.add_argument("--n-sample", type=int, default=50)
+    ap.add_argument("--aligned-lr", type=float, default=1e-3,
+                    help="learning rate of the --align fit (1e-3 reconstructs better than 3e-4: docs/hyper.md)")
     ap.add_argument("--sample-from", choices=("rep-aligned", "rep"), default="rep-aligned",
                     help="representation the models are sampled from")
     ap.add_argument("--threads", type=int, default=2)
@@ -92,7 +94,8 @@ def main() -> None:
     print(f"fit: {fit_summary} ({t_fit:.0f} s)", flush=True)
     t = time.perf_counter()
     rep_aligned = work / "rep-aligned"
-    fit_aligned = fit(FitConfig(zoo=zoo, out=rep_aligned, epochs=args.fit_epochs, seed=args.seed, model=model,
+    fit_aligned = fit(FitConfig(zoo=zoo, out=rep_aligned, epochs=args.fit_epochs, lr=args.aligned_lr, seed=args.seed,
+                                model=model,
                                 augment=AugmentConfig(permute=False, align=True)))
     t_fit_aligned = time.perf_counter() - t
     print(f"fit --align: {fit_aligned} ({t_fit_aligned:.0f} s)", flush=True)
