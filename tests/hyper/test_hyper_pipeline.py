@@ -81,6 +81,15 @@ def test_aligned_representation_matches_models_to_its_stored_reference(tiny_zoo,
                       augment=AugmentConfig(permute=False, align=True)))
     assert s["epochs"] == 2
     torch.testing.assert_close(load_representation(out).reference, r.reference, rtol=0, atol=0)
+    # sampling from it: decoded weights, no advice to refit
+    from eoreps.hyper.sample import SampleConfig, run_sample
+    from eoreps.zoo.datasets import ZooData, load_digits
+
+    d = load_digits(0)
+    data = ZooData("digits", d.x_train[:100], d.y_train[:100], d.x_val, d.y_val, d.x_test, d.y_test, 10)
+    res = run_sample(SampleConfig(zoo=tiny_zoo, rep=out, out=tmp_path / "s", n=2, top_k=4, epochs=[0]), data=data)
+    assert res["note"] is None and res["summary"]["aligned_representation"]
+    assert next(iter(res["tables"].values()))["epoch 0"].notna().all()
 
 
 def test_a_representation_from_before_token_statistics_still_loads(tiny_zoo, tmp_path):
@@ -150,6 +159,7 @@ def test_sample_tables(rep, tiny_zoo, tmp_path):
                      data=data, transfer_data=data)
     main, transfer = res["tables"].values()
     assert len(main) == 4 and len(transfer) == 2
+    assert "--align" in res["note"] and not res["summary"]["aligned_representation"]
     assert main[["epoch 0", "epoch 1"]].notna().all(axis=None)
     for f in ("sample.md", "sample.csv", "sample.png", "sampled.safetensors"):
         assert (tmp_path / "s" / f).is_file()

@@ -124,6 +124,8 @@ def sample_cmd(
     res = run_sample(SampleConfig(zoo=zoo, rep=rep, out=out, n=n, top_k=top_k, activation=activation, epochs=eps,
                                   transfer=transfer, seed=seed))
     typer.echo(res["markdown"])
+    if res["note"]:
+        typer.echo(f"note: {res['note']}", err=True)
     typer.echo(f"wrote {res['out']}/sample.md, sample.csv, sample.png, sampled.safetensors")
 
 

@@ -197,8 +197,11 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     _plot(tables, epochs, out / "sample.png")
     with atomic_path(out / "sampled.safetensors") as tmp:
         save_file({"weights": sampled.contiguous()}, str(tmp), metadata={"activation": recipe.activation})
-    summary = {"n": cfg.n, "anchors": len(anchors), "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
+    note = None if rep.reference is not None else (
+        f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded models are "
+        f"usually near chance; refit with 'eoreps hyper fit --align' to sample (docs/hyper.md)")
+    summary = {"n": cfg.n, "anchors": len(anchors), "aligned_representation": rep.reference is not None, "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
                "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
                "recipe": recipe.__dict__, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
     write_json(out / "summary.json", summary)
-    return {"tables": tables, "out": out, "summary": summary, "markdown": "\n".join(md)}
+    return {"tables": tables, "out": out, "summary": summary, "markdown": "\n".join(md), "note": note}
