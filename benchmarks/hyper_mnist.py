@@ -8,7 +8,7 @@ Targets (each printed with its measured value and PASS/FAIL):
 4. sampled models reach >= 50 % of the zoo's mean final test accuracy zero-shot,
 5. sampled models after 1 epoch of fine-tuning beat random initialisation after 1 epoch.
 
-Two representations are fitted, as in the two papers: ``WORK/rep`` with the permutation augmentation
+Two representations are fitted: ``WORK/rep`` with the permutation augmentation
 (property prediction, targets 1-3) and ``WORK/rep-aligned`` with ``--align`` (weight-matched zoo, the
 generative setting; targets 4-5). Both are evaluated; ``--sample-from rep`` samples from the first one
 instead.
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--n-models", type=int, default=None, help="shrink the preset zoo (random draw from its grid)")
     ap.add_argument("--zoo-epochs", type=int, default=None, help="shrink the preset's 25 epochs")
     ap.add_argument("--fit-epochs", type=int, default=30)
-    ap.add_argument("--fit-zoo-epochs", type=str, default=None,
+    ap.add_argument("--fit-zoo-epochs", type=lambda v: [int(e) for e in v.split(",")], default=None,
                     help="train the representations on these checkpoint epochs only, e.g. '0,1,2,5,10,15,20,25' "
                          "(bounds the fit time on the full preset; the probes still use every checkpoint)")
     ap.add_argument("--d-model", type=int, default=128)
@@ -93,7 +93,7 @@ def main() -> None:
     model = ModelConfig(d_model=args.d_model, n_heads=max(1, args.d_model // 32), enc_layers=args.layers,
                         dec_layers=args.layers, latent_dim=args.latent_dim, proj_dim=args.latent_dim,
                         token_stats=args.token_stats, dropout=args.dropout)
-    fit_eps = [int(e) for e in args.fit_zoo_epochs.split(",")] if args.fit_zoo_epochs else None
+    fit_eps = args.fit_zoo_epochs
     fit_summary = fit(FitConfig(zoo=zoo, out=rep, epochs=args.fit_epochs, seed=args.seed, model=model,
                                 zoo_epochs=fit_eps))
     t_fit = time.perf_counter() - t

@@ -82,7 +82,8 @@ def match(permuter: Permuter, reference: torch.Tensor, weights: torch.Tensor, ba
 
 def fit_reference(permuter: Permuter, weights: torch.Tensor, rounds: int = 3) -> torch.Tensor:
     """A (D,) reference for a population (B, D): start from its first model, then ``rounds`` times
-    match every model to the reference and replace it by the mean of the matched models."""
+    match every model to the reference and replace it by the mean of the matched models (so the result is
+    the average of the population matched to the previous round's reference)."""
     if len(weights) == 0:
         raise ValueError("fit_reference needs at least one model")
     ref = weights[0].float()

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from eoreps.errors import ConfigError, DataError
-from eoreps.hyper.align import fit_reference, match
+from eoreps.hyper.align import fit_reference
 from eoreps.hyper.augment import Permuter
 from eoreps.hyper.finetune import Recipe, finetune_curve, load_transfer_data, random_weights
 from eoreps.hyper.probes import to_markdown
@@ -131,9 +131,10 @@ def matched_average(rep: Representation, anchors: torch.Tensor) -> torch.Tensor:
     """(1, D): the anchors (A, D) weight-matched to a reference fitted on them, then averaged.
 
     A baseline that needs no hyper-representation: how far plain averaging in a common unit order goes.
+    :func:`fit_reference` already returns the mean of the matched models; its fourth round matches the
+    anchors to the three-round reference.
     """
-    perm = Permuter(rep.tokenizer)
-    return match(perm, fit_reference(perm, anchors.float()), anchors.float()).mean(0, keepdim=True)
+    return fit_reference(Permuter(rep.tokenizer), anchors.float(), rounds=4)[None]
 
 
 def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg: SampleConfig
@@ -200,7 +201,8 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     note = None if rep.reference is not None else (
         f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded models are "
         f"usually near chance; refit with 'eoreps hyper fit --align' to sample (docs/hyper.md)")
-    summary = {"n": cfg.n, "anchors": len(anchors), "aligned_representation": rep.reference is not None, "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
+    summary = {"n": cfg.n, "anchors": len(anchors), "aligned_representation": rep.reference is not None,
+               "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
                "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
                "recipe": recipe.__dict__, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
     write_json(out / "summary.json", summary)

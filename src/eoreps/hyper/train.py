@@ -128,8 +128,9 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     val_mask = torch.tensor((props["split"] == "val").to_numpy())
     reference = None
     if cfg.augment.align:
-        reference = zoo_reference(tok, W, props)
-        W = match(Permuter(tok), reference, W)
+        permuter = Permuter(tok)
+        reference = zoo_reference(permuter, W, props)
+        W = match(permuter, reference, W)
     W_train, W_val = W[train_mask], W[val_mask]
     scaler = TokenScaler.fit(tok, W_train)
     bs = min(cfg.batch_size, len(W_train))
@@ -156,11 +157,11 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0, 1), **{k: round(v, 5) for k, v in metrics.items()}}
 
 
-def zoo_reference(tok: Tokenizer, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256) -> torch.Tensor:
+def zoo_reference(permuter: Permuter, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256) -> torch.Tensor:
     """(D,) reference unit order for ``--align``: :func:`fit_reference` on the final checkpoints of (at most
     ``max_models``) training models. Deterministic, so a resumed fit recomputes the same reference."""
     final = (props["split"] == "train") & (props["epoch"] == props.groupby("model_id")["epoch"].transform("max"))
-    return fit_reference(Permuter(tok), W[torch.tensor(final.to_numpy())][:max_models].float())
+    return fit_reference(permuter, W[torch.tensor(final.to_numpy())][:max_models].float())
 
 
 def export(module: HyperModule, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path,
