@@ -81,6 +81,16 @@ def test_aligned_representation_matches_models_to_its_stored_reference(tiny_zoo,
                       augment=AugmentConfig(permute=False, align=True)))
     assert s["epochs"] == 2
     torch.testing.assert_close(load_representation(out).reference, r.reference, rtol=0, atol=0)
+    # a reference of the wrong shape in model.safetensors is a one-line DataError naming the file
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "rep-bad"
+    shutil.copytree(out, bad)
+    state = load_file(str(bad / "model.safetensors"))
+    state["align.reference"] = state["align.reference"][:-1].contiguous()
+    save_file(state, str(bad / "model.safetensors"))
+    with pytest.raises(DataError, match="model.safetensors.*align.reference has shape"):
+        load_representation(bad)
     # sampling from it: decoded weights, no advice to refit
     from eoreps.hyper.sample import SampleConfig, run_sample
     from eoreps.zoo.datasets import ZooData, load_digits

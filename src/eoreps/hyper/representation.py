@@ -115,6 +115,9 @@ def load_representation(root: str | Path) -> Representation:
     tok = Tokenizer([(k, tuple(s)) for k, s in meta["param_order"]])
     scaler = TokenScaler.from_state_dict({"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok)
     reference = state.pop("align.reference", None)
+    if reference is not None and tuple(reference.shape) != (tok.num_params,):
+        raise DataError(f"{root / 'model.safetensors'}: its align.reference has shape {tuple(reference.shape)}, "
+                        f"the architecture has {tok.num_params} parameters; refit the representation")
     # representations written before token statistics existed were trained without them
     net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**{"token_stats": False, **meta["model"]}), tok.mask)
     net.load_state_dict(state)
