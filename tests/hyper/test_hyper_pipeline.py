@@ -168,7 +168,8 @@ def test_sample_tables(rep, tiny_zoo, tmp_path):
     res = run_sample(SampleConfig(zoo=tiny_zoo, rep=rep, out=tmp_path / "s", n=4, top_k=4, epochs=[0, 1]),
                      data=data, transfer_data=data)
     main, transfer = res["tables"].values()
-    assert len(main) == 4 and len(transfer) == 2
+    assert len(main) == 5 and len(transfer) == 2
+    assert main["method"].iloc[-1].startswith("anchors reconstructed")
     assert "--align" in res["note"] and not res["summary"]["aligned_representation"]
     assert main[["epoch 0", "epoch 1"]].notna().all(axis=None)
     for f in ("sample.md", "sample.csv", "sample.png", "sampled.safetensors"):

@@ -9,7 +9,9 @@
    optimizer, learning rate, weight decay, the zoo's batch size), against the same number of randomly
    initialised models trained identically, against the zoo's own models of that activation at the
    same epochs, and against a baseline without a representation: the average of the anchors after
-   weight matching (:mod:`eoreps.hyper.align`).
+   weight matching (:mod:`eoreps.hyper.align`). A diagnostic row, the anchors themselves passed through
+   the representation (decode(embed(anchor))), shows how much of a good model the decoder preserves:
+   sampled models can hardly do better than these reconstructions.
 4. Optionally (``transfer``) the same comparison on another data set of the same input shape.
 
 Sample from a representation fitted with ``hyper fit --align``: its decoder works in one weight-matched
@@ -174,6 +176,8 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         f"zoo models ({recipe.activation})": zoo_curve(props, recipe.activation, epochs),
         "average of the anchors, weight-matched (no representation)":
             finetune_curve(arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed),
+        "anchors reconstructed, decode(embed(anchor)) (diagnostic)":
+            finetune_curve(arch, rep.decode(rep.embed(anchor_w)), recipe, data, epochs, seed=cfg.seed),
     }
     tables = {f"{data.name}": _rows(curves, epochs)}
     if cfg.transfer or transfer_data is not None:
@@ -202,6 +206,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded models are "
         f"usually near chance; refit with 'eoreps hyper fit --align' to sample (docs/hyper.md)")
     summary = {"n": cfg.n, "anchors": len(anchors), "aligned_representation": rep.reference is not None,
+               "anchor_epochs": anchors["epoch"].astype(int).tolist(),
                "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
                "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
                "recipe": recipe.__dict__, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
