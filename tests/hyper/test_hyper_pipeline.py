@@ -132,6 +132,21 @@ def test_zoo_epochs_that_match_no_checkpoint_are_refused(tiny_zoo, tmp_path):
         fit(FitConfig(zoo=tiny_zoo, out=tmp_path / "r", epochs=1, batch_size=8, model=TINY, zoo_epochs=[25]))
 
 
+def test_zoo_query_trains_on_matching_checkpoints_and_splits_every_model(tiny_zoo, tmp_path):
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    props = ModelZoo(tiny_zoo).properties
+    s = fit(FitConfig(zoo=tiny_zoo, out=tmp_path / "r", epochs=1, batch_size=4, model=TINY, zoo_query="epoch >= 1"))
+    splits = pd.read_csv(tmp_path / "r" / "splits.csv")
+    n_train_models = int((splits["split"] == "train").sum())
+    assert s["train_checkpoints"] == 2 * n_train_models  # epochs 1 and 2 of each training model, not epoch 0
+    assert sorted(splits["model_id"]) == sorted(props["model_id"].unique())  # evaluate/sample see the whole zoo
+    for bad, msg in (("epoch >= 99", "matches no checkpoint"), ("no_such_column > 1", "not a valid query"),
+                     ("epoch + 1", "must be a condition")):
+        with pytest.raises(ConfigError, match=msg):
+            fit(FitConfig(zoo=tiny_zoo, out=tmp_path / "bad", epochs=1, batch_size=4, model=TINY, zoo_query=bad))
+
+
 def test_changed_options_refuse_to_resume(rep, tiny_zoo):
     with pytest.raises(ConfigError, match="gamma"):
         fit(FitConfig(zoo=tiny_zoo, out=rep, epochs=2, batch_size=8, gamma=0.5, model=TINY))

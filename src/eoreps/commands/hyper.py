@@ -55,6 +55,9 @@ def fit_cmd(
                         "permutation augmentation; the setting for 'hyper sample').")] = False,
     zoo_epochs: Annotated[str | None, typer.Option(
         "--zoo-epochs", help="Train on these checkpoint epochs only, e.g. '15,20,25' (default: all).")] = None,
+    zoo_query: Annotated[str | None, typer.Option(
+        "--zoo-query", help="Train on the checkpoints matching this pandas query on the zoo index only, "
+                            "e.g. \"activation == 'relu' and test_acc >= 0.5\" (default: all).")] = None,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
@@ -76,6 +79,7 @@ def fit_cmd(
     cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
                     temperature=temperature, precision=precision, seed=seed, model=model,
                     zoo_epochs=[int(e) for e in parse_floats(zoo_epochs, "--zoo-epochs")] if zoo_epochs else None,
+                    zoo_query=zoo_query,
                     augment=AugmentConfig(permute=not (no_permute or align), noise=noise, erase_prob=erase,
                                           target=target, canonical_input=canonical_input, align=align))
     echo_kv("representation fitted", fit(cfg))

@@ -47,6 +47,7 @@ class FitConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     zoo_epochs: list[int] | None = None
+    zoo_query: str | None = None
     max_steps: int = -1
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -66,12 +67,13 @@ class FitConfig:
 
 # options whose change makes an existing checkpoint meaningless (``epochs`` may grow: training continues)
 _PLAN_KEYS = ("zoo", "batch_size", "lr", "weight_decay", "gamma", "temperature", "precision", "val_fraction",
-              "test_fraction", "zoo_epochs", "seed", "model", "augment")
+              "test_fraction", "zoo_epochs", "zoo_query", "seed", "model", "augment")
 
 
 def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
     """A fit plan written by an older eoreps, with the options added since set to what it did then."""
     old = dict(old)
+    old.setdefault("zoo_query", None)
     if isinstance(old.get("augment"), dict):  # target, canonical_input, align: later additions, off before
         old["augment"] = {**dataclasses.asdict(AugmentConfig()), **old["augment"]}
     if isinstance(old.get("model"), dict):  # fits before token statistics ran without them
@@ -95,6 +97,23 @@ def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_see
         assignment = split_models(props["model_id"].to_numpy(), val_fraction, test_fraction, cfg_seed)
     props["split"] = split_column(props, assignment).to_numpy()
     return zoo, zoo.weights_matrix(), props
+
+
+def query_mask(props: pd.DataFrame, query: str, zoo_dir: Path) -> pd.Series:
+    """Boolean mask of the checkpoints matching ``query`` (a pandas query on the zoo index, e.g.
+    ``"activation == 'relu' and test_acc >= 0.5"``); a bad or empty query is a one-line ConfigError."""
+    try:
+        mask = props.eval(query)
+    except Exception as e:  # pandas raises many types (SyntaxError, UndefinedVariableError, TypeError, ...)
+        raise ConfigError(f"--zoo-query {query!r} is not a valid query on the index of {zoo_dir} "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); columns: "
+                          f"{', '.join(map(str, props.columns))}") from None
+    if not (isinstance(mask, pd.Series) and mask.dtype == bool):
+        raise ConfigError(f"--zoo-query {query!r} must be a condition (true/false per checkpoint), e.g. "
+                          f"\"test_acc >= 0.5\"")
+    if not mask.any():
+        raise ConfigError(f"--zoo-query {query!r} matches no checkpoint of {zoo_dir}")
+    return mask
 
 
 def fit(cfg: FitConfig) -> dict[str, Any]:
@@ -123,6 +142,13 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     zoo, W, props = load_split_weights(Path(cfg.zoo), None, cfg.seed, cfg.val_fraction, cfg.test_fraction,
                                        cfg.zoo_epochs)
+    all_props = props  # splits.csv covers every model, so evaluate/sample can use the whole zoo
+    if cfg.zoo_query:
+        keep = query_mask(props, cfg.zoo_query, Path(cfg.zoo)).to_numpy()
+        W, props = W[torch.from_numpy(keep)], props[keep].reset_index(drop=True)
+    if not (props["split"] == "train").any():
+        raise ConfigError(f"{cfg.zoo}: no training model left to fit on (--zoo-query/--zoo-epochs select only "
+                          f"validation/test models); widen the selection")
     tok = Tokenizer(zoo.param_order)
     train_mask = torch.tensor((props["split"] == "train").to_numpy())
     val_mask = torch.tensor((props["split"] == "val").to_numpy())
@@ -151,7 +177,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     trainer.fit(module, train_dl, val_dl if len(val_dl) else None, ckpt_path=str(last) if last.is_file() else None)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-    export(module, cfg, zoo, props, out, metrics, time.perf_counter() - t0, reference)
+    export(module, cfg, zoo, all_props, out, metrics, time.perf_counter() - t0, reference)
     return {"out": str(out), "train_checkpoints": int(train_mask.sum()), "val_checkpoints": int(val_mask.sum()),
             "epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
             "seconds": round(time.perf_counter() - t0, 1), **{k: round(v, 5) for k, v in metrics.items()}}
