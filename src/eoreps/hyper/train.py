@@ -144,7 +144,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
                                        cfg.zoo_epochs)
     all_props = props  # splits.csv covers every model, so evaluate/sample can use the whole zoo
     if cfg.zoo_query:
-        keep = query_mask(props, cfg.zoo_query, Path(cfg.zoo)).to_numpy()
+        keep = query_mask(props, cfg.zoo_query, Path(cfg.zoo)).to_numpy(copy=True)
         W, props = W[torch.from_numpy(keep)], props[keep].reset_index(drop=True)
     if not (props["split"] == "train").any():
         raise ConfigError(f"{cfg.zoo}: no training model left to fit on (--zoo-query/--zoo-epochs select only "
