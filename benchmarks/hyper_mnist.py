@@ -14,7 +14,8 @@ accuracy >= 0.5 (``--aligned-query``; the generative setting, targets 4-5: a dec
 models reconstructs working models, docs/hyper.md). Both are evaluated; ``--sample-from rep`` samples
 from the first one instead.
 
-Usage (reuses every stage already on disk under --work: zoo, representation, tables)::
+Usage (reuses every stage already on disk under --work: zoo, representation, tables; a ``rep-aligned``
+fitted before ``--aligned-query`` existed resumes only with ``--aligned-query ''``, or use a new --work)::
 
     python benchmarks/hyper_mnist.py --zoo ZOO_DIR                    # an existing mnist-cnn-s zoo
     python benchmarks/hyper_mnist.py --mnist ../shared/data/mnist      # build the preset zoo first

@@ -142,7 +142,8 @@ def test_zoo_query_trains_on_matching_checkpoints_and_splits_every_model(tiny_zo
     assert s["train_checkpoints"] == 2 * n_train_models  # epochs 1 and 2 of each training model, not epoch 0
     assert sorted(splits["model_id"]) == sorted(props["model_id"].unique())  # evaluate/sample see the whole zoo
     for bad, msg in (("epoch >= 99", "matches no checkpoint"), ("no_such_column > 1", "not a valid query"),
-                     ("epoch + 1", "must be a condition")):
+                     ("epoch + 1", "must be a condition"), ("epoch >= @props", "not a valid query"),
+                     ("model_id == 0 and epoch == 0", "fewer than 2 training checkpoints")):
         with pytest.raises(ConfigError, match=msg):
             fit(FitConfig(zoo=tiny_zoo, out=tmp_path / "bad", epochs=1, batch_size=4, model=TINY, zoo_query=bad))
 

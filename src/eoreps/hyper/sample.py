@@ -193,7 +193,8 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     out.mkdir(parents=True, exist_ok=True)
     md, frames = [], []
     for title, df in tables.items():
-        md.append(f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} models per row; anchors: "
+        md.append(f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} sampled and {cfg.n} random models, the "
+                  f"zoo's models, one weight-matched average and the {len(anchors)} anchors reconstructed; anchors: "
                   f"top {len(anchors)} training models with activation {recipe.activation} (recipe: "
                   f"{recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init}).\n\n"
                   + to_markdown(df[["method", *[f"epoch {e}" for e in epochs]]]))

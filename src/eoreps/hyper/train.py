@@ -62,6 +62,7 @@ class FitConfig:
             raise ConfigError(f"--batch-size {self.batch_size} must be >= 2 (NT-Xent needs negatives)")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"--gamma {self.gamma} must lie in [0, 1]")
+        self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 
 
@@ -101,16 +102,18 @@ def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_see
 
 def query_mask(props: pd.DataFrame, query: str, zoo_dir: Path) -> pd.Series:
     """Boolean mask of the checkpoints matching ``query`` (a pandas query on the zoo index, e.g.
-    ``"activation == 'relu' and test_acc >= 0.5"``); a bad or empty query is a one-line ConfigError."""
+    ``"activation == 'relu' and test_acc >= 0.5"``); a bad query, or one matching nothing, is a one-line
+    ConfigError."""
     try:
-        mask = props.eval(query)
+        mask = props.eval(query, local_dict={})  # no '@name' access to this function's variables
     except Exception as e:  # pandas raises many types (SyntaxError, UndefinedVariableError, TypeError, ...)
         raise ConfigError(f"--zoo-query {query!r} is not a valid query on the index of {zoo_dir} "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); columns: "
                           f"{', '.join(map(str, props.columns))}") from None
-    if not (isinstance(mask, pd.Series) and mask.dtype == bool):
+    if not (isinstance(mask, pd.Series) and pd.api.types.is_bool_dtype(mask)):
         raise ConfigError(f"--zoo-query {query!r} must be a condition (true/false per checkpoint), e.g. "
                           f"\"test_acc >= 0.5\"")
+    mask = mask.fillna(False).astype(bool)  # nullable booleans: a missing value does not match
     if not mask.any():
         raise ConfigError(f"--zoo-query {query!r} matches no checkpoint of {zoo_dir}")
     return mask
@@ -146,9 +149,9 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     if cfg.zoo_query:
         keep = query_mask(props, cfg.zoo_query, Path(cfg.zoo)).to_numpy(copy=True)
         W, props = W[torch.from_numpy(keep)], props[keep].reset_index(drop=True)
-    if not (props["split"] == "train").any():
-        raise ConfigError(f"{cfg.zoo}: no training model left to fit on (--zoo-query/--zoo-epochs select only "
-                          f"validation/test models); widen the selection")
+    if int((props["split"] == "train").sum()) < 2:
+        raise ConfigError(f"{cfg.zoo}: fewer than 2 training checkpoints left to fit on (--zoo-query/--zoo-epochs "
+                          f"select too few training models; NT-Xent needs a batch of 2); widen the selection")
     tok = Tokenizer(zoo.param_order)
     train_mask = torch.tensor((props["split"] == "train").to_numpy())
     val_mask = torch.tensor((props["split"] == "val").to_numpy())
