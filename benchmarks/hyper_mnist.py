@@ -104,16 +104,16 @@ def main() -> None:
     t_fit = time.perf_counter() - t
     print(f"fit: {fit_summary} ({t_fit:.0f} s)", flush=True)
     t = time.perf_counter()
+    ev = evaluate(zoo, rep, work / "evaluate", seed=args.seed)
+    print(ev["header"] + to_markdown(ev["properties"]) + "\n" + to_markdown(ev["model_selection"]), flush=True)
+    t_eval = time.perf_counter() - t
+    t = time.perf_counter()
     rep_aligned = work / "rep-aligned"
     fit_aligned = fit(FitConfig(zoo=zoo, out=rep_aligned, epochs=args.fit_epochs, lr=args.aligned_lr, seed=args.seed,
                                 model=model, zoo_epochs=fit_eps, zoo_query=args.aligned_query or None,
                                 augment=AugmentConfig(permute=False, align=True)))
     t_fit_aligned = time.perf_counter() - t
     print(f"fit --align: {fit_aligned} ({t_fit_aligned:.0f} s)", flush=True)
-    t = time.perf_counter()
-    ev = evaluate(zoo, rep, work / "evaluate", seed=args.seed)
-    print(ev["header"] + to_markdown(ev["properties"]) + "\n" + to_markdown(ev["model_selection"]), flush=True)
-    t_eval = time.perf_counter() - t
     ev_aligned = evaluate(zoo, rep_aligned, work / "evaluate-aligned", seed=args.seed)
     print("--align representation:\n" + to_markdown(ev_aligned["properties"]), flush=True)
     t = time.perf_counter()
