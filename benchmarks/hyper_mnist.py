@@ -21,9 +21,10 @@ fitted before ``--aligned-query`` existed resumes only with ``--aligned-query ''
     python benchmarks/hyper_mnist.py --mnist ../shared/data/mnist      # build the preset zoo first
     python benchmarks/hyper_mnist.py --n-models 200 --zoo-epochs 10    # a smaller MNIST zoo (say so when reporting)
 
-The full preset (1,000 models x 25 epochs) takes hours on 2 CPU cores. Each representation fit on all its
-~18,000 training checkpoints would take about 85 min on 2 cores (30 epochs; 653 s on the 2,310 of a
-300 x 10 zoo, scaled by the number of checkpoints, an estimate): ``--fit-zoo-epochs`` bounds it. Results go to ``WORK/results.json``.
+The full preset (1,000 models x 25 epochs) takes ~3 h on 2 CPU cores. A representation fit on all its
+~18,200 training checkpoints would take about 1.5 h on 2 cores (30 epochs; 1,726 s measured on 5,600,
+scaled by the number of checkpoints, an estimate): ``--fit-zoo-epochs`` bounds it. Results go to
+``WORK/results.json``.
 """
 
 from __future__ import annotations

@@ -141,15 +141,16 @@ def matched_average(rep: Representation, anchors: torch.Tensor) -> torch.Tensor:
 
 
 def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg: SampleConfig
-                  ) -> tuple[torch.Tensor, Recipe, pd.DataFrame, torch.Tensor]:
-    """Decoded weights (n, D), the anchors' recipe, the anchor rows and the anchors' weights (A, D)."""
+                  ) -> tuple[torch.Tensor, Recipe, pd.DataFrame, torch.Tensor, torch.Tensor]:
+    """Decoded weights (n, D), the anchors' recipe, the anchor rows, the anchors' weights (A, D) and their
+    embeddings (A, latent)."""
     anchors, act = select_anchors(props, rep.splits(), cfg.top_k, cfg.activation)
     W = torch.stack([weights_of(int(i)) for i in anchors.index])
-    z = rep.embed(W).numpy()
-    zs = torch.as_tensor(kde_sample(z, cfg.n, cfg.seed), dtype=torch.float32)
+    z = rep.embed(W)
+    zs = torch.as_tensor(kde_sample(z.numpy(), cfg.n, cfg.seed), dtype=torch.float32)
     recipe = Recipe(act, str(_mode(anchors["init"])), str(_mode(anchors["optimizer"])), float(_mode(anchors["lr"])),
                     float(_mode(anchors["weight_decay"])))
-    return rep.decode(zs), recipe, anchors, W
+    return rep.decode(zs), recipe, anchors, W, z
 
 
 def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: ZooData | None = None
@@ -166,7 +167,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     rep.check_compatible(zoo.param_order, str(cfg.zoo))
     props = zoo.properties
     epochs = sorted(set(int(e) for e in cfg.epochs) | {0})
-    sampled, recipe, anchors, anchor_w = sample_models(rep, props, zoo.weights, cfg)
+    sampled, recipe, anchors, anchor_w, anchor_z = sample_models(rep, props, zoo.weights, cfg)
     recipe.batch_size = int(zoo.manifest.get("options", {}).get("batch_size", 10))
     if data is None:
         data = load_dataset(zoo.manifest["dataset_spec"], int(zoo.manifest.get("seed", 0)))
@@ -178,7 +179,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         "average of the anchors, weight-matched (no representation)":
             finetune_curve(arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed),
         "anchors reconstructed, decode(embed(anchor)) (diagnostic)":
-            finetune_curve(arch, rep.decode(rep.embed(anchor_w)), recipe, data, epochs, seed=cfg.seed),
+            finetune_curve(arch, rep.decode(anchor_z), recipe, data, epochs, seed=cfg.seed),
     }
     tables = {f"{data.name}": _rows(curves, epochs)}
     if cfg.transfer or transfer_data is not None:
