@@ -160,7 +160,7 @@ def test_evaluate_in_and_out_of_distribution(rep, tiny_zoo, tmp_path):
     assert list(t["property"]) == [ROW_LABELS[c] for c in (*CONTINUOUS, *CATEGORICAL)]
     assert t.loc[t["property"] == "test accuracy", list(COLUMNS)].notna().all(axis=None)
     assert (tmp_path / "ev" / "properties.md").is_file() and (tmp_path / "ev" / "model_selection.csv").is_file()
-    assert len(res["model_selection"]) == 4
+    assert len(res["model_selection"]) == 1 + len(COLUMNS)
     other = tmp_path / "other_zoo"
     shutil.copytree(tiny_zoo, other)
     res2 = evaluate(other, rep, tmp_path / "ev2")
@@ -204,3 +204,24 @@ def test_quick_demo_has_every_row_and_column(tmp_path):
     md = (tmp_path / "demo" / "properties.md").read_text()
     for label in ROW_LABELS.values():
         assert f"| {label} |" in md
+
+
+def test_the_block_readout_runs_the_same_encoder_as_z(rep, tiny_zoo):
+    """encode_blocks steps through the encoder block by block: its z must be encode()'s, and its readout
+    the compression token after each block."""
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    r = load_representation(rep)
+    W = ModelZoo(tiny_zoo).weights_matrix()[:7]
+    z, blocks = r.embed_blocks(W, batch_size=3)
+    cfg = r.net.cfg
+    assert blocks.shape == (7, cfg.enc_layers * cfg.d_model) and torch.isfinite(blocks).all()
+    torch.testing.assert_close(z, r.embed(W), rtol=0, atol=0)
+    tok = r.scaler.transform(r.tokenizer.tokenize(W.float()))
+    with torch.no_grad():
+        net = r.net
+        z2, b2 = net.encode_blocks(tok)
+        torch.testing.assert_close(z2, net.encode(tok), rtol=1e-5, atol=1e-5)
+        x = net.encoder.layers[0](net._encoder_input(tok))
+        torch.testing.assert_close(b2[:, :cfg.d_model], x[:, 0])
+        assert not torch.allclose(b2[:, :cfg.d_model], net.encoder.norm(x)[:, 0])  # the block's own output

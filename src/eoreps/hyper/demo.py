@@ -2,7 +2,7 @@
 
 Full mode: builds (or reuses) the ``digits-small`` zoo (256 real-digits CNNs x 15 epochs) under
 ``OUT/zoo``, trains a small transformer autoencoder on its training models (bf16 autocast) under
-``OUT/rep``, and writes the property table (W / s(W) / learned) to ``OUT/properties.{md,csv}``
+``OUT/rep``, and writes the property table (W / s(W) / learned / z) to ``OUT/properties.{md,csv}``
 (4 min 10 s on 2 CPU cores with token statistics, measured 2026-11-23; the issue's limit is 10 min). ``quick``: 16 models x 2 epochs on 300 training images,
 a tiny transformer and 2 epochs of fitting (seconds; used by the tests and CI).
 """
@@ -69,8 +69,8 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, epochs: int | 
     res = evaluate(zoo_dir, rep_dir, out / "evaluate", max_train_rows=6000, seed=seed)
     times["evaluate"] = time.perf_counter() - t
     md = ("# Hyper-representation demo (real sklearn digits zoo)\n\n" + res["header"]
-          + "Properties predicted from raw weights W, weight statistics s(W) and the learned embedding "
-            "(R2 for continuous properties, accuracy for categorical ones; n/a: constant in this zoo).\n\n"
+          + "Properties predicted from raw weights W, weight statistics s(W) and the learned representation "
+            "(the compression token after every encoder block; z: the latent alone) (R2 for continuous properties, accuracy for categorical ones; n/a: constant in this zoo).\n\n"
           + to_markdown(res["properties"]) + "\n## Model selection\n\n" + to_markdown(res["model_selection"]))
     atomic_write_text(out / "properties.md", md)
     atomic_write_text(out / "properties.csv", res["properties"].to_csv(index=False))

@@ -31,7 +31,7 @@ from eoreps.io import atomic_write_text, write_json
 CONTINUOUS = ("test_acc", "epoch", "ggap", "lr", "weight_decay", "dropout", "train_fraction")
 CATEGORICAL = ("activation", "init", "optimizer")
 LOG_TARGETS = ("lr", "weight_decay")
-COLUMNS = ("W", "s(W)", "learned")
+COLUMNS = ("W", "s(W)", "learned", "z")
 ROW_LABELS = {"test_acc": "test accuracy", "epoch": "epoch", "ggap": "generalization gap", "lr": "learning rate",
               "weight_decay": "weight decay", "dropout": "dropout", "train_fraction": "data fraction",
               "activation": "activation", "init": "initialization", "optimizer": "optimizer"}
@@ -47,7 +47,7 @@ class ProbeData:
 
 def build_features(zoo_dir: Path, rep: Representation, seed: int = 0, val_fraction: float = 0.15,
                    test_fraction: float = 0.15) -> tuple[ProbeData, bool]:
-    """Features (W, s(W), learned) of every checkpoint of ``zoo_dir``; returns (data, in_distribution)."""
+    """Features (W, s(W), learned, z) of every checkpoint of ``zoo_dir``; returns (data, in_distribution)."""
     from eoreps.zoo.modelzoo import ModelZoo
 
     zoo = ModelZoo(zoo_dir)
@@ -64,8 +64,9 @@ def build_features(zoo_dir: Path, rep: Representation, seed: int = 0, val_fracti
                                   cfg.get("test_fraction", test_fraction), seed)
     props["split"] = props["model_id"].astype(int).map(assignment).to_numpy()
     W = zoo.weights_matrix()
+    z, blocks = rep.embed_blocks(W)
     feats = {"W": W.numpy(), "s(W)": weight_statistics(W, zoo.param_order).numpy(),
-             "learned": rep.embed(W).numpy()}
+             "learned": blocks.numpy(), "z": z.numpy()}
     return ProbeData(feats, props.reset_index(drop=True)), same_zoo
 
 
@@ -88,7 +89,7 @@ def _target(props: pd.DataFrame, name: str) -> np.ndarray | None:
 
 
 def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int = 0) -> pd.DataFrame:
-    """Rows: properties; columns: metric, W, s(W), learned (R^2 or accuracy on test models; NaN when the
+    """Rows: properties; columns: metric, W, s(W), learned, z (R^2 or accuracy on test models; NaN when the
     property does not vary in the zoo)."""
     p = data.props
     sp = p["split"].to_numpy()
@@ -177,7 +178,9 @@ def evaluate(zoo_dir: str | Path, rep_dir: str | Path, out: str | Path | None = 
     n_models = data.props.groupby("split")["model_id"].nunique().to_dict()
     kind = "in distribution" if in_dist else "out of distribution (encoder not trained on this zoo)"
     header = (f"Zoo `{zoo_dir}` ({kind}); test models: {n_models.get('test', 0)}, validation: "
-              f"{n_models.get('val', 0)}, training: {n_models.get('train', 0)}; checkpoints: {len(data.props)}.\n\n")
+              f"{n_models.get('val', 0)}, training: {n_models.get('train', 0)}; checkpoints: {len(data.props)}. "
+              f"Columns: raw weights (W), weight statistics (s(W)), the compression token after every encoder block (learned) "
+              f"and its latent alone (z).\n\n")
     atomic_write_text(out / "properties.md", header + to_markdown(table))
     atomic_write_text(out / "properties.csv", table.to_csv(index=False))
     sel_note = (f"Rank correlation (Spearman) of predicted vs true final test accuracy (epoch "

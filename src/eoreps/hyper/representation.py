@@ -58,12 +58,18 @@ class Representation:
 
     @torch.no_grad()
     def embed(self, weights: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """(N, D) flat weights -> (N, latent) float32 embeddings (no augmentation).
+        """(N, D) flat weights -> (N, latent) float32 embeddings z (no augmentation).
 
         Models are first put in the unit order the encoder was trained on: matched to the reference
         (``--align``), canonical (``--canonical-input``) or as given.
         """
-        out = []
+        return self.embed_blocks(weights, batch_size)[0]
+
+    @torch.no_grad()
+    def embed_blocks(self, weights: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, D) flat weights -> ``(z (N, latent), blocks (N, enc_layers * d_model))``, float32; see
+        :meth:`HyperAutoencoder.encode_blocks` for the multi-block readout."""
+        zs, bs = [], []
         permuter = Permuter(self.tokenizer)
         for s in range(0, len(weights), batch_size):
             w = weights[s:s + batch_size].float()
@@ -73,8 +79,13 @@ class Representation:
                 w = permuter.canonical(w)
             tok = self.scaler.transform(self.tokenizer.tokenize(w))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                out.append(self.net.encode(tok).float())
-        return torch.cat(out) if out else torch.empty(0, self.latent_dim)
+                z, b = self.net.encode_blocks(tok)
+            zs.append(z.float())
+            bs.append(b.float())
+        if not zs:
+            cfg = self.net.cfg
+            return torch.empty(0, self.latent_dim), torch.empty(0, cfg.enc_layers * cfg.d_model)
+        return torch.cat(zs), torch.cat(bs)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
