@@ -117,6 +117,8 @@ def sample_cmd(
     epochs: Annotated[str, typer.Option("--epochs", help="Fine-tuning epochs to report.")] = "0,1,5",
     transfer: Annotated[str | None, typer.Option(
         "--transfer", help="Also fine-tune on this dataset ('digits', or an MNIST-style PATH), resized.")] = None,
+    bandwidth_scale: Annotated[float, typer.Option(
+        "--bandwidth-scale", help="KDE bandwidth as a multiple of Scott's; < 1 samples closer to the best models.")] = 1.0,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/sample).")] = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
@@ -126,7 +128,7 @@ def sample_cmd(
 
     eps = [int(v) for v in parse_floats(epochs, "--epochs")]
     res = run_sample(SampleConfig(zoo=zoo, rep=rep, out=out, n=n, top_k=top_k, activation=activation, epochs=eps,
-                                  transfer=transfer, seed=seed))
+                                  transfer=transfer, seed=seed, bandwidth_scale=bandwidth_scale))
     typer.echo(res["markdown"])
     if res["note"]:
         typer.echo(f"note: {res['note']}", err=True)

@@ -3,8 +3,11 @@
 1. Anchors: the ``top_k`` best training models of the zoo (each model's best checkpoint by test
    accuracy) of one activation (``--activation``, default that of the best model), since a decoded
    weight vector is loaded into a network with a fixed activation.
-2. A Gaussian kernel density estimate (scikit-learn, Scott's bandwidth) is fitted on the standardised
-   embeddings of the anchors; ``n`` latents are drawn and decoded to weights.
+2. A Gaussian kernel density estimate (scikit-learn, Scott's bandwidth times ``bandwidth_scale``) is
+   fitted on the standardised embeddings of the anchors; ``n`` latents are drawn and decoded to weights.
+   A scale below 1 samples closer to the anchors (less diverse, closer to their reconstructions), like
+   the truncation of a generative model's prior; 1 is the density estimate itself (Scott's bandwidth is
+   also close to what leave-one-out likelihood picks on the MNIST anchors, docs/hyper.md).
 3. The sampled models are evaluated zero-shot and after fine-tuning (the anchors' training recipe:
    optimizer, learning rate, weight decay, the zoo's batch size), against the same number of randomly
    initialised models trained identically, against the zoo's own models of that activation at the
@@ -56,6 +59,11 @@ class SampleConfig:
     epochs: list[int] = field(default_factory=lambda: [0, 1, 5])
     transfer: str | None = None
     seed: int = 0
+    bandwidth_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.bandwidth_scale <= 10:
+            raise ConfigError(f"--bandwidth-scale {self.bandwidth_scale} must lie in (0, 10]; 1 = Scott's bandwidth")
 
 
 def _mode(s: pd.Series) -> Any:
@@ -78,14 +86,16 @@ def select_anchors(props: pd.DataFrame, splits: dict[int, str], top_k: int, acti
     return best.sort_values("test_acc", ascending=False).head(top_k), activation
 
 
-def kde_sample(z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Draw ``n`` latents from a Gaussian KDE (Scott's bandwidth) of standardised ``z`` (m, d)."""
+def kde_sample(z: np.ndarray, n: int, seed: int = 0, bandwidth_scale: float = 1.0) -> np.ndarray:
+    """Draw ``n`` latents from a Gaussian KDE (Scott's bandwidth x ``bandwidth_scale``) of standardised
+    ``z`` (m, d)."""
     from sklearn.neighbors import KernelDensity
 
     if len(z) < 2:
         raise DataError(f"a density needs at least 2 anchor models, got {len(z)}; raise --top-k or build a larger zoo")
     mu, sd = z.mean(0), z.std(0) + 1e-8
-    kde = KernelDensity(kernel="gaussian", bandwidth="scott").fit((z - mu) / sd)
+    scott = len(z) ** (-1.0 / (z.shape[1] + 4))  # scikit-learn's "scott" for standardised data
+    kde = KernelDensity(kernel="gaussian", bandwidth=scott * bandwidth_scale).fit((z - mu) / sd)
     return kde.sample(n, random_state=seed) * sd + mu
 
 
@@ -147,7 +157,7 @@ def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg
     anchors, act = select_anchors(props, rep.splits(), cfg.top_k, cfg.activation)
     W = torch.stack([weights_of(int(i)) for i in anchors.index])
     z = rep.embed(W)
-    zs = torch.as_tensor(kde_sample(z.numpy(), cfg.n, cfg.seed), dtype=torch.float32)
+    zs = torch.as_tensor(kde_sample(z.numpy(), cfg.n, cfg.seed, cfg.bandwidth_scale), dtype=torch.float32)
     recipe = Recipe(act, str(_mode(anchors["init"])), str(_mode(anchors["optimizer"])), float(_mode(anchors["lr"])),
                     float(_mode(anchors["weight_decay"])))
     return rep.decode(zs), recipe, anchors, W, z
@@ -209,7 +219,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded models are "
         f"usually near chance; refit with 'eoreps hyper fit --align' to sample (docs/hyper.md)")
     summary = {"n": cfg.n, "anchors": len(anchors), "aligned_representation": rep.reference is not None,
-               "anchor_epochs": anchors["epoch"].astype(int).tolist(),
+               "anchor_epochs": anchors["epoch"].astype(int).tolist(), "bandwidth_scale": cfg.bandwidth_scale,
                "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
                "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
                "recipe": recipe.__dict__, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
