@@ -27,6 +27,9 @@ def rep(tiny_zoo, tmp_path_factory) -> Path:
     assert list((out / "checkpoints").glob("epoch=0-*.ckpt"))  # written at the end of each epoch
     s2 = fit(FitConfig(zoo=tiny_zoo, out=out, epochs=2, batch_size=8, model=TINY))  # resumes from last.ckpt
     assert s2["steps"] == 2 * s1["steps"] and s2["epochs"] == 2
+    import json
+
+    assert json.loads((out / "hyper.json").read_text())["seconds"] >= s1["seconds"] + s2["seconds"] - 0.5  # both calls
     return out
 
 

@@ -141,6 +141,8 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
             raise ConfigError(f"{out}: holds a representation fitted with other options (differs in "
                               f"{', '.join(diff)}); use a new --out or repeat the original options to resume")
     write_json(out / "fit_plan.json", plan)
+    # hyper.json's "seconds" accumulates over the calls that finished (a resumed fit adds to it)
+    earlier = float(read_json(out / "hyper.json").get("seconds", 0.0)) if last.is_file() and (out / "hyper.json").is_file() else 0.0
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     zoo, W, props = load_split_weights(Path(cfg.zoo), None, cfg.seed, cfg.val_fraction, cfg.test_fraction,
@@ -180,7 +182,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     trainer.fit(module, train_dl, val_dl if len(val_dl) else None, ckpt_path=str(last) if last.is_file() else None)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-    export(module, cfg, zoo, all_props, out, metrics, time.perf_counter() - t0, reference)
+    export(module, cfg, zoo, all_props, out, metrics, earlier + time.perf_counter() - t0, reference)
     return {"out": str(out), "train_checkpoints": int(train_mask.sum()), "val_checkpoints": int(val_mask.sum()),
             "epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
             "seconds": round(time.perf_counter() - t0, 1), **{k: round(v, 5) for k, v in metrics.items()}}
