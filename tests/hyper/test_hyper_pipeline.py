@@ -184,13 +184,14 @@ def test_sample_tables(rep, tiny_zoo, tmp_path):
 
     d = load_digits(0)
     data = ZooData("digits", d.x_train[:200], d.y_train[:200], d.x_val, d.y_val, d.x_test, d.y_test, 10)
-    res = run_sample(SampleConfig(zoo=tiny_zoo, rep=rep, out=tmp_path / "s", n=4, top_k=4, epochs=[0, 1]),
-                     data=data, transfer_data=data)
+    res = run_sample(SampleConfig(zoo=tiny_zoo, rep=rep, out=tmp_path / "s", n=4, top_k=4, epochs=[0, 1],
+                                  bandwidth_scale=0.5), data=data, transfer_data=data)
     main, transfer = res["tables"].values()
     assert len(main) == 5 and len(transfer) == 2
     assert main["method"].iloc[-1].startswith("anchors reconstructed")
     assert "--align" in res["note"] and not res["summary"]["aligned_representation"]
     assert main[["epoch 0", "epoch 1"]].notna().all(axis=None)
+    assert "bandwidth 0.5 x Scott's" in res["markdown"] and res["summary"]["bandwidth_scale"] == 0.5
     for f in ("sample.md", "sample.csv", "sample.png", "sampled.safetensors"):
         assert (tmp_path / "s" / f).is_file()
 

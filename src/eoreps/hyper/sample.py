@@ -6,8 +6,8 @@
 2. A Gaussian kernel density estimate (scikit-learn, Scott's bandwidth times ``bandwidth_scale``) is
    fitted on the standardised embeddings of the anchors; ``n`` latents are drawn and decoded to weights.
    A scale below 1 samples closer to the anchors (less diverse, closer to their reconstructions), like
-   the truncation of a generative model's prior; 1 is the density estimate itself (Scott's bandwidth is
-   also close to what leave-one-out likelihood picks on the MNIST anchors, docs/hyper.md).
+   the truncation of a generative model's prior; 1 is the density estimate itself (the leave-one-out
+   likelihood of the MNIST anchors rises all the way up to Scott's bandwidth, docs/hyper.md).
 3. The sampled models are evaluated zero-shot and after fine-tuning (the anchors' training recipe:
    optimizer, learning rate, weight decay, the zoo's batch size), against the same number of randomly
    initialised models trained identically, against the zoo's own models of that activation at the
@@ -207,7 +207,8 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         md.append(f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} sampled and {cfg.n} random models, the "
                   f"zoo's models, one weight-matched average and the {len(anchors)} anchors reconstructed; anchors: "
                   f"top {len(anchors)} training models with activation {recipe.activation} (recipe: "
-                  f"{recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init}).\n\n"
+                  f"{recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init})"
+                  + (f"; KDE bandwidth {cfg.bandwidth_scale:g} x Scott's" if cfg.bandwidth_scale != 1 else "") + ".\n\n"
                   + to_markdown(df[["method", *[f"epoch {e}" for e in epochs]]]))
         frames.append(df.assign(setting=title))
     atomic_write_text(out / "sample.md", "\n".join(md))
