@@ -58,6 +58,12 @@ def fit_cmd(
     zoo_query: Annotated[str | None, typer.Option(
         "--zoo-query", help="Train on the checkpoints matching this pandas query on the zoo index only, "
                             "e.g. \"activation == 'relu' and test_acc >= 0.5\" (default: all).")] = None,
+    functional: Annotated[float, typer.Option(
+        "--functional", help="Weight of the functional reconstruction loss: KL between the class distributions "
+                             "of original and decoded models on the zoo's training images (0 = token MSE only; "
+                             "for generative use, docs/hyper.md).")] = 0.0,
+    functional_images: Annotated[int, typer.Option(
+        "--functional-images", help="Images per step for --functional.")] = 64,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
@@ -79,7 +85,7 @@ def fit_cmd(
     cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
                     temperature=temperature, precision=precision, seed=seed, model=model,
                     zoo_epochs=[int(e) for e in parse_floats(zoo_epochs, "--zoo-epochs")] if zoo_epochs else None,
-                    zoo_query=zoo_query,
+                    zoo_query=zoo_query, functional=functional, functional_images=functional_images,
                     augment=AugmentConfig(permute=not (no_permute or align), noise=noise, erase_prob=erase,
                                           target=target, canonical_input=canonical_input, align=align))
     echo_kv("representation fitted", fit(cfg))

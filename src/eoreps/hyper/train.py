@@ -50,6 +50,8 @@ class FitConfig:
     zoo_query: str | None = None
     max_steps: int = -1
     seed: int = 0
+    functional: float = 0.0
+    functional_images: int = 64
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -62,19 +64,26 @@ class FitConfig:
             raise ConfigError(f"--batch-size {self.batch_size} must be >= 2 (NT-Xent needs negatives)")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"--gamma {self.gamma} must lie in [0, 1]")
+        if self.functional < 0:
+            raise ConfigError(f"--functional {self.functional} must be >= 0 (0 = token MSE only)")
+        if self.functional_images < 1:
+            raise ConfigError(f"--functional-images {self.functional_images} must be >= 1")
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 
 
 # options whose change makes an existing checkpoint meaningless (``epochs`` may grow: training continues)
 _PLAN_KEYS = ("zoo", "batch_size", "lr", "weight_decay", "gamma", "temperature", "precision", "val_fraction",
-              "test_fraction", "zoo_epochs", "zoo_query", "seed", "model", "augment")
+              "test_fraction", "zoo_epochs", "zoo_query", "seed", "model", "augment", "functional",
+              "functional_images")
 
 
 def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
     """A fit plan written by an older eoreps, with the options added since set to what it did then."""
     old = dict(old)
     old.setdefault("zoo_query", None)
+    old.setdefault("functional", 0.0)
+    old.setdefault("functional_images", 64)
     if isinstance(old.get("augment"), dict):  # target, canonical_input, align: later additions, off before
         old["augment"] = {**dataclasses.asdict(AugmentConfig()), **old["augment"]}
     if isinstance(old.get("model"), dict):  # fits before token statistics ran without them
@@ -164,12 +173,22 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         W = match(permuter, reference, W)
     W_train, W_val = W[train_mask], W[val_mask]
     scaler = TokenScaler.fit(tok, W_train)
+    # activation of each checkpoint (an index into the zoo's sorted activations): the functional loss runs
+    # every model with its own activation
+    activations = sorted(str(a) for a in all_props["activation"].unique())
+    act = torch.tensor(props["activation"].astype(str).map({a: i for i, a in enumerate(activations)}).to_numpy())
     bs = min(cfg.batch_size, len(W_train))
-    train_dl = DataLoader(TensorDataset(W_train), batch_size=bs, shuffle=True, drop_last=True)
-    val_dl = DataLoader(TensorDataset(W_val), batch_size=min(cfg.batch_size, max(2, len(W_val))), drop_last=True)
+    train_dl = DataLoader(TensorDataset(W_train, act[train_mask]), batch_size=bs, shuffle=True, drop_last=True)
+    val_dl = DataLoader(TensorDataset(W_val, act[val_mask]), batch_size=min(cfg.batch_size, max(2, len(W_val))),
+                        drop_last=True)
     kwargs = module_kwargs(tok.to_dict()["param_order"], cfg.model, cfg.augment, cfg.gamma, cfg.temperature,
-                           cfg.lr, cfg.weight_decay)
-    module = HyperModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std)
+                           cfg.lr, cfg.weight_decay, cfg.functional, cfg.functional_images)
+    functional_kw: dict[str, Any] = {}
+    if cfg.functional > 0:
+        functional_kw = {"arch": {"name": zoo.arch.name, "in_shape": list(zoo.arch.in_shape),
+                                  "num_classes": zoo.arch.num_classes},
+                         "activations": activations, "probe_images": probe_images(zoo, Path(cfg.zoo))}
+    module = HyperModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std, **functional_kw)
     trainer = L.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator="cpu", devices=1,
         precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
@@ -186,6 +205,16 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     return {"out": str(out), "train_checkpoints": int(train_mask.sum()), "val_checkpoints": int(val_mask.sum()),
             "epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
             "seconds": round(time.perf_counter() - t0, 1), **{k: round(v, 5) for k, v in metrics.items()}}
+
+
+def probe_images(zoo: Any, zoo_dir: Path) -> torch.Tensor:
+    """(N, C, H, W) training images of the data set the zoo was trained on (for the functional loss)."""
+    from eoreps.zoo.datasets import load_dataset
+
+    spec = zoo.manifest.get("dataset_spec")
+    if not spec:
+        raise ConfigError(f"{zoo_dir}: the zoo manifest names no data set; --functional needs the zoo's images")
+    return load_dataset(str(spec), int(zoo.manifest.get("seed", 0))).x_train
 
 
 def zoo_reference(permuter: Permuter, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256) -> torch.Tensor:
