@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--aligned-query", default="test_acc >= 0.5",
                     help="zoo-index query selecting the checkpoints the --align representation trains on "
                          "('' = all; docs/hyper.md: 0.105 -> 0.202 zero-shot on the 300 x 10 zoo)")
+    ap.add_argument("--aligned-functional", type=float, default=0.0,
+                    help="weight of the functional reconstruction loss of the --align fit (hyper fit --functional)")
     ap.add_argument("--sample-from", choices=("rep-aligned", "rep"), default="rep-aligned",
                     help="representation the models are sampled from")
     ap.add_argument("--threads", type=int, default=2)
@@ -121,7 +123,7 @@ def main() -> None:
     aligned_fit_epochs = args.aligned_fit_epochs or args.fit_epochs
     fit_aligned = fit(FitConfig(zoo=zoo, out=rep_aligned, epochs=aligned_fit_epochs, lr=args.aligned_lr,
                                 seed=args.seed, model=model, zoo_epochs=aligned_eps,
-                                zoo_query=args.aligned_query or None,
+                                zoo_query=args.aligned_query or None, functional=args.aligned_functional,
                                 augment=AugmentConfig(permute=False, align=True)))
     t_fit_aligned = time.perf_counter() - t
     print(f"fit --align: {fit_aligned} ({t_fit_aligned:.0f} s)", flush=True)
@@ -153,7 +155,7 @@ def main() -> None:
         print(f"{name} | {v:.3f} | {'PASS' if ok else 'FAIL'}")
     res = {"zoo": str(zoo), "sample_from": args.sample_from, "aligned_query": args.aligned_query,
            "fit_zoo_epochs": fit_eps, "fit_epochs": args.fit_epochs, "aligned_fit_zoo_epochs": aligned_eps,
-           "aligned_fit_epochs": aligned_fit_epochs,
+           "aligned_fit_epochs": aligned_fit_epochs, "aligned_functional": args.aligned_functional,
            "seconds": {"fit": round(t_fit), "fit_aligned": round(t_fit_aligned), "evaluate": round(t_eval),
                        "sample": round(t_sample)},
            "targets": [{"target": n, "measured": float(v), "pass": bool(ok)} for n, v, ok in targets],

@@ -192,6 +192,9 @@ def test_sample_tables(rep, tiny_zoo, tmp_path):
     assert "--align" in res["note"] and not res["summary"]["aligned_representation"]
     assert main[["epoch 0", "epoch 1"]].notna().all(axis=None)
     assert "bandwidth 0.5 x Scott's" in res["markdown"] and res["summary"]["bandwidth_scale"] == 0.5
+    div = res["summary"]["diversity"]
+    assert list(div) == ["anchors", "anchors reconstructed", "sampled"] and "### Diversity" in res["markdown"]
+    assert div["anchors"]["weight_distance"] > 0 and 0 <= div["sampled"]["prediction_disagreement"] <= 1
     for f in ("sample.md", "sample.csv", "sample.png", "sampled.safetensors"):
         assert (tmp_path / "s" / f).is_file()
 

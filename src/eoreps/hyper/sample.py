@@ -22,7 +22,11 @@ unit order, which is what makes decoded weights usable (docs/hyper.md: digits ze
 from a representation trained with random permutations), and preferably on working models only
 (``--zoo-query "test_acc >= 0.5"``: digits 0.61, MNIST 300 x 10 0.20 against 0.11).
 
-Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accuracy per epoch),
+The diversity of the samples (pairwise prediction disagreement and weight distance, :mod:`eoreps.hyper.diversity`)
+is reported beside that of the anchors: a decoder can reach a high zero-shot accuracy by decoding every
+latent to nearly the same model.
+
+Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accuracy per epoch; diversity),
 ``sample.png``, ``sampled.safetensors`` (the decoded weights) and ``summary.json``.
 """
 
@@ -37,8 +41,9 @@ import pandas as pd
 import torch
 
 from eoreps.errors import ConfigError, DataError
-from eoreps.hyper.align import fit_reference
+from eoreps.hyper.align import fit_reference, match
 from eoreps.hyper.augment import Permuter
+from eoreps.hyper.diversity import diversity
 from eoreps.hyper.finetune import Recipe, finetune_curve, load_transfer_data, random_weights
 from eoreps.hyper.probes import to_markdown
 from eoreps.hyper.representation import Representation, load_representation
@@ -182,6 +187,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     if data is None:
         data = load_dataset(zoo.manifest["dataset_spec"], int(zoo.manifest.get("seed", 0)))
     arch = zoo.arch
+    anchors_decoded = rep.decode(anchor_z)
     curves = {
         "sampled (KDE on hyper-representation)": finetune_curve(arch, sampled, recipe, data, epochs, seed=cfg.seed),
         f"random init ({recipe.init})": finetune_curve(arch, None, recipe, data, epochs, n=cfg.n, seed=10_000 + cfg.seed),
@@ -189,8 +195,12 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         "average of the anchors, weight-matched (no representation)":
             finetune_curve(arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed),
         "anchors reconstructed, decode(embed(anchor)) (diagnostic)":
-            finetune_curve(arch, rep.decode(anchor_z), recipe, data, epochs, seed=cfg.seed),
+            finetune_curve(arch, anchors_decoded, recipe, data, epochs, seed=cfg.seed),
     }
+    matched = match(Permuter(rep.tokenizer), rep.reference, anchor_w) if rep.reference is not None else anchor_w
+    images = data.x_test[:2000]
+    div = {name: diversity(arch, w, recipe.activation, images) for name, w in
+           (("anchors", matched), ("anchors reconstructed", anchors_decoded), ("sampled", sampled))}
     tables = {f"{data.name}": _rows(curves, epochs)}
     if cfg.transfer or transfer_data is not None:
         tdata = transfer_data if transfer_data is not None else load_transfer_data(str(cfg.transfer), arch.in_shape)
@@ -211,6 +221,13 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
                   + (f"; KDE bandwidth {cfg.bandwidth_scale:g} x Scott's" if cfg.bandwidth_scale != 1 else "") + ".\n\n"
                   + to_markdown(df[["method", *[f"epoch {e}" for e in epochs]]]))
         frames.append(df.assign(setting=title))
+    div_df = pd.DataFrame([{"models": k, "prediction disagreement": v["prediction_disagreement"],
+                            "weight distance": v["weight_distance"]} for k, v in div.items()])
+    md.append("### Diversity\n\nMean over pairs of models: the fraction of test images on which two models predict "
+              "different classes, and the L2 distance of their weights (anchors in the representation's matched "
+              "unit order" + ("" if rep.reference is not None else ", here their own order: no --align") + "). "
+              "Samples far less diverse than the anchors are copies of one model, not a population.\n\n"
+              + to_markdown(div_df))
     atomic_write_text(out / "sample.md", "\n".join(md))
     atomic_write_text(out / "sample.csv", pd.concat(frames).to_csv(index=False))
     _plot(tables, epochs, out / "sample.png")
@@ -223,6 +240,6 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
                "anchor_epochs": anchors["epoch"].astype(int).tolist(), "bandwidth_scale": cfg.bandwidth_scale,
                "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
                "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
-               "recipe": recipe.__dict__, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
+               "recipe": recipe.__dict__, "diversity": div, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
     write_json(out / "summary.json", summary)
     return {"tables": tables, "out": out, "summary": summary, "markdown": "\n".join(md), "note": note}
