@@ -86,6 +86,13 @@ def test_fit_with_the_functional_loss_logs_it_and_refuses_to_resume_with_another
     s = fit(FitConfig(**cfg, functional=1.0))
     assert math.isfinite(s["train/functional"]) and s["train/functional"] > 0 and math.isfinite(s["val/functional"])
     assert load_representation(out).decode(torch.zeros(1, 8)).shape[1] == make_arch("cnn_digits").num_params
+    from eoreps.hyper.sample import SampleConfig, run_sample
+    from eoreps.zoo.datasets import ZooData, load_digits
+
+    d = load_digits(0)
+    data = ZooData("digits", d.x_train[:100], d.y_train[:100], d.x_val, d.y_val, d.x_test, d.y_test, 10)
+    res = run_sample(SampleConfig(zoo=tiny_zoo, rep=out, out=tmp_path / "s", n=2, top_k=4, epochs=[0]), data=data)
+    assert res["note"] is None and res["summary"]["functional"] == 1.0  # aligned and functional: nothing to advise
     with pytest.raises(ConfigError, match="functional"):
         fit(FitConfig(**cfg, functional=0.5))
     with pytest.raises(ConfigError, match="--functional"):

@@ -233,10 +233,17 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     _plot(tables, epochs, out / "sample.png")
     with atomic_path(out / "sampled.safetensors") as tmp:
         save_file({"weights": sampled.contiguous()}, str(tmp), metadata={"activation": recipe.activation})
-    note = None if rep.reference is not None else (
-        f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded models are "
-        f"usually near chance; refit with 'eoreps hyper fit --align' to sample (docs/hyper.md)")
+    functional = float(rep.meta.get("config", {}).get("functional", 0.0) or 0.0)
+    note = None
+    if rep.reference is None:
+        note = (f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded models are "
+                f"usually near chance; refit with 'eoreps hyper fit --align --functional 0.1' to sample (docs/hyper.md)")
+    elif functional == 0:
+        note = (f"{cfg.rep} was fitted without --functional: decoded models keep little of the encoded models' "
+                f"accuracy (MNIST CNN-s: 0.25 of 0.95); refit with 'eoreps hyper fit --align --functional 0.1' "
+                f"(docs/hyper.md)")
     summary = {"n": cfg.n, "anchors": len(anchors), "aligned_representation": rep.reference is not None,
+               "functional": functional,
                "anchor_epochs": anchors["epoch"].astype(int).tolist(), "bandwidth_scale": cfg.bandwidth_scale,
                "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
                "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
