@@ -11,8 +11,8 @@ Targets (each printed with its measured value and PASS/FAIL):
 
 Two representations are fitted: ``WORK/rep`` with the permutation augmentation on every checkpoint
 (property prediction, targets 1-3) and ``WORK/rep-aligned`` with ``--align`` on the checkpoints with test
-accuracy >= 0.5 (``--aligned-query``; the generative setting, targets 4-5: a decoder trained on working
-models reconstructs working models, docs/hyper.md). Both are evaluated; ``--sample-from rep`` samples
+accuracy >= 0.5 (``--aligned-query``) and the functional reconstruction loss (``--aligned-functional 0.1``):
+the generative setting, targets 4-5, a decoder trained to reproduce what working models compute (docs/hyper.md). Both are evaluated; ``--sample-from rep`` samples
 from the first one instead.
 
 Usage (reuses every stage already on disk under --work: zoo, representation, tables; a ``rep-aligned``
@@ -85,8 +85,9 @@ def main() -> None:
     ap.add_argument("--aligned-query", default="test_acc >= 0.5",
                     help="zoo-index query selecting the checkpoints the --align representation trains on "
                          "('' = all; docs/hyper.md: 0.105 -> 0.202 zero-shot on the 300 x 10 zoo)")
-    ap.add_argument("--aligned-functional", type=float, default=0.0,
-                    help="weight of the functional reconstruction loss of the --align fit (hyper fit --functional)")
+    ap.add_argument("--aligned-functional", type=float, default=0.1,
+                    help="weight of the functional reconstruction loss of the --align fit (hyper fit --functional; "
+                         "0 = token MSE only, the setting before 2026-11-24, docs/hyper.md)")
     ap.add_argument("--sample-from", choices=("rep-aligned", "rep"), default="rep-aligned",
                     help="representation the models are sampled from")
     ap.add_argument("--threads", type=int, default=2)
