@@ -42,7 +42,9 @@ def test_user_error_is_one_line_exit_2(tmp_path):
 @pytest.mark.parametrize("args, words", [(["--target", "sorted"], "canonical, view"),
                                          (["--erase", "1.5"], "--erase"),
                                          (["--align", "--target", "canonical"], "--align"),
-                                         (["--zoo-epochs", "last"], "--zoo-epochs")])
+                                         (["--zoo-epochs", "last"], "--zoo-epochs"),
+                                         (["--functional", "-1"], "--functional"),
+                                         (["--functional", "1", "--functional-images", "0"], "--functional-images")])
 def test_bad_hyper_fit_option_is_one_line_exit_2(tmp_path, capsys, args, words):
     with pytest.raises(SystemExit) as e:
         main(["hyper", "fit", "--zoo", str(tmp_path / "zoo"), "--out", str(tmp_path / "rep"), *args])
