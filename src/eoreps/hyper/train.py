@@ -5,6 +5,11 @@ the training models and reports its loss on the validation models. Lightning run
 bf16 autocast on CPU (``precision='bf16'``, ~7x faster than fp32 for these transformers on AMX
 CPUs), writes ``checkpoints/last.ckpt`` every epoch (atomically, by Lightning) and resumes from it
 when the same command is run again.
+
+``functional > 0`` adds the functional reconstruction loss (:mod:`eoreps.hyper.functional`): the decoded
+models are run on the zoo's training images (reloaded from the data set the zoo manifest names) and pulled
+towards the class distributions of the originals. It roughly doubles the time per step and is the
+setting for sampling (``--align --functional 0.1``, docs/hyper.md).
 """
 
 from __future__ import annotations
