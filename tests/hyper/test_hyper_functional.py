@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from eoreps.errors import ConfigError
-from eoreps.hyper.functional import FunctionalLoss, split_params
+from eoreps.hyper.functional import FunctionalLoss
 from eoreps.zoo.architectures import ZooNet, build_model, flatten_state, load_flat, make_arch
 
 ACTS = ["gelu", "relu", "sigmoid", "tanh"]
@@ -60,13 +60,12 @@ def test_kl_is_zero_for_the_original_and_its_gradient_reaches_the_weights():
     assert float(value) > 0 and decoded.grad is not None and decoded.grad.abs().sum() > 0
 
 
-def test_split_params_and_bad_arguments():
+def test_bad_arguments():
     arch = make_arch("cnn_digits")
     w = _models(arch, 2)
-    parts = split_params(arch, w)
-    assert [tuple(v.shape[1:]) for v in parts.values()] == [s for _, s in arch.param_shapes()]
+    loss = FunctionalLoss(arch, torch.randn(4, *arch.in_shape), ACTS)
     with pytest.raises(ValueError, match="needs"):
-        split_params(arch, w[:, :-1])
+        loss(w[:, :-1], w[:, :-1], torch.tensor([0, 1]))
     with pytest.raises(ConfigError, match="expects"):
         FunctionalLoss(arch, torch.randn(4, 1, 28, 28), ACTS)
     with pytest.raises(ConfigError, match="unknown activation"):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from eoreps.hyper.functional import split_params
 from eoreps.zoo.architectures import Arch
+from eoreps.zoo.population import stack_params
 from eoreps.zoo.population_ops import population_forward
 
 
@@ -24,7 +24,7 @@ from eoreps.zoo.population_ops import population_forward
 def predictions(arch: Arch, weights: torch.Tensor, activation: str, images: torch.Tensor, chunk: int = 64
                 ) -> torch.Tensor:
     """Predicted classes (N, B) of N models (N, D) with one ``activation`` on ``images`` (B, C, H, W)."""
-    out = [population_forward(arch, split_params(arch, weights[i:i + chunk].float()), images, activation,
+    out = [population_forward(arch, stack_params(arch, weights[i:i + chunk].float()), images, activation,
                               shared=True).argmax(-1) for i in range(0, len(weights), chunk)]
     return torch.cat(out)
 

@@ -20,27 +20,14 @@ original weight vector.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from eoreps.errors import ConfigError
 from eoreps.zoo.architectures import ACTIVATIONS, Arch
+from eoreps.zoo.population import stack_params
 from eoreps.zoo.population_ops import population_forward
-
-
-def split_params(arch: Arch, weights: torch.Tensor) -> dict[str, torch.Tensor]:
-    """(P, D) flat weights (state_dict order) -> ``{key: (P, *shape)}`` views for ``population_forward``."""
-    if weights.shape[1] != arch.num_params:
-        raise ValueError(f"weights have {weights.shape[1]} values per model, {arch.name} needs {arch.num_params}")
-    out, o = {}, 0
-    for key, shape in arch.param_shapes():
-        n = math.prod(shape)
-        out[key] = weights[:, o:o + n].reshape(weights.shape[0], *shape)
-        o += n
-    return out
 
 
 class FunctionalLoss(nn.Module):
@@ -69,9 +56,12 @@ class FunctionalLoss(nn.Module):
 
     def logits(self, weights: torch.Tensor, act: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(P, D) weights with activation indices ``act`` (P,) on images (B, C, H, W) -> logits (P, B, K)."""
+        if weights.shape[1] != self.arch.num_params:
+            raise ValueError(f"weights have {weights.shape[1]} values per model, {self.arch.name} needs "
+                             f"{self.arch.num_params}")
         order = torch.argsort(act, stable=True)  # one run per activation in population_forward
         names = [self.activations[int(i)] for i in act[order]]
-        out = population_forward(self.arch, split_params(self.arch, weights[order]), x, names, shared=True)
+        out = population_forward(self.arch, stack_params(self.arch, weights[order]), x, names, shared=True)
         return out[torch.argsort(order)]
 
     def draw(self, generator: torch.Generator | None = None) -> torch.Tensor:
