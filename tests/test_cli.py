@@ -44,6 +44,7 @@ def test_user_error_is_one_line_exit_2(tmp_path):
                                          (["--align", "--target", "canonical"], "--align"),
                                          (["--zoo-epochs", "last"], "--zoo-epochs"),
                                          (["--functional", "-1"], "--functional"),
+                                         (["--functional", "nan"], "--functional"),
                                          (["--functional", "1", "--functional-images", "0"], "--functional-images")])
 def test_bad_hyper_fit_option_is_one_line_exit_2(tmp_path, capsys, args, words):
     with pytest.raises(SystemExit) as e:

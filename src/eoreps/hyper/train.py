@@ -15,6 +15,7 @@ setting for sampling (``--align --functional 0.1``, docs/hyper.md).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ class FitConfig:
             raise ConfigError(f"--batch-size {self.batch_size} must be >= 2 (NT-Xent needs negatives)")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"--gamma {self.gamma} must lie in [0, 1]")
-        if self.functional < 0:
+        if not math.isfinite(self.functional) or self.functional < 0:
             raise ConfigError(f"--functional {self.functional} must be >= 0 (0 = token MSE only)")
         if self.functional_images < 1:
             raise ConfigError(f"--functional-images {self.functional_images} must be >= 1")
