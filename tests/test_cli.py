@@ -52,3 +52,13 @@ def test_bad_hyper_fit_option_is_one_line_exit_2(tmp_path, capsys, args, words):
     assert e.value.code == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and words in err[0], err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "sample"])
+def test_hyper_evaluate_and_sample_take_threads(tmp_path, capsys, command):
+    """--threads is accepted like in 'hyper fit'; the missing zoo is then what the one-line error names."""
+    with pytest.raises(SystemExit) as e:
+        main(["hyper", command, "--zoo", str(tmp_path / "nozoo"), "--rep", str(tmp_path / "norep"), "--threads", "1"])
+    assert e.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "No such option" not in err[0] and ("nozoo" in err[0] or "norep" in err[0]), err

@@ -99,12 +99,14 @@ def evaluate_cmd(
     early_epoch: Annotated[int | None, typer.Option(
         "--early-epoch", help="Checkpoint used to predict final accuracy (default 1).")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Cap on training checkpoints per probe.")] = 6000,
+    threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
 ) -> None:
     """Predict model properties from W, s(W) and the learned embedding (ridge / logistic probes)."""
     from eoreps.hyper.probes import evaluate, to_markdown
 
+    set_threads(threads)
     res = evaluate(zoo, rep, out, early_epoch, max_rows, seed)
     typer.echo(res["header"] + to_markdown(res["properties"]))
     typer.echo("model selection (Spearman rho of predicted vs true final test accuracy)")
@@ -126,12 +128,14 @@ def sample_cmd(
     bandwidth_scale: Annotated[float, typer.Option(
         "--bandwidth-scale", help="KDE bandwidth as a multiple of Scott's; < 1 samples closer to the best models.")] = 1.0,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/sample).")] = None,
+    threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
 ) -> None:
     """Sample weights from a KDE on the embeddings of the best models; evaluate zero-shot and fine-tuned."""
     from eoreps.hyper.sample import SampleConfig, run_sample
 
+    set_threads(threads)
     eps = [int(v) for v in parse_floats(epochs, "--epochs")]
     res = run_sample(SampleConfig(zoo=zoo, rep=rep, out=out, n=n, top_k=top_k, activation=activation, epochs=eps,
                                   transfer=transfer, seed=seed, bandwidth_scale=bandwidth_scale))
