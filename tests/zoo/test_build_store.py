@@ -76,6 +76,22 @@ def test_modelzoo_items_and_rebuilt_models_reproduce_recorded_accuracy(built, sm
     assert torch.equal(zoo.weights_matrix()[3], zoo.weights(3))
 
 
+def test_modelzoo_dataset_is_the_one_its_manifest_names(built, tmp_path):
+    import json
+    import shutil
+
+    out, _ = built
+    data = ModelZoo(out).dataset()  # built with dataset="digits", seed 0
+    assert data.name == "digits" and tuple(data.x_train.shape[1:]) == ModelZoo(out).arch.in_shape
+    bad = tmp_path / "zoo"
+    shutil.copytree(out, bad)
+    manifest = json.loads((bad / "zoo.json").read_text())
+    del manifest["dataset_spec"]
+    (bad / "zoo.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="names no data set"):
+        ModelZoo(bad).dataset()
+
+
 def test_rebuild_refuses_other_options(built, small_digits):
     out, _ = built
     with pytest.raises(ConfigError, match="other options"):

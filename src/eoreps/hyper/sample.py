@@ -49,7 +49,7 @@ from eoreps.hyper.finetune import Recipe, finetune_curve, load_transfer_data, ra
 from eoreps.hyper.probes import to_markdown
 from eoreps.hyper.representation import Representation, load_representation
 from eoreps.io import atomic_path, atomic_write_text, write_json
-from eoreps.zoo.datasets import ZooData, load_dataset
+from eoreps.zoo.datasets import ZooData
 
 
 @dataclass
@@ -186,7 +186,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     sampled, recipe, anchors, anchor_w, anchor_z = sample_models(rep, props, zoo.weights, cfg)
     recipe.batch_size = int(zoo.manifest.get("options", {}).get("batch_size", 10))
     if data is None:
-        data = load_dataset(zoo.manifest["dataset_spec"], int(zoo.manifest.get("seed", 0)))
+        data = zoo.dataset()
     arch = zoo.arch
     anchors_decoded = rep.decode(anchor_z)
     curves = {

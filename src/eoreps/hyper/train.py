@@ -193,7 +193,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     if cfg.functional > 0:
         functional_kw = {"arch": {"name": zoo.arch.name, "in_shape": list(zoo.arch.in_shape),
                                   "num_classes": zoo.arch.num_classes},
-                         "activations": activations, "probe_images": probe_images(zoo, Path(cfg.zoo))}
+                         "activations": activations, "probe_images": zoo.dataset().x_train}
     module = HyperModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std, **functional_kw)
     trainer = L.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator="cpu", devices=1,
@@ -211,16 +211,6 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     return {"out": str(out), "train_checkpoints": int(train_mask.sum()), "val_checkpoints": int(val_mask.sum()),
             "epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
             "seconds": round(time.perf_counter() - t0, 1), **{k: round(v, 5) for k, v in metrics.items()}}
-
-
-def probe_images(zoo: Any, zoo_dir: Path) -> torch.Tensor:
-    """(N, C, H, W) training images of the data set the zoo was trained on (for the functional loss)."""
-    from eoreps.zoo.datasets import load_dataset
-
-    spec = zoo.manifest.get("dataset_spec")
-    if not spec:
-        raise ConfigError(f"{zoo_dir}: the zoo manifest names no data set; --functional needs the zoo's images")
-    return load_dataset(str(spec), int(zoo.manifest.get("seed", 0))).x_train
 
 
 def zoo_reference(permuter: Permuter, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256) -> torch.Tensor:

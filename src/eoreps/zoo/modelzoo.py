@@ -25,7 +25,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from eoreps.errors import DataError
 from eoreps.zoo.architectures import ZooNet, load_flat, make_arch
+from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.store import ZooStore, param_order_of
 
 PROPERTY_COLUMNS = ("model_id", "epoch", "seed", "activation", "init", "optimizer", "lr", "weight_decay", "dropout",
@@ -113,6 +115,13 @@ class ModelZoo(Dataset):
         row = self.index.iloc[i]
         net = ZooNet(self.arch, str(row["activation"]), float(row["dropout"]))
         return load_flat(net, self.weights(i)).eval()
+
+    def dataset(self) -> ZooData:
+        """The data set the zoo was trained on, as its manifest names it (``dataset_spec``, the build's seed)."""
+        spec = self.manifest.get("dataset_spec")
+        if not spec:
+            raise DataError(f"{self.store.root}: the zoo manifest names no data set; pass the data explicitly")
+        return load_dataset(str(spec), int(self.manifest.get("seed", 0)))
 
     def weights_matrix(self) -> torch.Tensor:
         """(len(self), D) float32 weights of every item, in index order."""

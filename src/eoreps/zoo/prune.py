@@ -27,7 +27,7 @@ from eoreps.errors import ConfigError
 from eoreps.io import atomic_path
 from eoreps.progress import progress
 from eoreps.zoo.architectures import Arch
-from eoreps.zoo.datasets import ZooData, load_dataset
+from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.modelzoo import ModelZoo
 from eoreps.zoo.population import eval_population, stack_params
 from eoreps.zoo.store import ZooStore
@@ -74,7 +74,7 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
     zoo = ModelZoo(zoo_dir, epochs=epochs)
     if len(zoo) == 0:
         raise ConfigError(f"{zoo_dir}: no checkpoints at epochs {epochs}; the zoo has epochs 0..{m['epochs']}")
-    data = data if data is not None else load_dataset(m["dataset_spec"], int(m["seed"]))
+    data = data if data is not None else zoo.dataset()
     arch = zoo.arch
     W = zoo.weights_matrix()
     props = zoo.properties
