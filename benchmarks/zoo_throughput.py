@@ -5,12 +5,15 @@ Everything is measured in this one run, side by side:
 * baseline: the published 2,464-parameter CNN trained alone (nn.Module + torch.optim.Adam, batch 10,
   float32), one model after the other;
 * the vectorized population (``eoreps.zoo.population.PopulationTrainer``): P models, batch 10 each,
-  per-model data order (the default) and shared data order, in bf16 autocast and in float32;
+  per-model data order (the default) and shared data order, on the native engine (the default where a
+  C++ compiler exists: compiled lane-per-member kernel, float32) and on the torch engine (grouped
+  convolutions, bf16 autocast and float32);
 * the machine's FLOP limit: the best of a 2048^3 float32 and bfloat16 matmul;
 * peak resident memory of the process (``ru_maxrss``).
 
 Images/s are reported on wall-clock time and on the process's CPU time divided by the thread count
-("per-thread-second" figures are robust to other processes sharing the cores). Run::
+("per-thread-second" figures are robust to other processes sharing the cores); each figure is the median
+of ``--repeats`` timed runs after one warm-up. Run::
 
     python benchmarks/zoo_throughput.py --threads 2 --models 256 --steps 30
 
@@ -23,11 +26,13 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
+from eoreps.errors import ConfigError
 from eoreps.zoo.architectures import build_model, make_arch
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
@@ -54,11 +59,15 @@ def flops_per_image(arch) -> float:
     return 3.0 * fwd - (first or 0.0)
 
 
-def timed(fn, threads: int) -> tuple[float, float]:
-    """(wall seconds, CPU seconds / threads) of fn()."""
-    w, c = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - w, (time.process_time() - c) / threads
+def timed(fn, threads: int, repeats: int) -> tuple[float, float]:
+    """Median (wall seconds, CPU seconds / threads) of ``repeats`` calls of fn()."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append((time.process_time() - c) / threads)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 3) -> float:
@@ -78,6 +87,7 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=256, help="population size P")
     ap.add_argument("--steps", type=int, default=30, help="training steps (batch 10 per model) per measurement")
     ap.add_argument("--baseline-models", type=int, default=4, help="models trained one at a time for the baseline")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per figure (the median is reported)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="leave glibc's allocator alone (see eoreps.zoo.memory); applies to both sides")
@@ -109,18 +119,24 @@ def main() -> None:
                 opt.step()
 
     alone()  # warm-up
-    wall, cpu = timed(alone, args.threads)
+    wall, cpu = timed(alone, args.threads, args.repeats)
     imgs = args.baseline_models * n
     results["one_at_a_time"] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
 
     members = [Member(i, i, "relu", "kaiming_uniform", "adam", [1e-3, 1e-4][i % 2], [1e-3, 1e-4][(i // 2) % 2],
                       0.0, 1.0) for i in range(args.models)]
-    for name, prec, order in [("population_bf16_per_model", "bf16", "per_model"),
-                              ("population_bf16_shared", "bf16", "shared"),
-                              ("population_fp32_per_model", "fp32", "per_model")]:
-        pop = PopulationTrainer(arch, members, data, TrainOptions(precision=prec, data_order=order))
+    runs = [("native_per_model", "native", "fp32", "per_model"), ("native_shared", "native", "fp32", "shared"),
+            ("torch_bf16_per_model", "torch", "bf16", "per_model"), ("torch_bf16_shared", "torch", "bf16", "shared"),
+            ("torch_fp32_per_model", "torch", "fp32", "per_model")]
+    for name, engine, prec, order in runs:
+        opts = TrainOptions(precision=prec, data_order=order, engine=engine)
+        try:
+            pop = PopulationTrainer(arch, members, data, opts)
+        except ConfigError as e:  # no C++ compiler: the native rows are skipped, with the reason
+            print(f"skipped {name}: {e}")
+            continue
         pop.train_epoch()  # warm-up (one pass over the steps)
-        wall, cpu = timed(pop.train_epoch, args.threads)
+        wall, cpu = timed(pop.train_epoch, args.threads, args.repeats)
         imgs = args.models * n
         results[name] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
 
@@ -132,7 +148,7 @@ def main() -> None:
         r["speedup_cpu"] = r["img_s_cpu"] / base["img_s_cpu"]
         r["frac_fp32_peak"] = r["img_s"] * fpi / peak32
         r["frac_bf16_peak"] = r["img_s"] * fpi / peak16
-    out = {"threads": args.threads, "malloc_tuned": malloc_tuned, "models": args.models, "steps": args.steps, "flops_per_image": fpi,
+    out = {"threads": args.threads, "repeats": args.repeats, "malloc_tuned": malloc_tuned, "models": args.models, "steps": args.steps, "flops_per_image": fpi,
            "matmul_fp32_gflops": peak32 / 1e9, "matmul_bf16_gflops": peak16 / 1e9,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
     print(f"cnn_s (2,464 params), batch 10 per model, {args.threads} threads, P={args.models}; "

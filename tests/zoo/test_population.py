@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
+from eoreps.zoo import native
 from eoreps.zoo.architectures import flatten_state, make_arch
 from eoreps.zoo.grid import Member
 from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members, train_alone
 
 # Stated tolerance: after 2 epochs (40 steps of batch 10) in float32, every weight of every member of the
-# vectorized chunk is within 2e-4 (absolute) of the member trained alone. Differences come only from
-# float summation order (grouped vs single convolution, fused optimizer arithmetic).
+# vectorized chunk is within 2e-4 (absolute) of the member trained alone, on both engines. Differences come
+# only from float summation order (grouped vs single convolution, lane-wise kernels, fused optimizer
+# arithmetic) and, on the native engine, from its exp/erf approximations (within ~1e-7).
 ATOL = 2e-4
+
+
+def _native_ok() -> bool:
+    try:
+        native.load(make_arch("mlp"))
+        return True
+    except native.NativeUnavailable:
+        return False
+
+
+ENGINES = ["torch", pytest.param("native", marks=pytest.mark.skipif(not _native_ok(), reason="no C++ compiler"))]
+
+
+def _opts(engine: str, **kw) -> TrainOptions:
+    return TrainOptions(precision="fp32", engine=engine, **kw)
 
 
 def _members(activation: str, optimizer: str) -> list[Member]:
@@ -25,13 +44,15 @@ def _members(activation: str, optimizer: str) -> list[Member]:
     ]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("arch_name,activation,optimizer", [
     ("cnn_digits", "tanh", "adam"), ("cnn_digits", "relu", "sgd"), ("mlp", "gelu", "adam"),
     ("cnn_digits", "sigmoid", "sgd")])
-def test_vectorized_equals_alone(small_digits, arch_name, activation, optimizer):
+def test_vectorized_equals_alone(small_digits, arch_name, activation, optimizer, engine):
     arch = make_arch(arch_name, small_digits.in_shape, small_digits.num_classes)
     members = _members(activation, optimizer)
-    pop = PopulationTrainer(arch, members, small_digits, TrainOptions(precision="fp32"), chunk_seed=0)
+    pop = PopulationTrainer(arch, members, small_digits, _opts(engine), chunk_seed=0)
+    assert pop.opt.engine == engine
     pop.train_epoch()
     pop.train_epoch()
     got = pop.member_weights()
@@ -42,8 +63,9 @@ def test_vectorized_equals_alone(small_digits, arch_name, activation, optimizer)
     assert (want - init).abs().max().item() > 1e-2
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("arch_name", ["cnn_digits", "mlp"])
-def test_mixed_activations_and_optimizers_in_one_chunk_equal_alone(small_digits, arch_name):
+def test_mixed_activations_and_optimizers_in_one_chunk_equal_alone(small_digits, arch_name, engine):
     """One chunk of four activations x two optimizer rules: every member as if trained alone."""
     arch = make_arch(arch_name, small_digits.in_shape, small_digits.num_classes)
     members = [Member(i, 20 + i, act, "kaiming_uniform", opt, 3e-3 if opt == "adam" else 0.05, 1e-4, 0.0, 1.0)
@@ -51,7 +73,7 @@ def test_mixed_activations_and_optimizers_in_one_chunk_equal_alone(small_digits,
     chunk = chunk_members(members, 64)
     assert len(chunk) == 1  # one chunk for the whole mix
     members = chunk[0]
-    pop = PopulationTrainer(arch, members, small_digits, TrainOptions(precision="fp32"), chunk_seed=0)
+    pop = PopulationTrainer(arch, members, small_digits, _opts(engine), chunk_seed=0)
     assert pop.optim.kind == "mixed" and isinstance(pop.activation, list)
     pop.train_epoch()
     pop.train_epoch()
@@ -65,7 +87,8 @@ def test_mixed_activations_and_optimizers_in_one_chunk_equal_alone(small_digits,
         assert abs(solo._eval_split(small_digits.x_test, small_digits.y_test)[1][0] - acc[i]) < 1e-6
 
 
-def test_published_cnn_vectorized_equals_alone_on_28x28():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_published_cnn_vectorized_equals_alone_on_28x28(engine):
     from eoreps.zoo.datasets import ZooData
 
     g = torch.Generator().manual_seed(0)
@@ -73,8 +96,9 @@ def test_published_cnn_vectorized_equals_alone_on_28x28():
     y = torch.randint(0, 10, (60,), generator=g)
     data = ZooData("rand28", x, y, x[:20], y[:20], x[:20], y[:20], 10)
     arch = make_arch("cnn_s", (1, 28, 28), 10)
-    members = _members("relu", "adam")
-    pop = PopulationTrainer(arch, members, data, TrainOptions(precision="fp32"))
+    members = _members("relu", "adam") + _members("gelu", "sgd")  # 8 members: padded lanes on native
+    members = [dataclasses.replace(m, model_id=i) for i, m in enumerate(members)]
+    pop = PopulationTrainer(arch, members, data, _opts(engine))
     pop.train_epoch()
     want = torch.stack([flatten_state(train_alone(arch, m, data, epochs=1)) for m in members])
     assert (pop.member_weights() - want).abs().max().item() < ATOL
@@ -96,14 +120,15 @@ def test_bf16_and_shared_order_train_and_evaluate(small_digits):
         # members with dropout 0.5 after every layer learn far slower on 200 images: only their loss is checked
 
 
-def test_resume_state_continues_identically(small_digits):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_resume_state_continues_identically(small_digits, engine):
     arch = make_arch("cnn_digits", small_digits.in_shape, small_digits.num_classes)
-    members = _members("tanh", "adam")
-    a = PopulationTrainer(arch, members, small_digits, TrainOptions(precision="fp32"))
+    members = [dataclasses.replace(m, dropout=d) for m, d in zip(_members("tanh", "adam"), [0.0, 0.3, 0.0, 0.5], strict=True)]
+    a = PopulationTrainer(arch, members, small_digits, _opts(engine))
     a.train_epoch()
     state = {k: v.clone() for k, v in a.state_dict().items()}
     a.train_epoch()
-    b = PopulationTrainer(arch, members, small_digits, TrainOptions(precision="fp32"))
+    b = PopulationTrainer(arch, members, small_digits, _opts(engine))
     b.load_state_dict(state)
     b.train_epoch()
     assert torch.equal(a.member_weights(), b.member_weights())

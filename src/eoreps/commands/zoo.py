@@ -35,7 +35,10 @@ def build(
     preset: Annotated[str | None, typer.Option(
         "--preset", help="digits-small | mnist-cnn-s (dataset, arch, grid, epochs; options given win).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step per model.")] = 10,
-    precision: Annotated[str, typer.Option("--precision", help="bf16 (autocast, fast) or fp32.")] = "bf16",
+    precision: Annotated[str, typer.Option(
+        "--precision", help="auto (native engine: fp32, torch: bf16), fp32 or bf16 (torch engine).")] = "auto",
+    engine: Annotated[str, typer.Option(
+        "--engine", help="auto (native when a C++ compiler is found), native (compiled kernel) or torch.")] = "auto",
     data_order: Annotated[str, typer.Option(
         "--data-order", help="per_model (each model its own order) or shared (faster).")] = "per_model",
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Models trained together per chunk.")] = 256,
@@ -69,7 +72,8 @@ def build(
         n_epochs = min(n_epochs, 2)
         g = load_grid({**{k: v for k, v in g.__dict__.items()}, "sampling": "random", "n_models": min(16, g.size)})
     cfg = BuildConfig(out=out, dataset=dataset, arch=arch_name, grid=g, epochs=n_epochs, seed=seed,
-                      options=TrainOptions(batch_size=batch_size, precision=precision, data_order=data_order),
+                      options=TrainOptions(batch_size=batch_size, precision=precision, data_order=data_order,
+                                           engine=engine),
                       chunk_size=chunk_size, backend=backend, ray_address=ray_address)
     summary = build_zoo(cfg)
     echo_kv("zoo built", summary)

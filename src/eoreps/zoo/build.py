@@ -24,7 +24,14 @@ from eoreps.progress import progress
 from eoreps.zoo.architectures import Arch, make_arch
 from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.grid import Grid, Member, plan_members
-from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members
+from eoreps.zoo.population import (
+    ENGINES,
+    PRECISIONS,
+    PopulationTrainer,
+    TrainOptions,
+    chunk_members,
+    resolve_options,
+)
 from eoreps.zoo.store import ZooStore
 
 Sink = Callable[[int, torch.Tensor, list[dict[str, Any]], dict[str, torch.Tensor]], None]
@@ -52,8 +59,10 @@ class BuildConfig:
             raise ConfigError(f"--chunk-size {self.chunk_size} must be >= 1")
         if self.options.batch_size < 1:
             raise ConfigError(f"--batch-size {self.options.batch_size} must be >= 1")
-        if self.options.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"--precision '{self.options.precision}' must be fp32 or bf16")
+        if self.options.precision not in PRECISIONS:
+            raise ConfigError(f"--precision '{self.options.precision}' must be one of {', '.join(PRECISIONS)}")
+        if self.options.engine not in ENGINES:
+            raise ConfigError(f"--engine '{self.options.engine}' must be one of {', '.join(ENGINES)}")
         if self.options.data_order not in ("per_model", "shared"):
             raise ConfigError(f"--data-order '{self.options.data_order}' must be per_model or shared")
         if self.backend not in ("local", "ray"):
@@ -121,9 +130,17 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
     members = plan_members(cfg.grid, cfg.seed)
     chunks = chunk_members(members, cfg.chunk_size)
     store = ZooStore(cfg.out)
+    old = store.read_manifest() if store.exists() else None
+    if old is not None:
+        # zoos built before the native engine existed trained with torch; 'auto' continues as before
+        old["options"] = {"engine": "torch", **old.get("options", {})}
+        opts = cfg.options
+        cfg.options = dataclasses.replace(
+            opts, engine=old["options"]["engine"] if opts.engine == "auto" else opts.engine,
+            precision=old["options"].get("precision", opts.precision) if opts.precision == "auto" else opts.precision)
+    cfg.options = resolve_options(cfg.options, arch)
     manifest = _manifest(cfg, arch, data, chunks)
-    if store.exists():
-        old = store.read_manifest()
+    if old is not None:
         diff = [k for k in _PLAN_KEYS if old.get(k) != _jsonable(manifest.get(k))]
         if diff:
             raise ConfigError(f"{cfg.out}: holds a zoo built with other options (differs in {', '.join(diff)}); "

@@ -62,15 +62,23 @@ class StackedParams:
 
     def set_members(self, weights: torch.Tensor) -> None:
         """Load (P, D) member weights (state_dict order) into the flat buffer."""
-        with torch.no_grad():
-            c = 0
-            for _key, o, n in self._blocks:
-                self.flat[o:o + self.P * n].view(self.P, n).copy_(weights[:, c:c + n])
-                c += n
+        self.set_rows(self.flat, weights)
 
     def members(self) -> torch.Tensor:
         """(P, D) float32 copy of every member's weights in state_dict order."""
-        return torch.cat([self.flat[o:o + self.P * n].view(self.P, n) for _k, o, n in self._blocks], dim=1)
+        return self.rows(self.flat)
+
+    def rows(self, buf: torch.Tensor) -> torch.Tensor:
+        """(P, D) copy of a buffer in the flat layout (weights, gradients, optimizer moments)."""
+        return torch.cat([buf[o:o + self.P * n].view(self.P, n) for _k, o, n in self._blocks], dim=1)
+
+    def set_rows(self, buf: torch.Tensor, rows: torch.Tensor) -> None:
+        """Write (P, D) rows (state_dict order) into a buffer in the flat layout."""
+        with torch.no_grad():
+            c = 0
+            for _key, o, n in self._blocks:
+                buf[o:o + self.P * n].view(self.P, n).copy_(rows[:, c:c + n])
+                c += n
 
     def per_element(self, values: torch.Tensor) -> torch.Tensor:
         """Expand a per-member (P,) vector to the flat layout (len(flat),)."""

@@ -12,13 +12,21 @@ its own data order (:func:`member_order`), batches of ``batch_size``, and its ow
 first convolution becomes one ungrouped convolution. Dropout masks come from one generator per chunk
 and epoch (statistically, not bitwise, what a lone run would draw).
 
-Precision: ``'fp32'`` or ``'bf16'`` (autocast of convolutions and matmuls to bfloat16; master weights,
-loss and optimizer stay float32). Evaluation is always float32, so a rebuilt member reproduces its
-recorded metrics.
+Engines (``TrainOptions.engine``): ``'native'`` runs whole epochs of 16 members per SIMD lane group in
+a kernel compiled for the architecture (:mod:`eoreps.zoo.native`, float32, ~40x a one-at-a-time loop
+on 2 cores); ``'torch'`` folds the members into grouped convolutions and batched matmuls
+(:mod:`eoreps.zoo.population_ops`, float32 or bf16 autocast); ``'auto'`` (default) takes the native
+engine when a C++ compiler is available and the architecture is supported, else torch. Both engines
+train each member as it would be trained alone (``tests/zoo/test_population.py``).
+
+Precision: ``'fp32'``, ``'bf16'`` (torch engine only: autocast of convolutions and matmuls to bfloat16;
+master weights, loss and optimizer stay float32) or ``'auto'`` (fp32 on the native engine, bf16 on
+torch). Evaluation is always float32, so a rebuilt member reproduces its recorded metrics.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -26,6 +34,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eoreps.errors import ConfigError
+from eoreps.zoo import native
 from eoreps.zoo.architectures import Arch, build_model, flatten_state
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
@@ -53,10 +63,46 @@ class TrainOptions:
     """How a chunk is trained."""
 
     batch_size: int = 10
-    precision: str = "bf16"
+    precision: str = "auto"  # fp32 | bf16 (torch engine only) | auto (native: fp32, torch: bf16)
     data_order: str = "per_model"
     eval_batch: int = 1000
     train_eval_max: int | None = None  # cap on training images evaluated per epoch (None = all)
+    engine: str = "auto"  # native | torch | auto (native when it can run here)
+
+
+ENGINES = ("auto", "native", "torch")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_options(options: TrainOptions, arch: Arch) -> TrainOptions:
+    """``options`` with a concrete engine and precision (what a zoo records in its manifest).
+
+    ``engine='auto'`` picks native unless bf16 was asked for or the native engine cannot run here;
+    ``engine='native'`` with bf16, or where it cannot run, is a :class:`ConfigError` with the reason.
+    """
+    if options.engine not in ENGINES:
+        raise ConfigError(f"--engine '{options.engine}' must be one of {', '.join(ENGINES)}")
+    if options.precision not in PRECISIONS:
+        raise ConfigError(f"--precision '{options.precision}' must be one of {', '.join(PRECISIONS)}")
+    engine = options.engine
+    if engine == "native" and options.precision == "bf16":
+        raise ConfigError("--precision bf16 needs --engine torch (the native engine computes in float32)")
+    if engine == "auto":
+        engine = "torch" if options.precision == "bf16" else "native"
+        if engine == "native":
+            try:
+                native.load(arch)
+            except native.NativeUnavailable:
+                engine = "torch"
+    elif engine == "native":
+        try:
+            native.load(arch)
+        except native.NativeUnavailable as e:
+            raise ConfigError(f"--engine native cannot run here: {e}; use --engine torch") from None
+    precision = options.precision
+    if precision == "auto":
+        precision = "fp32" if engine == "native" else "bf16"
+    return dataclasses.replace(options, engine=engine, precision=precision)
 
 
 class PopulationTrainer:
@@ -70,9 +116,7 @@ class PopulationTrainer:
                  chunk_seed: int = 0) -> None:
         self.arch, self.members, self.data = arch, members, data
         retain_freed_memory()  # large activations are reused, not page-faulted in again each step
-        self.opt = options or TrainOptions()
-        if self.opt.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.opt.precision!r}")
+        self.opt = resolve_options(options or TrainOptions(), arch)
         if self.opt.data_order not in ("per_model", "shared"):
             raise ValueError(f"data_order must be 'per_model' or 'shared', got {self.opt.data_order!r}")
         keys = {m.group_key for m in members}
@@ -92,6 +136,17 @@ class PopulationTrainer:
             torch.tensor([m.lr for m in members]), torch.tensor([m.weight_decay for m in members]))
         self.dropout = torch.tensor([m.dropout for m in members], dtype=torch.float32)
         self.subset = train_subset(len(data.y_train), self.fraction)
+        self.epoch = 0
+        if self.opt.engine == "native":
+            self._native = native.NativeGroups(
+                native.load(arch), self.P, arch.num_params, torch.tensor([m.lr for m in members]),
+                torch.tensor([m.weight_decay for m in members]),
+                torch.tensor([m.optimizer == "adam" for m in members], dtype=torch.int32),
+                torch.tensor([native.ACT_CODES[m.activation] for m in members], dtype=torch.int32),
+                self.dropout, torch.get_num_threads())
+            self._x_native = data.x_train.reshape(len(data.x_train), -1).float().contiguous()
+            self._y_native = data.y_train.to(torch.int32).contiguous()
+            return
         # training images in the gather-friendly layout, in the dtype the first layer consumes
         dt = torch.bfloat16 if self.opt.precision == "bf16" else torch.float32
         if arch.conv_first:
@@ -99,7 +154,6 @@ class PopulationTrainer:
             self._x_cl = data.x_train.to(dt).contiguous(memory_format=torch.channels_last)
         else:
             self._x_flat = data.x_train.reshape(len(data.x_train), -1).to(dt)
-        self.epoch = 0
 
     # ------------------------------------------------------------------ training
     def _batch(self, idx: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -109,6 +163,9 @@ class PopulationTrainer:
 
     def train_epoch(self) -> None:
         """Train every member for one more epoch (``self.epoch`` += 1)."""
+        if self.opt.engine == "native":
+            self._train_epoch_native()
+            return
         epoch = self.epoch + 1
         shared = self.opt.data_order == "shared"
         if shared:
@@ -137,6 +194,28 @@ class PopulationTrainer:
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum") / b
             loss.backward()
             self.optim.step()
+        self.epoch = epoch
+
+    def _train_epoch_native(self) -> None:
+        epoch = self.epoch + 1
+        if self.opt.data_order == "shared":
+            orders = np.broadcast_to(member_order(self.chunk_seed, epoch, self.subset), (self.P, len(self.subset)))
+        else:
+            orders = np.stack([member_order(m.seed, epoch, self.subset) for m in self.members])
+        # one dropout stream per member and epoch
+        seeds = np.array([np.random.default_rng([self.chunk_seed, epoch, m.model_id, 5]).integers(0, 2 ** 32)
+                          for m in self.members], dtype=np.uint32)
+        ng, stack, opt = self._native, self.stack, self.optim
+        w = ng.to_lanes(stack.members())
+        moments = opt.kind != "sgd"
+        m = ng.to_lanes(stack.rows(opt.exp_avg)) if moments else None
+        v = ng.to_lanes(stack.rows(opt.exp_avg_sq)) if moments else None
+        ng.train_epoch(self._x_native, self._y_native, orders, self.opt.batch_size, w, m, v, opt.step_count, seeds)
+        stack.set_members(ng.from_lanes(w))
+        if moments:
+            stack.set_rows(opt.exp_avg, ng.from_lanes(m))  # type: ignore[arg-type]
+            stack.set_rows(opt.exp_avg_sq, ng.from_lanes(v))  # type: ignore[arg-type]
+        opt.step_count += -(-len(self.subset) // self.opt.batch_size)
         self.epoch = epoch
 
     # ---------------------------------------------------------------- evaluation

@@ -1,0 +1,175 @@
+"""The native engine (compiled lane-per-member kernel): activations, dropout, every architecture, fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eoreps.errors import ConfigError
+from eoreps.zoo import native
+from eoreps.zoo.architectures import ACTIVATIONS, Arch, Op, make_arch
+from eoreps.zoo.datasets import ZooData
+from eoreps.zoo.grid import Member
+from eoreps.zoo.population import PopulationTrainer, TrainOptions, resolve_options
+
+
+def _native_ok() -> bool:
+    try:
+        native.load(make_arch("mlp"))
+        return True
+    except native.NativeUnavailable:
+        return False
+
+
+needs_native = pytest.mark.skipif(not _native_ok(), reason="no C++ compiler")
+
+
+def _act(lib, z: torch.Tensor, codes, drop, seeds, ctr: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run popnet's activation + dropout on z (n, 16)."""
+    z = z.float().contiguous()
+    a, d = torch.empty_like(z), torch.empty_like(z)
+    codes = torch.as_tensor(codes, dtype=torch.int32)
+    drop = torch.as_tensor(drop, dtype=torch.float32)
+    seeds = np.ascontiguousarray(seeds, dtype=np.uint32)
+    lib.popnet_act(z.data_ptr(), a.data_ptr(), d.data_ptr(), z.shape[0], codes.data_ptr(), drop.data_ptr(),
+                   seeds.ctypes.data, ctr)
+    return a, d
+
+
+@needs_native
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_and_derivative_match_torch(name):
+    lib = native.load(make_arch("mlp"))
+    z = torch.linspace(-12, 12, 16 * 301).view(-1, 16)
+    a, d = _act(lib, z, [native.ACT_CODES[name]] * 16, [0.0] * 16, [0] * 16)
+    zz = z.double().requires_grad_(True)
+    want = ACTIVATIONS[name](zz)
+    (grad,) = torch.autograd.grad(want.sum(), zz)
+    assert (a.double() - want.detach()).abs().max().item() < 5e-7
+    assert (d.double() - grad).abs().max().item() < 5e-7
+
+
+@needs_native
+def test_mixed_activations_within_a_lane_group():
+    lib = native.load(make_arch("mlp"))
+    names = list(ACTIVATIONS)
+    codes = [native.ACT_CODES[names[i % 4]] for i in range(16)]
+    z = torch.randn(50, 16)
+    a, _ = _act(lib, z, codes, [0.0] * 16, [0] * 16)
+    for lane in range(16):
+        want = ACTIVATIONS[names[lane % 4]](z[:, lane])
+        assert torch.allclose(a[:, lane], want, atol=5e-7)
+
+
+@needs_native
+def test_dropout_keeps_1_minus_p_scaled_and_lanes_differ():
+    lib = native.load(make_arch("mlp"))
+    p = [0.0, 0.1, 0.5, 0.9] * 4
+    n = 20_000
+    a, d = _act(lib, torch.ones(n, 16), [native.ACT_CODES["relu"]] * 16, p, np.arange(16) * 7919 + 1)
+    for lane in range(16):
+        kept = a[:, lane] > 0
+        assert abs(kept.float().mean().item() - (1 - p[lane])) < 0.015  # ~4 sigma at n = 20,000
+        assert torch.allclose(a[kept, lane], torch.full((int(kept.sum()),), 1 / (1 - p[lane])))
+        assert torch.equal(d[:, lane], a[:, lane])  # relu'(1) = 1, times the same mask
+    # lanes with the same p draw different masks (independent streams), and the stream moves with ctr
+    assert (a[:, 2] > 0).ne(a[:, 6] > 0).float().mean() > 0.3
+    b, _ = _act(lib, torch.ones(n, 16), [native.ACT_CODES["relu"]] * 16, p, np.arange(16) * 7919 + 1, ctr=n)
+    assert (a[:, 2] > 0).ne(b[:, 2] > 0).float().mean() > 0.3
+
+
+def _rand_data(shape, k=10, n=40, seed=0) -> ZooData:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *shape, generator=g)
+    y = torch.randint(0, k, (n,), generator=g)
+    return ZooData("rand", x, y, x[:10], y[:10], x[:10], y[:10], k)
+
+
+@needs_native
+@pytest.mark.parametrize("arch_name,shape,k", [("cnn_s", (1, 28, 28), 10), ("cnn_s_rgb", (3, 32, 32), 10),
+                                               ("cnn_digits", (1, 8, 8), 10), ("mlp", (1, 8, 8), 10),
+                                               ("cnn_ms", (12, 32, 32), 8)])
+def test_every_architecture_native_equals_torch_engine(arch_name, shape, k):
+    data = _rand_data(shape, k)
+    arch = make_arch(arch_name, shape, k)
+    acts = list(ACTIVATIONS)
+    members = [Member(i, 30 + i, acts[i % 4], "kaiming_uniform", ["adam", "sgd"][i % 2], [3e-3, 0.05][i % 2],
+                      1e-4 * (i % 3), 0.0, 1.0) for i in range(18)]  # 18: a full lane group and a padded one
+    members.sort(key=lambda m: m.activation)
+    got, want = [PopulationTrainer(arch, members, data, TrainOptions(precision="fp32", engine=e), chunk_seed=1)
+                 for e in ("native", "torch")]
+    for t in (got, want):
+        t.train_epoch()
+        t.train_epoch()
+    moved = (want.member_weights() - PopulationTrainer(arch, members, data, TrainOptions(
+        precision="fp32", engine="torch")).member_weights()).abs().max().item()
+    assert moved > 1e-3
+    assert (got.member_weights() - want.member_weights()).abs().max().item() < 2e-4
+    assert got.optim.step_count == want.optim.step_count == 8
+    assert torch.allclose(got.optim.exp_avg, want.optim.exp_avg, atol=1e-5)
+
+
+@needs_native
+def test_native_dropout_trains_deterministically_and_shared_order_runs(small_digits):
+    arch = make_arch("cnn_digits", small_digits.in_shape, small_digits.num_classes)
+    members = [Member(i, i, "relu", "kaiming_uniform", "adam", 1e-2, 1e-4, d, 1.0)
+               for i, d in enumerate([0.0, 0.5, 0.0, 0.5])]
+    runs = []
+    for order in ("per_model", "shared", "per_model"):
+        pop = PopulationTrainer(arch, members, small_digits, TrainOptions(engine="native", data_order=order))
+        before = pop.evaluate()
+        for _ in range(3):
+            pop.train_epoch()
+        after = pop.evaluate()
+        assert (after["train_loss"] < before["train_loss"]).all()
+        assert after["test_acc"][[0, 2]].min() > 0.5
+        runs.append(pop.member_weights())
+    assert torch.equal(runs[0], runs[2])  # same seeds, same masks, same weights
+    assert not torch.equal(runs[0], runs[1])  # another data order
+
+
+def test_unsupported_architecture_and_missing_compiler_fall_back(monkeypatch, tmp_path):
+    pool_first = Arch("odd", (1, 8, 8), 10, (Op("pool", k=2), Op("flatten"), Op("linear", "fc", 16, 10)))
+    with pytest.raises(native.Unsupported):
+        native.generate_source(pool_first)
+    with pytest.raises(native.NativeUnavailable, match="not supported"):
+        native.load(pool_first)
+    assert resolve_options(TrainOptions(), pool_first).engine == "torch"
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("EOREPS_CACHE", str(tmp_path))
+    arch = make_arch("mlp")
+    with pytest.raises(native.NativeUnavailable, match="no C..? compiler"):
+        native.load(arch)
+    auto = resolve_options(TrainOptions(), arch)
+    assert (auto.engine, auto.precision) == ("torch", "bf16")
+    with pytest.raises(ConfigError, match="--engine native cannot run here.*no C"):
+        resolve_options(TrainOptions(engine="native"), arch)
+
+
+def test_engine_and_precision_options_are_checked():
+    arch = make_arch("mlp")
+    with pytest.raises(ConfigError, match="bf16 needs --engine torch"):
+        resolve_options(TrainOptions(engine="native", precision="bf16"), arch)
+    with pytest.raises(ConfigError, match="--engine 'fast'"):
+        resolve_options(TrainOptions(engine="fast"), arch)
+    with pytest.raises(ConfigError, match="--precision 'fp16'"):
+        resolve_options(TrainOptions(precision="fp16"), arch)
+    torch_bf16 = resolve_options(TrainOptions(precision="bf16"), arch)
+    assert (torch_bf16.engine, torch_bf16.precision) == ("torch", "bf16")
+    if _native_ok():
+        nat = resolve_options(TrainOptions(), arch)
+        assert (nat.engine, nat.precision) == ("native", "fp32")
+
+
+@needs_native
+def test_compiled_kernel_is_cached_on_disk(monkeypatch, tmp_path):
+    monkeypatch.setenv("EOREPS_CACHE", str(tmp_path))
+    arch = make_arch("cnn_digits", (1, 8, 8), 7)  # a shape no other test compiled in this process
+    native.load(arch)
+    libs = list((tmp_path / "kernels").glob("popnet_*.so"))
+    assert len(libs) == 1
+    native._LOADED.clear()
+    native.load(arch)  # loads the cached library, no second compilation
+    assert list((tmp_path / "kernels").glob("popnet_*.so")) == libs
+    assert not [p for p in (tmp_path / "kernels").iterdir() if p.is_dir()]  # no temporary build dirs left
