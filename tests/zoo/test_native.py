@@ -173,3 +173,27 @@ def test_compiled_kernel_is_cached_on_disk(monkeypatch, tmp_path):
     native.load(arch)  # loads the cached library, no second compilation
     assert list((tmp_path / "kernels").glob("popnet_*.so")) == libs
     assert not [p for p in (tmp_path / "kernels").iterdir() if p.is_dir()]  # no temporary build dirs left
+
+
+@needs_native
+def test_native_evaluation_equals_torch_evaluation_including_diverged_members():
+    data = _rand_data((1, 28, 28), n=20)
+    g = torch.Generator().manual_seed(3)
+    x_eval, y_eval = torch.randn(300, 1, 28, 28, generator=g), torch.randint(0, 10, (300,), generator=g)
+    arch = make_arch("cnn_s", (1, 28, 28), 10)
+    acts = list(ACTIVATIONS)
+    members = sorted([Member(i, i, acts[i % 4], "kaiming_uniform", "adam", 1e-2, 0.0, 0.0, 1.0) for i in range(20)],
+                      key=lambda m: m.activation)
+    nat = PopulationTrainer(arch, members, data, TrainOptions(engine="native"))
+    nat.train_epoch()
+    w = nat.member_weights()
+    w[3, 5] = float("nan")  # a diverged member: its loss is NaN on both engines
+    nat.stack.set_members(w)
+    ref = PopulationTrainer(arch, members, data, TrainOptions(engine="torch", precision="fp32"))
+    ref.stack.set_members(w)
+    (nl, na), (tl, ta) = nat._eval_split(x_eval, y_eval), ref._eval_split(x_eval, y_eval)
+    ok = np.arange(20) != 3
+    assert np.isnan(nl[3]) and np.isnan(tl[3]) and na[3] == ta[3]
+    assert np.abs(nl[ok] - tl[ok]).max() < 1e-5
+    assert np.array_equal(na, ta)
+    assert na[ok].std() > 0  # members differ: the comparison is not between identical numbers

@@ -187,6 +187,44 @@ inline void backward(const V* W, V* G, Net& n) {{
 
 extern "C" int popnet_params() {{ return D; }}
 
+// evaluation: every lane sees the same n_img images (X rows); mean-free sums per lane:
+// loss[l] += cross-entropy (NaN when a logit is not finite), correct[l] += argmax == label
+// (argmax as torch: first maximum, NaN counts as the maximum)
+extern "C" int popnet_eval(const float* X, const int32_t* Y, int n_img, const float* Wf, const int32_t* act,
+                           double* loss, int64_t* correct) {{
+  Lanes ln;
+  ln.act_mask = 0;
+  ln.any_drop = false;
+  for (int l = 0; l < L; ++l) {{ ln.act[l] = act[l]; ln.act_mask |= 1 << act[l]; }}
+  const V* W = (const V*)Wf;
+  Net* net = new Net();
+  for (int i = 0; i < n_img; ++i) {{
+    const float* src = X + (int64_t)i * {chw};
+    for (int j = 0; j < {chw}; ++j) net->x0[j] = vs(src[j]);
+    forward(ln, W, *net, 0);
+    const V* lg = net->{cur};
+    V best = lg[0];
+    VI arg = VI{{}} + 0;
+    VI bad = (lg[0] != lg[0]) | (vabs(lg[0]) == __builtin_inff());
+    for (int k = 1; k < {k}; ++k) {{
+      VI isnan = lg[k] != lg[k];
+      VI gt = (lg[k] > best) | (isnan & (best == best));
+      best = gt ? lg[k] : best;
+      arg = gt ? VI{{}} + k : arg;
+      bad |= isnan | (vabs(lg[k]) == __builtin_inff());
+    }}
+    V s = vs(0.0f);
+    for (int k = 0; k < {k}; ++k) s += vexp(lg[k] - best);
+    int y = Y[i];
+    for (int l = 0; l < L; ++l) {{
+      loss[l] += bad[l] ? NAN : (double)std::log(s[l]) + best[l] - lg[y][l];
+      correct[l] += arg[l] == y;
+    }}
+  }}
+  delete net;
+  return 0;
+}}
+
 // activation + dropout of n_vec vectors of 16 lanes (for tests): a, d as in act_fwd
 extern "C" void popnet_act(const float* z, float* a, float* d, int n_vec, const int32_t* act, const float* drop,
                            const uint32_t* seed, uint32_t ctr) {{
@@ -314,6 +352,8 @@ def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
     f.argtypes = [ptr, ptr, ptr, i32, i32, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, ctypes.c_int64]
     lib.popnet_params.restype = ctypes.c_int
+    lib.popnet_eval.restype = ctypes.c_int
+    lib.popnet_eval.argtypes = [ptr, ptr, i32, ptr, ptr, ptr, ptr]
     lib.popnet_act.restype = None
     lib.popnet_act.argtypes = [ptr, ptr, ptr, i32, ptr, ptr, ptr, ctypes.c_uint32]
     return lib
@@ -392,10 +432,29 @@ class NativeGroups:
                 _ptr(self.lr[g]), _ptr(self.wd[g]), _ptr(self.adam[g]), _ptr(self.act[g]), _ptr(self.drop[g]),
                 _ptr(seeds[g]), int(moments), int(step0))
 
+        self._map(run)
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Mean cross-entropy and accuracy (P,) of every member on ``x`` (N, C*H*W) float32 contiguous,
+        ``y`` (N,) int32; ``weights`` (G, D, 16) lane layout. No dropout (evaluation mode)."""
+        n = int(x.shape[0])
+        loss = np.zeros((self.G, LANES), dtype=np.float64)
+        correct = np.zeros((self.G, LANES), dtype=np.int64)
+        stride = self.D * LANES * 4
+
+        def run(g: int) -> int:
+            return self.lib.popnet_eval(_ptr(x), _ptr(y), n, weights.data_ptr() + g * stride, _ptr(self.act[g]),
+                                        loss[g].ctypes.data, correct[g].ctypes.data)
+
+        self._map(run)
+        n = max(1, n)
+        return loss.reshape(-1)[: self.P] / n, correct.reshape(-1)[: self.P] / n
+
+    def _map(self, fn) -> None:
         if self.threads == 1 or self.G == 1:
-            codes = [run(g) for g in range(self.G)]
+            codes = [fn(g) for g in range(self.G)]
         else:
             with ThreadPoolExecutor(self.threads) as ex:  # ctypes releases the GIL during the call
-                codes = list(ex.map(run, range(self.G)))
+                codes = list(ex.map(fn, range(self.G)))
         if any(codes):
             raise RuntimeError(f"native zoo kernel failed with codes {codes}")

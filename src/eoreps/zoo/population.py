@@ -220,6 +220,9 @@ class PopulationTrainer:
 
     # ---------------------------------------------------------------- evaluation
     def _eval_split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if self.opt.engine == "native":
+            return self._native.evaluate(x.reshape(len(x), -1).float().contiguous(), y.to(torch.int32).contiguous(),
+                                         self._native.to_lanes(self.stack.members()))
         params = {k: v.detach() for k, v in self.stack.params.items()}
         return eval_population(self.arch, params, self.activation, x, y, self.opt.eval_batch)
 
