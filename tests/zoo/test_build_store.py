@@ -15,10 +15,13 @@ import pytest
 import torch
 
 from eoreps.errors import ConfigError, DataError
+from eoreps.zoo.architectures import make_arch
 from eoreps.zoo.build import BuildConfig, build_zoo
 from eoreps.zoo.grid import load_grid
 from eoreps.zoo.modelzoo import ModelZoo
-from eoreps.zoo.population import TrainOptions
+from eoreps.zoo.native import NativeUnavailable
+from eoreps.zoo.native import load as load_native
+from eoreps.zoo.population import PopulationTrainer, TrainOptions
 from eoreps.zoo.store import ZooStore
 
 GRID = {"seed": [0, 1], "activation": ["relu", "tanh"], "init": ["kaiming_uniform", "normal"],
@@ -151,3 +154,38 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path):
     torch.testing.assert_close(a.weights_matrix(), b.weights_matrix(), rtol=0, atol=1e-5)
     assert not list((killed / "shards").glob(".*.tmp"))
     assert ZooStore(killed).checksums().keys() == ZooStore(tmp_path / "clean").checksums().keys()
+
+
+def test_manifest_records_the_engine_and_old_zoos_resume_on_torch(tmp_path, small_digits, monkeypatch):
+    cfg = _cfg(tmp_path / "z", options=TrainOptions(), epochs=1)  # engine and precision 'auto'
+    build_zoo(cfg, data=small_digits)
+    store = ZooStore(tmp_path / "z")
+    opts = store.read_manifest()["options"]
+    try:
+        load_native(make_arch("cnn_digits", small_digits.in_shape, small_digits.num_classes))
+        want = ("native", "fp32")
+    except NativeUnavailable:
+        want = ("torch", "bf16")
+    assert (opts["engine"], opts["precision"]) == want
+    # a zoo written before engines existed (no options.engine, bf16): extending it with default options
+    # continues on the torch engine instead of refusing the zoo
+    m = store.read_manifest()
+    m["options"].pop("engine")
+    m["options"]["precision"] = "bf16"
+    m.pop("format_version")
+    store.write_manifest(m)
+    used = []
+    orig = PopulationTrainer.__init__
+
+    def spy(self, *a, **kw):
+        orig(self, *a, **kw)
+        used.append(self.opt.engine)
+
+    monkeypatch.setattr(PopulationTrainer, "__init__", spy)
+    for p in (tmp_path / "z" / "shards").glob("c00000-e001*"):
+        p.unlink()  # chunk 0's last epoch is missing: the resume retrains that chunk
+    build_zoo(_cfg(tmp_path / "z", options=TrainOptions(), epochs=1), data=small_digits)
+    assert used == ["torch"]
+    if want[0] == "native":
+        with pytest.raises(ConfigError, match="differs in options"):
+            build_zoo(_cfg(tmp_path / "z", options=TrainOptions(engine="native"), epochs=1), data=small_digits)

@@ -135,9 +135,10 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         # zoos built before the native engine existed trained with torch; 'auto' continues as before
         old["options"] = {"engine": "torch", **old.get("options", {})}
         opts = cfg.options
-        cfg.options = dataclasses.replace(
-            opts, engine=old["options"]["engine"] if opts.engine == "auto" else opts.engine,
-            precision=old["options"].get("precision", opts.precision) if opts.precision == "auto" else opts.precision)
+        if opts.engine == "auto":  # continue on the engine (and precision) the zoo was built with
+            cfg.options = dataclasses.replace(
+                opts, engine=old["options"]["engine"],
+                precision=old["options"].get("precision", "auto") if opts.precision == "auto" else opts.precision)
     cfg.options = resolve_options(cfg.options, arch)
     manifest = _manifest(cfg, arch, data, chunks)
     if old is not None:

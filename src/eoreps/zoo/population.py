@@ -13,7 +13,7 @@ first convolution becomes one ungrouped convolution. Dropout masks come from one
 and epoch (statistically, not bitwise, what a lone run would draw).
 
 Engines (``TrainOptions.engine``): ``'native'`` runs whole epochs of 16 members per SIMD lane group in
-a kernel compiled for the architecture (:mod:`eoreps.zoo.native`, float32, ~40x a one-at-a-time loop
+a kernel compiled for the architecture (:mod:`eoreps.zoo.native`, float32, ~35x a one-at-a-time loop
 on 2 cores); ``'torch'`` folds the members into grouped convolutions and batched matmuls
 (:mod:`eoreps.zoo.population_ops`, float32 or bf16 autocast); ``'auto'`` (default) takes the native
 engine when a C++ compiler is available and the architecture is supported, else torch. Both engines

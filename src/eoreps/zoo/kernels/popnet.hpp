@@ -39,9 +39,11 @@ static inline V vsqrt(V a) {
   return r;
 }
 
-// exp(x) to ~1 ulp (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n by exponent bits)
+// exp(x) to ~1 ulp (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n by exponent bits);
+// NaN stays NaN (the clamps compare false on NaN), so a diverged member stays visibly diverged
 static inline V vexp(V x) {
-  x = vmin(vmax(x, vs(-87.3365447f)), vs(88.3762626f));
+  x = x < -87.3365447f ? vs(-87.3365447f) : x;
+  x = x > 88.3762626f ? vs(88.3762626f) : x;
   V fx = x * 1.44269504088896341f + 0.5f;
   VI i = __builtin_convertvector(fx, VI);
   V fi = __builtin_convertvector(i, V);
@@ -85,9 +87,8 @@ static inline void act_one(V z, V& a, V& d) {
     a = z < 0 ? -t : t;
     d = 1.0f - a * a;
   } else if constexpr (KIND == RELU) {
-    VI pos = z > 0;
-    a = pos ? z : vs(0.0f);
-    d = pos ? vs(1.0f) : vs(0.0f);
+    a = z <= 0 ? vs(0.0f) : z;  // NaN passes through, as torch.relu
+    d = z > 0 ? vs(1.0f) : vs(0.0f);
   } else if constexpr (KIND == SIGMOID) {
     a = 1.0f / (1.0f + vexp(-z));
     d = a * (1.0f - a);
@@ -189,7 +190,7 @@ static void conv_pool_fwd(const V* in, const V* w, const V* b, V* z, VI* am) {
           V m = acc[j][0];
           VI a = VI{} + 0;
           for (int q = 1; q < 4; ++q) {
-            VI gt = acc[j][q] > m;
+            VI gt = (acc[j][q] > m) | (acc[j][q] != acc[j][q]);  // NaN wins, as torch's max_pool2d
             m = gt ? acc[j][q] : m;
             a = gt ? VI{} + q : a;
           }
