@@ -201,3 +201,21 @@ def test_native_evaluation_equals_torch_evaluation_including_diverged_members():
     assert np.abs(nl[ok] - tl[ok]).max() < 1e-5
     assert np.array_equal(na, ta)
     assert na[ok].std() > 0  # members differ: the comparison is not between identical numbers
+
+
+@needs_native
+def test_bad_inputs_never_reach_the_kernel():
+    arch = make_arch("mlp")
+    members = [Member(i, i, "relu", "normal", "sgd", 0.1, 0.0, 0.0, 1.0) for i in range(3)]
+    data = _rand_data((1, 8, 8))
+    pop = PopulationTrainer(arch, members, data, TrainOptions(engine="native"))
+    ng, w = pop._native, pop._native.to_lanes(pop.member_weights())
+    x, y = pop._x_native, pop._y_native
+    with pytest.raises(ValueError, match="labels must lie in 0..9"):
+        ng.evaluate(x, torch.full_like(y, 10), w)
+    with pytest.raises(ValueError, match="64 values per image"):
+        ng.evaluate(torch.zeros(len(x), 65), y, w)
+    with pytest.raises(ValueError, match="float32"):
+        ng.evaluate(x.double(), y, w)
+    with pytest.raises(ValueError, match="outside the 40 images"):
+        ng.train_epoch(x, y, np.full((3, 5), 40, dtype=np.int32), 10, w, None, None, 0, np.zeros(3, np.uint32))

@@ -186,6 +186,7 @@ inline void backward(const V* W, V* G, Net& n) {{
 }}  // namespace
 
 extern "C" int popnet_params() {{ return D; }}
+extern "C" int popnet_inputs() {{ return {chw}; }}
 
 // evaluation: every lane sees the same n_img images (X rows); mean-free sums per lane:
 // loss[l] += cross-entropy (NaN when a logit is not finite), correct[l] += argmax == label
@@ -352,6 +353,7 @@ def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
     f.argtypes = [ptr, ptr, ptr, i32, i32, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, ctypes.c_int64]
     lib.popnet_params.restype = ctypes.c_int
+    lib.popnet_inputs.restype = ctypes.c_int
     lib.popnet_eval.restype = ctypes.c_int
     lib.popnet_eval.argtypes = [ptr, ptr, i32, ptr, ptr, ptr, ptr]
     lib.popnet_act.restype = None
@@ -373,10 +375,10 @@ class NativeGroups:
     """
 
     def __init__(self, lib: ctypes.CDLL, P: int, D: int, lr: torch.Tensor, wd: torch.Tensor, adam: torch.Tensor,
-                 act: torch.Tensor, drop: torch.Tensor, threads: int) -> None:
+                 act: torch.Tensor, drop: torch.Tensor, threads: int, num_classes: int) -> None:
         if int(lib.popnet_params()) != D:
             raise ValueError(f"kernel expects {lib.popnet_params()} parameters, got {D}")
-        self.lib, self.P, self.D = lib, P, D
+        self.lib, self.P, self.D, self.K = lib, P, D, int(num_classes)
         self.G = (P + LANES - 1) // LANES
         pad = self.G * LANES - P
 
@@ -411,6 +413,9 @@ class NativeGroups:
         taken before this epoch.
         """
         n = orders.shape[1]
+        self._check(x, y)
+        if n and (int(orders.min()) < 0 or int(orders.max()) >= len(x)):
+            raise ValueError(f"training order indexes outside the {len(x)} images")
         pad = self.G * LANES - self.P
         if pad:
             orders = np.concatenate([orders, np.repeat(orders[:1], pad, axis=0)])
@@ -438,6 +443,7 @@ class NativeGroups:
         """Mean cross-entropy and accuracy (P,) of every member on ``x`` (N, C*H*W) float32 contiguous,
         ``y`` (N,) int32; ``weights`` (G, D, 16) lane layout. No dropout (evaluation mode)."""
         n = int(x.shape[0])
+        self._check(x, y)
         loss = np.zeros((self.G, LANES), dtype=np.float64)
         correct = np.zeros((self.G, LANES), dtype=np.int64)
         stride = self.D * LANES * 4
@@ -449,6 +455,16 @@ class NativeGroups:
         self._map(run)
         n = max(1, n)
         return loss.reshape(-1)[: self.P] / n, correct.reshape(-1)[: self.P] / n
+
+    def _check(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The kernel indexes memory with these: wrong dtypes, layouts or labels must never reach it."""
+        if x.dtype != torch.float32 or not x.is_contiguous() or x.dim() != 2 or y.dtype != torch.int32 \
+                or not y.is_contiguous() or len(y) != len(x):
+            raise ValueError("native kernel needs x (N, C*H*W) float32 and y (N,) int32, both contiguous")
+        if x.shape[1] != self.lib.popnet_inputs():
+            raise ValueError(f"native kernel needs {self.lib.popnet_inputs()} values per image, got {x.shape[1]}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.K):
+            raise ValueError(f"labels must lie in 0..{self.K - 1}")
 
     def _map(self, fn) -> None:
         if self.threads == 1 or self.G == 1:

@@ -143,7 +143,7 @@ class PopulationTrainer:
                 torch.tensor([m.weight_decay for m in members]),
                 torch.tensor([m.optimizer == "adam" for m in members], dtype=torch.int32),
                 torch.tensor([native.ACT_CODES[m.activation] for m in members], dtype=torch.int32),
-                self.dropout, torch.get_num_threads())
+                self.dropout, torch.get_num_threads(), arch.num_classes)
             self._x_native = data.x_train.reshape(len(data.x_train), -1).float().contiguous()
             self._y_native = data.y_train.to(torch.int32).contiguous()
             return
