@@ -61,7 +61,14 @@ def run_chunks_ray(store: Any, arch: Arch, chunks: list[list[Member]], todo: lis
             ready, _rest = ray.wait(list(pending), num_returns=1)
             c = pending.pop(ready[0])
             ids = [m.model_id for m in chunks[c]]
-            for epoch, weights, rows in ray.get(ready[0]):
+            try:
+                results = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as e:  # e.g. a worker without a C++ compiler for --engine native
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, ConfigError):
+                    raise ConfigError(f"zoo chunk {c} on a Ray worker: {cause}") from None
+                raise
+            for epoch, weights, rows in results:
                 store.write_shard(c, epoch, ids, weights, rows)
             store.clear_state(c)
     finally:
