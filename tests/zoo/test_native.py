@@ -13,16 +13,7 @@ from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
 from eoreps.zoo.population import PopulationTrainer, TrainOptions, resolve_options
 
-
-def _native_ok() -> bool:
-    try:
-        native.load(make_arch("mlp"))
-        return True
-    except native.NativeUnavailable:
-        return False
-
-
-needs_native = pytest.mark.skipif(not _native_ok(), reason="no C++ compiler")
+needs_native = pytest.mark.skipif(not native.available(), reason="no C++ compiler")
 
 
 def _act(lib, z: torch.Tensor, codes, drop, seeds, ctr: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,7 +151,7 @@ def test_engine_and_precision_options_are_checked():
         resolve_options(TrainOptions(precision="fp16"), arch)
     torch_bf16 = resolve_options(TrainOptions(precision="bf16"), arch)
     assert (torch_bf16.engine, torch_bf16.precision) == ("torch", "bf16")
-    if _native_ok():
+    if native.available():
         nat = resolve_options(TrainOptions(), arch)
         assert (nat.engine, nat.precision) == ("native", "fp32")
 

@@ -19,15 +19,7 @@ from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members
 ATOL = 2e-4
 
 
-def _native_ok() -> bool:
-    try:
-        native.load(make_arch("mlp"))
-        return True
-    except native.NativeUnavailable:
-        return False
-
-
-ENGINES = ["torch", pytest.param("native", marks=pytest.mark.skipif(not _native_ok(), reason="no C++ compiler"))]
+ENGINES = ["torch", pytest.param("native", marks=pytest.mark.skipif(not native.available(), reason="no C++ compiler"))]
 
 
 def _opts(engine: str, **kw) -> TrainOptions:

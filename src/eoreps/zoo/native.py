@@ -193,10 +193,7 @@ extern "C" int popnet_inputs() {{ return {chw}; }}
 // (argmax as torch: first maximum, NaN counts as the maximum)
 extern "C" int popnet_eval(const float* X, const int32_t* Y, int n_img, const float* Wf, const int32_t* act,
                            double* loss, int64_t* correct) {{
-  Lanes ln;
-  ln.act_mask = 0;
-  ln.any_drop = false;
-  for (int l = 0; l < L; ++l) {{ ln.act[l] = act[l]; ln.act_mask |= 1 << act[l]; }}
+  Lanes ln = make_lanes(act, nullptr, nullptr, nullptr, nullptr, nullptr);
   const V* W = (const V*)Wf;
   Net* net = new Net();
   for (int i = 0; i < n_img; ++i) {{
@@ -229,15 +226,7 @@ extern "C" int popnet_eval(const float* X, const int32_t* Y, int n_img, const fl
 // activation + dropout of n_vec vectors of 16 lanes (for tests): a, d as in act_fwd
 extern "C" void popnet_act(const float* z, float* a, float* d, int n_vec, const int32_t* act, const float* drop,
                            const uint32_t* seed, uint32_t ctr) {{
-  Lanes ln;
-  ln.act_mask = 0;
-  ln.any_drop = false;
-  for (int l = 0; l < L; ++l) {{
-    ln.act[l] = act[l]; ln.act_mask |= 1 << act[l];
-    ln.drop_p[l] = drop[l]; ln.drop_scale[l] = drop[l] > 0 ? 1.0f / (1.0f - drop[l]) : 1.0f;
-    ln.any_drop |= drop[l] > 0;
-    ln.seed[l] = seed[l];
-  }}
+  Lanes ln = make_lanes(act, drop, seed, nullptr, nullptr, nullptr);
   for (int i = 0; i < n_vec; ++i) act_fwd<1>(ln, (const V*)z + i, (V*)a + i, (V*)d + i, ctr + (uint32_t)i);
 }}
 
@@ -245,15 +234,7 @@ extern "C" int popnet_train(const float* X, const int32_t* Y, const int32_t* ord
                             float* Wf, float* Mf, float* Vf, const float* lr, const float* wd,
                             const int32_t* adam, const int32_t* act, const float* drop, const uint32_t* seed,
                             int moments, int64_t step0) {{
-  Lanes ln;
-  ln.act_mask = 0;
-  ln.any_drop = false;
-  for (int l = 0; l < L; ++l) {{
-    ln.act[l] = act[l]; ln.act_mask |= 1 << act[l];
-    ln.drop_p[l] = drop[l]; ln.drop_scale[l] = drop[l] > 0 ? 1.0f / (1.0f - drop[l]) : 1.0f;
-    ln.any_drop |= drop[l] > 0;
-    ln.seed[l] = seed[l]; ln.lr[l] = lr[l]; ln.wd[l] = wd[l]; ln.adam[l] = adam[l];
-  }}
+  Lanes ln = make_lanes(act, drop, seed, lr, wd, adam);
   V* W = (V*)Wf;
   V* M = (V*)Mf;
   V* Vm = (V*)Vf;
@@ -328,6 +309,17 @@ def load(arch: Arch) -> ctypes.CDLL:
         if key not in _LOADED:
             _LOADED[key] = _compile_and_load(src, cxx, key)
         return _LOADED[key]
+
+
+def available(arch: Arch | None = None) -> bool:
+    """True when the native engine can run ``arch`` here (default: the ``mlp`` architecture)."""
+    from eoreps.zoo.architectures import make_arch
+
+    try:
+        load(arch if arch is not None else make_arch("mlp"))
+        return True
+    except NativeUnavailable:
+        return False
 
 
 def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:

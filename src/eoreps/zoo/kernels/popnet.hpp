@@ -121,6 +121,27 @@ struct Lanes {
   VI adam;           // nonzero: Adam, zero: SGD
 };
 
+// lane constants from per-lane arrays of 16 (lr, wd, adam may be null: evaluation and tests)
+static inline Lanes make_lanes(const int32_t* act, const float* drop, const uint32_t* seed, const float* lr,
+                               const float* wd, const int32_t* adam) {
+  Lanes ln;
+  ln.act_mask = 0;
+  ln.any_drop = false;
+  for (int l = 0; l < L; ++l) {
+    ln.act[l] = act[l];
+    ln.act_mask |= 1 << act[l];
+    float p = drop ? drop[l] : 0.0f;
+    ln.drop_p[l] = p;
+    ln.drop_scale[l] = p > 0 ? 1.0f / (1.0f - p) : 1.0f;
+    ln.any_drop |= p > 0;
+    ln.seed[l] = seed ? seed[l] : 0u;
+    ln.lr[l] = lr ? lr[l] : 0.0f;
+    ln.wd[l] = wd ? wd[l] : 0.0f;
+    ln.adam[l] = adam ? adam[l] : 0;
+  }
+  return ln;
+}
+
 // uniform [0, 1) per lane for value number `ctr` of the stream
 static inline V uniform(const Lanes& ln, uint32_t ctr) {
   VU h = vfmix(ln.seed ^ fmix(ctr * 0x9E3779B9u + 0x632BE5ABu));
