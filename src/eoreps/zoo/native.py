@@ -385,6 +385,13 @@ class NativeGroups:
         self.drop = lanes(drop, torch.float32)
         self.threads = max(1, int(threads))
 
+    @classmethod
+    def for_eval(cls, lib: ctypes.CDLL, P: int, D: int, act: torch.Tensor, threads: int,
+                 num_classes: int) -> NativeGroups:
+        """Groups that only evaluate (no optimizer settings, no dropout)."""
+        zeros = torch.zeros(P)
+        return cls(lib, P, D, zeros, zeros, zeros, act, zeros, threads, num_classes)
+
     def to_lanes(self, rows: torch.Tensor) -> torch.Tensor:
         """(P, D) -> (G, D, 16) contiguous float32 (zero padding lanes)."""
         out = torch.zeros(self.G * LANES, self.D, dtype=torch.float32)
