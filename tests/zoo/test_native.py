@@ -183,12 +183,19 @@ def test_native_evaluation_equals_torch_evaluation_including_diverged_members():
     w = nat.member_weights()
     diverged = [0, 5, 10, 15]  # one member of each activation (sorted: gelu, relu, sigmoid, tanh)
     w[diverged, 5] = float("nan")  # a NaN in the first layer: its loss is NaN on both engines
+    w[1, -1] = -float("inf")  # class 9's bias: probability 0 (finite loss, +inf on class-9 images)
+    w[2, -2] = -float("inf")
+    w[6, -3] = float("inf")  # class 7 always wins: torch's log-softmax is NaN
     nat.stack.set_members(w)
     ref = PopulationTrainer(arch, members, data, TrainOptions(engine="torch", precision="fp32"))
     ref.stack.set_members(w)
     (nl, na), (tl, ta) = nat._eval_split(x_eval, y_eval), ref._eval_split(x_eval, y_eval)
-    ok = ~np.isin(np.arange(20), diverged)
-    assert np.isnan(nl[diverged]).all() and np.isnan(tl[diverged]).all()
+    ok = ~np.isin(np.arange(20), diverged + [1, 2, 6])
+    assert np.isnan(nl[diverged + [6]]).all() and np.isnan(tl[diverged + [6]]).all()
+    assert np.isposinf(nl[[1, 2]]).all() and np.isposinf(tl[[1, 2]]).all()  # images of class 9 / 8 exist
+    keep = y_eval != 9
+    (n9, _), (t9, _) = nat._eval_split(x_eval[keep], y_eval[keep]), ref._eval_split(x_eval[keep], y_eval[keep])
+    assert np.isfinite(n9[1]) and abs(n9[1] - t9[1]) < 1e-5  # without class-9 images: a finite loss
     assert np.abs(nl[ok] - tl[ok]).max() < 1e-5
     assert np.array_equal(na, ta)
     assert na[ok].std() > 0  # members differ: the comparison is not between identical numbers
@@ -210,3 +217,62 @@ def test_bad_inputs_never_reach_the_kernel():
         ng.evaluate(x.double(), y, w)
     with pytest.raises(ValueError, match="outside the 40 images"):
         ng.train_epoch(x, y, np.full((3, 5), 40, dtype=np.int32), 10, w, None, None, 0, np.zeros(3, np.uint32))
+
+
+@needs_native
+def test_batch_size_and_lane_buffers_are_checked():
+    arch = make_arch("mlp")
+    members = [Member(i, i, "relu", "normal", "sgd", 0.1, 0.0, 0.0, 1.0) for i in range(3)]
+    data = _rand_data((1, 8, 8))
+    for engine in ("native", "torch"):
+        with pytest.raises(ValueError, match="batch_size must be >= 1"):
+            PopulationTrainer(arch, members, data, TrainOptions(engine=engine, precision="fp32", batch_size=0))
+    pop = PopulationTrainer(arch, members, data, TrainOptions(engine="native"))
+    ng, w = pop._native, pop._native.to_lanes(pop.member_weights())
+    orders = np.zeros((3, 5), dtype=np.int32)
+    with pytest.raises(ValueError, match="batch size must be >= 1"):
+        ng.train_epoch(pop._x_native, pop._y_native, orders, 0, w, None, None, 0, np.zeros(3, np.uint32))
+    with pytest.raises(ValueError, match=r"lane buffers must be CPU float32 \(1, 2410, 16\)"):
+        ng.evaluate(pop._x_native, pop._y_native, w[:, :-1].contiguous())
+    with pytest.raises(ValueError, match="both Adam moments or neither"):
+        ng.train_epoch(pop._x_native, pop._y_native, orders, 10, w, w.clone(), None, 0, np.zeros(3, np.uint32))
+    with pytest.raises(ValueError, match="CPU tensors"):
+        ng.evaluate(pop._x_native.to("meta"), pop._y_native, w)
+
+
+@needs_native
+@pytest.mark.parametrize("ops", [
+    (Op("act"), Op("flatten"), Op("linear", "fc", 64, 10)),
+    (Op("flatten"), Op("act"), Op("linear", "fc1", 64, 12), Op("act"), Op("linear", "fc2", 12, 10)),
+    (Op("conv", "c", 1, 3, 3), Op("pool", k=2), Op("flatten"), Op("linear", "fc", 27, 10), Op("act"),
+     Op("linear", "out", 10, 10)),
+])
+def test_unusual_layer_orders_train_like_torch(ops):
+    """An activation straight on the input, a conv+pool without activation, a linear right after a linear."""
+    arch = Arch("odd", (1, 8, 8), 10, ops)
+    data = _rand_data((1, 8, 8), n=25)  # 25 images, batch 10: a partial last batch
+    members = [Member(i, i, "tanh", "normal", ["adam", "sgd"][i % 2], 0.05, 1e-3, 0.0, 1.0) for i in range(5)]
+    got, want = [PopulationTrainer(arch, members, data, TrainOptions(precision="fp32", engine=e)) for e in
+                 ("native", "torch")]
+    w0 = want.member_weights()
+    for t in (got, want):
+        t.train_epoch()
+        t.train_epoch()
+    assert (want.member_weights() - w0).abs().max() > 1e-3
+    assert (got.member_weights() - want.member_weights()).abs().max() < 2e-5
+
+
+def test_an_unusable_cache_or_a_failed_compile_falls_back_with_the_reason(monkeypatch, tmp_path):
+    arch = make_arch("cnn_digits", (1, 8, 8), 5)  # not compiled elsewhere in this process
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    monkeypatch.setenv("EOREPS_CACHE", str(not_a_dir))
+    if native.compiler() is not None:
+        assert not native.available(arch)
+        assert resolve_options(TrainOptions(), arch).engine == "torch"
+        with pytest.raises(ConfigError, match="cannot build or load"):
+            resolve_options(TrainOptions(engine="native"), arch)
+        monkeypatch.setenv("EOREPS_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setattr(native, "generate_source", lambda a: "int broken = ;\n")
+        with pytest.raises(native.NativeUnavailable, match="could not compile the kernel: .*error"):
+            native.load(arch)

@@ -126,7 +126,8 @@ def generate_source(arch: Arch) -> str:
             d = out + "_d"
             buffers.append(_Tensor(d, size))
             fwd.append(f"act_fwd<{size}>(ln, n.{cur}, n.{out}, n.{d}, ctr + {act_off});")
-            bwd.append([f"mul_into<{size}>(n.g{out}, n.{d}, n.g{cur});"])
+            # no gradient for the input image (an activation straight on the input)
+            bwd.append([f"mul_into<{size}>(n.g{out}, n.{d}, n.g{cur});"] if cur != "x0" else [])
             act_off += size
             cur = out
         elif op.kind == "flatten":
@@ -203,14 +204,14 @@ extern "C" int popnet_eval(const float* X, const int32_t* Y, int n_img, const fl
     const V* lg = net->{cur};
     V best = lg[0];
     VI arg = VI{{}} + 0;
-    VI bad = (lg[0] != lg[0]) | (vabs(lg[0]) == __builtin_inff());
     for (int k = 1; k < {k}; ++k) {{
-      VI isnan = lg[k] != lg[k];
-      VI gt = (lg[k] > best) | (isnan & (best == best));
+      VI gt = (lg[k] > best) | ((lg[k] != lg[k]) & (best == best));
       best = gt ? lg[k] : best;
       arg = gt ? VI{{}} + k : arg;
-      bad |= isnan | (vabs(lg[k]) == __builtin_inff());
     }}
+    // as torch's log-softmax: NaN when a logit is NaN (then best is NaN) or the maximum is infinite;
+    // a -inf logit elsewhere is just a zero probability (and +inf loss when it is the label's)
+    VI bad = (best != best) | (vabs(best) == __builtin_inff());
     V s = vs(0.0f);
     for (int k = 0; k < {k}; ++k) s += vexp(lg[k] - best);
     int y = Y[i];
@@ -324,22 +325,12 @@ def available(arch: Arch | None = None) -> bool:
 
 def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
     out = _cache_dir() / f"popnet_{key}.so"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            cpp = Path(tmp) / "net.cpp"
-            cpp.write_text(src)
-            so = Path(tmp) / "net.so"
-            try:
-                res = subprocess.run([cxx, *_FLAGS, "-I", str(_HEADER.parent), str(cpp), "-o", str(so)],
-                                     capture_output=True, text=True, timeout=300)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise NativeUnavailable(f"{cxx} failed to run: {e}") from None
-            if res.returncode != 0 or not so.exists():
-                last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-                raise NativeUnavailable(f"{cxx} could not compile the kernel: {last}")
-            os.replace(so, out)  # atomic: concurrent builders never see a partial library
-    lib = ctypes.CDLL(str(out))
+    try:
+        if not out.exists():
+            _compile(src, cxx, out)
+        lib = ctypes.CDLL(str(out))
+    except OSError as e:  # cache not writable, a noexec mount, ...: the engine cannot run here
+        raise NativeUnavailable(f"cannot build or load {out}: {e}") from None
     f = lib.popnet_train
     f.restype = ctypes.c_int
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
@@ -351,6 +342,24 @@ def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
     lib.popnet_act.restype = None
     lib.popnet_act.argtypes = [ptr, ptr, ptr, i32, ptr, ptr, ptr, ctypes.c_uint32]
     return lib
+
+
+def _compile(src: str, cxx: str, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        cpp = Path(tmp) / "net.cpp"
+        cpp.write_text(src)
+        so = Path(tmp) / "net.so"
+        try:
+            res = subprocess.run([cxx, *_FLAGS, "-I", str(_HEADER.parent), str(cpp), "-o", str(so)],
+                                 capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise NativeUnavailable(f"{cxx} failed to run: {e}") from None
+        if res.returncode != 0 or not so.exists():
+            lines = res.stderr.strip().splitlines()
+            first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "no output")
+            raise NativeUnavailable(f"{cxx} could not compile the kernel: {first.strip()}")
+        os.replace(so, out)  # atomic: concurrent builders never see a partial library
 
 
 def _ptr(t: torch.Tensor | np.ndarray) -> int:
@@ -412,6 +421,8 @@ class NativeGroups:
         taken before this epoch.
         """
         n = orders.shape[1]
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
         self._check(x, y)
         if n and (int(orders.min()) < 0 or int(orders.max()) >= len(x)):
             raise ValueError(f"training order indexes outside the {len(x)} images")
@@ -422,9 +433,11 @@ class NativeGroups:
         orders = np.ascontiguousarray(orders, dtype=np.int32).reshape(self.G, LANES, n)
         seeds = np.ascontiguousarray(seeds, dtype=np.uint32).reshape(self.G, LANES)
         moments = exp_avg is not None
+        if moments != (exp_avg_sq is not None):
+            raise ValueError("give both Adam moments or neither")
         for t in (weights, exp_avg, exp_avg_sq):
-            if t is not None and (t.data_ptr() % 64 or not t.is_contiguous()):
-                raise ValueError("lane buffers must be contiguous and 64-byte aligned")
+            if t is not None:
+                self._check_lanes(t)
         stride = self.D * LANES * 4
 
         def run(g: int) -> int:
@@ -443,6 +456,7 @@ class NativeGroups:
         ``y`` (N,) int32; ``weights`` (G, D, 16) lane layout. No dropout (evaluation mode)."""
         n = int(x.shape[0])
         self._check(x, y)
+        self._check_lanes(weights)
         loss = np.zeros((self.G, LANES), dtype=np.float64)
         correct = np.zeros((self.G, LANES), dtype=np.int64)
         stride = self.D * LANES * 4
@@ -455,8 +469,16 @@ class NativeGroups:
         n = max(1, n)
         return loss.reshape(-1)[: self.P] / n, correct.reshape(-1)[: self.P] / n
 
+    def _check_lanes(self, t: torch.Tensor) -> None:
+        if (t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous()
+                or t.shape != (self.G, self.D, LANES) or t.data_ptr() % 64):
+            raise ValueError(f"lane buffers must be CPU float32 ({self.G}, {self.D}, {LANES}), contiguous, "
+                             f"64-byte aligned; got {t.dtype} {tuple(t.shape)} on {t.device}")
+
     def _check(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The kernel indexes memory with these: wrong dtypes, layouts or labels must never reach it."""
+        if x.device.type != "cpu" or y.device.type != "cpu":
+            raise ValueError("native kernel needs CPU tensors")
         if x.dtype != torch.float32 or not x.is_contiguous() or x.dim() != 2 or y.dtype != torch.int32 \
                 or not y.is_contiguous() or len(y) != len(x):
             raise ValueError("native kernel needs x (N, C*H*W) float32 and y (N,) int32, both contiguous")

@@ -117,6 +117,8 @@ class PopulationTrainer:
         self.arch, self.members, self.data = arch, members, data
         retain_freed_memory()  # large activations are reused, not page-faulted in again each step
         self.opt = resolve_options(options or TrainOptions(), arch)
+        if self.opt.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.opt.batch_size}")
         if self.opt.data_order not in ("per_model", "shared"):
             raise ValueError(f"data_order must be 'per_model' or 'shared', got {self.opt.data_order!r}")
         keys = {m.group_key for m in members}
@@ -262,7 +264,8 @@ def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str
     can run). ``batch`` bounds the torch engine's activation memory; the native kernel needs none.
     """
     P = next(iter(params.values())).shape[0]
-    if engine == "native" or (engine == "auto" and native.available(arch)):
+    on_cpu = x.device.type == "cpu" and all(v.device.type == "cpu" for v in params.values())
+    if engine == "native" or (engine == "auto" and on_cpu and native.available(arch)):
         weights = torch.cat([params[k].detach().reshape(P, -1).float() for k, _ in arch.param_shapes()], dim=1)
         acts = [activation] * P if isinstance(activation, str) else list(activation)
         ng = native.NativeGroups.for_eval(native.load(arch), P, arch.num_params,
