@@ -303,6 +303,8 @@ def load(arch: Arch) -> ctypes.CDLL:
         raise NativeUnavailable(f"architecture {arch.name} is not supported by the native engine ({e})") from None
     cxx = compiler()
     if cxx is None:
+        if os.environ.get("CXX"):
+            raise NativeUnavailable(f"CXX={os.environ['CXX']} is not an executable compiler")
         raise NativeUnavailable("no C++ compiler found (install g++ or set CXX)")
     header = _HEADER.read_text()
     key = hashlib.sha256("\0".join([src, header, cxx, " ".join(_FLAGS), _cpu_id()]).encode()).hexdigest()[:20]
