@@ -137,6 +137,11 @@ def test_unsupported_architecture_and_missing_compiler_fall_back(monkeypatch, tm
         native.load(arch)
     auto = resolve_options(TrainOptions(), arch)
     assert (auto.engine, auto.precision) == ("torch", "bf16")
+    monkeypatch.delenv("CXX")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no compiler on PATH at all
+    with pytest.raises(native.NativeUnavailable, match="no C.. compiler found"):
+        native.load(arch)
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     with pytest.raises(ConfigError, match="--engine native cannot run here: CXX="):
         resolve_options(TrainOptions(engine="native"), arch)
 
