@@ -24,14 +24,7 @@ from eoreps.progress import progress
 from eoreps.zoo.architectures import Arch, make_arch
 from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.grid import Grid, Member, plan_members
-from eoreps.zoo.population import (
-    ENGINES,
-    PRECISIONS,
-    PopulationTrainer,
-    TrainOptions,
-    chunk_members,
-    resolve_options,
-)
+from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members, resolve_options
 from eoreps.zoo.store import ZooStore
 
 Sink = Callable[[int, torch.Tensor, list[dict[str, Any]], dict[str, torch.Tensor]], None]
@@ -59,10 +52,7 @@ class BuildConfig:
             raise ConfigError(f"--chunk-size {self.chunk_size} must be >= 1")
         if self.options.batch_size < 1:
             raise ConfigError(f"--batch-size {self.options.batch_size} must be >= 1")
-        if self.options.precision not in PRECISIONS:
-            raise ConfigError(f"--precision '{self.options.precision}' must be one of {', '.join(PRECISIONS)}")
-        if self.options.engine not in ENGINES:
-            raise ConfigError(f"--engine '{self.options.engine}' must be one of {', '.join(ENGINES)}")
+        self.options.check_engine()
         if self.options.data_order not in ("per_model", "shared"):
             raise ConfigError(f"--data-order '{self.options.data_order}' must be per_model or shared")
         if self.backend not in ("local", "ray"):

@@ -56,16 +56,18 @@ class NativeUnavailable(RuntimeError):
 class _Tensor:
     name: str
     size: int
+    ctype: str = "V"  # V: 16 floats per value; VI: 16 ints (max-pool argmax)
+    grad: bool = False  # has a gradient buffer g<name>
 
 
 def generate_source(arch: Arch) -> str:
     """C++ source of ``popnet_train`` for ``arch`` (raises :class:`Unsupported`)."""
     c, h, w = arch.in_shape
     shape: tuple[int, ...] = (c, h, w)
-    buffers: list[_Tensor] = [_Tensor("x0", c * h * w)]
+    buffers: list[_Tensor] = [_Tensor("x0", c * h * w)]  # the image: no gradient
     cur = "x0"
     fwd: list[str] = []
-    bwd: list[list[str]] = []  # per layer, in forward order; emitted reversed
+    bwd: list[str] = []  # in forward order; emitted reversed
     accum: list[str] = []  # tensors whose gradient a conv/linear backward accumulates (+=): zeroed first
     offsets = {}
     o = 0
@@ -76,74 +78,65 @@ def generate_source(arch: Arch) -> str:
     act_off = 0
     ops = list(arch.ops)
     i = 0
-    t = 0
+    n_tensors = 0
 
-    def new(size: int) -> str:
-        nonlocal t
-        t += 1
-        buffers.append(_Tensor(f"t{t}", size))
-        return f"t{t}"
+    def new(size: int) -> str:  # the next layer output (it has a gradient)
+        nonlocal n_tensors
+        n_tensors += 1
+        buffers.append(_Tensor(f"t{n_tensors}", size, grad=True))
+        return f"t{n_tensors}"
+
+    def side(of: str, suffix: str, size: int, ctype: str = "V") -> str:  # kept for the backward pass
+        buffers.append(_Tensor(of + suffix, size, ctype))
+        return of + suffix
+
+    def params(layer: str) -> tuple[str, str, str]:  # weight; weight, bias; their gradients
+        wo, bo = offsets[layer + ".weight"], offsets[layer + ".bias"]
+        return f"W + {wo}", f"W + {wo}, W + {bo}", f"G + {wo}, G + {bo}"
 
     while i < len(ops):
         op = ops[i]
         dgrad = cur != "x0"
+        gin = f"n.g{cur}" if dgrad else "nullptr"
         if op.kind == "conv":
             if len(shape) != 3 or shape[0] != op.cin:
                 raise Unsupported(f"conv {op.name} on shape {shape}")
             cin, hh, ww = shape
             oh, ow = hh - op.k + 1, ww - op.k + 1
-            w_ = f"W + {offsets[op.name + '.weight']}"
-            b_ = f"W + {offsets[op.name + '.bias']}"
-            gw_ = f"G + {offsets[op.name + '.weight']}"
-            gb_ = f"G + {offsets[op.name + '.bias']}"
+            w_, wb, gwb = params(op.name)
             targs = f"{cin}, {op.cout}, {hh}, {ww}, {op.k}"
             pooled = i + 1 < len(ops) and ops[i + 1].kind == "pool" and ops[i + 1].k == 2
+            shape = (op.cout, oh // 2, ow // 2) if pooled else (op.cout, oh, ow)
+            out = new(int(np.prod(shape)))
             if pooled:
-                shape = (op.cout, oh // 2, ow // 2)
-                out = new(int(np.prod(shape)))
-                am = out + "_am"
-                fwd.append(f"conv_pool_fwd<{targs}>(n.{cur}, {w_}, {b_}, n.{out}, n.{am});")
-                bwd.append([f"conv_pool_bwd<{targs}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, n.{am}, "
-                            f"{gw_}, {gb_}, {'n.g' + cur if dgrad else 'nullptr'});"])
-                i += 2
-            else:
-                shape = (op.cout, oh, ow)
-                out = new(int(np.prod(shape)))
-                am = ""
-                fwd.append(f"conv_fwd<{targs}>(n.{cur}, {w_}, {b_}, n.{out});")
-                bwd.append([f"conv_bwd<{targs}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, {gw_}, {gb_}, "
-                            f"{'n.g' + cur if dgrad else 'nullptr'});"])
+                am = side(out, "_am", int(np.prod(shape)), "VI")
+                fwd.append(f"conv_pool_fwd<{targs}>(n.{cur}, {wb}, n.{out}, n.{am});")
+                bwd.append(f"conv_pool_bwd<{targs}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, n.{am}, {gwb}, {gin});")
                 i += 1
+            else:
+                fwd.append(f"conv_fwd<{targs}>(n.{cur}, {wb}, n.{out});")
+                bwd.append(f"conv_bwd<{targs}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, {gwb}, {gin});")
             if dgrad:
                 accum.append(cur)
-            if am:
-                buffers.append(_Tensor(am, -int(np.prod(shape))))  # negative size: an int (VI) buffer
             cur = out
-            continue
-        if op.kind == "act":
+        elif op.kind == "act":
             size = int(np.prod(shape))
             out = new(size)
-            d = out + "_d"
-            buffers.append(_Tensor(d, size))
+            d = side(out, "_d", size)
             fwd.append(f"act_fwd<{size}>(ln, n.{cur}, n.{out}, n.{d}, ctr + {act_off});")
-            # no gradient for the input image (an activation straight on the input)
-            bwd.append([f"mul_into<{size}>(n.g{out}, n.{d}, n.g{cur});"] if cur != "x0" else [])
+            if dgrad:  # no gradient for the input image (an activation straight on the input)
+                bwd.append(f"mul_into<{size}>(n.g{out}, n.{d}, n.g{cur});")
             act_off += size
             cur = out
         elif op.kind == "flatten":
             shape = (int(np.prod(shape)),)
-            bwd.append([])
         elif op.kind == "linear":
             if int(np.prod(shape)) != op.cin:
                 raise Unsupported(f"linear {op.name} on shape {shape}")
             out = new(op.cout)
-            w_ = f"W + {offsets[op.name + '.weight']}"
-            b_ = f"W + {offsets[op.name + '.bias']}"
-            gw_ = f"G + {offsets[op.name + '.weight']}"
-            gb_ = f"G + {offsets[op.name + '.bias']}"
-            fwd.append(f"linear_fwd<{op.cin}, {op.cout}>(n.{cur}, {w_}, {b_}, n.{out});")
-            bwd.append([f"linear_bwd<{op.cin}, {op.cout}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, "
-                        f"{gw_}, {gb_}, {'n.g' + cur if dgrad else 'nullptr'});"])
+            w_, wb, gwb = params(op.name)
+            fwd.append(f"linear_fwd<{op.cin}, {op.cout}>(n.{cur}, {wb}, n.{out});")
+            bwd.append(f"linear_bwd<{op.cin}, {op.cout}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, {gwb}, {gin});")
             if dgrad:
                 accum.append(cur)
             shape = (op.cout,)
@@ -154,17 +147,13 @@ def generate_source(arch: Arch) -> str:
     if shape != (arch.num_classes,):
         raise Unsupported(f"output shape {shape}")
     sizes = {b.name: b.size for b in buffers}
-    grads = {b.name for b in buffers if b.size > 0 and b.name != "x0" and not b.name.endswith("_d")}
     zero = [f"zero<{sizes[nm]}>(n.g{nm});" for nm in dict.fromkeys(accum)]
     decl = []
     for b in buffers:
-        if b.size < 0:
-            decl.append(f"  VI {b.name}[{-b.size}];")
-        else:
-            decl.append(f"  V {b.name}[{b.size}];")
-            if b.name in grads:
-                decl.append(f"  V g{b.name}[{b.size}];")
-    body_bwd = [line for lines in reversed(bwd) for line in lines]
+        decl.append(f"  {b.ctype} {b.name}[{b.size}];")
+        if b.grad:
+            decl.append(f"  V g{b.name}[{b.size}];")
+    body_bwd = list(reversed(bwd))
     k = arch.num_classes
     chw = c * h * w
     return f"""#include "popnet.hpp"

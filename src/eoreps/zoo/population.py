@@ -69,6 +69,13 @@ class TrainOptions:
     train_eval_max: int | None = None  # cap on training images evaluated per epoch (None = all)
     engine: str = "auto"  # native | torch | auto (native when it can run here)
 
+    def check_engine(self) -> None:
+        """One-line :class:`ConfigError` for an unknown engine or precision name."""
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine '{self.engine}' must be one of {', '.join(ENGINES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision '{self.precision}' must be one of {', '.join(PRECISIONS)}")
+
 
 ENGINES = ("auto", "native", "torch")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -80,10 +87,7 @@ def resolve_options(options: TrainOptions, arch: Arch) -> TrainOptions:
     ``engine='auto'`` picks native unless bf16 was asked for or the native engine cannot run here;
     ``engine='native'`` with bf16, or where it cannot run, is a :class:`ConfigError` with the reason.
     """
-    if options.engine not in ENGINES:
-        raise ConfigError(f"--engine '{options.engine}' must be one of {', '.join(ENGINES)}")
-    if options.precision not in PRECISIONS:
-        raise ConfigError(f"--precision '{options.precision}' must be one of {', '.join(PRECISIONS)}")
+    options.check_engine()
     engine = options.engine
     if engine == "native" and options.precision == "bf16":
         raise ConfigError("--precision bf16 needs --engine torch (the native engine computes in float32)")
