@@ -156,6 +156,16 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path):
     assert ZooStore(killed).checksums().keys() == ZooStore(tmp_path / "clean").checksums().keys()
 
 
+def test_resume_removes_temporary_files_of_a_write_killed_midway(built, small_digits):
+    out, _ = built
+    stale = [out / "shards" / ".c00000-e002.safetensors.k1ll3d.tmp", out / ".zoo.json.x.tmp"]
+    for p in stale:
+        p.write_bytes(b"partial")
+    build_zoo(_cfg(out), data=small_digits)  # everything is done: the resume only tidies up
+    assert not any(p.exists() for p in stale)
+    assert ZooStore(out).verify_shard("c00000-e002.safetensors")  # the shard it was to replace is intact
+
+
 def test_manifest_records_the_engine_and_old_zoos_resume_on_torch(tmp_path, small_digits, monkeypatch):
     cfg = _cfg(tmp_path / "z", options=TrainOptions(), epochs=1)  # engine and precision 'auto'
     build_zoo(cfg, data=small_digits)

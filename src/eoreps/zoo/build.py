@@ -122,6 +122,7 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
     store = ZooStore(cfg.out)
     old = store.read_manifest() if store.exists() else None
     if old is not None:
+        store.remove_partial_writes()  # a killed build may have left a temporary file mid-write
         # zoos built before the native engine existed trained with torch; 'auto' continues as before
         old["options"] = {"engine": "torch", **old.get("options", {})}
         opts = cfg.options

@@ -69,6 +69,14 @@ class ZooStore:
         """True when a manifest is present."""
         return self.manifest_path.is_file()
 
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete the temporary files of writes a killed build left unfinished (``.NAME.*.tmp`` beside
+        the manifest, shards and resume states; the files they were to replace are intact). Returns them."""
+        stale = [p for d in (self.root, self.shards, self.state_dir) if d.is_dir() for p in d.glob(".*.tmp")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def read_manifest(self) -> dict[str, Any]:
         """The manifest; a missing one is a one-line :class:`DataError`."""
         if not self.exists():
