@@ -137,16 +137,14 @@ class PopulationTrainer:
         self.chunk_seed = int(chunk_seed)
         init = torch.stack([flatten_state(build_model(arch, m.activation, m.init, m.seed)) for m in members])
         self.stack = StackedParams(arch, init)
-        self.optim = StackedOptimizer(
-            self.stack, self.optimizer_kind,
-            torch.tensor([m.lr for m in members]), torch.tensor([m.weight_decay for m in members]))
+        lr, wd = torch.tensor([m.lr for m in members]), torch.tensor([m.weight_decay for m in members])
+        self.optim = StackedOptimizer(self.stack, self.optimizer_kind, lr, wd)
         self.dropout = torch.tensor([m.dropout for m in members], dtype=torch.float32)
         self.subset = train_subset(len(data.y_train), self.fraction)
         self.epoch = 0
         if self.opt.engine == "native":
             self._native = native.NativeGroups(
-                native.load(arch), self.P, arch.num_params, torch.tensor([m.lr for m in members]),
-                torch.tensor([m.weight_decay for m in members]),
+                native.load(arch), self.P, arch.num_params, lr, wd,
                 torch.tensor([m.optimizer == "adam" for m in members], dtype=torch.int32),
                 torch.tensor([native.ACT_CODES[m.activation] for m in members], dtype=torch.int32),
                 self.dropout, torch.get_num_threads(), arch.num_classes)

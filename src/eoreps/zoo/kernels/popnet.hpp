@@ -31,7 +31,6 @@ typedef uint32_t VU __attribute__((vector_size(64)));
 
 static inline V vs(float a) { return V{} + a; }
 static inline V vmax(V a, V b) { return a > b ? a : b; }
-static inline V vmin(V a, V b) { return a < b ? a : b; }
 static inline V vabs(V a) { return a < 0 ? -a : a; }
 static inline V vsqrt(V a) {
   V r;
