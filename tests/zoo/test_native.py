@@ -172,6 +172,22 @@ def test_compiled_kernel_is_cached_on_disk(monkeypatch, tmp_path):
     native.load(arch)  # loads the cached library, no second compilation
     assert list((tmp_path / "kernels").glob("popnet_*.so")) == libs
     assert not [p for p in (tmp_path / "kernels").iterdir() if p.is_dir()]  # no temporary build dirs left
+    # a cache entry that does not load (damaged) is rebuilt instead of disabling the engine
+    native._LOADED.clear()
+    real_cdll, compiled, calls = native.ctypes.CDLL, [], []
+
+    def cdll(path):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(f"{path}: invalid ELF header")
+        return real_cdll(path)
+
+    real_compile = native._compile
+    monkeypatch.setattr(native.ctypes, "CDLL", cdll)
+    monkeypatch.setattr(native, "_compile", lambda *a: (compiled.append(a[2]), real_compile(*a)))
+    lib = native.load(arch)
+    assert lib.popnet_params() == arch.num_params
+    assert calls == [str(libs[0])] * 2 and compiled == [libs[0]]
 
 
 @needs_native

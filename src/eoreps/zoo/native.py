@@ -319,7 +319,12 @@ def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
     try:
         if not out.exists():
             _compile(src, cxx, out)
-        lib = ctypes.CDLL(str(out))
+        try:
+            lib = ctypes.CDLL(str(out))
+        except OSError:  # a damaged cache entry (e.g. truncated by a full disk): build it again, once
+            out.unlink()
+            _compile(src, cxx, out)
+            lib = ctypes.CDLL(str(out))
     except OSError as e:  # cache not writable, a noexec mount, ...: the engine cannot run here
         raise NativeUnavailable(f"cannot build or load {out}: {e}") from None
     f = lib.popnet_train
