@@ -27,3 +27,45 @@ def _torch_threads():
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield
+
+
+
+@pytest.fixture
+def make_read_only(monkeypatch):
+    """``make_read_only(folder, how)``: make creating files in ``folder`` fail as it does for a user.
+
+    ``how="mode"``: mode bits 0o555, and ``os.access`` answers for that folder as it does for an
+    ordinary user (tests run as root, which ignores mode bits); ``how="erofs"``: a read-only file
+    system: ``os.access`` says yes (as it does for root) but creating a file there fails with EROFS,
+    the real write that the check falls back to.
+    """
+    import errno
+    import tempfile
+
+    chmodded: list[Path] = []
+
+    def inside(path: str | os.PathLike, folder: Path) -> bool:
+        p = Path(path).resolve()
+        return p == folder or folder in p.parents
+
+    def apply(folder: Path, how: str = "erofs") -> None:
+        folder = folder.resolve()
+        if how == "mode":
+            folder.chmod(0o555)
+            chmodded.append(folder)
+            real_access = os.access
+            monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: (
+                False if inside(p, folder) and mode & os.W_OK else real_access(p, mode, *a, **k)))
+            return
+        real_mkstemp = tempfile.mkstemp
+
+        def mkstemp(*args, dir=None, **kw):  # noqa: A002 - tempfile's own keyword
+            if dir is not None and inside(dir, folder):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+            return real_mkstemp(*args, dir=dir, **kw)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+    yield apply
+    for folder in chmodded:
+        folder.chmod(0o755)

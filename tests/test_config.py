@@ -79,3 +79,68 @@ def test_cli_config_unknown_key(tmp_path):
     r = CliRunner().invoke(_app(), ["--config", str(p)])
     assert r.exit_code != 0
     assert isinstance(r.exception, ConfigError) and "epochs" in str(r.exception)
+
+
+def _typed_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    def run(seed: SeedOpt = 0, epochs: int = 3, lr: float = 0.1, modalities: str = "s2", quick: bool = False,
+            config: ConfigOpt = None) -> None:
+        typer.echo(f"seed={seed} epochs={epochs} lr={lr} modalities={modalities} quick={quick}")
+
+    return app
+
+
+@pytest.mark.parametrize("yaml_text, key", [("epochs: ten\n", "epochs"), ("lr: fast\n", "lr"),
+                                            ("quick: maybe\n", "quick"), ("epochs: 1.5\n", "epochs"),
+                                            ("seed: -1\n", "seed"), ("modalities: {s2: 1}\n", "modalities")])
+def test_cli_config_bad_value_names_the_file_and_key(tmp_path, yaml_text, key):
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml_text)
+    r = CliRunner().invoke(_typed_app(), ["--config", str(p)])
+    assert isinstance(r.exception, ConfigError), r.output
+    msg = str(r.exception)
+    assert msg.startswith(f"{p}: key '{key}': ") and "\n" not in msg and "--" not in msg.split(":")[2]
+
+
+def test_cli_config_values_are_converted_and_lists_join_for_comma_options(tmp_path):
+    p = tmp_path / "cfg.yaml"
+    p.write_text("epochs: '7'\nlr: 1e-3\nquick: yes\nmodalities: [s2, s1, dem]\n")
+    r = CliRunner().invoke(_typed_app(), ["--config", str(p)])
+    assert r.exit_code == 0, r.output
+    assert "seed=0 epochs=7 lr=0.001 modalities=s2,s1,dem quick=True" in r.output
+
+
+def test_fit_config_with_a_bad_type_is_one_line_naming_file_and_key(tmp_path, capsys):
+    from eoreps.cli import main
+
+    p = tmp_path / "cfg.yaml"
+    p.write_text("epochs: ten\n")
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", str(p), "--out", str(tmp_path / "run")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert e.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"eoreps: error: {p}: key 'epochs': 'ten' is not a valid value")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("yaml_text, where", [("lr: fast\n", "key 'lr': 'fast' is not a valid float"),
+                                              ("name: [a]\n", "key 'name': ['a'] is not a valid str"),
+                                              ("inner: {width: wide}\n", ".inner: key 'width': 'wide'"),
+                                              ("inner: [8]\n", "key 'inner': [8] is not a valid Inner"),
+                                              ("inner: {width: true}\n", "key 'width': True is not a valid int")])
+def test_load_dataclass_names_file_and_key_of_a_bad_type(tmp_path, yaml_text, where):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml_text)
+    with pytest.raises(ConfigError) as e:
+        load_dataclass(Outer, p)
+    assert str(e.value).startswith(str(p)) and where in str(e.value), str(e.value)
+
+
+def test_load_dataclass_reads_yaml_exponents_as_floats(tmp_path):
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string; a float field takes it as the number it means."""
+    p = tmp_path / "c.yaml"
+    p.write_text("lr: 1e-3\ninner: {width: 4}\n")
+    cfg = load_dataclass(Outer, p)
+    assert cfg.lr == 0.001 and isinstance(cfg.lr, float) and cfg.inner.width == 4

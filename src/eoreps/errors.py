@@ -26,10 +26,12 @@ class ConfigError(EoRepsError):
     """A configuration value or name is unknown or invalid."""
 
 
-def unknown_name(kind: str, name: str, choices: list[str] | tuple[str, ...]) -> ConfigError:
-    """Build the standard error for an unknown registry name, listing the valid ones."""
+def unknown_name(kind: str, name: str, choices: list[str] | tuple[str, ...], note: str = "") -> ConfigError:
+    """Build the standard error for an unknown registry name, listing the valid ones (``note``: an extra
+    hint appended to the one line, e.g. that the name belongs to another registry)."""
     import difflib
 
     close = difflib.get_close_matches(name, list(choices), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return ConfigError(f"unknown {kind} '{name}'{hint}; choose one of: {', '.join(sorted(choices))}")
+    tail = f"; {note}" if note else ""
+    return ConfigError(f"unknown {kind} '{name}'{hint}; choose one of: {', '.join(sorted(choices))}{tail}")

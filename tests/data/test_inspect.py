@@ -133,3 +133,27 @@ def test_other_bad_input_one_line_exit_2(tmp_path, ben, capsys, problem):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1
     assert str(culprit) in lines[0] and expect in lines[0]
+
+
+def test_inspect_own_folder_masks_and_nodata(tmp_path, capsys):
+    """GeoTIFF folder: mask classes with pixel shares (sparse codes, 255 = no-data), entirely no-data samples."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mgf", Path(__file__).with_name("make_geotiff_folder.py"))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    root = gen.write_geotiff_folder(tmp_path / "own", n=6, side=8, mask=True, mask_codes=(10, 20, 80),
+                                    mask_nodata=255, empty_s1=(4,), id_header="sample_id")
+    rep = inspect_path(root)
+    assert rep.nodata_samples == [["patch_004", "s1"]]
+    assert list(rep.mask_classes) == ["10", "20", "80"] and rep.mask_codes == {"10": 10, "20": 20, "80": 80}
+    assert rep.mask_ignored_share == pytest.approx(4 / 64)
+    assert sum(rep.mask_classes.values()) == pytest.approx(1 - 4 / 64)
+    code, out, _ = run_cli([str(root), "--mask-classes", "10:tree,20:grass"], capsys)
+    assert code == 0
+    assert "mask classes (2; share of mask pixels, ignored" in out and "tree" in out and "grass" in out
+    assert "entirely no-data (1;" in out and "patch_004  s1" in out
+    ignored = float(out.split("ignored ")[1].split("%")[0]) / 100
+    assert ignored > 4 / 64 + 0.1  # code 80 is not in the map: ignored too
+    code, out, _ = run_cli([str(root), "--skip-nodata"], capsys)
+    assert code == 0 and "skipped:   1 samples entirely no-data" in out and "patch_004  s1" not in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -33,6 +35,10 @@ def test_study_command_runs_and_resumes(simeo_folder, tmp_path, capsys) -> None:
     md = (out / "tables.md").read_text()
     assert "Synthetic data" in md and "AA" in md and "OA" in md and "forest" in md
     assert (out / "label_efficiency.png").is_file() and (out / "report.html").is_file()
+    # a --quick study is a smoke run: tables, report and study.json say so
+    assert "(smoke run: 1 seed, at most 400 training samples, not a measurement)" in md
+    assert "(smoke run: 1 seed" in (out / "report.html").read_text(encoding="utf-8")
+    assert json.loads((out / "study.json").read_text())["smoke"] is True
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
     with pytest.raises(SystemExit):
         main(["study", "label-efficiency", "--config", str(study), "--out", str(out), "--quick"])
@@ -45,7 +51,8 @@ def test_evaluate_command(simeo_folder, tmp_path, capsys) -> None:
         main(["evaluate", "--backbone", "random", "--arch", "cnn-tiny", "--protocol", "knn", "--fractions", "1.0",
               "--seeds", "1", "--modalities", "s2", "--data", str(simeo_folder), "--out", str(out), "--quick"])
     assert e.value.code == 0
-    assert "random-init" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "random-init" in printed and "(smoke run: 1 seed" in printed
     assert len(pd.read_csv(out / "results.csv")) == 1
 
 

@@ -211,6 +211,11 @@ def test_quick_demo_has_every_row_and_column(tmp_path):
     md = (tmp_path / "demo" / "properties.md").read_text()
     for label in ROW_LABELS.values():
         assert f"| {label} |" in md
+    # a smoke run says so above both tables and in its JSON (2 test models are no measurement)
+    assert md.count("(smoke run: ") == 2 and "not a measurement" in md
+    import json
+
+    assert json.loads((tmp_path / "demo" / "evaluate" / "summary.json").read_text())["smoke"] is True
 
 
 def test_the_block_readout_runs_the_same_encoder_as_z(rep, tiny_zoo):

@@ -55,3 +55,6 @@ def test_lightning_ddp_spawn_two_cpu_processes(simeo_small: Path, tmp_path: Path
     assert result.encoders and load_backbone(result.encoders["s2"]).card["method"] == "multimodal"
     summary = (tmp_path / "pretrain.json").read_text()
     assert '"world_size": 2' in summary and '"max_steps": 2' in summary  # 64 samples / 2 processes / 16
+    # the spawning parent's trainer never steps: the count comes from the children's final checkpoint
+    assert '"steps": 2' in summary and result.steps == 2
+    assert load_backbone(result.encoders["s2"]).card["steps"] == 2

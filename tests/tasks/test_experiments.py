@@ -16,6 +16,9 @@ def _check(out, name: str) -> None:
     md = (out / "summary.md").read_text()
     assert "synthetic" in md and "Published" in md
     assert len(pd.read_csv(out / "results.csv")) > 0
+    # every caller runs the quick settings: a smoke run, said in the markdown and the report
+    assert "(smoke run: 1 seed, " in md and "not a measurement" in md
+    assert "(smoke run: 1 seed" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_fusion_quick(tmp_path) -> None:

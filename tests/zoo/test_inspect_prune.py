@@ -62,3 +62,40 @@ def test_sparsified_twins_curve(zoo_dir, small_digits):
     twins = ModelZoo(zoo_dir / "twins")
     assert len(twins) == 18
     assert float((twins.weights_matrix()[twins.properties["sparsity"].to_numpy() == 0.5] == 0).float().mean()) > 0.4
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def _cli(argv, capsys):
+    from eoreps.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("how", ["mode", "erofs"])
+@pytest.mark.parametrize("command", ["inspect", "prune"])
+def test_read_only_zoo_asks_for_out(zoo_dir, capsys, make_read_only, command, how):
+    before = _files(zoo_dir)
+    make_read_only(zoo_dir, how)
+    code, cap = _cli(["zoo", command, str(zoo_dir)], capsys)
+    err = [ln for ln in cap.err.splitlines() if ln.strip()]
+    assert code == 2 and len(err) == 1 and "Traceback" not in cap.err, cap.err
+    assert str(zoo_dir) in err[0] and "not writable" in err[0] and "--out" in err[0]
+    assert _files(zoo_dir) == before
+
+
+def test_inspect_and_prune_write_to_out_and_leave_the_zoo_alone(zoo_dir, tmp_path, capsys, make_read_only):
+    before = _files(zoo_dir)
+    make_read_only(zoo_dir)  # --out makes a read-only zoo usable
+    code, cap = _cli(["zoo", "inspect", str(zoo_dir), "--out", str(tmp_path / "insp")], capsys)
+    assert code == 0 and (tmp_path / "insp" / "inspect.png").stat().st_size > 1000
+    assert f"figure: {tmp_path / 'insp' / 'inspect.png'}" in cap.out
+    code, cap = _cli(["zoo", "prune", str(zoo_dir), "--sparsity", "0,0.5", "--out", str(tmp_path / "pr")], capsys)
+    assert code == 0 and str(tmp_path / "pr" / "sparsified.parquet") in cap.out
+    for name in ("sparsified.parquet", "sparsified.csv", "sparsified.png", "twins/zoo.json"):
+        assert (tmp_path / "pr" / name).is_file(), name
+    assert _files(zoo_dir) == before

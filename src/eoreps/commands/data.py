@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import ConfigOpt, OutOpt, SeedOpt
+from eoreps.commands.common import ConfigOpt, OutOpt, SeedOpt, with_data_options
 
 app = typer.Typer(help="Generate the built-in SimEO data or inspect a dataset folder.", no_args_is_help=True)
 
@@ -31,15 +31,21 @@ def generate(
 
 
 @app.command("inspect")
+@with_data_options
 def inspect(
     path: Annotated[Path, typer.Argument(help="Dataset folder or file (format detected).")],
     max_samples: Annotated[int, typer.Option("--max-samples", help="Samples read for statistics (0 = all).")] = 0,
     include_snow_cloud: Annotated[bool, typer.Option(
         "--include-snow-cloud", help="reBEN: also use the patches flagged for snow, cloud or shadow.")] = False,
+    data_options: dict | None = None,
 ) -> None:
     """Recognise the format and print samples, modalities, bands, statistics, classes, no-data."""
     from eoreps.data.inspect import inspect_path
 
-    open_kw = {"include_snow_cloud": True} if include_snow_cloud else {}
+    if max_samples < 0:
+        from eoreps.errors import ConfigError
+
+        raise ConfigError(f"--max-samples {max_samples}: must be >= 0 (0 = all samples)")
+    open_kw = {**({"include_snow_cloud": True} if include_snow_cloud else {}), **(data_options or {})}
     report = inspect_path(path, max_samples=max_samples or None, **open_kw)
     typer.echo(report.to_text())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import ConfigOpt, DataOpt, OutOpt, QuickOpt, SeedOpt
+from eoreps.commands.common import ConfigOpt, DataOpt, OutOpt, QuickOpt, SeedOpt, ThreadsOpt, set_threads
 from eoreps.errors import ConfigError
 
 
@@ -17,6 +17,7 @@ def demo(
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
     full: Annotated[bool, typer.Option("--full", help="Every protocol and label fraction, 5 seeds (long).")] = False,
+    threads: ThreadsOpt = 0,
     config: ConfigOpt = None,
 ) -> None:
     """Multimodal self-supervised pretraining vs supervised from scratch at 1/10/100 % labels (SimEO is synthetic).
@@ -28,6 +29,7 @@ def demo(
 
     if quick and full:
         raise ConfigError("--quick and --full exclude each other; pick one")
+    set_threads(threads)
     report = run_headline(out, seed=seed, quick=quick, full=full, data=data)
     tables = report.parent / "tables.md"
     if tables.is_file():  # the headline table (first section of tables.md) on the terminal

@@ -11,10 +11,25 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import ConfigOpt, DataOpt, OutOpt, QuickOpt, SeedOpt, parse_floats, parse_list
+from eoreps.commands.common import (
+    ConfigOpt,
+    DataOpt,
+    OutOpt,
+    QuickOpt,
+    SeedOpt,
+    ThreadsOpt,
+    echo_quick,
+    explicit,
+    parse_floats,
+    parse_list,
+    set_threads,
+    with_data_options,
+)
 
 
+@with_data_options
 def evaluate(
+    ctx: typer.Context,
     backbone: Annotated[str, typer.Option("--backbone", help="Backbone file/folder saved by eoreps (one per "
                                           "modality allowed), or 'random' for a random initialisation.")] = "random",
     protocol: Annotated[str, typer.Option("--protocol", help="linear, knn, finetune, adapter (comma-separated for several).")] = "linear",
@@ -38,13 +53,16 @@ def evaluate(
     data: DataOpt = "simeo",
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
+    threads: ThreadsOpt = 0,
     config: ConfigOpt = None,
+    data_options: dict | None = None,
 ) -> None:
     """Evaluate a backbone with frozen (linear, kNN), fine-tuning or adapter protocols at several label fractions."""
     from eoreps.evaluation.encoders import MethodSpec
     from eoreps.evaluation.protocols import PROTOCOLS
     from eoreps.evaluation.study import DataConfig, StudyConfig, quick_study, run_study
 
+    set_threads(threads)
     protos = parse_list(protocol, "protocol", [p for p in PROTOCOLS if p != "supervised"])
     mods = parse_list(modalities, "modality")
     if backbone == "random":
@@ -54,14 +72,20 @@ def evaluate(
         name = Path(backbone).stem if Path(backbone).suffix else Path(backbone).name
         method = MethodSpec(name.replace("__", "_") or "backbone", backbone=backbone)
     cfg = StudyConfig(
-        name=f"Evaluation of {method.name}", data=DataConfig(data=data, task=task, modalities=mods, size=size or None),
+        name=f"Evaluation of {method.name}", data=DataConfig(data=data, task=task, modalities=mods, size=size or None,
+                                                         options=dict(data_options or {})),
         methods=[method], protocols=protos, fractions=parse_floats(fractions, "--fractions"), seeds=seeds, seed=seed,
         baselines=baselines, baseline_arch=arch, label_noise=label_noise, noise_kind=noise_kind)
     cfg.options.knn.k, cfg.options.knn.temperature = k, temperature
     cfg.options.adapter.kind = adapter
     cfg.options.train.epochs = epochs
-    if quick:
-        cfg = quick_study(cfg)
+    if quick:  # options the user gave win
+        given = explicit(ctx)
+        keep = {path for opt, path in (("seeds", "seeds"), ("epochs", "options.train.epochs"), ("size", "data.size"))
+                if opt in given}
+        changes: list[str] = []
+        cfg = quick_study(cfg, keep, changes)
+        echo_quick(changes)
     report = run_study(cfg, out)
     typer.echo((out / "tables.md").read_text())
     typer.echo(f"report: {report}")

@@ -7,10 +7,26 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import ConfigOpt, DataOpt, OutOpt, QuickOpt, SeedOpt, echo_kv, parse_list
+from eoreps.commands.common import (
+    ConfigOpt,
+    DataOpt,
+    OutOpt,
+    QuickOpt,
+    SeedOpt,
+    ThreadsOpt,
+    echo_kv,
+    echo_quick,
+    explicit,
+    parse_devices,
+    parse_list,
+    set_threads,
+    with_data_options,
+)
 
 
+@with_data_options
 def fit(
+    ctx: typer.Context,
     task: Annotated[str, typer.Option("--task", help="classify | multilabel | segment | regress | multitask.")] = "classify",
     modalities: Annotated[str, typer.Option("--modalities", help="Comma-separated inputs, e.g. s2,s1,season.")] = "s2",
     fusion: Annotated[str, typer.Option("--fusion", help="early | late.")] = "early",
@@ -44,7 +60,9 @@ def fit(
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs/fit"),
     quick: QuickOpt = False,
+    threads: ThreadsOpt = 0,
     config: ConfigOpt = None,
+    data_options: dict | None = None,
 ) -> None:
     """Train a model on SimEO (synthetic) or a dataset folder; writes logs, checkpoints and results.json."""
     from eoreps.commands.common import parse_floats
@@ -57,19 +75,30 @@ def fit(
         dropout=dropout, heteroscedastic=heteroscedastic, weighting=weighting,
         task_weights=parse_floats(task_weights, "--task-weights") if task_weights else None,
         label_fraction=label_fraction, max_train=max_train or None, eval_splits=parse_list(eval_splits, "split"),
-        accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices, precision=precision,
+        accelerator=accelerator, devices=parse_devices(devices), precision=precision,
         patience=patience, channels_last=channels_last, num_workers=num_workers, seed=seed, out=str(out),
         supervision=supervision, points_per_class=points_per_class, cam_pooling=cam_pooling, label_noise=label_noise,
-        noise_kind=noise_kind, head_pooling=head_pooling,
+        noise_kind=noise_kind, head_pooling=head_pooling, data_options=dict(data_options or {}),
     )
-    if quick:
-        cfg.epochs, cfg.max_train, cfg.max_eval, cfg.batch_size = 1, 64, 64, 32
-        if cfg.backbone == "cnn-small":
-            cfg.backbone = "cnn-tiny"
+    set_threads(threads)
+    if quick:  # options the user gave win; the line says what --quick changed
+        from eoreps.quick import shrink
+
+        small = {"epochs": 1, "max_train": 64, "max_eval": 64, "batch_size": 32, "backbone": "cnn-tiny"}
         if cfg.data == "simeo":
-            cfg.simeo_n = 400 if task != "multitask" else 120
+            small["simeo_n"] = 400 if task != "multitask" else 120
+        echo_quick(shrink(cfg, small, keep=explicit(ctx)))
     result = run_fit(cfg)
+    if quick:  # the numbers of a seconds-long run are no measurement: say so on screen and in results.json
+        from eoreps.smoke import mark_json, smoke_note
+
+        detail = f"{result.epochs} epoch(s)" + (f", at most {cfg.max_train} training samples" if cfg.max_train else "")
+        mark_json(result.out / "results.json", detail)
+        typer.echo(smoke_note(detail))
     synthetic = " (SimEO: synthetic data)" if cfg.data == "simeo" else ""
     for split, metrics in result.metrics.items():
         echo_kv(f"{split}{synthetic}:", {k: f"{v:.4f}" for k, v in metrics.items()})
+    skipped = sum(getattr(result.datamodule, "data_info", {}).get("skipped_nodata", {}).values())
+    if skipped:
+        typer.echo(f"left out {skipped} samples that are entirely no-data (--skip-nodata)")
     typer.echo(f"{result.epochs} epochs in {result.seconds:.1f} s; results in {result.out / 'results.json'}")

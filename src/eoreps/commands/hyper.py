@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,8 +13,11 @@ from eoreps.commands.common import (
     QuickOpt,
     SeedOpt,
     ThreadsOpt,
+    check_out_callback,
     echo_kv,
-    parse_floats,
+    echo_quick,
+    explicit,
+    parse_ints,
     set_threads,
 )
 
@@ -27,6 +30,7 @@ RepOpt = Annotated[Path, typer.Option("--rep", help="Representation directory (w
 
 @app.command("fit")
 def fit_cmd(
+    ctx: typer.Context,
     zoo: ZooOpt,
     out: OutOpt = Path("hyper_rep"),
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs over the zoo's training models.")] = 30,
@@ -79,43 +83,78 @@ def fit_cmd(
     model = ModelConfig(d_model=d_model, n_heads=max(1, d_model // 32), enc_layers=layers, dec_layers=layers,
                         latent_dim=latent_dim, proj_dim=latent_dim, token_stats=token_stats,
                         dropout=dropout)
-    if quick:
-        epochs, model = min(epochs, 2), ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8,
-                                                    proj_dim=8)
+    if quick:  # options the user gave win (--d-model also keeps the heads, --layers both stacks ...)
+        from types import SimpleNamespace
+
+        from eoreps.quick import shrink
+
+        given = explicit(ctx)
+        owns = {"epochs": ["epochs"], "d_model": ["d_model", "n_heads"], "layers": ["enc_layers", "dec_layers"],
+                "latent_dim": ["latent_dim", "proj_dim"]}
+        keep = {f for opt, fields in owns.items() if opt in given for f in fields}
+        box = SimpleNamespace(epochs=epochs, model=model)
+        small = {"epochs": lambda v: min(v, 2), "model.d_model": 32, "model.n_heads": 2, "model.enc_layers": 1,
+                 "model.dec_layers": 1, "model.latent_dim": 8, "model.proj_dim": 8}
+        echo_quick(shrink(box, small, keep={k for k in small if k.rsplit(".", 1)[-1] in keep}))
+        epochs = box.epochs
     cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
                     temperature=temperature, precision=precision, seed=seed, model=model,
-                    zoo_epochs=[int(e) for e in parse_floats(zoo_epochs, "--zoo-epochs")] if zoo_epochs else None,
+                    zoo_epochs=parse_ints(zoo_epochs, "--zoo-epochs") if zoo_epochs else None,
                     zoo_query=zoo_query, functional=functional, functional_images=functional_images,
                     augment=AugmentConfig(permute=not (no_permute or align), noise=noise, erase_prob=erase,
                                           target=target, canonical_input=canonical_input, align=align))
     echo_kv("representation fitted", fit(cfg))
 
 
+# --quick for 'hyper evaluate' / 'hyper sample': a smoke run that checks the pipeline in seconds; its tables
+# are marked as such (not a measurement). Options the user gave win.
+EVALUATE_QUICK = {"max_rows": 500}  # training checkpoints per probe
+SAMPLE_QUICK = {"n": 4, "top_k": 8, "epochs": "0,1"}  # sampled models, anchors, fine-tuning epochs
+
+
+def _quick(ctx: typer.Context, values: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``small`` applied except where the user gave the option; prints what changed."""
+    from types import SimpleNamespace
+
+    from eoreps.quick import shrink
+
+    box = SimpleNamespace(**values)
+    echo_quick(shrink(box, small, keep=explicit(ctx)))
+    return vars(box)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
+    ctx: typer.Context,
     zoo: ZooOpt,
     rep: RepOpt,
-    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/evaluate-ZOONAME).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/evaluate-ZOONAME).",
+        callback=check_out_callback)] = None,
     early_epoch: Annotated[int | None, typer.Option(
         "--early-epoch", help="Checkpoint used to predict final accuracy (default 1).")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Cap on training checkpoints per probe.")] = 6000,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke run in seconds: at most 500 training checkpoints "
+                                        "per probe (--max-rows); tables are marked as a smoke run.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Predict model properties from W, s(W) and the learned embedding (ridge / logistic probes)."""
     from eoreps.hyper.probes import evaluate, to_markdown
 
     set_threads(threads)
-    res = evaluate(zoo, rep, out, early_epoch, max_rows, seed)
+    if quick:
+        max_rows = int(_quick(ctx, {"max_rows": max_rows}, EVALUATE_QUICK)["max_rows"])
+    res = evaluate(zoo, rep, out, early_epoch, max_rows, seed, smoke=quick)
     typer.echo(res["header"] + to_markdown(res["properties"]))
     typer.echo("model selection (Spearman rho of predicted vs true final test accuracy)")
-    typer.echo(to_markdown(res["model_selection"]))
+    typer.echo(res["smoke"] + to_markdown(res["model_selection"]))
     typer.echo(f"wrote {res['out']}/properties.md, properties.csv, model_selection.md/.csv")
 
 
 @app.command("sample")
 def sample_cmd(
+    ctx: typer.Context,
     zoo: ZooOpt,
     rep: RepOpt,
     n: Annotated[int, typer.Option("--n", help="Number of models to sample.")] = 50,
@@ -127,18 +166,24 @@ def sample_cmd(
         "--transfer", help="Also fine-tune on this dataset ('digits', or an MNIST-style PATH), resized.")] = None,
     bandwidth_scale: Annotated[float, typer.Option(
         "--bandwidth-scale", help="KDE bandwidth as a multiple of Scott's; < 1 samples closer to the best models.")] = 1.0,
-    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/sample).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default REP/sample).",
+        callback=check_out_callback)] = None,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke run in seconds: 4 sampled models (--n), 8 anchors "
+                                        "(--top-k), epochs 0,1; tables are marked as a smoke run.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Sample weights from a KDE on the embeddings of the best models; evaluate zero-shot and fine-tuned."""
     from eoreps.hyper.sample import SampleConfig, run_sample
 
     set_threads(threads)
-    eps = [int(v) for v in parse_floats(epochs, "--epochs")]
+    if quick:
+        small = _quick(ctx, {"n": n, "top_k": top_k, "epochs": epochs}, SAMPLE_QUICK)
+        n, top_k, epochs = int(small["n"]), int(small["top_k"]), str(small["epochs"])
+    eps = parse_ints(epochs, "--epochs")
     res = run_sample(SampleConfig(zoo=zoo, rep=rep, out=out, n=n, top_k=top_k, activation=activation, epochs=eps,
-                                  transfer=transfer, seed=seed, bandwidth_scale=bandwidth_scale))
+                                  transfer=transfer, seed=seed, bandwidth_scale=bandwidth_scale, smoke=quick))
     typer.echo(res["markdown"])
     if res["note"]:
         typer.echo(f"note: {res['note']}", err=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import DataOpt, OutOpt, QuickOpt, SeedOpt
+from eoreps.commands.common import DataOpt, OutOpt, QuickOpt, ThreadsOpt, echo_quick, set_threads
 
 app = typer.Typer(help="Label-efficiency studies (resumable grids with tables, plot and report).",
                   no_args_is_help=True)
@@ -19,18 +19,23 @@ def label_efficiency(
                                          "options; see docs/evaluation.md).", dir_okay=False)],
     out: OutOpt = Path("study_out"),
     data: DataOpt = "",
-    seed: SeedOpt = -1,
+    seed: Annotated[int | None, typer.Option("--seed", help="First seed (default: the YAML's).", min=0)] = None,
     quick: QuickOpt = False,
+    threads: ThreadsOpt = 0,
 ) -> None:
     """Run (or resume) a label-efficiency study; finished cells are never recomputed.
 
-    --data and --seed override the YAML's data path and first seed; --quick shrinks the grid to a smoke run.
+    --data and --seed override the YAML's data path and first seed; --quick shrinks the YAML's grid to a smoke
+    run and prints what it changed.
     """
     from eoreps.evaluation.study import load_study, quick_study, run_study
 
-    cfg = load_study(config, data=data or None, seed=seed if seed >= 0 else None)
+    set_threads(threads)
+    cfg = load_study(config, data=data or None, seed=seed)
     if quick:
-        cfg = quick_study(cfg)
+        changes: list[str] = []
+        cfg = quick_study(cfg, changes=changes)
+        echo_quick(changes)
     report = run_study(cfg, out)
     typer.echo(f"results: {out / 'results.csv'}\ntables:  {out / 'tables.md'}\nplot:    {out / 'label_efficiency.png'}")
     typer.echo(f"report:  {report}")

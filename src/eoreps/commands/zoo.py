@@ -13,8 +13,12 @@ from eoreps.commands.common import (
     QuickOpt,
     SeedOpt,
     ThreadsOpt,
+    check_out_callback,
     echo_kv,
+    echo_quick,
+    explicit,
     parse_floats,
+    parse_ints,
     set_threads,
 )
 
@@ -24,6 +28,7 @@ app = typer.Typer(help="Model zoos: train populations of small networks, inspect
 
 @app.command("build")
 def build(
+    ctx: typer.Context,
     out: OutOpt = Path("zoo"),
     dataset: Annotated[str | None, typer.Option(
         "--dataset", help="'digits', 'simeo' or a PATH to an MNIST-style folder (idx/csv/npz).")] = None,
@@ -68,9 +73,14 @@ def build(
     arch_name = arch or (p.arch if p else "cnn_digits")
     g: Grid = load_grid(grid) if grid else (p.grid if p else Grid())
     n_epochs = epochs if epochs is not None else (p.epochs if p else 10)
-    if quick:
-        n_epochs = min(n_epochs, 2)
-        g = load_grid({**{k: v for k, v in g.__dict__.items()}, "sampling": "random", "n_models": min(16, g.size)})
+    if quick:  # options the user gave (--epochs, --grid) win; the line says what --quick changed
+        given = explicit(ctx)
+        changes = [] if "epochs" in given or n_epochs <= 2 else [f"epochs {n_epochs} -> 2"]
+        n_epochs = n_epochs if "epochs" in given else min(n_epochs, 2)
+        if "grid" not in given:
+            changes += [f"models {g.size} -> 16 (random)"] if g.size > 16 else []
+            g = load_grid({**{k: v for k, v in g.__dict__.items()}, "sampling": "random", "n_models": min(16, g.size)})
+        echo_quick(changes)
     cfg = BuildConfig(out=out, dataset=dataset, arch=arch_name, grid=g, epochs=n_epochs, seed=seed,
                       options=TrainOptions(batch_size=batch_size, precision=precision, data_order=data_order,
                                            engine=engine),
@@ -79,15 +89,34 @@ def build(
     echo_kv("zoo built", summary)
 
 
+ZooOutOpt = Annotated[Path | None, typer.Option(
+    "--out", help="Output directory (default: the zoo folder).", callback=check_out_callback)]
+
+
+def _zoo_out_dir(zoo: Path, out: Path | None, writes: str) -> Path:
+    """Where 'zoo inspect/prune' write: --out, else the zoo folder, which must then be writable."""
+    from eoreps.errors import DataError
+    from eoreps.io import can_write_in
+
+    if out is not None:
+        return out
+    if zoo.is_dir() and not can_write_in(zoo):
+        raise DataError(f"{zoo}: the zoo folder is not writable and {writes} would be written there; "
+                        "pass --out DIR")
+    return zoo
+
+
 @app.command("inspect")
 def inspect(
     path: Annotated[Path, typer.Argument(help="Zoo directory.")],
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip shard checksum verification.")] = False,
+    out: ZooOutOpt = None,
 ) -> None:
-    """Print counts and property distributions of a zoo and write DIR/inspect.png."""
+    """Print counts and property distributions of a zoo and write inspect.png (to the zoo or --out)."""
     from eoreps.zoo.inspect import format_report, inspect_zoo
 
-    typer.echo(format_report(inspect_zoo(path, verify=not no_verify)))
+    out_dir = _zoo_out_dir(path, out, "inspect.png")
+    typer.echo(format_report(inspect_zoo(path, verify=not no_verify, out=out_dir)))
 
 
 @app.command("prune")
@@ -96,14 +125,16 @@ def prune(
     sparsity: Annotated[str, typer.Option("--sparsity", help="Comma-separated sparsity ratios.")] =
         "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
     epochs: Annotated[str | None, typer.Option("--epochs", help="Comma-separated epochs (default: last).")] = None,
+    out: ZooOutOpt = None,
 ) -> None:
     """Sparsified twins: magnitude-prune every model, record test accuracy against sparsity."""
     from eoreps.zoo.prune import sparsify_zoo
 
     ratios = parse_floats(sparsity, "--sparsity")
-    eps = [int(v) for v in parse_floats(epochs, "--epochs")] if epochs else None
-    df = sparsify_zoo(path, ratios, eps)
+    eps = parse_ints(epochs, "--epochs") if epochs else None
+    out_dir = _zoo_out_dir(path, out, "sparsified.parquet/.csv/.png and twins/")
+    df = sparsify_zoo(path, ratios, eps, out=out_dir)
     summary = df.groupby("sparsity")["test_acc"].agg(["median", "mean", "min", "max"])
     typer.echo("test accuracy against sparsity (all models)")
     typer.echo(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    typer.echo(f"wrote {path / 'sparsified.parquet'}, {path / 'sparsified.png'} and twins in {path / 'twins'}")
+    typer.echo(f"wrote {out_dir / 'sparsified.parquet'}, {out_dir / 'sparsified.png'} and twins in {out_dir / 'twins'}")

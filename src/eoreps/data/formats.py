@@ -74,6 +74,17 @@ def _v1_children(path: Path) -> dict[str, list[Path]]:
     return out
 
 
+def _npz_problem(path: Path) -> str:
+    """Why the ``.npz`` at ``path`` is not a BigEarthNet ``.npz`` (a damaged file or missing arrays)."""
+    from eoreps.data.datasets.bigearthnet_npz import REQUIRED_KEYS, missing_arrays
+
+    missing = missing_arrays(path)
+    if missing is None:
+        return "not a readable .npz (empty, truncated or not a zip archive); re-create or re-download it"
+    return (f"missing arrays {', '.join(missing)}; a BigEarthNet .npz holds {', '.join(REQUIRED_KEYS)} "
+            "(see docs/data.md)")
+
+
 def detect_format(path: str | Path) -> str:
     """Name of the dataset format at ``path`` (one of :data:`FORMATS`).
 
@@ -91,6 +102,8 @@ def detect_format(path: str | Path) -> str:
     if path.is_file():
         if is_ben_npz(path):
             return "bigearthnet-npz"
+        if path.suffix == ".npz":
+            raise DataError(f"{path}: {_npz_problem(path)}")
         raise DataError(f"{path}: unrecognised dataset file; expected {_EXPECTED}")
     try:
         if _is_simeo(path):
@@ -131,8 +144,13 @@ def _sibling(root: Path, kind: str) -> Path:
     raise DataError(f"{root}: several {other} folders beside it ({', '.join(p.name for p in found)}); open the pair explicitly")
 
 
-def _construct(cls: type, *args: Any, **kw: Any) -> EODataset:
-    """``cls(*args, **kw)`` with unknown keyword options reported as a one-line ConfigError."""
+_RUN_SEED_OPTIONS = ("split_seed",)
+"""Dataset options that default to the run's seed (``open_dataset(run_seed=...)``) where a format has them."""
+
+
+def _construct(cls: type, *args: Any, run_seed: int | None = None, **kw: Any) -> EODataset:
+    """``cls(*args, **kw)`` with unknown keyword options reported as a one-line ConfigError; options of
+    :data:`_RUN_SEED_OPTIONS` the class has and ``kw`` lacks get ``run_seed`` (when given)."""
     import inspect
 
     params = inspect.signature(cls.__init__).parameters
@@ -140,6 +158,8 @@ def _construct(cls: type, *args: Any, **kw: Any) -> EODataset:
     if unknown:
         valid = [p for p in params if p not in ("self", "root", "path", "s2_root", "s1_root")]
         raise ConfigError(f"{cls.__name__} has no option {unknown[0]!r}; valid options: {', '.join(valid)}")
+    if run_seed is not None:
+        kw.update({k: run_seed for k in _RUN_SEED_OPTIONS if k in params and k not in kw})
     return cls(*args, **kw)
 
 
@@ -148,6 +168,7 @@ def open_dataset(
     split: str = "all",
     modalities: Sequence[str] | None = None,
     pair: bool | None = None,
+    run_seed: int | None = None,
     **kw: Any,
 ) -> EODataset:
     """Open ``"simeo"`` (built-in synthetic data) or any dataset path (format detected).
@@ -158,8 +179,12 @@ def open_dataset(
         modalities: modalities to load (default: all the format has).
         pair: BigEarthNet v1 only: pair an S2 (S1) root with its sibling S1 (S2) root. ``None`` pairs
             iff ``modalities`` asks for both.
+        run_seed: the run's seed: the default of seed-like dataset options the format has (the
+            GeoTIFF folder's ``split_seed``), so ``--seed`` also draws an automatic split.
         **kw: passed to the dataset class (e.g. ``size``, ``resampling``, ``include_snow_cloud``).
     """
+    if run_seed is not None:
+        kw["run_seed"] = run_seed
     mods = tuple(modalities) if modalities else None
     if str(spec) == "simeo":
         from eoreps.data.datasets.simeo import SimEODataset

@@ -40,6 +40,12 @@ class Inspection:
         nodata_fraction: modality -> fraction of non-finite (NaN = no-data) values read.
         task: ``"single"``, ``"multi"``, ``"regression"`` or ``"none"``.
         synthetic: True for generated data (SimEO).
+        nodata_samples: ``[id, modality]`` of every sample read whose modality is entirely no-data.
+        skipped_nodata: samples left out by ``skip_nodata=True`` (GeoTIFF folder).
+        mask_classes: mask class name -> share of all mask pixels (datasets with their own mask classes).
+        mask_codes: mask class name -> raw code in the files.
+        mask_ignored_share: share of mask pixels ignored (no-data, ignore code, codes not in the class map).
+        split: how the dataset's splits are defined (GeoTIFF folder: column or automatic, counts).
     """
 
     path: str
@@ -55,6 +61,12 @@ class Inspection:
     nodata_fraction: dict[str, float] = field(default_factory=dict)
     task: str = "none"
     synthetic: bool = False
+    nodata_samples: list[list[str]] = field(default_factory=list)
+    skipped_nodata: int = 0
+    mask_classes: dict[str, float] = field(default_factory=dict)
+    mask_codes: dict[str, int] = field(default_factory=dict)
+    mask_ignored_share: float = 0.0
+    split: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -92,7 +104,27 @@ class Inspection:
             absent = [c for c, n in self.class_frequencies.items() if n == 0]
             if absent:
                 lines.append(f"  ({len(absent)} of {k} classes never occur)")
+        lines.extend(self._extra_lines())
         return "\n".join(lines)
+
+    def _extra_lines(self) -> list[str]:
+        """Mask classes, no-data samples and splits (GeoTIFF folders)."""
+        lines = []
+        if self.mask_classes:
+            lines.append(f"mask classes ({len(self.mask_classes)}; share of mask pixels, "
+                         f"ignored {100 * self.mask_ignored_share:.2f}%):")
+            for c, share in self.mask_classes.items():
+                lines.append(f"  {c:<20} code {self.mask_codes.get(c, '?'):>6}  {100 * share:7.2f}%")
+        if self.split:
+            counts = ", ".join(f"{k} {v}" for k, v in self.split.get("counts", {}).items())
+            extra = (f", ratios {self.split['ratios']}, seed {self.split['seed']}" if "ratios" in self.split else "")
+            lines.append(f"splits:    {self.split.get('source')}{extra}: {counts}")
+        if self.skipped_nodata:
+            lines.append(f"skipped:   {self.skipped_nodata} samples entirely no-data (skip_nodata)")
+        if self.nodata_samples:
+            lines.append(f"entirely no-data ({len(self.nodata_samples)}; training refuses them unless --skip-nodata):")
+            lines.extend(f"  {sid}  {m}" for sid, m in self.nodata_samples)
+        return lines
 
 
 class _BandAccumulator:
@@ -165,12 +197,15 @@ def inspect_path(path: str | Path, max_samples: int | None = None, **open_kw: An
     path = Path(path)
     fmt = detect_format(path)
     ds = open_dataset(path, **open_kw)
+    if hasattr(ds, "strict_nodata"):
+        ds.strict_nodata = False  # list samples that are entirely no-data instead of stopping at the first
     n = len(ds)
     k = n if max_samples is None else max(0, min(n, int(max_samples)))
     idx = np.unique(np.linspace(0, n - 1, k).round().astype(int)) if k else np.zeros(0, int)
     acc: dict[str, _BandAccumulator] = {}
     shapes: dict[str, list[int]] = {}
     mods = list(ds.modalities)
+    empty: list[list[str]] = []
     for i in progress(idx.tolist(), desc=f"inspect {path.name}", unit="sample"):
         sample = ds[i]
         for m in mods:
@@ -178,6 +213,8 @@ def inspect_path(path: str | Path, max_samples: int | None = None, **open_kw: An
             if x is None:
                 continue
             x = torch.as_tensor(x)
+            if x.numel() and x.is_floating_point() and not torch.isfinite(x).any():
+                empty.append([str(sample.get("id", i)), m])
             if m not in acc:
                 acc[m] = _BandAccumulator(x.shape[0])
                 shapes[m] = list(x.shape)
@@ -197,4 +234,15 @@ def inspect_path(path: str | Path, max_samples: int | None = None, **open_kw: An
         nodata_fraction={m: (a.nan / a.total if a.total else 0.0) for m, a in acc.items()},
         task=ds.task,
         synthetic=bool(getattr(ds, "synthetic", False)),
+        nodata_samples=empty,
+        skipped_nodata=int(getattr(ds, "num_skipped_nodata", 0)),
+        split=dict(getattr(ds, "split_info", {}) or {}),
+        **_mask_fields(ds),
     )
+
+
+def _mask_fields(ds: Any) -> dict[str, Any]:
+    report = ds.mask_pixel_report() if hasattr(ds, "mask_pixel_report") else {}
+    if not report:
+        return {}
+    return {"mask_classes": report["shares"], "mask_codes": report["codes"], "mask_ignored_share": report["ignored_share"]}

@@ -50,7 +50,8 @@ import numpy as np
 
 from eoreps.errors import ConfigError, DataError
 
-__all__ = ["label_fraction_indices", "stratified_order", "subset_size", "train_val_test_split"]
+__all__ = ["assign_splits", "check_split_ratios", "label_fraction_indices", "stratified_order", "subset_size",
+           "train_val_test_split"]
 
 
 def _as_labels(labels: Any) -> np.ndarray:
@@ -278,3 +279,35 @@ def train_val_test_split(labels: Any, fractions: Sequence[float] = (0.8, 0.1, 0.
     n = len(order)
     bounds = [0] + [int(math.floor(c * n + 0.5)) for c in np.cumsum(fr)]
     return tuple(np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def check_split_ratios(ratios: Any) -> tuple[float, float, float]:
+    """Three non-negative train/val/test shares summing to 1 (a ``"0.7,0.15,0.15"`` string is accepted)."""
+    items = [r for r in ratios.split(",") if r.strip()] if isinstance(ratios, str) else list(ratios)
+    try:
+        fr = tuple(float(r) for r in items)
+    except (TypeError, ValueError):
+        fr = ()
+    if len(fr) != 3 or any(not math.isfinite(f) or f < 0 for f in fr) or abs(sum(fr) - 1) > 1e-6:
+        raise ConfigError(f"split ratios {ratios!r} must be three train,val,test shares >= 0 summing to 1; "
+                          "write e.g. --split-ratios 0.7,0.15,0.15")
+    return fr  # type: ignore[return-value]
+
+
+def assign_splits(labels: Any, ratios: Sequence[float], seed: int) -> np.ndarray:
+    """``"train"``/``"val"``/``"test"`` per sample: a seeded split, stratified by ``labels``.
+
+    Args:
+        labels: ``(N,)`` class indices or ``(N, K)`` multi-hot; pass zeros for unlabelled data (plain
+            random split).
+        ratios: train/val/test shares (:func:`check_split_ratios`).
+        seed: split seed; the same labels, ratios and seed always give the same assignment.
+    """
+    parts = train_val_test_split(labels, check_split_ratios(ratios), seed)
+    out = np.empty(sum(len(p) for p in parts), dtype=object)
+    for name, idx in zip(SPLIT_NAMES, parts, strict=True):
+        out[idx] = name
+    return out

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eoreps.data.datasets.base import IGNORE_INDEX
+from eoreps.data.datasets.base import IGNORE_INDEX, describe_dataset, task_classes
 from eoreps.data.modalities import MODALITIES
 from eoreps.data.stats import BandStats, Normalizer, compute_stats
 from eoreps.errors import ConfigError, DataError
@@ -215,7 +215,7 @@ def _simeo_split(root: Path, split: str, modalities: Sequence[str], task: str) -
     arrays, meta = load_simeo(root)
     codes = list(meta["splits"])
     rows = np.flatnonzero(np.asarray(arrays["split"]) == codes.index(split))
-    out = {m: np.asarray(arrays[m][rows]) for m in modalities}
+    out = {m: np.asarray(arrays[m][rows]) for m in modalities if m in arrays}  # the caller names a missing one
     for k in ("label", "multilabel", "mask"):
         out[k] = np.asarray(arrays[k][rows])
     ids = [f"simeo-p{i:06d}" for i in rows]
@@ -223,12 +223,12 @@ def _simeo_split(root: Path, split: str, modalities: Sequence[str], task: str) -
 
 
 def _dataset_split(spec: str, split: str, modalities: Sequence[str], task: str,
-                   options: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[str], Any]:
+                   options: dict[str, Any], seed: int) -> tuple[dict[str, np.ndarray], list[str], Any]:
     from torch.utils.data import DataLoader
 
     from eoreps.data.formats import open_dataset
 
-    ds = open_dataset(spec, split=split, modalities=list(modalities), **options)
+    ds = open_dataset(spec, split=split, modalities=list(modalities), run_seed=seed, **options)
     if len(ds) == 0:
         raise DataError(f"{spec}: split '{split}' is empty; the evaluation needs train, val and test samples")
     key = _TARGET_KEY[task]
@@ -239,7 +239,7 @@ def _dataset_split(spec: str, split: str, modalities: Sequence[str], task: str,
         if key not in batch:
             raise DataError(f"{spec}: samples have no '{key}', so task '{task}' is not available "
                             f"(keys: {', '.join(k for k in batch if not k.startswith('valid_'))}); choose another --task")
-        for k in [*modalities, key, "label"]:
+        for k in dict.fromkeys([*modalities, key, "label"]):  # key may be "label" itself
             if k in batch and isinstance(batch[k], torch.Tensor):
                 parts.setdefault(k, []).append(batch[k].numpy())
         ids.extend(str(i) for i in batch.get("id", [""] * len(next(iter(batch.values())))))
@@ -265,8 +265,9 @@ def load_eval_data(
         size: resize image modalities (and masks) to ``size x size`` (``None``: keep).
         limits: at most this many samples per split (``{"train": 1000}``), a stratified choice.
         simeo_n: SimEO patches to generate (train / val / test / shifted by the SimEO split rules).
-        seed: seed of the stratified choice under ``limits``.
-        options: extra options for :func:`~eoreps.data.formats.open_dataset` (e.g. ``include_snow_cloud``).
+        seed: seed of the stratified choice under ``limits`` and of a dataset's automatic split.
+        options: extra options for :func:`~eoreps.data.formats.open_dataset` (e.g. ``include_snow_cloud``,
+            the GeoTIFF folder's ``split_ratios``, ``mask_classes``).
 
     Raises:
         ConfigError: unknown task; DataError: the dataset lacks the task's target or a modality.
@@ -313,8 +314,9 @@ def load_eval_data(
     else:
         ds = None
         for s in SPLIT_NAMES:
-            raw[s], ids[s], ds = _dataset_split(str(data), s, mods, task, dict(options or {}))
-        classes = tuple(ds.classes)
+            raw[s], ids[s], ds = _dataset_split(str(data), s, mods, task, dict(options or {}), seed)
+        classes = task_classes(ds, task)  # segmentation: the mask classes where the dataset has its own
+        fp["dataset"] = describe_dataset(ds)
         band_names = {m: tuple(v) for m, v in (getattr(ds, "band_names", {}) or {}).items() if m in mods}
         synthetic = bool(getattr(ds, "synthetic", False))
         fp["cache_key"] = str(getattr(ds, "cache_key", ""))

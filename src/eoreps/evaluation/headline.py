@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from eoreps.evaluation.encoders import MethodSpec
-from eoreps.evaluation.study import DataConfig, StudyConfig, collect, run_study
+from eoreps.evaluation.study import DataConfig, StudyConfig, collect, run_study, smoke_detail
 from eoreps.io import read_json
 
 
@@ -125,6 +125,8 @@ def run_headline(out: Path, seed: int = 0, quick: bool = False, full: bool = Fal
     backbone, pre = pretrain_dual(out / "pretrain", folder, p, seed)
     t_pre = time.perf_counter() - t0 - t_data
     cfg = headline_config(backbone, folder, p, seed)
+    if quick:
+        cfg.smoke = f"{smoke_detail(cfg)}, {p.pretrain_epochs} pretraining epochs"
     run_study(cfg, out)
     t_total = time.perf_counter() - t0
     df = collect(out)
@@ -145,7 +147,7 @@ def run_headline(out: Path, seed: int = 0, quick: bool = False, full: bool = Fal
         "reuse the cached data, the pretrained encoders and finished cells).",
     ])
     return write_study_report(df, out, title=cfg.name, synthetic=synthetic, data_name=str(data),
-                              extra_sections=[intro])
+                              extra_sections=[intro], smoke=cfg.smoke or None)
 
 
 def _keys(cfg: StudyConfig) -> set[str]:

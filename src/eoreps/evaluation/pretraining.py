@@ -88,7 +88,8 @@ def pretrain_config(cfg: StudyConfig, method: MethodSpec, out: str | Path) -> Pr
     check_pretrain(method)
     assert method.pretrain is not None
     defaults: dict[str, Any] = {"data": _study_data(cfg), "modalities": _image_modalities(list(cfg.data.modalities)),
-                                "backbone": cfg.baseline_arch, "seed": cfg.seed, "knn": False}
+                                "backbone": cfg.baseline_arch, "seed": cfg.seed, "knn": False,
+                                "data_options": dict(cfg.data.options)}  # same loader options (splits) as the study
     if not defaults["modalities"] and "modalities" not in method.pretrain:
         raise ConfigError(f"method '{method.name}': the study loads no image modality to pretrain on "
                           f"({', '.join(cfg.data.modalities)}); give pretrain: {{modalities: [...]}}")
@@ -98,6 +99,8 @@ def pretrain_config(cfg: StudyConfig, method: MethodSpec, out: str | Path) -> Pr
 
 def _digest(pc: PretrainConfig) -> str:
     d = {k: v for k, v in dataclasses.asdict(pc).items() if k not in _SET_BY_STUDY}
+    if not d.get("data_options"):  # runs recorded before data_options existed keep their digest
+        d.pop("data_options", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

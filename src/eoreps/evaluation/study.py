@@ -21,7 +21,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from eoreps.evaluation.encoders import MethodSpec
 from eoreps.evaluation.protocols import PROTOCOLS, Cell, ProtocolOptions, check_protocol, run_protocol
 from eoreps.io import read_json, write_json
 from eoreps.progress import progress
+from eoreps.smoke import smoke_fields
 from eoreps.tasks.noise import check_noise, corrupt_targets
 
 
@@ -80,6 +81,8 @@ class StudyConfig:
         options: protocol options (``linear``, ``knn``, ``train``, ``adapter``).
         label_noise, noise_kind: corrupt this fraction of the *training* labels (``uniform`` | ``class``,
             :mod:`eoreps.tasks.noise`), drawn once per seed and shared by every method; val/test stay clean.
+        smoke: set by ``--quick`` (:func:`quick_study`): how small the smoke run is; its tables, report and
+            ``study.json`` then say that the numbers are not a measurement (:mod:`eoreps.smoke`).
     """
 
     name: str = "Label-efficiency study"
@@ -87,18 +90,21 @@ class StudyConfig:
     methods: list[Any] = field(default_factory=list)
     protocols: list[str] = field(default_factory=lambda: ["linear", "finetune"])
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
-    seeds: Any = 3
+    seeds: int | list[int] = 3
     seed: int = 0
     baselines: bool = False
     baseline_arch: str = "cnn-small"
     options: ProtocolOptions = field(default_factory=ProtocolOptions)
     label_noise: float = 0.0
     noise_kind: str = "uniform"
+    smoke: str = ""
 
     def __post_init__(self) -> None:
         check_noise(self.label_noise, self.noise_kind)
         if isinstance(self.data, dict):
             self.data = load_dataclass(DataConfig, self.data)
+        if self.data.size is not None and self.data.size < 1:
+            raise ConfigError(f"data.size={self.data.size}: the image side must be >= 1 (--size; 0 = native)")
         if isinstance(self.options, dict):
             self.options = load_dataclass(ProtocolOptions, self.options)
         self.methods = [m if isinstance(m, MethodSpec) else _method(m) for m in self.methods]
@@ -129,24 +135,43 @@ def load_study(source: str | Path | dict[str, Any], data: str | None = None, see
     return cfg
 
 
-def quick_study(cfg: StudyConfig) -> StudyConfig:
-    """A shrunken copy for smoke runs: at most 2 seeds, small splits at 32 x 32, a few dozen steps per cell."""
+def quick_study(cfg: StudyConfig, keep: Collection[str] = (), changes: list[str] | None = None) -> StudyConfig:
+    """A shrunken copy for smoke runs: at most 2 seeds, small splits at 32 x 32, a few dozen steps per cell.
+
+    Args:
+        cfg: the study.
+        keep: attribute paths the user set (``"seeds"``, ``"options.train.epochs"``, ``"data.size"`` ...):
+            left alone (an explicit epoch count also keeps the step limits).
+        changes: when given, receives what was changed (``"seeds 3 -> 0,1"``, see :func:`eoreps.quick.shrink`).
+    """
     import copy
 
+    from eoreps.quick import shrink
+
     q = copy.deepcopy(cfg)
-    seeds = q.seed_list[:2]
-    q.seeds = seeds
-    d = q.data
-    d.limits = {s: min(int(d.limits.get(s, n)), n) for s, n in (("train", 400), ("val", 150), ("test", 200))}
-    d.size = min(d.size or 32, 32)
-    d.simeo_n = min(d.simeo_n, 1000)
-    t = q.options.train
-    t.epochs, t.min_steps, t.max_steps = min(t.epochs, 3), min(t.min_steps, 15), 40
-    q.options.linear.C = [0.1, 1.0, 10.0]
+    limits = {"train": 400, "val": 150, "test": 200}
+    small: dict[str, Any] = {
+        "seeds": lambda v: v if len(q.seed_list) <= 2 else q.seed_list[:2],
+        "data.limits": lambda d: {s: min(int(d.get(s, n)), n) for s, n in limits.items()},
+        "data.size": lambda v: min(v or 32, 32), "data.simeo_n": lambda v: min(v, 1000),
+        "options.train.epochs": lambda v: min(v, 3), "options.linear.C": [0.1, 1.0, 10.0]}
+    if "options.train.epochs" not in keep:
+        small.update({"options.train.min_steps": lambda v: min(v, 15), "options.train.max_steps": 40})
+    done = shrink(q, small, keep)
+    if changes is not None:
+        changes.extend(done)
     from eoreps.evaluation.pretraining import quick_pretraining
 
     q.methods = [quick_pretraining(m) for m in q.methods]
+    q.smoke = smoke_detail(q)
     return q
+
+
+def smoke_detail(cfg: StudyConfig) -> str:
+    """How small a ``--quick`` study is, for the smoke-run notes: ``"2 seeds, 400 training samples"``."""
+    n = len(cfg.seed_list)
+    train = (cfg.data.limits or {}).get("train")
+    return f"{n} seed{'s' if n != 1 else ''}" + (f", at most {train} training samples" if train else "")
 
 
 def _method(d: Any) -> MethodSpec:
@@ -266,7 +291,8 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
     cells = plan_cells(cfg, methods)
     hashes = {c.key: cell_hash(cfg, by_name[c.method], c) for c in cells}
     todo = [c for c in cells if not finished(out / "cells" / f"{c.key}.json", hashes[c.key])]
-    write_json(out / "study.json", {"config": _jsonable(cfg), "cells": [c.key for c in cells]})
+    write_json(out / "study.json", {"config": _jsonable(cfg), "cells": [c.key for c in cells],
+                                    **smoke_fields(bool(cfg.smoke), cfg.smoke)})
     if todo:
         if data is None:
             d = cfg.data
@@ -338,4 +364,5 @@ def write_outputs(cfg: StudyConfig, out: str | Path, keys: Sequence[str] | None 
         raise DataError(f"{out}/cells: no finished cells to report; run the study first")
     if synthetic is None:
         synthetic = bool(df["synthetic"].any())
-    return write_study_report(df, out, title=cfg.name, synthetic=synthetic, data_name=cfg.data.data)
+    return write_study_report(df, out, title=cfg.name, synthetic=synthetic, data_name=cfg.data.data,
+                              smoke=cfg.smoke or None)

@@ -79,7 +79,7 @@ def efficiency_plot(df: pd.DataFrame, task: str, path: str | Path, synthetic: bo
 
 
 def write_study_report(df: pd.DataFrame, out: str | Path, title: str, synthetic: bool, data_name: str = "",
-                       extra_sections: list[Section] | None = None) -> Path:
+                       extra_sections: list[Section] | None = None, smoke: str | None = None) -> Path:
     """Write ``results.parquet``, ``results.csv``, ``tables.md``, ``label_efficiency.png`` and ``report.html``.
 
     Args:
@@ -89,6 +89,7 @@ def write_study_report(df: pd.DataFrame, out: str | Path, title: str, synthetic:
         synthetic: the data is SimEO (the report and plot say so).
         data_name: shown in the report header.
         extra_sections: sections placed before the results (e.g. the pretraining summary).
+        smoke: a ``--quick`` run (the text says how small): ``tables.md`` and the report say so.
 
     Returns:
         The path of ``report.html``.
@@ -103,6 +104,10 @@ def write_study_report(df: pd.DataFrame, out: str | Path, title: str, synthetic:
     eff = efficiency_table(df, task)
     metric_name = _NAMES.get(HEADLINE[task], HEADLINE[task])
     md = [f"# {title}\n"]
+    if smoke is not None:
+        from eoreps.smoke import smoke_markdown
+
+        md.append(smoke_markdown(smoke))
     if synthetic:
         from eoreps.report.tables import SYNTHETIC_NOTE
 
@@ -128,4 +133,5 @@ def write_study_report(df: pd.DataFrame, out: str | Path, title: str, synthetic:
     sections.append(Section("Per-class results", tables=tables[1:]))
     sections.append(Section("Cost", paragraphs=["Trainable parameters per protocol and mean wall time per cell."],
                             tables=[("Cost", cost)]))
-    return write_report(out, title, sections, synthetic=synthetic, meta={"data": data_name, "cells": len(df)})
+    return write_report(out, title, sections, synthetic=synthetic, meta={"data": data_name, "cells": len(df)},
+                        smoke=smoke)

@@ -66,12 +66,13 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, epochs: int | 
     fit_summary = fit(fit_cfg)
     times["fit"] = time.perf_counter() - t
     t = time.perf_counter()
-    res = evaluate(zoo_dir, rep_dir, out / "evaluate", max_train_rows=6000, seed=seed)
+    res = evaluate(zoo_dir, rep_dir, out / "evaluate", max_train_rows=6000, seed=seed, smoke=quick)
     times["evaluate"] = time.perf_counter() - t
     md = ("# Hyper-representation demo (real sklearn digits zoo)\n\n" + res["header"]
           + "Properties predicted from raw weights W, weight statistics s(W) and the learned representation "
             "(the compression token after every encoder block; z: the latent alone) (R2 for continuous properties, accuracy for categorical ones; n/a: constant in this zoo).\n\n"
-          + to_markdown(res["properties"]) + "\n## Model selection\n\n" + to_markdown(res["model_selection"]))
+          + to_markdown(res["properties"]) + "\n## Model selection\n\n" + res["sel_note"]
+          + to_markdown(res["model_selection"]))
     atomic_write_text(out / "properties.md", md)
     atomic_write_text(out / "properties.csv", res["properties"].to_csv(index=False))
     return {"properties": res["properties"], "model_selection": res["model_selection"], "markdown": md,

@@ -27,6 +27,7 @@ from eoreps.hyper.linear import logistic_probe, ridge_probe
 from eoreps.hyper.representation import Representation, load_representation
 from eoreps.hyper.splits import split_models
 from eoreps.io import atomic_write_text, write_json
+from eoreps.progress import progress
 
 CONTINUOUS = ("test_acc", "epoch", "ggap", "lr", "weight_decay", "dropout", "train_fraction")
 CATEGORICAL = ("activation", "init", "optimizer")
@@ -99,7 +100,7 @@ def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int
         raise DataError("the zoo split has an empty train, val or test part; build a zoo with more models")
     rows: dict[str, dict[str, Any]] = {}
     cont = [c for c in CONTINUOUS if c in p.columns]
-    for col in COLUMNS:
+    for col in progress(COLUMNS, desc="property probes", unit="feature set"):
         x = data.features[col]
         ys = np.stack([_target(p, c) for c in cont], axis=1)
         res = ridge_probe(x[tr], ys[tr], x[va], ys[va], x[te], ys[te])
@@ -145,25 +146,19 @@ def model_selection_table(data: ProbeData, early_epoch: int | None = None) -> pd
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a GitHub markdown table (NaN shown as 'n/a')."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, float):
-                cells.append("n/a" if np.isnan(v) else f"{v:.{digits}f}")
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """A DataFrame as a GitHub markdown table (NaN shown as 'n/a'; :func:`eoreps.report.markdown_table`)."""
+    from eoreps.report.tables import markdown_table
+
+    return markdown_table(df, floatfmt=f".{digits}f")
 
 
 def evaluate(zoo_dir: str | Path, rep_dir: str | Path, out: str | Path | None = None, early_epoch: int | None = None,
-             max_train_rows: int | None = 6000, seed: int = 0) -> dict[str, Any]:
+             max_train_rows: int | None = 6000, seed: int = 0, smoke: bool = False) -> dict[str, Any]:
     """Property table and model-selection table; written as markdown + CSV under ``out``
-    (default ``REP/evaluate-<zoo name>``). Returns the tables and the paths."""
+    (default ``REP/evaluate-<zoo name>``). Returns the tables and the paths. ``smoke`` (a ``--quick`` run)
+    marks every table and ``summary.json`` as a smoke run (:mod:`eoreps.smoke`)."""
+    from eoreps.smoke import smoke_fields, smoke_markdown
+
     rep = load_representation(rep_dir)
     zoo_dir = Path(zoo_dir)
     torch.set_grad_enabled(False)
@@ -177,13 +172,15 @@ def evaluate(zoo_dir: str | Path, rep_dir: str | Path, out: str | Path | None = 
     out.mkdir(parents=True, exist_ok=True)
     n_models = data.props.groupby("split")["model_id"].nunique().to_dict()
     kind = "in distribution" if in_dist else "out of distribution (encoder not trained on this zoo)"
-    header = (f"Zoo `{zoo_dir}` ({kind}); test models: {n_models.get('test', 0)}, validation: "
+    smoke_detail = f"{n_models.get('test', 0)} test models"
+    smoke_line = smoke_markdown(smoke_detail) if smoke else ""
+    header = smoke_line + (f"Zoo `{zoo_dir}` ({kind}); test models: {n_models.get('test', 0)}, validation: "
               f"{n_models.get('val', 0)}, training: {n_models.get('train', 0)}; checkpoints: {len(data.props)}. "
               f"Columns: raw weights (W), weight statistics (s(W)), the compression token after every encoder block (learned) "
               f"and its latent alone (z).\n\n")
     atomic_write_text(out / "properties.md", header + to_markdown(table))
     atomic_write_text(out / "properties.csv", table.to_csv(index=False))
-    sel_note = (f"Rank correlation (Spearman) of predicted vs true final test accuracy (epoch "
+    sel_note = smoke_line + (f"Rank correlation (Spearman) of predicted vs true final test accuracy (epoch "
                 f"{sel.attrs['final_epoch']}) over {sel.attrs['n_test_models']} test models.\n\n")
     atomic_write_text(out / "model_selection.md", sel_note + to_markdown(sel))
     atomic_write_text(out / "model_selection.csv", sel.to_csv(index=False))
@@ -192,5 +189,6 @@ def evaluate(zoo_dir: str | Path, rep_dir: str | Path, out: str | Path | None = 
                                       "checkpoints": len(data.props),
                                       "properties": table.to_dict(orient="records"),
                                       "model_selection": sel.to_dict(orient="records"),
-                                      "early_epoch": sel.attrs["early_epoch"]})
-    return {"properties": table, "model_selection": sel, "out": out, "in_distribution": in_dist, "header": header}
+                                      "early_epoch": sel.attrs["early_epoch"], **smoke_fields(smoke, smoke_detail)})
+    return {"properties": table, "model_selection": sel, "out": out, "in_distribution": in_dist, "header": header,
+            "sel_note": sel_note, "smoke": smoke_line}

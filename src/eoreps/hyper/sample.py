@@ -33,6 +33,7 @@ Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ from eoreps.hyper.finetune import Recipe, finetune_curve, load_transfer_data, ra
 from eoreps.hyper.probes import to_markdown
 from eoreps.hyper.representation import Representation, load_representation
 from eoreps.io import atomic_path, atomic_write_text, write_json
+from eoreps.progress import progress
+from eoreps.smoke import smoke_fields, smoke_markdown
 from eoreps.zoo.datasets import ZooData
 
 
@@ -66,6 +69,7 @@ class SampleConfig:
     transfer: str | None = None
     seed: int = 0
     bandwidth_scale: float = 1.0
+    smoke: bool = False  # a --quick run: tables and summary.json say it is not a measurement
 
     def __post_init__(self) -> None:
         if not 0 < self.bandwidth_scale <= 10:
@@ -189,15 +193,19 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         data = zoo.dataset()
     arch = zoo.arch
     anchors_decoded = rep.decode(anchor_z)
-    curves = {
-        "sampled (KDE on hyper-representation)": finetune_curve(arch, sampled, recipe, data, epochs, seed=cfg.seed),
-        f"random init ({recipe.init})": finetune_curve(arch, None, recipe, data, epochs, n=cfg.n, seed=10_000 + cfg.seed),
-        f"zoo models ({recipe.activation})": zoo_curve(props, recipe.activation, epochs),
+    jobs: dict[str, Callable[[], dict[int, Any]]] = {
+        "sampled (KDE on hyper-representation)": lambda: finetune_curve(arch, sampled, recipe, data, epochs,
+                                                                        seed=cfg.seed),
+        f"random init ({recipe.init})": lambda: finetune_curve(arch, None, recipe, data, epochs, n=cfg.n,
+                                                               seed=10_000 + cfg.seed),
+        f"zoo models ({recipe.activation})": lambda: zoo_curve(props, recipe.activation, epochs),
         "average of the anchors, weight-matched (no representation)":
-            finetune_curve(arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed),
+            lambda: finetune_curve(arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed),
         "anchors reconstructed, decode(embed(anchor)) (diagnostic)":
-            finetune_curve(arch, anchors_decoded, recipe, data, epochs, seed=cfg.seed),
+            lambda: finetune_curve(arch, anchors_decoded, recipe, data, epochs, seed=cfg.seed),
     }
+    curves = {name: job() for name, job in progress(list(jobs.items()), desc="hyper sample: fine-tuning",
+                                                    unit="curve")}
     matched = match(Permuter(rep.tokenizer), rep.reference, anchor_w) if rep.reference is not None else anchor_w
     images = data.x_test[:2000]
     div = {name: diversity(arch, w, recipe.activation, images) for name, w in
@@ -213,7 +221,9 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
         tables[f"transfer to {tdata.name}"] = _rows(tcurves, epochs)
     out = Path(cfg.out) if cfg.out is not None else Path(cfg.rep) / "sample"
     out.mkdir(parents=True, exist_ok=True)
-    md, frames = [], []
+    smoke_detail = f"{cfg.n} sampled models, {len(anchors)} anchors, epochs {','.join(map(str, epochs))}"
+    md: list[str] = [smoke_markdown(smoke_detail)] if cfg.smoke else []
+    frames = []
     for title, df in tables.items():
         md.append(f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} sampled and {cfg.n} random models, the "
                   f"zoo's models, one weight-matched average and the {len(anchors)} anchors reconstructed; anchors: "
@@ -248,6 +258,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
                "anchor_epochs": anchors["epoch"].astype(int).tolist(), "bandwidth_scale": cfg.bandwidth_scale,
                "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
                "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
-               "recipe": recipe.__dict__, "diversity": div, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
+               "recipe": recipe.__dict__, "diversity": div, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()},
+               **smoke_fields(cfg.smoke, smoke_detail)}
     write_json(out / "summary.json", summary)
     return {"tables": tables, "out": out, "summary": summary, "markdown": "\n".join(md), "note": note}

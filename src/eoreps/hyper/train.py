@@ -34,7 +34,7 @@ from eoreps.hyper.module import HyperModule, module_kwargs
 from eoreps.hyper.splits import split_column, split_models
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
 from eoreps.io import atomic_path, read_json, write_json
-from eoreps.progress import progress_enabled
+from eoreps.progress import progress_callbacks
 
 
 @dataclass
@@ -195,13 +195,14 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
                                   "num_classes": zoo.arch.num_classes},
                          "activations": activations, "probe_images": zoo.dataset().x_train}
     module = HyperModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std, **functional_kw)
+    bars = progress_callbacks()
     trainer = L.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator="cpu", devices=1,
         precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
         # save_top_k=1 without a monitor keeps the latest epoch's file; with save_top_k=0 Lightning would
         # write last.ckpt only when training ends, and a killed run could not resume
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1)],
-        logger=CSVLogger(out, name="logs"), enable_progress_bar=progress_enabled(), enable_model_summary=False,
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1), *bars],
+        logger=CSVLogger(out, name="logs"), enable_progress_bar=bool(bars), enable_model_summary=False,
         log_every_n_steps=max(1, min(50, len(train_dl))), num_sanity_val_steps=0,
         limit_val_batches=1.0 if len(val_dl) else 0, deterministic=False)
     trainer.fit(module, train_dl, val_dl if len(val_dl) else None, ckpt_path=str(last) if last.is_file() else None)

@@ -50,6 +50,37 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY) + list(_TIMM_EXAMPLES)
 
 
+def _lookup(name: str) -> str | None:
+    """The registered spelling of ``name`` with ``_`` and ``-`` interchangeable, or None."""
+    if name in _REGISTRY:
+        return name
+    key = name.strip().lower()
+    for candidate in (key, key.replace("_", "-"), key.replace("-", "_")):
+        if candidate in _REGISTRY:
+            return candidate
+    return None
+
+
+def is_backbone_name(name: str) -> bool:
+    """True when ``name`` (any ``-``/``_`` spelling) is a registered backbone or a ``timm:`` name."""
+    return name.startswith(_TIMM_PREFIX) or _lookup(name) is not None
+
+
+def canonical_backbone_name(name: str) -> str:
+    """The registered spelling of backbone ``name`` (``cnn_small`` -> ``cnn-small``); an unknown name raises
+    :class:`ConfigError`, pointing at the model-zoo registry when ``name`` is a zoo architecture (the
+    zoo's ``cnn_s`` is a tiny layer-list CNN, a different network from the backbone ``cnn-small``)."""
+    found = _lookup(name)
+    if found is not None:
+        return found
+    from eoreps.zoo.architectures import ARCH_NAMES
+
+    zoo = name.strip().lower().replace("-", "_")
+    note = (f"'{name}' is a model-zoo architecture (eoreps zoo build --arch), not a backbone; "
+            f"the nearest backbones are cnn-tiny/cnn-small (see docs/zoo.md)" if zoo in ARCH_NAMES else "")
+    raise unknown_name("backbone", name, list_backbones(), note)
+
+
 def create_backbone(name: str, in_chans: int, **kwargs: Any) -> Backbone:
     """Build backbone ``name`` for ``in_chans`` input channels.
 
@@ -71,8 +102,7 @@ def create_backbone(name: str, in_chans: int, **kwargs: Any) -> Backbone:
             raise ConfigError("backbone 'timm:' needs a model name, e.g. 'timm:resnet18'")
         bb: Backbone = TimmBackbone(model_name, in_chans=in_chans, **kwargs)
     else:
-        if name not in _REGISTRY:
-            raise unknown_name("backbone", name, list_backbones())
+        name = canonical_backbone_name(name)
         factory = _REGISTRY[name]
         try:
             inspect.signature(factory).bind(in_chans, **kwargs)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from eoreps.io import atomic_write_text
-from eoreps.report.tables import SYNTHETIC_NOTE
+from eoreps.report.tables import SYNTHETIC_NOTE, display_frame
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1000px;margin:2em auto;
@@ -51,10 +51,13 @@ def write_report(
     synthetic: bool,
     meta: dict[str, object] | None = None,
     filename: str = "report.html",
+    smoke: str | None = None,
 ) -> Path:
     """Write ``out_dir/filename`` and return its path.
 
     ``synthetic=True`` puts the SimEO disclaimer at the top: every report that uses SimEO must say so.
+    ``smoke`` (a ``--quick`` run; the text says how small, e.g. ``"1 seed, 2 label fractions"``) adds the
+    smoke-run banner of :mod:`eoreps.smoke`.
     """
     out = Path(out_dir)
     parts = [
@@ -62,6 +65,11 @@ def write_report(
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if smoke is not None:
+        from eoreps.smoke import smoke_note
+
+        parts.append(f"<p class='synthetic'><b>{html.escape(smoke_note(smoke))}</b> A --quick run: the numbers "
+                     "only show that it works.</p>")
     if synthetic:
         parts.append(f"<p class='synthetic'><b>Synthetic data.</b> {html.escape(SYNTHETIC_NOTE)}</p>")
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -73,7 +81,8 @@ def write_report(
         parts.extend(f"<p>{html.escape(p)}</p>" for p in s.paragraphs)
         for caption, df in s.tables:
             parts.append(f"<p><b>{html.escape(caption)}</b></p>")
-            parts.append(df.to_html(index=False, border=0, float_format=lambda x: f"{x:.3f}", na_rep="n/a"))
+            parts.append(display_frame(df).to_html(index=False, border=0, float_format=lambda x: f"{x:.3f}",
+                                                   na_rep="n/a"))
         for caption, png in s.figures:
             parts.append(f"<figure><img src='{html.escape(png)}' alt='{html.escape(caption)}'>"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")

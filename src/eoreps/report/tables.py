@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,14 +51,45 @@ def mean_std_table(
     return pd.DataFrame(rows)
 
 
+# Columns holding counts (parameters, seeds, samples, epochs): shown as integers even when stored as floats
+# (aggregations and protocol results turn them into 1234.0).
+_COUNT_COLUMN = re.compile(r"param|^n$|^n_|(^|_)(epochs?|steps?|models|count)$", re.IGNORECASE)
+_NBSP = "\u00a0"
+
+
+def _count_cell(v: object) -> object:
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v) \
+            and float(v).is_integer():
+        return f"{int(v):,}"
+    return v
+
+
+def _nowrap(v: object) -> object:
+    """``"67.5 ± 1.6"`` with non-breaking spaces, so a table cell never wraps between mean and std."""
+    return v.replace(" ± ", f"{_NBSP}±{_NBSP}") if isinstance(v, str) else v
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` prepared for a rendered table (markdown, HTML): count columns (parameters, ``n``, epochs)
+    as integers with thousands separators, ``mean ± std`` cells unbreakable. Values are unchanged in CSV."""
+    out = df.copy()
+    for c in out.columns:
+        if _COUNT_COLUMN.search(str(c)):
+            out[c] = out[c].map(_count_cell).astype(object)
+        elif not pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].map(_nowrap)
+    return out
+
+
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """Render a DataFrame as a GitHub markdown table (no extra dependency)."""
+    """Render a DataFrame as a GitHub markdown table (no extra dependency); see :func:`display_frame`."""
 
     def cell(v: object) -> str:
         if isinstance(v, (float, np.floating)):
             return "n/a" if not np.isfinite(v) else format(float(v), floatfmt)
         return str(v).replace("|", "\\|")
 
+    df = display_frame(df)
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, r in df.iterrows():

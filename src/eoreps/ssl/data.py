@@ -11,7 +11,8 @@ the method's ``on_after_batch_transfer`` (see :mod:`eoreps.ssl.methods.base`).
 * :func:`load_patches` opens any dataset eoreps knows (``"simeo"`` or a path) and materialises it;
 * :func:`load_scenes` gives the large scenes Tile2Vec samples its triplets from;
 * :class:`BatchDataset` / :class:`TripletDataset` serve batches; :class:`PretrainDataModule`
-  wraps them for Lightning (DDP shards them through Lightning's distributed sampler).
+  wraps them for Lightning (shuffled, sharded and resumable:
+  :class:`eoreps.checkpoints.ResumableSampler`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from eoreps.data.datasets.base import describe_dataset
 from eoreps.data.stats import BandStats, compute_stats
 from eoreps.errors import ConfigError, DataError
 from eoreps.progress import progress
@@ -91,14 +93,14 @@ class PretrainData:
         return st
 
 
-def _open(data: str, split: str, modalities: Sequence[str]) -> Any:
+def _open(data: str, split: str, modalities: Sequence[str], options: dict[str, Any] | None, seed: int) -> Any:
     from eoreps.data.formats import open_dataset
 
-    return open_dataset(data, split=split, modalities=list(modalities))
+    return open_dataset(data, split=split, modalities=list(modalities), run_seed=seed, **dict(options or {}))
 
 
 def load_patches(data: str, modalities: Sequence[str], split: str = "train", max_samples: int | None = None,
-                 seed: int = 0, with_labels: bool = True) -> PretrainData:
+                 seed: int = 0, with_labels: bool = True, options: dict[str, Any] | None = None) -> PretrainData:
     """Open ``data`` (``"simeo"`` or a dataset path) and hold ``modalities`` of ``split`` in memory.
 
     Args:
@@ -108,8 +110,10 @@ def load_patches(data: str, modalities: Sequence[str], split: str = "train", max
         max_samples: keep a random subset of this size (all when ``None``).
         seed: seed of that subset.
         with_labels: keep single-label classes (``label``) when the dataset has them.
+        options: dataset loader options (:func:`eoreps.data.formats.open_dataset`); ``seed`` also seeds
+            an automatic split.
     """
-    ds = _open(data, split, modalities)
+    ds = _open(data, split, modalities, options, seed)
     n = len(ds)
     if n == 0:
         raise DataError(f"{data}: split '{split}' is empty; choose another split or dataset")
@@ -139,13 +143,15 @@ def load_patches(data: str, modalities: Sequence[str], split: str = "train", max
             if labels is not None:
                 labels[row] = int(s["label"])
     bands = getattr(ds, "band_names", {}) or {}
-    info = {"data": str(data), "split": split, "num_samples": len(idx), "dataset": type(ds).__name__,
+    info = {"data": str(data), "split": split, "num_samples": len(idx), **describe_dataset(ds),
             "synthetic": bool(getattr(ds, "synthetic", False))}
+    if hasattr(ds, "num_skipped_nodata"):
+        info["skipped_nodata"] = int(ds.num_skipped_nodata)
     return PretrainData(images, labels, {m: tuple(bands.get(m, ())) for m in modalities}, info)
 
 
 def load_scenes(data: str, modalities: Sequence[str], num_scenes: int = 16, scene_size: int = 256,
-                seed: int = 0) -> PretrainData:
+                seed: int = 0, options: dict[str, Any] | None = None) -> PretrainData:
     """Large images for Tile2Vec triplets.
 
     ``"simeo"``: ``num_scenes`` SimEO scenes of ``scene_size`` px (:class:`eoreps.data.datasets.simeo.SimEOScenes`,
@@ -160,7 +166,7 @@ def load_scenes(data: str, modalities: Sequence[str], num_scenes: int = 16, scen
     elif is_simeo_folder(data):
         ds = SimEOScenes(data, modalities=modalities)
     else:
-        return load_patches(data, modalities, split="train", seed=seed, with_labels=False)
+        return load_patches(data, modalities, split="train", seed=seed, with_labels=False, options=options)
     images = {m: torch.from_numpy(np.array(ds.arrays[m], dtype=np.float32)) for m in modalities}
     return PretrainData(images, None, {m: tuple(ds.band_names[m]) for m in modalities},
                         {"data": str(data), "split": "scenes", "num_samples": len(ds), "scene_size": ds.size,
@@ -284,7 +290,9 @@ class PretrainDataModule(L.LightningDataModule):
         self.dataset, self.batch_size, self.num_workers, self.seed = dataset, batch_size, num_workers, seed
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers, collate_fn=collate_batch,
-                          persistent_workers=self.num_workers > 0,
-                          generator=torch.Generator().manual_seed(self.seed))
+        from eoreps.checkpoints import resumable_loader
+
+        # sharded over processes by the sampler itself (the Trainer runs with use_distributed_sampler=False)
+        return resumable_loader(self.dataset, self.batch_size, self.seed, self.trainer, drop_last=True,
+                                num_workers=self.num_workers, collate_fn=collate_batch,
+                                persistent_workers=self.num_workers > 0)

@@ -7,9 +7,10 @@
 2. builds the method (:func:`eoreps.ssl.methods.get_method`) and a Lightning ``Trainer`` that stops
    after ``max_steps = epochs * steps_per_epoch`` optimisation steps (a step budget, so a resumed run
    ends after the same total number of steps wherever it was killed);
-3. checkpoints ``OUT/checkpoints/last.ckpt`` every ``checkpoint_every`` steps (mid-epoch included;
-   Lightning writes through an fsspec transaction, so a kill never leaves a torn file);
-   ``resume=True`` continues from it;
+3. checkpoints ``OUT/checkpoints/last.ckpt`` every ``checkpoint_every`` steps (mid-epoch included) and
+   at the end, atomically (:mod:`eoreps.checkpoints`: a kill or a full disk keeps the previous one);
+   ``resume=True`` continues from it (checked to come from the same method, backbone and modalities)
+   with the sample order, ``logs/metrics.csv`` rows and wall time of an uninterrupted run;
 4. monitors collapse (and kNN accuracy) each epoch (:class:`eoreps.ssl.monitor.SSLMonitor`);
 5. exports the encoders with their cards (:func:`eoreps.ssl.export.export_encoders`) and writes
    ``OUT/pretrain.json``.
@@ -25,11 +26,21 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eoreps.errors import ConfigError
 
-DEFAULT_BACKBONE_KWARGS = {"timm:vit": {"img_size": 32, "patch_size": 4}}
+if TYPE_CHECKING:
+    from eoreps.checkpoints import ResumePoint
+
+DEFAULT_BACKBONE_KWARGS = {"timm:vit": {"img_size": 32, "patch_size": 4}}  # img_size: set to the data's
+
+
+_QUICK: dict[str, Any] = {  # what --quick shrinks (each to at most this), unless in quick_keep
+    "epochs": lambda v: min(v, 1), "batch_size": lambda v: min(v, 32), "max_samples": lambda v: min(v or 128, 128),
+    "monitor_samples": lambda v: min(v, 64), "knn_train_samples": lambda v: min(v, 128),
+    "knn_val_samples": lambda v: min(v, 64), "num_scenes": lambda v: min(v, 4), "scene_size": lambda v: min(v, 96),
+    "checkpoint_every": lambda v: min(v, 2)}
 
 
 @dataclass
@@ -40,8 +51,9 @@ class PretrainConfig:
         method: ``simclr``, ``multimodal``, ``moco``, ``byol``, ``dino``, ``mae`` or ``tile2vec``.
         data: ``"simeo"`` or a dataset path.
         modalities: image modalities (multimodal: one encoder each; others: stacked channels).
-        backbone: backbone name (``cnn-small``, ``timm:resnet18``, ``timm:vit_tiny_patch16_224``, ...).
-        backbone_kwargs: backbone options (ViTs default to ``img_size=32, patch_size=4``).
+        backbone: backbone name (``cnn-small``, ``timm:resnet18``, ``timm:vit_tiny_patch16_224``, ...);
+            ``""``: the method's default (``SSLMethod.default_backbone``: a ViT for MAE, ``cnn-small`` else).
+        backbone_kwargs: backbone options (ViTs default to ``patch_size=4`` and ``img_size`` = the images').
         method_kwargs: method options (e.g. ``{"temperature": 0.1}``, see each method's class).
         epochs: passes over the training data (sets the step budget).
         batch_size: samples per step and process.
@@ -59,12 +71,15 @@ class PretrainConfig:
         num_workers: DataLoader processes (0: batches are an index_select on in-memory data).
         tile_size, neighborhood, num_scenes, scene_size: Tile2Vec triplet sampling.
         quick: shrink everything to seconds (tests, smoke runs).
+        quick_keep: options ``quick`` leaves alone (those the user set, e.g. ``["epochs"]``).
+        data_options: dataset loader options (:func:`eoreps.data.formats.open_dataset`, e.g. the GeoTIFF
+            folder's ``split_ratios``, ``skip_nodata``); an automatic split is seeded by ``seed``.
     """
 
     method: str = "multimodal"
     data: str = "simeo"
     modalities: list[str] = field(default_factory=lambda: ["s2", "s1"])
-    backbone: str = "cnn-small"
+    backbone: str = ""
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
@@ -91,6 +106,14 @@ class PretrainConfig:
     num_scenes: int = 16
     scene_size: int = 256
     quick: bool = False
+    quick_keep: list[str] = field(default_factory=list)
+    data_options: dict[str, Any] = field(default_factory=dict)
+
+    def quick_changes(self) -> list[str]:
+        """What ``quick`` changes (``["epochs 30 -> 1", ...]``); empty without ``quick``."""
+        from eoreps.quick import shrink
+
+        return shrink(PretrainConfig(**asdict(self)), _QUICK, self.quick_keep) if self.quick else []
 
     def resolved(self) -> PretrainConfig:
         """A copy with ``quick`` shrinkage and backbone defaults applied, validated."""
@@ -100,27 +123,46 @@ class PretrainConfig:
             from eoreps.errors import unknown_name
 
             raise unknown_name("pretraining method", self.method, list(METHODS))
-        c = PretrainConfig(**{**asdict(self), "modalities": list(self.modalities),
-                              "backbone_kwargs": dict(self.backbone_kwargs), "method_kwargs": dict(self.method_kwargs)})
+        c = PretrainConfig(**asdict(self))  # asdict copies the lists and dicts
+        if not c.backbone:
+            from eoreps.ssl.methods import get_method
+
+            c.backbone = get_method(c.method).default_backbone
         if c.backbone.startswith("timm:vit") and not c.backbone_kwargs:
             c.backbone_kwargs = dict(DEFAULT_BACKBONE_KWARGS["timm:vit"])
         if c.quick:
-            c.epochs = min(c.epochs, 1)
-            c.batch_size = min(c.batch_size, 32)
-            c.max_samples = min(c.max_samples or 128, 128)
-            c.monitor_samples = min(c.monitor_samples, 64)
-            c.knn_train_samples, c.knn_val_samples = min(c.knn_train_samples, 128), min(c.knn_val_samples, 64)
-            c.num_scenes, c.scene_size = min(c.num_scenes, 4), min(c.scene_size, 96)
-            c.checkpoint_every = min(c.checkpoint_every, 2)
+            from eoreps.quick import shrink
+
+            shrink(c, _QUICK, c.quick_keep)
         for name in ("epochs", "batch_size", "checkpoint_every"):
             if int(getattr(c, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(c, name)}")
         if c.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {c.lr}")
+        _check_run_options(c)
         if c.method == "multimodal" and len(c.modalities) < 2:
             raise ConfigError(f"multimodal pretraining needs two or more modalities, got {c.modalities}; "
                               "e.g. --modalities s2,s1")
         return c
+
+
+def _check_run_options(c: PretrainConfig) -> None:
+    """One-line errors for run options Lightning would reject with a traceback."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from eoreps.errors import unknown_name
+    from eoreps.ssl.methods import check_method_kwargs
+    from eoreps.tasks.fit import ACCELERATORS, PRECISIONS
+
+    if c.max_samples is not None and c.max_samples < 1:
+        raise ConfigError(f"max_samples must be >= 1 (or unset for all), got {c.max_samples}")
+    if c.num_nodes < 1:
+        raise ConfigError(f"num_nodes must be >= 1, got {c.num_nodes}")
+    for kind, value, choices in (("precision", c.precision, PRECISIONS), ("accelerator", c.accelerator, ACCELERATORS),
+                                 ("strategy", c.strategy, ["auto", *StrategyRegistry.available_strategies()])):
+        if value not in choices:
+            raise unknown_name(kind, value, list(choices))
+    check_method_kwargs(c.method, c.method_kwargs)
 
 
 @dataclass
@@ -150,24 +192,26 @@ def build_data(cfg: PretrainConfig) -> tuple[Any, Any, Any, Any]:
     from eoreps.ssl.data import BatchDataset, TripletDataset, load_patches, load_scenes
 
     if cfg.method == "tile2vec":
-        scenes = load_scenes(cfg.data, cfg.modalities, cfg.num_scenes, cfg.scene_size, cfg.seed)
+        scenes = load_scenes(cfg.data, cfg.modalities, cfg.num_scenes, cfg.scene_size, cfg.seed, cfg.data_options)
         train = scenes
         patches = load_patches(cfg.data, cfg.modalities, "train", max_samples=max(cfg.monitor_samples,
-                               cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed)
+                               cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed, options=cfg.data_options)
         length = None
         if cfg.max_samples is not None:
             length = max(cfg.batch_size, cfg.max_samples)
         dataset: Any = TripletDataset(scenes, tile=cfg.tile_size, neighborhood=cfg.neighborhood, length=length,
                                       seed=cfg.seed)
     else:
-        train = load_patches(cfg.data, cfg.modalities, "train", max_samples=cfg.max_samples, seed=cfg.seed)
+        train = load_patches(cfg.data, cfg.modalities, "train", max_samples=cfg.max_samples, seed=cfg.seed,
+                             options=cfg.data_options)
         patches = train
         dataset = BatchDataset(train)
     monitor = patches.subset(cfg.monitor_samples, seed=cfg.seed)
     knn = None
     if cfg.knn and patches.labels is not None:
         try:
-            val = load_patches(cfg.data, cfg.modalities, "val", max_samples=cfg.knn_val_samples, seed=cfg.seed)
+            val = load_patches(cfg.data, cfg.modalities, "val", max_samples=cfg.knn_val_samples, seed=cfg.seed,
+                               options=cfg.data_options)
         except Exception as e:  # a dataset without a validation split: no kNN monitor, say so
             import warnings
 
@@ -176,6 +220,25 @@ def build_data(cfg: PretrainConfig) -> tuple[Any, Any, Any, Any]:
             if val.labels is not None:
                 knn = (patches.subset(cfg.knn_train_samples, seed=cfg.seed + 1), val)
     return dataset, train, monitor, knn
+
+
+def run_identity(cfg: PretrainConfig) -> dict[str, Any]:
+    """What a checkpoint must share with a run that resumes from it."""
+    return {"method": cfg.method, "backbone": cfg.backbone, "modalities": list(cfg.modalities)}
+
+
+def _resume_point(cfg: PretrainConfig, last: Path) -> ResumePoint | None:
+    """The checkpoint ``--resume`` continues from (checked), or ``None`` (no ``--resume``, or none yet)."""
+    from eoreps.checkpoints import check_resume
+
+    if not cfg.resume:
+        return None
+    if not last.is_file():
+        import warnings
+
+        warnings.warn(f"--resume: no checkpoint at {last}; starting from scratch", stacklevel=3)
+        return None
+    return check_resume(last, run_identity(cfg), "use another --out or drop --resume")
 
 
 def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> PretrainResult:
@@ -187,10 +250,11 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     """
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
+    from eoreps.checkpoints import AtomicCheckpointIO, ResumableCSVLogger, RunState, checkpoint_step
     from eoreps.io import write_json
-    from eoreps.progress import progress_enabled
+    from eoreps.progress import progress_callbacks
+    from eoreps.smoke import smoke_fields
     from eoreps.ssl.data import PretrainDataModule
     from eoreps.ssl.export import export_encoders
     from eoreps.ssl.methods import get_method
@@ -203,6 +267,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     last = ckpt_dir / "last.ckpt"
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     t0 = time.perf_counter()
+    resume_at = _resume_point(cfg, last)
     dataset, train, monitor_data, knn = build_data(cfg)
     stats = train.stats()
     world = _world_size(cfg)
@@ -212,44 +277,49 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
         raise ConfigError(f"{len(dataset)} training samples over {world} process(es) do not fill one batch of "
                           f"{cfg.batch_size}; lower --batch-size")
     max_steps = cfg.epochs * steps_per_epoch
+    image_size = (cfg.tile_size,) * 2 if cfg.method == "tile2vec" else train.image_size
+    if cfg.backbone.startswith("timm:vit") and not config.backbone_kwargs:  # the default ViT: sized for the data
+        patch = cfg.backbone_kwargs.get("patch_size", 4)
+        if all(s % patch == 0 for s in image_size):
+            cfg.backbone_kwargs["img_size"] = list(image_size) if image_size[0] != image_size[1] else image_size[0]
     method = get_method(cfg.method)(
         modalities=cfg.modalities, in_chans=train.in_chans, stats=stats.to_dict(), backbone=cfg.backbone,
-        backbone_kwargs=cfg.backbone_kwargs, image_size=(cfg.tile_size,) * 2 if cfg.method == "tile2vec"
-        else train.image_size, lr=cfg.lr, weight_decay=cfg.weight_decay, max_steps=max_steps, **cfg.method_kwargs)
+        backbone_kwargs=cfg.backbone_kwargs, image_size=image_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        max_steps=max_steps, **cfg.method_kwargs)
     monitor = SSLMonitor(monitor_data, *(knn or (None, None)))
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=cfg.checkpoint_every,
                            save_last=True, save_top_k=1, monitor=None)
+    offset = resume_at.elapsed_s if resume_at else 0.0
+    state = RunState(run_identity(cfg), t0, offset, final=last)
+    bars = progress_callbacks()
     trainer = L.Trainer(
         max_steps=max_steps, max_epochs=-1, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision,  # type: ignore[arg-type]
-        callbacks=[ckpt, monitor, *(callbacks or [])], logger=CSVLogger(str(out), name="logs", version=""),
-        log_every_n_steps=max(1, min(50, steps_per_epoch)), enable_progress_bar=progress_enabled(),
+        callbacks=[ckpt, state, monitor, *(callbacks or []), *bars], plugins=[AtomicCheckpointIO()],
+        logger=ResumableCSVLogger(out, resume_at.global_step if resume_at else None),
+        log_every_n_steps=max(1, min(50, steps_per_epoch)), enable_progress_bar=bool(bars),
         enable_model_summary=False, gradient_clip_val=3.0, num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # PretrainDataModule shards with its resumable sampler
     )
-    resume_from = None
-    if cfg.resume:
-        if last.is_file():
-            resume_from = str(last)
-        else:
-            import warnings
-
-            warnings.warn(f"--resume: no checkpoint at {last}; starting from scratch", stacklevel=2)
     dm = PretrainDataModule(dataset, cfg.batch_size, cfg.num_workers, cfg.seed)
-    trainer.fit(method, datamodule=dm, ckpt_path=resume_from)
-    wall = time.perf_counter() - t0
+    trainer.fit(method, datamodule=dm, ckpt_path=str(resume_at.path) if resume_at else None)
+    wall = offset + time.perf_counter() - t0
+    # under ddp_spawn this (parent) trainer never stepped: the children's final checkpoint has the count
+    steps = int(trainer.global_step) or checkpoint_step(last) or 0
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     last_row = monitor.history[-1] if monitor.history else {}
     metrics.update({k: v for k, v in last_row.items() if isinstance(v, float)})
     encoders: dict[str, Path] = {}
     if trainer.is_global_zero:
-        card = {"method": cfg.method, "data": train.info, "epochs": cfg.epochs, "steps": int(trainer.global_step),
+        card = {"method": cfg.method, "data": train.info, "epochs": cfg.epochs, "steps": steps,
                 "metrics": metrics, "pretrain_modalities": cfg.modalities, "seed": cfg.seed,
                 "config": {k: v for k, v in asdict(cfg).items() if k not in ("out",)}}
         encoders = export_encoders(method, out, card)
         write_json(out / "pretrain.json", {
-            "config": asdict(cfg), "steps": int(trainer.global_step), "max_steps": max_steps,
+            "config": asdict(cfg), "steps": steps, "max_steps": max_steps,
             "steps_per_epoch": steps_per_epoch, "world_size": world, "wall_time_s": wall, "metrics": metrics,
             "monitor_history": monitor.history, "encoders": {k: str(p) for k, p in encoders.items()},
             "checkpoint": str(last) if last.is_file() else None, "synthetic_data": bool(train.info.get("synthetic")),
+            "data": train.info, **smoke_fields(cfg.quick, f"{steps} steps"),
         })
-    return PretrainResult(out, encoders, last if last.is_file() else None, int(trainer.global_step), metrics, wall)
+    return PretrainResult(out, encoders, last if last.is_file() else None, steps, metrics, wall)

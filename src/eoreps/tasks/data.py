@@ -73,6 +73,7 @@ class EODataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.data_info: dict[str, Any] = {}  # what the data was (eoreps.data.datasets.base.data_record), set by fit
         numeric = [m for m in self.modalities if not _categorical(m)]
         self.stats = stats if stats is not None else (
             cached_stats(train, stats_cache_dir(), modalities=numeric, max_samples=stats_samples, seed=0)
@@ -88,7 +89,13 @@ class EODataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        from eoreps.checkpoints import resumable_loader
+
+        # the order is a function of (seed, epoch): a run resumed from a checkpoint sees what an
+        # uninterrupted one sees (torch's RandomSampler restarts its generator on resume)
+        return resumable_loader(self.train_set, self.batch_size, self.seed, self.trainer,
+                                drop_last=len(self.train_set) > self.batch_size, collate_fn=self.collate,
+                                num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
@@ -114,6 +121,21 @@ def _categorical(name: str) -> bool:
     from eoreps.data.modalities import MODALITIES
 
     return name in MODALITIES and MODALITIES[name].categorical
+
+
+def require_target(dataset: Dataset, task: str, where: str) -> None:
+    """One-line :class:`DataError` when the samples of ``dataset`` lack the target of ``task`` (e.g.
+    ``--task regress`` on a folder of class labels), instead of a ``KeyError`` deep in training."""
+    from eoreps.tasks.spec import TARGET_KEYS
+
+    key = TARGET_KEYS.get(task)
+    if key is None or len(dataset) == 0:  # type: ignore[arg-type]
+        return
+    sample = dataset[0]
+    if key not in sample:
+        keys = ", ".join(k for k in sample if not k.startswith("valid_"))
+        raise DataError(f"{where}: samples have no '{key}', so --task {task} is not available (keys: {keys}); "
+                        "choose another --task")
 
 
 def regression_stats(dataset: Dataset, key: str = "target", indices: np.ndarray | None = None) -> tuple[float, float]:

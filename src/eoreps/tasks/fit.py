@@ -3,8 +3,13 @@
 The one training entry point behind ``eoreps fit`` and every experiment. Writes into ``cfg.out``:
 
 * ``logs/metrics.csv`` (Lightning CSVLogger: per-epoch train/val losses, task weights, metrics);
-* ``checkpoints/best.ckpt`` and ``last.ckpt`` (when ``checkpoints``; a rerun resumes from ``last.ckpt``);
-* ``results.json``: the config, the evaluation metrics per split, epochs and seconds.
+* ``checkpoints/best.ckpt`` and ``last.ckpt`` (when ``checkpoints``; written atomically, see
+  :mod:`eoreps.checkpoints`). A rerun with the same ``out`` resumes from ``last.ckpt`` (checked to come
+  from the same task, backbone, modalities and fusion) and keeps the earlier ``metrics.csv`` rows;
+  ``seconds`` in ``results.json`` counts the training time of all parts;
+* ``results.json``: the config, what the data was (``data``: class names, mask classes, how the splits
+  were drawn, samples per split, samples left out as no-data), the evaluation metrics per split,
+  epochs and seconds.
 
 Data: ``"simeo"`` (synthetic; ``task="multitask"`` uses the power-plant set: plume segmentation +
 power regression + fuel classification) or a dataset path (:func:`eoreps.data.formats.open_dataset`).
@@ -26,12 +31,13 @@ import lightning as L
 import numpy as np
 import torch
 
+from eoreps.data.datasets.base import data_record, task_classes
 from eoreps.errors import ConfigError, DataError, unknown_name
 from eoreps.io import write_json
 from eoreps.models.fusion import FUSIONS, input_specs
-from eoreps.progress import progress_enabled
+from eoreps.progress import progress_callbacks
 from eoreps.tasks.cam import POOLINGS
-from eoreps.tasks.data import EODataModule, regression_stats
+from eoreps.tasks.data import EODataModule, regression_stats, require_target
 from eoreps.tasks.noise import NoisyLabels, check_noise, noisy_keys
 from eoreps.tasks.spec import TaskSpec
 from eoreps.tasks.supervised import SupervisedModule, evaluate
@@ -40,6 +46,7 @@ from eoreps.tasks.weighting import WEIGHTINGS
 
 FIT_TASKS = ("classify", "multilabel", "segment", "regress", "multitask")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")  # Lightning's, less those needing extra packages (tpu)
 
 
 @dataclass
@@ -67,6 +74,9 @@ class FitConfig:
             and patch); see :mod:`eoreps.tasks.weak_labels`. Validation uses the same kind of labels.
         label_noise, noise_kind: corrupt this fraction of the *training* labels, ``uniform`` or ``class``
             (:mod:`eoreps.tasks.noise`).
+        data_options: options of the dataset loader (:func:`eoreps.data.formats.open_dataset`), e.g. the
+            GeoTIFF folder's ``split_ratios``, ``mask_classes``, ``skip_nodata``; the automatic split of a
+            folder without a split column is seeded by ``seed`` unless ``split_seed`` is given.
         head_pooling: ``avg`` (global average pooling) or ``attention`` (a learned attention pooling per
             image-level head, :class:`eoreps.models.heads.AttentionPool`).
         seed, out, num_workers: as named.
@@ -108,6 +118,7 @@ class FitConfig:
     label_noise: float = 0.0
     noise_kind: str = "uniform"
     head_pooling: str = "avg"
+    data_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in FIT_TASKS:
@@ -126,6 +137,15 @@ class FitConfig:
             raise ConfigError(f"label_fraction={self.label_fraction} must be in (0, 1]")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be >= 1")
+        for name, low in (("seed", 0), ("num_workers", 0), ("patience", 0), ("max_train", 1)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ConfigError(f"{name}={value} must be >= {low} (--{name.replace('_', '-')})")
+        if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.dropout < 1):
+            raise ConfigError(f"lr={self.lr}, weight_decay={self.weight_decay}, dropout={self.dropout}: need lr > 0, "
+                              "weight_decay >= 0 and dropout in [0, 1)")
+        if self.accelerator not in ACCELERATORS:
+            raise unknown_name("accelerator", self.accelerator, ACCELERATORS)
         if check_supervision(self.supervision) != "full" and self.task != "segment":
             raise ConfigError(f"--supervision {self.supervision} applies to --task segment only (got --task {self.task})")
         if self.points_per_class < 1:
@@ -157,6 +177,8 @@ class FitResult:
 def _open(cfg: FitConfig, split: str) -> Any:
     mods = list(cfg.modalities)
     if cfg.data == "simeo":
+        if cfg.data_options:
+            raise ConfigError(f"dataset options {sorted(cfg.data_options)} apply to dataset folders, not --data simeo")
         from eoreps.data.datasets.simeo import SimEODataset, SimEOPowerPlants
 
         if cfg.task == "multitask":
@@ -165,7 +187,7 @@ def _open(cfg: FitConfig, split: str) -> Any:
                             task="multi" if cfg.task == "multilabel" else "single")
     from eoreps.data.formats import open_dataset
 
-    return open_dataset(cfg.data, split=split, modalities=mods)
+    return open_dataset(cfg.data, split=split, modalities=mods, run_seed=cfg.seed, **cfg.data_options)
 
 
 def _cap(ds: Any, n: int | None, seed: int) -> Any:
@@ -175,7 +197,7 @@ def _cap(ds: Any, n: int | None, seed: int) -> Any:
 
     idx = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
     sub = Subset(ds, idx.tolist())
-    for attr in ("classes", "task", "synthetic", "band_names", "modalities"):
+    for attr in ("classes", "mask_classes", "task", "synthetic", "band_names", "modalities"):
         if hasattr(ds, attr):
             setattr(sub, attr, getattr(ds, attr))
     # tells cached band statistics of different subsets apart (eoreps.data.stats.dataset_fingerprint)
@@ -184,7 +206,8 @@ def _cap(ds: Any, n: int | None, seed: int) -> Any:
 
 
 def _tasks(cfg: FitConfig, train: Any, train_idx: np.ndarray | None) -> list[TaskSpec]:
-    classes = list(getattr(train, "classes", ()) or ())
+    require_target(train, cfg.task, cfg.data)
+    classes = list(task_classes(train, cfg.task))
     if cfg.task == "multitask":
         if cfg.data != "simeo":
             raise ConfigError("--task multitask needs the SimEO power-plant data (--data simeo)")
@@ -211,7 +234,7 @@ def _tasks(cfg: FitConfig, train: Any, train_idx: np.ndarray | None) -> list[Tas
 
 def _training_labels(cfg: FitConfig, train: Any, val: Any) -> tuple[Any, Any]:
     """Label noise on the training split, then the weak labels of ``cfg.supervision`` on train and val."""
-    k = len(getattr(train, "classes", ()) or ())
+    k = len(task_classes(train, cfg.task))
     if cfg.label_noise > 0:
         train = NoisyLabels(train, cfg.label_noise, cfg.noise_kind, k, noisy_keys(cfg.task, cfg.supervision), cfg.seed)
     if cfg.supervision != "full":
@@ -222,9 +245,10 @@ def _training_labels(cfg: FitConfig, train: Any, val: Any) -> tuple[Any, Any]:
 
 def build(cfg: FitConfig) -> tuple[SupervisedModule, EODataModule]:
     """The module and data module of ``cfg`` (untrained)."""
-    train = _cap(_open(cfg, "train"), cfg.max_train, cfg.seed)
-    val = _cap(_open(cfg, "val"), cfg.max_eval, cfg.seed)
-    evals = {s: _cap(_open(cfg, s), cfg.max_eval, cfg.seed) for s in cfg.eval_splits if s != "val"}
+    opened = {s: _open(cfg, s) for s in dict.fromkeys(["train", "val", *cfg.eval_splits])}
+    train = _cap(opened["train"], cfg.max_train, cfg.seed)
+    val = _cap(opened["val"], cfg.max_eval, cfg.seed)
+    evals = {s: _cap(opened[s], cfg.max_eval, cfg.seed) for s in cfg.eval_splits if s != "val"}
     train, val = _training_labels(cfg, train, val)
     train_idx = None
     if cfg.label_fraction < 1:
@@ -236,6 +260,7 @@ def build(cfg: FitConfig) -> tuple[SupervisedModule, EODataModule]:
         train_idx = label_fraction_indices(labels, [cfg.label_fraction], seed=cfg.seed)[cfg.label_fraction]
     dm = EODataModule(train, val, cfg.modalities, evals=evals, batch_size=cfg.batch_size, train_indices=train_idx,
                       num_workers=cfg.num_workers, seed=cfg.seed)
+    dm.data_info = data_record(opened)
     example = dm.example()
     specs = input_specs(example, cfg.modalities)
     image = [example[m] for m in cfg.modalities if torch.as_tensor(example[m]).dim() == 3]
@@ -272,36 +297,44 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
 def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
     """Train ``cfg``, evaluate on ``cfg.eval_splits`` (best checkpoint), write ``results.json``."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
+
+    from eoreps.checkpoints import AtomicCheckpointIO, ResumableCSVLogger, RunState, check_resume
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    last = out / "checkpoints" / "last.ckpt"
+    identity = {"task": cfg.task, "backbone": cfg.backbone, "modalities": list(cfg.modalities), "fusion": cfg.fusion}
+    resume_at = check_resume(last, identity, f"use another --out or delete {last.parent}") \
+        if cfg.checkpoints and last.is_file() else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module, dm = build(cfg)
-    callbacks: list[Any] = [EarlyStopping("val/loss", patience=cfg.patience, mode="min")]
+    t0 = time.perf_counter()
+    offset = resume_at.elapsed_s if resume_at else 0.0
+    callbacks: list[Any] = [EarlyStopping("val/loss", patience=cfg.patience, mode="min"), RunState(identity, t0, offset)]
     ckpt = None
     if cfg.checkpoints:
         ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
                                save_last=True)
         callbacks.append(ckpt)
+    bars = progress_callbacks(not quiet)
     with _quiet_lightning(quiet):
         trainer = L.Trainer(
             max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
-            logger=CSVLogger(out, name="logs", version=""), callbacks=callbacks, enable_checkpointing=cfg.checkpoints,
-            enable_model_summary=False, enable_progress_bar=progress_enabled() and not quiet,
+            logger=ResumableCSVLogger(out, resume_at.global_step if resume_at else None),
+            callbacks=[*callbacks, *bars], plugins=[AtomicCheckpointIO()],
+            use_distributed_sampler=False,  # EODataModule's resumable training sampler shards itself
+            enable_checkpointing=cfg.checkpoints, enable_model_summary=False, enable_progress_bar=bool(bars),
             log_every_n_steps=1, num_sanity_val_steps=0, deterministic=False,
         )
-    last = out / "checkpoints" / "last.ckpt"
-    t0 = time.perf_counter()
     with warnings.catch_warnings(), _quiet_lightning(quiet):
         warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance\\(treespec).*")
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if cfg.checkpoints and last.is_file() else None)
-    seconds = time.perf_counter() - t0
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume_at else None)
+    seconds = offset + time.perf_counter() - t0
     if ckpt is not None and ckpt.best_model_path:
         state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     module.to("cpu")
     metrics = {s: evaluate(module, dm.eval_dataloader(s)) for s in cfg.eval_splits}
-    write_json(out / "results.json", {"config": dataclasses.asdict(cfg), "metrics": metrics,
+    write_json(out / "results.json", {"config": dataclasses.asdict(cfg), "data": dm.data_info, "metrics": metrics,
                                       "epochs": int(trainer.current_epoch), "seconds": seconds})
     return FitResult(module, dm, metrics, int(trainer.current_epoch), seconds, out)

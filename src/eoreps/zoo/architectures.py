@@ -18,7 +18,7 @@ name            in_shape     layers                                             
 ==============  ===========  ==============================================================  ========
 ``cnn_s``       1 x 28 x 28  Conv 1->8 k5, pool 2, act, Conv 8->6 k5, pool 2, act,           2,464
                              Conv 6->4 k2, act, Linear 36->20, act, Linear 20->10
-``cnn_s_rgb``   3 x 32 x 32  the same layers on 3 channels (Linear 64->20)                   3,464
+``cnn_s_rgb``   3 x 32 x 32  the same layers on 3 channels (Linear 64->20)                   3,424
 ``cnn_digits``  1 x 8 x 8    Conv 1->6 k3, pool 2, act, Conv 6->8 k2, act, Linear 32->16,    958
                              act, Linear 16->10
 ``mlp``         1 x 8 x 8    Linear D->32, act, Linear 32->K                                 2,410
@@ -149,10 +149,25 @@ _BUILDERS: dict[str, tuple[tuple[int, int, int], int | None, Callable[[tuple[int
 ARCH_NAMES = tuple(_BUILDERS)
 
 
+def canonical_arch_name(name: str) -> str:
+    """The registered spelling of zoo architecture ``name`` (``-`` read as ``_``); an unknown name raises
+    :class:`ConfigError`, pointing at the backbone registry when ``name`` is a backbone (``cnn-small`` is a
+    fit/pretrain backbone, a different network from the zoo's ``cnn_s``)."""
+    key = name.strip().lower().replace("-", "_")
+    if key in _BUILDERS:
+        return key
+    from eoreps.models.registry import is_backbone_name
+
+    note = (f"'{name}' is a backbone for fit/pretrain/evaluate, not a model-zoo architecture (see docs/zoo.md)"
+            if is_backbone_name(name) else "")
+    raise unknown_name("architecture", name, list(_BUILDERS), note)
+
+
 def make_arch(name: str, in_shape: tuple[int, int, int] | None = None, num_classes: int = 10) -> Arch:
-    """The architecture ``name`` for inputs of ``in_shape`` (C, H, W) and ``num_classes`` outputs."""
-    if name not in _BUILDERS:
-        raise unknown_name("architecture", name, list(_BUILDERS))
+    """The architecture ``name`` for inputs of ``in_shape`` (C, H, W) and ``num_classes`` outputs.
+
+    ``-`` and ``_`` are interchangeable in ``name`` (``cnn-s`` is ``cnn_s``)."""
+    name = canonical_arch_name(name)
     default, channels, builder = _BUILDERS[name]
     shape = tuple(int(v) for v in (in_shape or default))
     if channels is not None and shape[0] != channels:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:  # a damaged zip is none of the first two
         raise DataError(f"{path}: not a readable npz ({e})") from None
 
 

@@ -97,6 +97,8 @@ class Grid:
                 raise ConfigError(f"{where}: lr {v} must be positive")
         if self.sampling not in ("grid", "random"):
             raise ConfigError(f"{where}: sampling '{self.sampling}' must be 'grid' or 'random'")
+        if self.n_models is not None and self.n_models < 1:
+            raise ConfigError(f"{where}: n_models {self.n_models} must be >= 1")
         if self.sampling == "random" and not self.n_models:
             raise ConfigError(f"{where}: sampling: random needs n_models: N")
         for name in FACTORS:
@@ -113,7 +115,8 @@ class Grid:
 def load_grid(source: str | Path | dict[str, Any] | None) -> Grid:
     """A :class:`Grid` from a YAML file or dict (``seed: {range: N}`` expands to 0..N-1)."""
     where = str(source) if isinstance(source, (str, Path)) else "grid"
-    data: dict[str, Any] = {} if source is None else (dict(source) if isinstance(source, dict) else read_yaml(source))
+    data: dict[str, Any] = {} if source is None else (
+        dict(source) if isinstance(source, dict) else read_yaml(source, what="--grid"))
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     names = [f.name for f in dataclasses.fields(Grid)]
     for k in data:

@@ -12,11 +12,13 @@ from eoreps.zoo.grid import FACTORS
 from eoreps.zoo.store import ZooStore
 
 
-def inspect_zoo(root: str | Path, verify: bool = True, figure: bool = True) -> dict[str, Any]:
+def inspect_zoo(root: str | Path, verify: bool = True, figure: bool = True,
+                out: str | Path | None = None) -> dict[str, Any]:
     """Summary of the zoo at ``root`` (every shard's checksum verified when ``verify``).
 
     Returns a dict with ``counts``, ``factors`` (value -> number of members), ``metrics`` (quantiles of
-    the last epoch's metrics) and ``figure`` (path of ``inspect.png`` or None).
+    the last epoch's metrics) and ``figure`` (path of ``inspect.png``, written to ``out``, default
+    ``root``; or None).
     """
     store = ZooStore(root)
     m = store.read_manifest()
@@ -37,37 +39,52 @@ def inspect_zoo(root: str | Path, verify: bool = True, figure: bool = True) -> d
     for col in ("train_acc", "val_acc", "test_acc", "test_loss", "ggap"):
         q = last[col].quantile([0.0, 0.1, 0.5, 0.9, 1.0]).to_numpy()
         metrics[col] = {"min": q[0], "p10": q[1], "median": q[2], "p90": q[3], "max": q[4], "mean": last[col].mean()}
-    fig_path = Path(root) / "inspect.png" if figure else None
+    fig_path = Path(out if out is not None else root) / "inspect.png" if figure else None
     if fig_path is not None:
         _figure(index, last, fig_path)
     return {"counts": counts, "factors": factors, "metrics": metrics, "figure": str(fig_path) if fig_path else None}
 
 
 def _figure(index: pd.DataFrame, last: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = inspect_figure(index, last)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def inspect_figure(index: pd.DataFrame, last: pd.DataFrame) -> Any:
+    """The three-panel ``inspect.png`` figure (a matplotlib ``Figure``): the last epoch's test accuracy,
+    the median test accuracy per epoch by activation (integer epoch axis) and train vs test accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    final = int(last["epoch"].max())
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.9))
     ax[0].hist(last["test_acc"], bins=30, color="tab:blue")
-    ax[0].set_xlabel(f"test accuracy (epoch {int(last['epoch'].max())})")
+    ax[0].set_title(f"Test accuracy after epoch {final}")
+    ax[0].set_xlabel("test accuracy")
     ax[0].set_ylabel("models")
     for act, g in index.groupby("activation"):
         med = g.groupby("epoch")["test_acc"].median()
-        ax[1].plot(med.index, med.to_numpy(), label=str(act))
+        ax[1].plot(med.index, med.to_numpy(), marker="o", ms=3, label=str(act))
+    ax[1].set_title("Median test accuracy by activation")
     ax[1].set_xlabel("epoch")
     ax[1].set_ylabel("median test accuracy")
+    ax[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     ax[1].legend(fontsize=8)
     ax[2].scatter(last["train_acc"], last["test_acc"], s=4, alpha=0.5)
     lim = [0, 1]
     ax[2].plot(lim, lim, color="gray", lw=0.8)
+    ax[2].set_title(f"Train vs test accuracy (epoch {final})")
     ax[2].set_xlabel("train accuracy")
     ax[2].set_ylabel("test accuracy")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def format_report(rep: dict[str, Any]) -> str:

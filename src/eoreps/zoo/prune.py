@@ -64,9 +64,13 @@ def magnitude_prune(weights: torch.Tensor, prunable: torch.Tensor, sparsity: flo
 
 
 def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | None = None,
-                 data: ZooData | None = None, batch: int = 256) -> pd.DataFrame:
-    """Prune every member of the zoo at ``root`` (at ``epochs``, default: the last) and evaluate."""
+                 data: ZooData | None = None, batch: int = 256, out: str | Path | None = None) -> pd.DataFrame:
+    """Prune every member of the zoo at ``root`` (at ``epochs``, default: the last) and evaluate.
+
+    Results (table, figure, ``twins/``) go to ``out`` (default: the zoo folder).
+    """
     zoo_dir = Path(root)
+    out_dir = Path(out) if out is not None else zoo_dir
     zoo = ModelZoo(zoo_dir)
     m = zoo.manifest
     if epochs is None:
@@ -79,7 +83,7 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
     W = zoo.weights_matrix()
     props = zoo.properties
     prunable = weight_mask(arch)
-    twins = ZooStore(zoo_dir / "twins")
+    twins = ZooStore(out_dir / "twins")
     twins.write_manifest({**{k: v for k, v in m.items() if k != "format_version"}, "sparsities": list(sparsities)})
     rows = []
     names = []
@@ -91,11 +95,11 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
         for act, grp in props.groupby("activation"):
             idx = grp.index.to_numpy()
             for o in range(0, len(idx), batch):
-                sel = torch.as_tensor(idx[o:o + batch])
+                sel = torch.as_tensor(idx[o:o + batch].copy())  # pandas may hand out a read-only view
                 lo, ac = eval_population(arch, stack_params(arch, Wp[sel]), str(act), data.x_test, data.y_test)
                 loss[idx[o:o + batch]], acc[idx[o:o + batch]] = lo, ac
         for e in epochs:
-            sel = (props["epoch"] == e).to_numpy()
+            sel = (props["epoch"] == e).to_numpy().copy()  # writable: torch warns on a read-only view
             recs = []
             for i in np.flatnonzero(sel):
                 r = props.iloc[i]
@@ -110,11 +114,11 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
             rows += recs
     twins.write_index(0, 0, names)
     df = pd.DataFrame(rows)
-    with atomic_path(zoo_dir / "sparsified.parquet") as tmp:
+    with atomic_path(out_dir / "sparsified.parquet") as tmp:
         df.to_parquet(tmp, index=False)
-    with atomic_path(zoo_dir / "sparsified.csv") as tmp:
+    with atomic_path(out_dir / "sparsified.csv") as tmp:
         df.to_csv(tmp, index=False)
-    plot_sparsity(df, zoo_dir / "sparsified.png")
+    plot_sparsity(df, out_dir / "sparsified.png")
     return df
 
 

@@ -21,6 +21,7 @@ applied by datasets: use :mod:`eoreps.data.stats` so statistics are computed onc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -66,8 +67,39 @@ class EODataset(Dataset):
         key = "label" if self.task == "single" else "multilabel"
         return torch.stack([torch.as_tensor(self[i][key]) for i in range(len(self))])
 
+    def describe(self) -> dict[str, Any]:
+        """What a run used of this dataset (recorded in results.json, pretrain.json, ...): its classes."""
+        return {"dataset": type(self).__name__, "classes": list(self.classes)}
+
     def plot(self, sample: Sample, suptitle: str | None = None) -> Any:
         """A matplotlib figure of one sample: an RGB-like view of each image modality and the mask."""
         from eoreps.report.plots import plot_sample
 
         return plot_sample(sample, self.band_names, self.classes, suptitle=suptitle, synthetic=self.synthetic)
+
+
+def task_classes(ds: Any, task: str) -> tuple[str, ...]:
+    """Class names of ``task`` on ``ds``: the mask classes for ``segment`` when the dataset has its own
+    (:class:`~eoreps.data.datasets.geotiff_folder.GeoTiffFolder`), else ``ds.classes``."""
+    if task == "segment" and getattr(ds, "mask_classes", ()):
+        return tuple(ds.mask_classes)
+    return tuple(getattr(ds, "classes", ()) or ())
+
+
+def describe_dataset(ds: Any) -> dict[str, Any]:
+    """:meth:`EODataset.describe` of ``ds``, or its classes for datasets that are not an ``EODataset``."""
+    if hasattr(ds, "describe"):
+        return ds.describe()
+    return {"dataset": type(ds).__name__, "classes": list(getattr(ds, "classes", ()) or ())}
+
+
+def data_record(datasets: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run read, for its results file: :func:`describe_dataset` of the first of ``datasets``
+    (split name -> dataset; classes are the same for every split) plus the samples per split and, where
+    the format can skip samples that are entirely no-data, how many each split left out."""
+    first = next(iter(datasets.values()))
+    rec = describe_dataset(first)
+    rec["samples"] = {s: len(ds) for s, ds in datasets.items()}
+    if hasattr(first, "num_skipped_nodata"):
+        rec["skipped_nodata"] = {s: int(ds.num_skipped_nodata) for s, ds in datasets.items()}
+    return rec

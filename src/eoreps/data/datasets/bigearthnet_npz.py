@@ -40,17 +40,21 @@ REQUIRED_KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1_vv_vh_db", "labels19", "s2_na
 SPLITS = ("all", "train", "val", "test")
 
 
-def is_ben_npz(path: Path) -> bool:
-    """True if ``path`` is an ``.npz`` holding the arrays of :data:`REQUIRED_KEYS`."""
-    path = Path(path)
-    if not (path.is_file() and path.suffix == ".npz"):
-        return False
+def missing_arrays(path: Path) -> list[str] | None:
+    """The arrays of :data:`REQUIRED_KEYS` that the ``.npz`` at ``path`` lacks (``[]``: none), or ``None``
+    when it is not a readable ``.npz`` (zip) file at all."""
     try:
         with zipfile.ZipFile(path) as z:
             names = {n.removesuffix(".npy") for n in z.namelist()}
     except (zipfile.BadZipFile, OSError):
-        return False
-    return set(REQUIRED_KEYS) <= names
+        return None
+    return [k for k in REQUIRED_KEYS if k not in names]
+
+
+def is_ben_npz(path: Path) -> bool:
+    """True if ``path`` is an ``.npz`` holding the arrays of :data:`REQUIRED_KEYS`."""
+    path = Path(path)
+    return path.is_file() and path.suffix == ".npz" and missing_arrays(path) == []
 
 
 def _band_groups(z: np.lib.npyio.NpzFile) -> dict[str, tuple[str, ...]]:

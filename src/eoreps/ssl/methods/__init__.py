@@ -48,4 +48,27 @@ def get_method(name: str) -> type[SSLMethod]:
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 
 
-__all__ = ["METHODS", "SSLMethod", "get_method"]
+def method_options(name: str) -> list[str]:
+    """The options ``--method-kwargs`` may set for method ``name``: its own constructor arguments (down to
+    :class:`SSLMethod`, whose arguments ``run_pretrain`` sets itself) plus the base's ``warmup_frac``."""
+    import inspect
+
+    names = {"warmup_frac"}
+    for klass in get_method(name).__mro__:
+        if klass is SSLMethod:
+            break
+        if "__init__" in vars(klass):
+            params = inspect.signature(klass.__init__).parameters.values()
+            names |= {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return sorted(names)
+
+
+def check_method_kwargs(name: str, kwargs: dict[str, object]) -> None:
+    """One-line :class:`~eoreps.errors.ConfigError` for a ``--method-kwargs`` key method ``name`` lacks."""
+    options = method_options(name)
+    for key in kwargs:
+        if key not in options:
+            raise unknown_name(f"option of method '{name}' (--method-kwargs)", key, options)
+
+
+__all__ = ["METHODS", "SSLMethod", "check_method_kwargs", "get_method", "method_options"]

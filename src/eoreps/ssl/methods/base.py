@@ -47,6 +47,8 @@ class SSLMethod(L.LightningModule):
 
     name: ClassVar[str] = ""
     single_encoder: ClassVar[bool] = True
+    #: the backbone ``eoreps pretrain`` uses when ``--backbone`` is not given
+    default_backbone: ClassVar[str] = "cnn-small"
 
     def __init__(self, modalities: Sequence[str], in_chans: Mapping[str, int], stats: Mapping[str, Any],
                  backbone: str = "cnn-small", backbone_kwargs: Mapping[str, Any] | None = None,

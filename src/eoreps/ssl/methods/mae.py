@@ -1,7 +1,7 @@
 """MAE (He et al. 2022): mask 75 % of a ViT's patches, reconstruct them from the rest.
 
-The encoder is a timm ViT (``--backbone timm:vit_tiny_patch16_224`` with ``img_size=32,
-patch_size=4``), run on the kept patches only through lightly's ``MaskedVisionTransformerTIMM``
+The encoder is a timm ViT (default ``--backbone timm:vit_tiny_patch16_224`` with ``img_size`` = the
+images' size, ``patch_size=4``), run on the kept patches only through lightly's ``MaskedVisionTransformerTIMM``
 (fixed 2-D sine-cosine position embeddings, as in the paper). A light decoder (lightly's
 ``MaskedVisionTransformerDecoderTIMM``) fills the masked positions with a learned mask token and
 predicts their pixels; the loss (:func:`eoreps.ssl.losses.mae_loss`) is the mean squared error on
@@ -32,6 +32,9 @@ class MAE(SSLMethod):
     """
 
     name = "mae"
+    #: a ViT (sized for the data by :func:`eoreps.ssl.pretrain.run_pretrain`: ``img_size`` = the images',
+    #: ``patch_size=4``), since masking patches needs one
+    default_backbone = "timm:vit_tiny_patch16_224"
 
     def __init__(self, mask_ratio: float = 0.75, decoder_dim: int = 128, decoder_depth: int = 2,
                  decoder_heads: int = 4, norm_pix: bool = True, **kwargs: Any) -> None:

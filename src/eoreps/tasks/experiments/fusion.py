@@ -47,9 +47,11 @@ class FusionSettings:
     tasks: tuple[str, ...] = ("classify", "segment")
     simeo_n: int | None = None
 
+    smoke: bool = False  # set by quick(): the outputs say it is a smoke run, not a measurement
+
     @classmethod
     def quick(cls) -> FusionSettings:
-        return cls(seeds=(0,), epochs=1, max_train=64, max_eval=64, backbone="cnn-tiny", batch_size=32,
+        return cls(smoke=True, seeds=(0,), epochs=1, max_train=64, max_eval=64, backbone="cnn-tiny", batch_size=32,
                    singles=(("s2",), ("season",)), unions=(("s2", "s1"),), simeo_n=400)
 
 
@@ -90,5 +92,5 @@ def run_fusion(out: str | Path, settings: FusionSettings | None = None, data: st
              "modalities get a small MLP). Land-cover classification is single-label (dominant class, macro F1); "
              "segmentation is 8-class land cover (mean IoU)."]
     paths = write_outputs(merged, out, "fusion", "Modality fusion: early vs late", spec, published=PUBLISHED,
-                          notes=notes, command=command)
+                          notes=notes, command=command, smoke=s.smoke)
     return merged, paths

@@ -50,9 +50,11 @@ class MultitaskSettings:
     strategies: tuple[str, ...] = tuple(name for name, _ in STRATEGIES)
     simeo_n: int | None = None
 
+    smoke: bool = False  # set by quick(): the outputs say it is a smoke run, not a measurement
+
     @classmethod
     def quick(cls) -> MultitaskSettings:
-        return cls(seeds=(0,), epochs=1, max_train=48, max_eval=32, backbone="cnn-tiny", batch_size=16, precision="32-true",
+        return cls(smoke=True, seeds=(0,), epochs=1, max_train=48, max_eval=32, backbone="cnn-tiny", batch_size=16, precision="32-true",
                    strategies=("fixed 1/3 each", "GradNorm (Chen)"), simeo_n=120)
 
 
@@ -87,5 +89,5 @@ def run_multitask(out: str | Path, settings: MultitaskSettings | None = None,
              "on one shared encoder (weights in the order plume/power/fuel). MAPE excludes plants switched off "
              "(power 0)."]
     paths = write_outputs(df, out, "multitask", "Multi-task learning: task weighting", spec, published=PUBLISHED,
-                          notes=notes, command=command)
+                          notes=notes, command=command, smoke=s.smoke)
     return df, paths

@@ -136,7 +136,7 @@ def summarize(df: pd.DataFrame, spec: TableSpec, digits: int = 3) -> pd.DataFram
 
 def write_outputs(df: pd.DataFrame, out: str | Path, name: str, title: str, spec: TableSpec,
                   published: str = "", notes: Sequence[str] = (), command: str = "",
-                  extra_figures: Sequence[tuple[str, str]] = ()) -> dict[str, Path]:
+                  extra_figures: Sequence[tuple[str, str]] = (), smoke: bool = False) -> dict[str, Path]:
     """Write ``results.csv``, ``summary.csv``, ``summary.md``, ``<name>.png`` and ``report.html``.
 
     Args:
@@ -149,10 +149,12 @@ def write_outputs(df: pd.DataFrame, out: str | Path, name: str, title: str, spec
         notes: paragraphs under the table (setup, caveats).
         command: the command line that reproduces the run.
         extra_figures: (caption, PNG file name in ``out``) shown as well.
+        smoke: a ``--quick`` run: ``summary.md`` and the report say the numbers are not a measurement.
     """
     from eoreps.report import Section, markdown_table, write_report
     from eoreps.report.plots import bar_with_errors, save_figure
     from eoreps.report.tables import SYNTHETIC_NOTE
+    from eoreps.smoke import smoke_markdown
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,7 +172,10 @@ def write_outputs(df: pd.DataFrame, out: str | Path, name: str, title: str, spec
         figures.append((f"{spec.metrics.get(spec.figure_metric)} (mean ± std over seeds; SimEO, synthetic)",
                         paths["figure"].name))
     figures.extend(extra_figures)
-    md = [f"# {title} (SimEO, synthetic data)", "", f"> {SYNTHETIC_NOTE}", "", "## Ours (SimEO, synthetic)", "",
+    seeds = int(df["seed"].nunique()) if "seed" in df.columns else 0
+    smoke_detail = f"{seeds} seed{'s' if seeds != 1 else ''}, {len(df)} result rows" if smoke else None
+    md = [f"# {title} (SimEO, synthetic data)", "", f"> {SYNTHETIC_NOTE}", "",
+          *([smoke_markdown(smoke_detail or "")] if smoke else []), "## Ours (SimEO, synthetic)", "",
           markdown_table(table)]
     md += [f"{n}\n" for n in notes]
     if published:
@@ -184,5 +189,5 @@ def write_outputs(df: pd.DataFrame, out: str | Path, name: str, title: str, spec
                         figures=figures, code=[command] if command else [])]
     if published:
         sections.append(Section("Published", code=[published]))
-    paths["report"] = write_report(out, f"{title} (SimEO, synthetic)", sections, synthetic=True)
+    paths["report"] = write_report(out, f"{title} (SimEO, synthetic)", sections, synthetic=True, smoke=smoke_detail)
     return paths

@@ -62,9 +62,11 @@ class UncertaintySettings:
     q: float = 5.0
     simeo_n: int | None = None
 
+    smoke: bool = False  # set by quick(): the outputs say it is a smoke run, not a measurement
+
     @classmethod
     def quick(cls) -> UncertaintySettings:
-        return cls(seeds=(0,), epochs=1, max_train=64, max_eval=48, backbone="cnn-tiny", batch_size=32, passes=3,
+        return cls(smoke=True, seeds=(0,), epochs=1, max_train=64, max_eval=48, backbone="cnn-tiny", batch_size=32, passes=3,
                    simeo_n=400)
 
 
@@ -129,5 +131,5 @@ def run_uncertainty(out: str | Path, settings: UncertaintySettings | None = None
              f"{s.epochs} epochs, seeds {list(s.seeds)}; MC dropout p={s.dropout}, T={s.passes} passes; filter q={s.q:g} % "
              "with its threshold from the validation split. 'shifted' is a held-out region."]
     paths = write_outputs(df, out, "uncertainty", "Uncertainty: MC dropout and filtering", spec, published=PUBLISHED,
-                          notes=notes, command=command, extra_figures=extra)
+                          notes=notes, command=command, smoke=s.smoke, extra_figures=extra)
     return df, paths

@@ -67,9 +67,11 @@ class WeakSettings:
     simeo_n: int | None = None
     costs: AnnotationCosts = AnnotationCosts()
 
+    smoke: bool = False  # set by quick(): the outputs say it is a smoke run, not a measurement
+
     @classmethod
     def quick(cls) -> WeakSettings:
-        return cls(seeds=(0,), budgets=(4,), passes=32, min_epochs=1, max_epochs=1, max_eval=32, simeo_n=400)
+        return cls(smoke=True, seeds=(0,), budgets=(4,), passes=32, min_epochs=1, max_epochs=1, max_eval=32, simeo_n=400)
 
 
 def _pool_masks(s: WeakSettings) -> tuple[np.ndarray, int]:
@@ -144,7 +146,7 @@ def run_weak_supervision(out: str | Path, settings: WeakSettings | None = None,
              f"patch), {s.cam_pooling.upper()} pooling of the class map; points: k pixels per class present, fixed per "
              "patch and seed."]
     paths = write_outputs(df, out, "weak_supervision", "Weak supervision at equal annotation budgets", spec,
-                          published=PUBLISHED, notes=notes, command=command,
+                          published=PUBLISHED, notes=notes, command=command, smoke=s.smoke,
                           extra_figures=[("Test mIoU vs annotation budget (mean ± std over seeds; SimEO, synthetic)",
                                           "weak_supervision.png")])
     paths["figure"] = out / "weak_supervision.png"
