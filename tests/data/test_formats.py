@@ -103,7 +103,6 @@ def test_open_unpaired_s2_root_alone(tmp_path, ben):
 
 
 def test_open_simeo(tmp_path):
-    pytest.importorskip("eoreps.data.datasets.simeo", reason="SimEO dataset class not built yet")
     from eoreps.data.simeo import write_simeo
 
     ds = open_dataset("simeo", split="train", n=24)  # generated (cached) in memory, tiny

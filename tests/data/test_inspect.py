@@ -86,7 +86,6 @@ def test_truncated_geotiff_one_line_exit_2(tmp_path, ben, capsys):
 
 
 def test_inspect_simeo_says_synthetic(tmp_path):
-    pytest.importorskip("eoreps.data.datasets.simeo", reason="SimEO dataset class not built yet")
     from eoreps.data.simeo import write_simeo
 
     r = inspect_path(write_simeo(tmp_path / "sim", n=24, seed=0), max_samples=8)

@@ -94,5 +94,5 @@ def test_fit_with_the_functional_loss_logs_it_and_refuses_to_resume_with_another
     assert res["note"] is None and res["summary"]["functional"] == 1.0  # aligned and functional: nothing to advise
     with pytest.raises(ConfigError, match="functional"):
         fit(FitConfig(**cfg, functional=0.5))
-    with pytest.raises(ConfigError, match="--functional"):
+    with pytest.raises(ConfigError, match="functional=-1 must be >= 0"):  # Python callers read the field name
         FitConfig(**{**cfg, "out": Path(tmp_path / "x")}, functional=-1).validate()

@@ -111,4 +111,4 @@ def test_list_and_register() -> None:
     finally:
         from eoreps.models import registry
 
-        registry._REGISTRY.pop("test-flat", None)
+        registry.BACKBONES.remove("test-flat")

@@ -122,7 +122,7 @@ def test_fit_cli_label_noise(tmp_path, capsys) -> None:
     assert e.value.code == 0
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["config"]["label_noise"] == 0.3 and res["config"]["noise_kind"] == "class"
-    for args, msg in ((["--task", "regress", "--label-noise", "0.2"], "--label-noise applies to"),
+    for args, msg in ((["--task", "regress", "--label-noise", "0.2"], "--label-noise 0.2 applies to"),
                       (["--task", "classify", "--label-noise", "1.5"], "must be in [0, 1)")):
         with pytest.raises(SystemExit) as e:
             main(["fit", *args, "--out", str(tmp_path / "bad")])

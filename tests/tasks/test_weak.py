@@ -139,7 +139,7 @@ def test_supervision_validation() -> None:
 
     with pytest.raises(ConfigError, match="choose one of: full, image, points"):
         FitConfig(task="segment", supervision="scribbles")
-    with pytest.raises(ConfigError, match="applies to --task segment only"):
+    with pytest.raises(ConfigError, match="applies to task=segment only"):  # the field names (CLI: the flags)
         FitConfig(task="classify", supervision="image")
     with pytest.raises(ConfigError):
         FitConfig(task="segment", supervision="points", points_per_class=0)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from eoreps.cli_config import parse_devices, parse_floats, parse_ints, parse_list  # noqa: F401 (re-exported)
 from eoreps.config import read_yaml
 from eoreps.errors import ConfigError, unknown_name
 
@@ -21,9 +22,14 @@ def _config_callback(ctx: typer.Context, param: click.Parameter, value: Path | N
         return None
     data = read_yaml(value)
     params = {p.name: p for p in ctx.command.params if p.name and p.name != "config"}
-    for key in data:
+    for key in list(data):
         if key not in params:
-            raise ConfigError(f"{value}: {unknown_name('option', key, sorted(params)).args[0]}")
+            from eoreps.cli_config import config_keys_of, config_only_value
+
+            if config_only_value(ctx, key, data.pop(key), f"{value}: key '{key}'"):
+                continue  # a field of the command's config that is not a command-line option
+            known = sorted({*params, *config_keys_of(ctx)})
+            raise ConfigError(f"{value}: {unknown_name('option', key, known).args[0]}")
         data[key] = _config_value(ctx, params[key], data[key], f"{value}: key '{key}'")
     ctx.default_map = {**(ctx.default_map or {}), **data}
     return value
@@ -114,46 +120,6 @@ DataOpt = Annotated[
     str,
     typer.Option("--data", help="'simeo' (built-in synthetic default) or a PATH to a dataset folder."),
 ]
-
-
-def parse_list(value: str, what: str, choices: list[str] | None = None) -> list[str]:
-    """Split 'a,b,c' into names, checking each against ``choices`` (one-line error if unknown)."""
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise ConfigError(f"empty list for {what}; give comma-separated names")
-    if choices is not None:
-        for v in items:
-            if v not in choices:
-                raise unknown_name(what, v, choices)
-    return items
-
-
-def parse_devices(value: str) -> int | str:
-    """``--devices``: a number of devices >= 1, or 'auto' (one-line error otherwise)."""
-    if value == "auto":
-        return value
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"--devices {value}: give a number of devices >= 1 or 'auto'")
-    return int(value)
-
-
-def parse_floats(value: str, what: str) -> list[float]:
-    """Split '0.01,0.1,1.0' into floats with a one-line error on a bad item or an empty list."""
-    try:
-        numbers = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        numbers = []
-    if not numbers:
-        raise ConfigError(f"{what}: '{value}' is not a comma-separated list of numbers")
-    return numbers
-
-
-def parse_ints(value: str, what: str) -> list[int]:
-    """Split '0,5,10' into integers with a one-line error on a bad item (``1.5``, ``last``) or an empty list."""
-    numbers = parse_floats(value, what)
-    if not all(v.is_integer() for v in numbers):
-        raise ConfigError(f"{what}: '{value}' is not a comma-separated list of integers")
-    return [int(v) for v in numbers]
 
 
 def echo_kv(title: str, rows: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from eoreps.cli_config import from_config
 from eoreps.commands.common import (
     ConfigOpt,
     OutOpt,
@@ -20,6 +21,7 @@ from eoreps.commands.common import (
     parse_ints,
     set_threads,
 )
+from eoreps.hyper.fit_options import FitOptions
 
 app = typer.Typer(help="Hyper-representations: self-supervised learning on the weights of model zoos.",
                   no_args_is_help=True)
@@ -29,81 +31,22 @@ RepOpt = Annotated[Path, typer.Option("--rep", help="Representation directory (w
 
 
 @app.command("fit")
+@from_config(FitOptions)
 def fit_cmd(
     ctx: typer.Context,
+    cfg: FitOptions,
     zoo: ZooOpt,
     out: OutOpt = Path("hyper_rep"),
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs over the zoo's training models.")] = 30,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Models per batch (two views each).")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (warm-up + cosine).")] = 3e-4,
-    gamma: Annotated[float, typer.Option("--gamma", help="Loss weight: gamma*NT-Xent + (1-gamma)*MSE.")] = 0.1,
-    temperature: Annotated[float, typer.Option("--temperature", help="NT-Xent temperature.")] = 0.1,
-    precision: Annotated[str, typer.Option("--precision", help="bf16 (autocast, fast on CPU) or fp32.")] = "bf16",
-    d_model: Annotated[int, typer.Option("--d-model", help="Transformer width.")] = 128,
-    layers: Annotated[int, typer.Option("--layers", help="Encoder and decoder depth.")] = 4,
-    latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the embedding z.")] = 64,
-    dropout: Annotated[float, typer.Option("--dropout", help="Dropout in the transformer layers.")] = 0.0,
-    token_stats: Annotated[bool, typer.Option(
-        "--token-stats/--no-token-stats",
-        help="Add each token's weight statistics (mean, std, |w|, max, min, bias) to its embedding.")] = True,
-    noise: Annotated[float, typer.Option("--noise", help="Additive noise std (standardised units).")] = 0.05,
-    erase: Annotated[float, typer.Option("--erase", help="Probability of erasing each token.")] = 0.1,
-    no_permute: Annotated[bool, typer.Option("--no-permute", help="Disable permutation augmentation.")] = False,
-    target: Annotated[str, typer.Option(
-        "--target", help="Reconstruction target: view (each view's own permuted clean tokens) or canonical "
-                         "(the clean model, hidden units in canonical order).")] = "view",
-    canonical_input: Annotated[bool, typer.Option(
-        "--canonical-input", help="Encode models in canonical unit order (exactly permutation invariant).")] = False,
-    align: Annotated[bool, typer.Option(
-        "--align", help="Weight-match every model to a reference unit order before training (replaces the "
-                        "permutation augmentation; the setting for 'hyper sample').")] = False,
-    zoo_epochs: Annotated[str | None, typer.Option(
-        "--zoo-epochs", help="Train on these checkpoint epochs only, e.g. '15,20,25' (default: all).")] = None,
-    zoo_query: Annotated[str | None, typer.Option(
-        "--zoo-query", help="Train on the checkpoints matching this pandas query on the zoo index only, "
-                            "e.g. \"activation == 'relu' and test_acc >= 0.5\" (default: all).")] = None,
-    functional: Annotated[float, typer.Option(
-        "--functional", help="Weight of the functional reconstruction loss: KL between the class distributions "
-                             "of original and decoded models on the zoo's training images (0 = token MSE only; "
-                             "for generative use, docs/hyper.md).")] = 0.0,
-    functional_images: Annotated[int, typer.Option(
-        "--functional-images", help="Images per step for --functional.")] = 64,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Train a transformer autoencoder on the zoo's training models (checkpoints in OUT; resumes)."""
-
-    from eoreps.hyper.augment import AugmentConfig
-    from eoreps.hyper.autoencoder import ModelConfig
-    from eoreps.hyper.train import FitConfig, fit
+    from eoreps.hyper.train import fit
 
     set_threads(threads)
-    model = ModelConfig(d_model=d_model, n_heads=max(1, d_model // 32), enc_layers=layers, dec_layers=layers,
-                        latent_dim=latent_dim, proj_dim=latent_dim, token_stats=token_stats,
-                        dropout=dropout)
-    if quick:  # options the user gave win (--d-model also keeps the heads, --layers both stacks ...)
-        from types import SimpleNamespace
-
-        from eoreps.quick import shrink
-
-        given = explicit(ctx)
-        owns = {"epochs": ["epochs"], "d_model": ["d_model", "n_heads"], "layers": ["enc_layers", "dec_layers"],
-                "latent_dim": ["latent_dim", "proj_dim"]}
-        keep = {f for opt, fields in owns.items() if opt in given for f in fields}
-        box = SimpleNamespace(epochs=epochs, model=model)
-        small = {"epochs": lambda v: min(v, 2), "model.d_model": 32, "model.n_heads": 2, "model.enc_layers": 1,
-                 "model.dec_layers": 1, "model.latent_dim": 8, "model.proj_dim": 8}
-        echo_quick(shrink(box, small, keep={k for k in small if k.rsplit(".", 1)[-1] in keep}))
-        epochs = box.epochs
-    cfg = FitConfig(zoo=zoo, out=out, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma,
-                    temperature=temperature, precision=precision, seed=seed, model=model,
-                    zoo_epochs=parse_ints(zoo_epochs, "--zoo-epochs") if zoo_epochs else None,
-                    zoo_query=zoo_query, functional=functional, functional_images=functional_images,
-                    augment=AugmentConfig(permute=not (no_permute or align), noise=noise, erase_prob=erase,
-                                          target=target, canonical_input=canonical_input, align=align))
-    echo_kv("representation fitted", fit(cfg))
+    echo_kv("representation fitted", fit(cfg.to_config(zoo, out)))
 
 
 # --quick for 'hyper evaluate' / 'hyper sample': a smoke run that checks the pipeline in seconds; its tables

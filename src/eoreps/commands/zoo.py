@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from eoreps.cli_config import from_config
 from eoreps.commands.common import (
     ConfigOpt,
     OutOpt,
@@ -15,78 +16,32 @@ from eoreps.commands.common import (
     ThreadsOpt,
     check_out_callback,
     echo_kv,
-    echo_quick,
-    explicit,
     parse_floats,
     parse_ints,
     set_threads,
 )
+from eoreps.zoo.build_options import BuildOptions
 
 app = typer.Typer(help="Model zoos: train populations of small networks, inspect them, prune them.",
                   no_args_is_help=True)
 
 
 @app.command("build")
+@from_config(BuildOptions)
 def build(
     ctx: typer.Context,
+    cfg: BuildOptions,
     out: OutOpt = Path("zoo"),
-    dataset: Annotated[str | None, typer.Option(
-        "--dataset", help="'digits', 'simeo' or a PATH to an MNIST-style folder (idx/csv/npz).")] = None,
-    arch: Annotated[str | None, typer.Option(
-        "--arch", help="cnn_s | cnn_s_rgb | cnn_digits | mlp | cnn_ms.")] = None,
-    grid: Annotated[Path | None, typer.Option("--grid", help="Grid YAML of generating factors.",
-                                              dir_okay=False)] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (checkpoints 0..E).")] = None,
-    preset: Annotated[str | None, typer.Option(
-        "--preset", help="digits-small | mnist-cnn-s (dataset, arch, grid, epochs; options given win).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step per model.")] = 10,
-    precision: Annotated[str, typer.Option(
-        "--precision", help="auto (native engine: fp32, torch: bf16), fp32 or bf16 (torch engine).")] = "auto",
-    engine: Annotated[str, typer.Option(
-        "--engine", help="auto (native when a C++ compiler is found), native (compiled kernel) or torch.")] = "auto",
-    data_order: Annotated[str, typer.Option(
-        "--data-order", help="per_model (each model its own order) or shared (faster).")] = "per_model",
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Models trained together per chunk.")] = 256,
-    backend: Annotated[str, typer.Option("--backend", help="local or ray.")] = "local",
-    ray_address: Annotated[str | None, typer.Option(
-        "--ray-address", help="Ray cluster address ('auto' on a cluster node); default: a local Ray.")] = None,
     threads: ThreadsOpt = 0,
     seed: SeedOpt = 0,
     quick: QuickOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Train a zoo (vectorized across models), streaming a checkpoint per model and epoch to --out."""
-
-    from eoreps.errors import ConfigError
-    from eoreps.zoo.build import BuildConfig, build_zoo
-    from eoreps.zoo.grid import Grid, load_grid
-    from eoreps.zoo.population import TrainOptions
-    from eoreps.zoo.presets import get_preset
+    from eoreps.zoo.build import build_zoo
 
     set_threads(threads)
-    p = get_preset(preset) if preset else None
-    dataset = dataset or (p.dataset if p else None) or ("digits" if not p else None)
-    if dataset is None:
-        raise ConfigError(f"preset '{preset}' needs --dataset PATH (an MNIST folder with idx or csv files)")
-    if dataset not in ("digits", "simeo"):
-        dataset = str(Path(dataset).resolve())
-    arch_name = arch or (p.arch if p else "cnn_digits")
-    g: Grid = load_grid(grid) if grid else (p.grid if p else Grid())
-    n_epochs = epochs if epochs is not None else (p.epochs if p else 10)
-    if quick:  # options the user gave (--epochs, --grid) win; the line says what --quick changed
-        given = explicit(ctx)
-        changes = [] if "epochs" in given or n_epochs <= 2 else [f"epochs {n_epochs} -> 2"]
-        n_epochs = n_epochs if "epochs" in given else min(n_epochs, 2)
-        if "grid" not in given:
-            changes += [f"models {g.size} -> 16 (random)"] if g.size > 16 else []
-            g = load_grid({**{k: v for k, v in g.__dict__.items()}, "sampling": "random", "n_models": min(16, g.size)})
-        echo_quick(changes)
-    cfg = BuildConfig(out=out, dataset=dataset, arch=arch_name, grid=g, epochs=n_epochs, seed=seed,
-                      options=TrainOptions(batch_size=batch_size, precision=precision, data_order=data_order,
-                                           engine=engine),
-                      chunk_size=chunk_size, backend=backend, ray_address=ray_address)
-    summary = build_zoo(cfg)
-    echo_kv("zoo built", summary)
+    echo_kv("zoo built", build_zoo(cfg.to_config(out)))
 
 
 ZooOutOpt = Annotated[Path | None, typer.Option(

@@ -12,6 +12,12 @@ Formats (``detect_format`` returns the name):
 ``geotiff-folder``         ``labels.csv`` + ``<modality>/<id>.tif`` (your own data)
 =========================  ==================================================================
 
+Each format is registered with :func:`register_format` on its opener, with a ``detect(path) -> bool``
+and a ``priority`` (lower is tried first); :func:`detect_format` asks them in that order::
+
+    @register_format("my-format", detect=lambda p: (p / "my.json").is_file(), priority=45)
+    def open_my_format(path: Path, split: str, modalities: tuple[str, ...] | None, **kw) -> EODataset: ...
+
 Pairing BigEarthNet v1: a v1 S2 (or S1) root opens alone by default, so ``eoreps data inspect``
 reports exactly that folder. Pairing with the sibling root (the one folder beside it of the other
 kind, e.g. ``BigEarthNet-S1-Example`` next to ``BigEarthNet-S2-Example``) happens when asked:
@@ -21,17 +27,56 @@ kind, e.g. ``BigEarthNet-S1-Example`` next to ``BigEarthNet-S2-Example``) happen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eoreps.data.datasets.base import EODataset
 from eoreps.errors import ConfigError, DataError
+from eoreps.registry import Registry
 
-FORMATS = (
-    "simeo", "bigearthnet-v1-s2", "bigearthnet-v1-s1", "bigearthnet-v1-pairs",
-    "reben-v2", "bigearthnet-npz", "geotiff-folder",
-)
+Opener = Callable[..., EODataset]
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """A registered dataset format.
+
+    Attributes:
+        name: what :func:`detect_format` returns.
+        detect: ``detect(path) -> bool`` for an existing path (may raise :class:`DataError` for a
+            recognised but unusable dataset).
+        open: ``open(path, split, modalities, **kw) -> EODataset`` (``modalities``: a tuple or ``None``).
+        priority: detection order, lower first.
+        pairable: takes ``pair=`` (BigEarthNet v1 S2/S1 roots).
+    """
+
+    name: str
+    detect: Callable[[Path], bool]
+    open: Opener
+    priority: int = 50
+    pairable: bool = False
+
+
+FORMAT_REGISTRY: Registry[DataFormat] = Registry("dataset format")
+
+
+def register_format(name: str, *, detect: Callable[[Path], bool], priority: int = 50,
+                    pairable: bool = False) -> Callable[[Opener], Opener]:
+    """Decorator registering ``open(path, split, modalities, **kw)`` as format ``name`` (see the module)."""
+
+    def deco(fn: Opener) -> Opener:
+        FORMAT_REGISTRY.add(name, DataFormat(name, detect, fn, priority, pairable))
+        return fn
+
+    return deco
+
+
+def formats() -> list[DataFormat]:
+    """Every registered format in detection order."""
+    return sorted(FORMAT_REGISTRY.entries().values(), key=lambda f: f.priority)
+
 _EXPECTED = (
     "a SimEO folder (eoreps data generate), a BigEarthNet v1 S2/S1 root (<patch>/<patch>_B02.tif or _VV.tif), "
     "a folder with both, a reBEN folder (metadata.parquet + LMDB), a BigEarthNet .npz, "
@@ -41,11 +86,9 @@ _PROBE_DIRS = 8  # sub-folders looked at to recognise a v1 root (roots may hold 
 
 
 def _is_simeo(path: Path) -> bool:
-    try:
-        from eoreps.data.simeo import is_simeo_folder
-    except ImportError:  # SimEO generator not available in this build
-        return False
-    return bool(is_simeo_folder(path))
+    from eoreps.data.simeo import is_simeo_folder
+
+    return path.is_dir() and bool(is_simeo_folder(path))
 
 
 def _v1_kind(path: Path) -> str | None:
@@ -85,44 +128,51 @@ def _npz_problem(path: Path) -> str:
             "(see docs/data.md)")
 
 
+def _is_v1_pairs(path: Path) -> bool:
+    """A folder holding one BigEarthNet v1 S2 root and one S1 root (several: one-line error)."""
+    if not path.is_dir():
+        return False
+    children = _v1_children(path)
+    if not (children["s2"] and children["s1"]):
+        return False
+    if len(children["s2"]) > 1 or len(children["s1"]) > 1:
+        names = ", ".join(p.name for p in children["s2"] + children["s1"])
+        raise DataError(f"{path}: several BigEarthNet v1 roots ({names}); pass one S2 or S1 root")
+    return True
+
+
+def _is_ben_npz(path: Path) -> bool:
+    from eoreps.data.datasets.bigearthnet_npz import is_ben_npz
+
+    return path.is_file() and bool(is_ben_npz(path))
+
+
+def _is_folder(check: Callable[[Path], Any]) -> Callable[[Path], bool]:
+    """``check`` applied to folders only (a file is never a folder format)."""
+    return lambda path: path.is_dir() and bool(check(path))
+
+
 def detect_format(path: str | Path) -> str:
-    """Name of the dataset format at ``path`` (one of :data:`FORMATS`).
+    """Name of the dataset format at ``path`` (the registered formats, asked in priority order).
 
     Raises:
         DataError: the path does not exist or matches no known format (message lists what was expected).
     """
-    from eoreps.data.datasets.bigearthnet import is_patch_folder
-    from eoreps.data.datasets.bigearthnet_npz import is_ben_npz
-    from eoreps.data.datasets.geotiff_folder import is_geotiff_folder
-    from eoreps.data.datasets.reben import is_reben_folder
-
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; expected {_EXPECTED}")
+    try:
+        for fmt in formats():
+            if fmt.detect(path):
+                return fmt.name
+    except PermissionError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
     if path.is_file():
-        if is_ben_npz(path):
-            return "bigearthnet-npz"
         if path.suffix == ".npz":
             raise DataError(f"{path}: {_npz_problem(path)}")
         raise DataError(f"{path}: unrecognised dataset file; expected {_EXPECTED}")
-    try:
-        if _is_simeo(path):
-            return "simeo"
-        if is_reben_folder(path):
-            return "reben-v2"
-        if is_geotiff_folder(path):
-            return "geotiff-folder"
-        kind = _v1_kind(path)
-        if kind is not None:
-            return f"bigearthnet-v1-{kind}"
-        children = _v1_children(path)
-    except PermissionError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
-    if children["s2"] and children["s1"]:
-        if len(children["s2"]) > 1 or len(children["s1"]) > 1:
-            names = ", ".join(p.name for p in children["s2"] + children["s1"])
-            raise DataError(f"{path}: several BigEarthNet v1 roots ({names}); pass one S2 or S1 root")
-        return "bigearthnet-v1-pairs"
+    from eoreps.data.datasets.bigearthnet import is_patch_folder
+
     for kind in ("s2", "s1"):
         if is_patch_folder(path, kind):
             raise DataError(f"{path}: this is a single BigEarthNet patch folder; pass the folder that holds the patches")
@@ -187,39 +237,86 @@ def open_dataset(
         kw["run_seed"] = run_seed
     mods = tuple(modalities) if modalities else None
     if str(spec) == "simeo":
-        from eoreps.data.datasets.simeo import SimEODataset
-
-        return _construct(SimEODataset, root=None, split=split, **({"modalities": mods} if mods else {}), **kw)
+        return _open_simeo(None, split, mods, **kw)
     path = Path(spec)
-    fmt = detect_format(path)
-    if fmt == "simeo":
-        from eoreps.data.datasets.simeo import SimEODataset
-
-        return _construct(SimEODataset, root=path, split=split, **({"modalities": mods} if mods else {}), **kw)
-    if fmt.startswith("bigearthnet-v1"):
-        from eoreps.data.datasets.bigearthnet import BigEarthNetV1
-
-        if fmt == "bigearthnet-v1-pairs":
-            ch = _v1_children(path)
-            return _construct(BigEarthNetV1, ch["s2"][0], ch["s1"][0], split=split, modalities=mods, **kw)
-        kind = fmt.rsplit("-", 1)[1]
-        other = "s1" if kind == "s2" else "s2"
-        want_pair = pair if pair is not None else bool(mods and other in mods)
-        if not want_pair:
-            roots = {f"{kind}_root": path}
-        else:
-            roots = {f"{kind}_root": path, f"{other}_root": _sibling(path, other)}
-        return _construct(BigEarthNetV1, **roots, split=split, modalities=mods, **kw)
+    fmt = FORMAT_REGISTRY.get(detect_format(path))
+    if fmt.pairable:
+        return fmt.open(path, split, mods, pair=pair, **kw)
     if pair:
-        raise ConfigError(f"pair=True applies to BigEarthNet v1 folders only; {path} is {fmt}")
-    if fmt == "reben-v2":
-        from eoreps.data.datasets.reben import ReBEN
+        raise ConfigError(f"pair=True applies to BigEarthNet v1 folders only; {path} is {fmt.name}")
+    return fmt.open(path, split, mods, **kw)
 
-        return _construct(ReBEN, path, split=split, modalities=mods, **kw)
-    if fmt == "bigearthnet-npz":
-        from eoreps.data.datasets.bigearthnet_npz import BigEarthNetNpz
 
-        return _construct(BigEarthNetNpz, path, split=split, modalities=mods, **kw)
+# ------------------------------------------------------------------------------------- the built-ins
+@register_format("simeo", detect=_is_simeo, priority=10)
+def _open_simeo(path: Path | None, split: str, mods: tuple[str, ...] | None, **kw: Any) -> EODataset:
+    from eoreps.data.datasets.simeo import SimEODataset
+
+    return _construct(SimEODataset, root=path, split=split, **({"modalities": mods} if mods else {}), **kw)
+
+
+def _is_reben(path: Path) -> bool:
+    from eoreps.data.datasets.reben import is_reben_folder
+
+    return bool(is_reben_folder(path))
+
+
+@register_format("reben-v2", detect=_is_folder(_is_reben), priority=20)
+def _open_reben(path: Path, split: str, mods: tuple[str, ...] | None, **kw: Any) -> EODataset:
+    from eoreps.data.datasets.reben import ReBEN
+
+    return _construct(ReBEN, path, split=split, modalities=mods, **kw)
+
+
+def _is_geotiff(path: Path) -> bool:
+    from eoreps.data.datasets.geotiff_folder import is_geotiff_folder
+
+    return bool(is_geotiff_folder(path))
+
+
+@register_format("geotiff-folder", detect=_is_folder(_is_geotiff), priority=30)
+def _open_geotiff(path: Path, split: str, mods: tuple[str, ...] | None, **kw: Any) -> EODataset:
     from eoreps.data.datasets.geotiff_folder import GeoTiffFolder
 
     return _construct(GeoTiffFolder, path, split=split, modalities=mods, **kw)
+
+
+def _open_v1_root(kind: str) -> Opener:
+    """Opener of a BigEarthNet v1 ``kind`` root, paired with its sibling root when asked."""
+
+    def open_root(path: Path, split: str, mods: tuple[str, ...] | None, pair: bool | None = None,
+                  **kw: Any) -> EODataset:
+        from eoreps.data.datasets.bigearthnet import BigEarthNetV1
+
+        other = "s1" if kind == "s2" else "s2"
+        roots = {f"{kind}_root": path}
+        if pair if pair is not None else bool(mods and other in mods):
+            roots[f"{other}_root"] = _sibling(path, other)
+        return _construct(BigEarthNetV1, **roots, split=split, modalities=mods, **kw)
+
+    return open_root
+
+
+for _kind in ("s2", "s1"):
+    register_format(f"bigearthnet-v1-{_kind}", detect=_is_folder(lambda p, k=_kind: _v1_kind(p) == k),
+                    priority=40, pairable=True)(_open_v1_root(_kind))
+
+
+@register_format("bigearthnet-v1-pairs", detect=_is_v1_pairs, priority=50, pairable=True)
+def _open_v1_pairs(path: Path, split: str, mods: tuple[str, ...] | None, pair: bool | None = None,
+                   **kw: Any) -> EODataset:
+    from eoreps.data.datasets.bigearthnet import BigEarthNetV1
+
+    ch = _v1_children(path)
+    return _construct(BigEarthNetV1, ch["s2"][0], ch["s1"][0], split=split, modalities=mods, **kw)
+
+
+@register_format("bigearthnet-npz", detect=_is_ben_npz, priority=60)
+def _open_npz(path: Path, split: str, mods: tuple[str, ...] | None, **kw: Any) -> EODataset:
+    from eoreps.data.datasets.bigearthnet_npz import BigEarthNetNpz
+
+    return _construct(BigEarthNetNpz, path, split=split, modalities=mods, **kw)
+
+
+FORMATS = tuple(f.name for f in formats())
+"""The built-in format names in detection order."""

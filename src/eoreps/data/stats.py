@@ -28,7 +28,6 @@ pass through untouched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 
 from eoreps.data.modalities import MODALITIES, get_modality
+from eoreps.digest import bytes_digest, digest
 from eoreps.errors import ConfigError, DataError
 from eoreps.io import read_json, write_json
 from eoreps.progress import progress
@@ -248,13 +248,10 @@ def _content_digest(dataset: Any, modalities: Sequence[str]) -> str:
     """SHA-1 of a few samples' values (first, middle, last), so two datasets of the same class and
     length but different content (another folder, seed or generator version) never share a cache entry."""
     n = len(dataset)
-    h = hashlib.sha1()
-    for i in sorted({0, n // 2, n - 1}) if n else ():
-        sample = dataset[i]
-        for m in modalities:
-            if m in sample:
-                h.update(np.ascontiguousarray(np.asarray(sample[m], dtype=np.float32)).tobytes())
-    return h.hexdigest()
+    samples = (dataset[i] for i in (sorted({0, n // 2, n - 1}) if n else ()))
+    blobs = (np.ascontiguousarray(np.asarray(s[m], dtype=np.float32)).tobytes()
+             for s in samples for m in modalities if m in s)
+    return bytes_digest(blobs, None, "sha1")
 
 
 def dataset_fingerprint(dataset: Any, modalities: Sequence[str], max_samples: int | None, seed: int) -> dict[str, Any]:
@@ -290,8 +287,7 @@ def cached_stats(dataset: Any, cache: str | Path, modalities: Sequence[str] | No
     fp = dataset_fingerprint(dataset, mods, max_samples, seed)
     path = Path(cache)
     if path.is_dir() or path.suffix.lower() != ".json":
-        digest = hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
-        path = path / f"band_stats_{digest}.json"
+        path = path / f"band_stats_{digest(fp, 16, 'sha1')}.json"
     if path.is_file():
         try:
             stored = BandStats.from_dict(read_json(path), source=str(path))

@@ -19,8 +19,6 @@ Shapes (``N`` samples of a split): image modalities ``(N, C, H, W)`` float32, ve
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,9 @@ import torch.nn.functional as F
 from eoreps.data.datasets.base import IGNORE_INDEX, describe_dataset, task_classes
 from eoreps.data.modalities import MODALITIES
 from eoreps.data.stats import BandStats, Normalizer, compute_stats
+from eoreps.digest import bytes_digest, digest
 from eoreps.errors import ConfigError, DataError
+from eoreps.models.card import BackboneCard
 from eoreps.tasks.spec import TaskSpec
 
 TASKS = ("classify", "multilabel", "segment")
@@ -148,18 +148,16 @@ class EvalData:
 def stats_digest(stats: BandStats, modalities: Sequence[str]) -> str:
     """A short hash of the statistics of ``modalities`` (part of cache keys)."""
     d = {m: [list(stats.mean[m]), list(stats.std[m])] for m in modalities if m in stats.mean}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    return digest(d)
 
 
-def card_stats(card: dict[str, Any] | None, modalities: Sequence[str]) -> BandStats | None:
+def card_stats(card: BackboneCard | None, modalities: Sequence[str]) -> BandStats | None:
     """The normalisation a backbone was trained with, from its card (``{"s2": {"mean", "std"}}``), or None."""
-    norm = (card or {}).get("normalization") or {}
-    if not isinstance(norm, dict):
-        return None
+    norm = card.normalization if card is not None else None
     mean, std = {}, {}
     for m in modalities:
-        s = norm.get(m)
-        if isinstance(s, dict) and "mean" in s and "std" in s:
+        s = (norm or {}).get(m)
+        if s is not None:  # the card checked that it has mean and std
             mean[m] = tuple(float(v) for v in s["mean"])
             std[m] = tuple(float(v) for v in s["std"])
     return BandStats(mean=mean, std=std) if mean else None
@@ -364,13 +362,11 @@ def make_eval_data(name: str, task: str, classes: Sequence[str], splits: dict[st
                          t if task == "segment" else None, k)
         out[s] = EvalSplit(dict(inputs), target, strata, [f"{s}-{i}" for i in range(len(target))])
     mods = tuple(splits["train"][0])
-    digest = hashlib.sha256()
-    for s in SPLIT_NAMES:
-        for m in mods:
-            digest.update(out[s].inputs[m].numpy().tobytes())
-        digest.update(out[s].target.numpy().tobytes())
+    blobs = (t.numpy().tobytes()
+             for s in SPLIT_NAMES for t in [*(out[s].inputs[m] for m in mods), out[s].target])
     return EvalData(name=name, task=TaskSpec(kind=task, num_classes=k), classes=tuple(classes), modalities=mods,
-                    splits=out, synthetic=synthetic, fingerprint={"data": name, "task": task, "digest": digest.hexdigest()[:16]})
+                    splits=out, synthetic=synthetic,
+                    fingerprint={"data": name, "task": task, "digest": bytes_digest(blobs)})
 
 
 __all__ = ["EvalData", "EvalSplit", "IGNORE_INDEX", "TASKS", "card_stats", "load_eval_data", "make_eval_data",

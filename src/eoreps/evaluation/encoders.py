@@ -5,7 +5,8 @@ A :class:`MethodSpec` is one of
 * **pretrained** (``backbone: PATH``): backbone(s) saved with :func:`eoreps.models.save_backbone`. ``PATH``
   is a weights file, a folder holding ``backbone.safetensors``, a folder of several backbones (one per
   modality, as the multimodal pretraining exports them), or a mapping ``{name: path}``. Each backbone
-  reads the modalities its card names (``card["modalities"]``), stacked in that order; features of several
+  reads the modalities its card names (``card.modalities`` of its :class:`~eoreps.models.card.BackboneCard`),
+  stacked in that order; features of several
   backbones are concatenated (late fusion of the pretrained encoders). Inputs are normalised with the
   statistics in the card when it has them, else with the evaluation training split's.
 * **random** (``backbone: random``): the same kind of encoder, randomly initialised with the cell's seed:
@@ -23,7 +24,6 @@ Every encoder has the interface of :class:`eoreps.models.fusion.EarlyFusion`: ``
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,59 +33,12 @@ import torch
 from torch import nn
 
 from eoreps.data.stats import BandStats
+from eoreps.digest import file_sha256
 from eoreps.errors import ConfigError, DataError
 from eoreps.evaluation.data import EvalData, card_stats
+from eoreps.evaluation.methods import MethodSpec
 from eoreps.models.base import Backbone
-
-
-@dataclass
-class MethodSpec:
-    """One compared method (a row group of the tables, a line of the plot).
-
-    Attributes:
-        name: label in tables and plots (unique within a study).
-        backbone: ``"random"``, a path, or ``{name: path}`` (see the module docstring); ``None`` with
-            ``supervised``.
-        supervised: train from scratch on the labelled subset (the protocol is then ``supervised``).
-        arch: registry name of the architecture for random / supervised encoders.
-        modalities: inputs of random / supervised encoders (default: all modalities of the data); for
-            a pretrained backbone without modalities in its card, the modalities it reads.
-        fusion: ``early`` or ``late`` for random / supervised encoders with several modalities.
-        protocols: restrict this method to these protocols (default: the study's).
-        pretrain: options of a pretraining the study runs first (:class:`eoreps.ssl.pretrain.PretrainConfig`
-            fields, ``method`` required); ``backbone`` is then set to its output by the study.
-    """
-
-    name: str
-    backbone: str | dict[str, str] | None = None
-    supervised: bool = False
-    arch: str = "cnn-small"
-    modalities: list[str] | None = None
-    fusion: str = "early"
-    protocols: list[str] | None = None
-    pretrain: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.name or "/" in self.name or "__" in self.name:
-            raise ConfigError(f"method name {self.name!r}: give a non-empty name without '/' or '__'")
-        if self.supervised and self.backbone not in (None, "random"):
-            raise ConfigError(f"method '{self.name}': supervised training starts from scratch; drop backbone: {self.backbone}")
-        if self.pretrain is not None:
-            from eoreps.evaluation.pretraining import check_pretrain
-
-            check_pretrain(self)
-        elif not self.supervised and self.backbone is None:
-            raise ConfigError(f"method '{self.name}': give backbone: PATH or backbone: random (or supervised: true, "
-                              "or pretrain: {method: ...})")
-        if self.fusion not in ("early", "late"):
-            raise ConfigError(f"method '{self.name}': fusion '{self.fusion}' is not early or late")
-
-    @property
-    def kind(self) -> str:
-        """``"supervised"``, ``"random"`` or ``"pretrained"``."""
-        if self.supervised:
-            return "supervised"
-        return "random" if self.backbone == "random" else "pretrained"
+from eoreps.models.card import BackboneCard
 
 
 class BackboneEncoder(nn.Module):
@@ -169,15 +122,6 @@ def backbone_files(backbone: str | dict[str, str]) -> dict[str, Path]:
                     "backbone.safetensors, or a folder of per-modality backbones")
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (the feature cache is keyed by it, so retrained weights never hit old features)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class BuiltEncoder:
     """An encoder ready for a protocol.
@@ -195,8 +139,8 @@ class BuiltEncoder:
     groups: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _group_modalities(name: str, card: dict[str, Any], method: MethodSpec, data: EvalData, n_groups: int) -> list[str]:
-    mods = card.get("modalities")
+def _group_modalities(name: str, card: BackboneCard, method: MethodSpec, data: EvalData, n_groups: int) -> list[str]:
+    mods: Any = card.modalities
     if isinstance(mods, str):
         mods = [mods]
     if not mods:
@@ -231,14 +175,15 @@ def load_pretrained(method: MethodSpec, data: EvalData, allow_channel_mismatch: 
     identity: dict[str, Any] = {}
     for name, path in files.items():
         bb = load_backbone(path)
-        card = getattr(bb, "card", {}) or {}
+        card: BackboneCard = bb.card
         mods = _group_modalities(name, card, method, data, len(files))
         chans = sum(data.channels(m) for m in mods)
         if chans != bb.in_chans and not allow_channel_mismatch:
             raise DataError(f"{path}: backbone reads {bb.in_chans} channels but {'+'.join(mods)} has {chans} in this "
                             "data; use the adapter protocol (spectral adapter) or matching modalities")
         backbones[name], groups[name] = bb, mods
-        identity[name] = {"sha256": file_digest(path), "modalities": mods}
+        # keyed by the weights' bytes, so retrained weights never hit old features
+        identity[name] = {"sha256": file_sha256(path), "modalities": mods}
         st = card_stats(card, mods)
         if st is not None:
             stats_mean.update(st.mean)

@@ -12,8 +12,6 @@ for the whole split and every label fraction and seed indexes them. On disk they
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from eoreps.digest import digest
 from eoreps.io import atomic_path
 from eoreps.progress import progress
 
@@ -50,7 +49,7 @@ def extract_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], batch_
 
 def cache_key(parts: dict[str, Any]) -> str:
     """Stable hash of a JSON-able description."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return digest(parts, 24)
 
 
 def cached_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], key: dict[str, Any],

@@ -23,45 +23,22 @@ recomputes the affected cells.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eoreps.digest import digest
 from eoreps.errors import ConfigError
+from eoreps.evaluation.methods import SET_BY_STUDY as _SET_BY_STUDY
+from eoreps.evaluation.methods import MethodSpec, check_pretrain
 
-if TYPE_CHECKING:
-    from eoreps.evaluation.encoders import MethodSpec
+if TYPE_CHECKING:  # annotations only: study imports this module, never the other way round at run time
     from eoreps.evaluation.study import StudyConfig
     from eoreps.ssl.pretrain import PretrainConfig
 
 RECORD = "study_pretrain.json"
-_SET_BY_STUDY = ("out", "resume")
-
-
-def check_pretrain(method: MethodSpec) -> None:
-    """Validate ``method.pretrain`` (a mapping of pretraining options with a known ``method``)."""
-    spec = method.pretrain
-    if spec is None:
-        return
-    from eoreps.ssl.methods import METHODS
-    from eoreps.ssl.pretrain import PretrainConfig
-
-    where = f"method '{method.name}': pretrain"
-    if not isinstance(spec, dict) or "method" not in spec:
-        raise ConfigError(f"{where} must be a mapping with at least 'method', e.g. {{method: rotation, epochs: 20}}")
-    if spec["method"] not in METHODS:
-        raise ConfigError(f"{where}: unknown pretraining method '{spec['method']}'; choose one of {', '.join(METHODS)}")
-    allowed = {f.name for f in dataclasses.fields(PretrainConfig)} - set(_SET_BY_STUDY)
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown option '{unknown[0]}' (the study sets out and resume); valid: "
-                          f"{', '.join(sorted(allowed))}")
-    if method.supervised:
-        raise ConfigError(f"{where}: a supervised method trains from scratch; drop pretrain or supervised")
-    if method.backbone == "random":
-        raise ConfigError(f"{where}: drop 'backbone: random' (the pretrained backbone is evaluated)")
+__all__ = ["RECORD", "check_pretrain", "check_pretraining", "pretrain_config", "pretrain_methods",
+           "quick_pretraining", "run_method_pretraining"]
 
 
 def _study_data(cfg: StudyConfig) -> str:
@@ -82,12 +59,26 @@ def _image_modalities(modalities: list[str]) -> list[str]:
 
 def pretrain_config(cfg: StudyConfig, method: MethodSpec, out: str | Path) -> PretrainConfig:
     """The :class:`PretrainConfig` of ``method`` in study ``cfg`` (output ``<out>/pretrain/<name>``)."""
+    return _pretrain_config(cfg, method, out, _study_data(cfg))
+
+
+def check_pretraining(cfg: StudyConfig, method: MethodSpec) -> None:
+    """Validate everything about ``method``'s pretraining that can be checked before it runs (options,
+    method, backbone name, method kwargs) without touching the data: a one-line :class:`ConfigError`."""
+    from eoreps.models.registry import canonical_backbone_name
+
+    pc = _pretrain_config(cfg, method, ".", str(cfg.data.data)).resolved()
+    if not pc.backbone.startswith("timm:"):
+        canonical_backbone_name(pc.backbone)
+
+
+def _pretrain_config(cfg: StudyConfig, method: MethodSpec, out: str | Path, data: str) -> PretrainConfig:
     from eoreps.config import load_dataclass
     from eoreps.ssl.pretrain import PretrainConfig
 
     check_pretrain(method)
     assert method.pretrain is not None
-    defaults: dict[str, Any] = {"data": _study_data(cfg), "modalities": _image_modalities(list(cfg.data.modalities)),
+    defaults: dict[str, Any] = {"data": data, "modalities": _image_modalities(list(cfg.data.modalities)),
                                 "backbone": cfg.baseline_arch, "seed": cfg.seed, "knn": False,
                                 "data_options": dict(cfg.data.options)}  # same loader options (splits) as the study
     if not defaults["modalities"] and "modalities" not in method.pretrain:
@@ -101,7 +92,10 @@ def _digest(pc: PretrainConfig) -> str:
     d = {k: v for k, v in dataclasses.asdict(pc).items() if k not in _SET_BY_STUDY}
     if not d.get("data_options"):  # runs recorded before data_options existed keep their digest
         d.pop("data_options", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    from eoreps.ssl.methods.tile2vec import Tile2VecOptions  # its fields were PretrainConfig's: same digests
+
+    d.update({k: d["method_kwargs"].pop(k, v) for k, v in dataclasses.asdict(Tile2VecOptions()).items()})
+    return digest(d)
 
 
 def run_method_pretraining(pc: PretrainConfig) -> Path:

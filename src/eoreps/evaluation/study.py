@@ -18,8 +18,6 @@ After the grid, :func:`write_outputs` gathers the cell files into ``results.parq
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +27,22 @@ from typing import Any
 import numpy as np
 
 from eoreps.config import load_dataclass
+from eoreps.digest import bytes_digest, digest
 from eoreps.errors import ConfigError, DataError
 from eoreps.evaluation.data import EvalData, load_eval_data
-from eoreps.evaluation.encoders import MethodSpec
-from eoreps.evaluation.protocols import PROTOCOLS, Cell, ProtocolOptions, check_protocol, run_protocol
+from eoreps.evaluation.encoders import backbone_files
+from eoreps.evaluation.methods import MethodSpec
+from eoreps.evaluation.pretraining import check_pretraining, pretrain_methods, quick_pretraining
+from eoreps.evaluation.protocols import (
+    PROTOCOL_REGISTRY,
+    Cell,
+    ProtocolOptions,
+    check_protocol,
+    protocol_info,
+    run_protocol,
+)
 from eoreps.io import read_json, write_json
+from eoreps.models.card import BackboneCard
 from eoreps.progress import progress
 from eoreps.smoke import smoke_fields
 from eoreps.tasks.noise import check_noise, corrupt_targets
@@ -103,14 +112,19 @@ class StudyConfig:
         check_noise(self.label_noise, self.noise_kind)
         if isinstance(self.data, dict):
             self.data = load_dataclass(DataConfig, self.data)
+        from eoreps.evaluation.data import TASKS
+        from eoreps.vocabulary import normalize_task
+
+        self.data.task = normalize_task(self.data.task, TASKS)  # 'single' / 'multi' are accepted too
         if self.data.size is not None and self.data.size < 1:
             raise ConfigError(f"data.size={self.data.size}: the image side must be >= 1 (--size; 0 = native)")
         if isinstance(self.options, dict):
             self.options = load_dataclass(ProtocolOptions, self.options)
         self.methods = [m if isinstance(m, MethodSpec) else _method(m) for m in self.methods]
+        representation = [p for p in PROTOCOL_REGISTRY.names() if protocol_info(p).method_kinds != ("supervised",)]
         for p in self.protocols:
-            if p not in PROTOCOLS or p == "supervised":
-                raise ConfigError(f"protocols: '{p}' is not one of linear, knn, finetune, adapter "
+            if p not in representation:
+                raise ConfigError(f"protocols: '{p}' is not one of {', '.join(representation)} "
                                   "(supervised methods get protocol 'supervised' automatically)")
 
     @property
@@ -160,8 +174,6 @@ def quick_study(cfg: StudyConfig, keep: Collection[str] = (), changes: list[str]
     done = shrink(q, small, keep)
     if changes is not None:
         changes.extend(done)
-    from eoreps.evaluation.pretraining import quick_pretraining
-
     q.methods = [quick_pretraining(m) for m in q.methods]
     q.smoke = smoke_detail(q)
     return q
@@ -202,13 +214,12 @@ def with_baselines(cfg: StudyConfig) -> list[MethodSpec]:
 
 def _pretrained_arch(m: MethodSpec) -> tuple[str, str] | None:
     """(architecture name, fusion) of a pretrained method, read from its cards."""
-    from eoreps.evaluation.encoders import backbone_files
-
     try:
         files = backbone_files(m.backbone)  # type: ignore[arg-type]
-        card = read_json(next(iter(files.values())).with_suffix(".json"))
-        return str(card["backbone"]["name"]), ("late" if len(files) > 1 else "early")
-    except (DataError, ConfigError, KeyError, TypeError, StopIteration):
+        path = next(iter(files.values())).with_suffix(".json")
+        card = BackboneCard.from_dict(read_json(path), source=str(path))
+        return card.backbone.name, ("late" if len(files) > 1 else "early")
+    except (DataError, ConfigError, TypeError, StopIteration):
         return None
 
 
@@ -244,11 +255,29 @@ def plan_cells(cfg: StudyConfig, methods: Sequence[MethodSpec]) -> list[CellSpec
     return cells
 
 
+def validate_grid(cfg: StudyConfig) -> list[CellSpec]:
+    """Check the WHOLE grid and return its cells, before anything runs (so that a typo in the last entry is
+    not found after hours of pretraining): method names unique, every (method, protocol, task)
+    combination, fractions in (0, 1], seeds, architecture names of random / supervised methods, and the
+    options of every ``pretrain:`` (its method, backbone name and method kwargs)."""
+    from eoreps.models.registry import canonical_backbone_name
+
+    for f in cfg.fractions:
+        if not 0 < float(f) <= 1:
+            raise ConfigError(f"fractions: {f} is not a label fraction in (0, 1]")
+    methods = with_baselines(cfg)
+    cells = plan_cells(cfg, methods)  # unique names, protocols per method and task, seeds
+    for m in methods:
+        if m.kind in ("random", "supervised"):
+            canonical_backbone_name(m.arch)
+        if m.pretrain is not None:
+            check_pretraining(cfg, m)
+    return cells
+
+
 def _relevant_options(protocol: str, opts: ProtocolOptions) -> dict[str, Any]:
-    d = dataclasses.asdict(opts)
-    keep = {"linear": ["linear", "train"], "knn": ["knn"], "finetune": ["train"], "adapter": ["train", "adapter"],
-            "supervised": ["train"]}[protocol]
-    return {k: d[k] for k in keep}
+    """The option groups ``protocol`` reads, as its registration declares them."""
+    return protocol_info(protocol).relevant_options(opts)
 
 
 def cell_hash(cfg: StudyConfig, method: MethodSpec, cell: CellSpec) -> str:
@@ -258,7 +287,7 @@ def cell_hash(cfg: StudyConfig, method: MethodSpec, cell: CellSpec) -> str:
                "options": _relevant_options(cell.protocol, cfg.options), "data": dataclasses.asdict(cfg.data), "v": 1}
     if cfg.label_noise > 0:  # only then, so the hashes of existing noise-free studies stay valid
         payload["noise"] = [cfg.label_noise, cfg.noise_kind]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(payload)
 
 
 def finished(path: Path, expected_hash: str) -> bool:
@@ -282,9 +311,8 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
         data: the evaluation data, if already loaded (default: :func:`load_eval_data` from ``cfg.data``).
         on_cell: called before each cell is computed (progress reporting, tests).
     """
-    from eoreps.evaluation.pretraining import pretrain_methods
-
     out = Path(out)
+    validate_grid(cfg)  # the whole grid, before the first (long) pretraining starts
     cfg = pretrain_methods(cfg, out)  # methods with `pretrain:` are pretrained first (reused when finished)
     methods = with_baselines(cfg)
     by_name = {m.name: m for m in methods}
@@ -310,7 +338,7 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
             result = run_protocol(cell)
             rec = {"key": c.key, "config_hash": hashes[c.key], **dataclasses.asdict(c),
                    "method_kind": by_name[c.method].kind, "task": data.task.kind, "classes": list(data.classes),
-                   "synthetic": data.synthetic, "subset_sha": hashlib.sha256(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16],
+                   "synthetic": data.synthetic, "subset_sha": bytes_digest(np.asarray(idx, dtype=np.int64).tobytes()),
                    **({"label_noise": cfg.label_noise, "noise_kind": cfg.noise_kind} if cfg.label_noise > 0 else {}),
                    "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "result": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in result.items()}}

@@ -34,7 +34,6 @@ from eoreps.hyper.module import HyperModule, module_kwargs
 from eoreps.hyper.splits import split_column, split_models
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
 from eoreps.io import atomic_path, read_json, write_json
-from eoreps.progress import progress_callbacks
 
 
 @dataclass
@@ -63,17 +62,17 @@ class FitConfig:
 
     def validate(self) -> FitConfig:
         if self.precision not in ("bf16", "fp32"):
-            raise ConfigError(f"--precision '{self.precision}' must be bf16 or fp32")
+            raise ConfigError(f"precision={self.precision!r} must be bf16 or fp32")
         if self.epochs < 1:
-            raise ConfigError(f"--epochs {self.epochs} must be >= 1")
+            raise ConfigError(f"epochs={self.epochs} must be >= 1")
         if self.batch_size < 2:
-            raise ConfigError(f"--batch-size {self.batch_size} must be >= 2 (NT-Xent needs negatives)")
+            raise ConfigError(f"batch_size={self.batch_size} must be >= 2 (NT-Xent needs negatives)")
         if not 0.0 <= self.gamma <= 1.0:
-            raise ConfigError(f"--gamma {self.gamma} must lie in [0, 1]")
+            raise ConfigError(f"gamma={self.gamma} must lie in [0, 1]")
         if not math.isfinite(self.functional) or self.functional < 0:
-            raise ConfigError(f"--functional {self.functional} must be >= 0 (0 = token MSE only)")
+            raise ConfigError(f"functional={self.functional} must be >= 0 (0 = token MSE only)")
         if self.functional_images < 1:
-            raise ConfigError(f"--functional-images {self.functional_images} must be >= 1")
+            raise ConfigError(f"functional_images={self.functional_images} must be >= 1")
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 
@@ -138,8 +137,9 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     """Train (or resume) a representation; writes the representation directory ``cfg.out``."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
     from torch.utils.data import DataLoader, TensorDataset
+
+    from eoreps.training import build_run, resume_point
 
     cfg.validate()
     t0 = time.perf_counter()
@@ -195,17 +195,18 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
                                   "num_classes": zoo.arch.num_classes},
                          "activations": activations, "probe_images": zoo.dataset().x_train}
     module = HyperModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std, **functional_kw)
-    bars = progress_callbacks()
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator="cpu", devices=1,
-        precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
+    identity = {"zoo": plan["zoo"]}
+    run = build_run(
+        out, identity, resume=resume_point(last, identity, f"delete {ckpt_dir} to start fresh"),
         # save_top_k=1 without a monitor keeps the latest epoch's file; with save_top_k=0 Lightning would
         # write last.ckpt only when training ends, and a killed run could not resume
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1), *bars],
-        logger=CSVLogger(out, name="logs"), enable_progress_bar=bool(bars), enable_model_summary=False,
+        checkpoint=ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1),
+        max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator="cpu", devices=1,
+        precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
         log_every_n_steps=max(1, min(50, len(train_dl))), num_sanity_val_steps=0,
         limit_val_batches=1.0 if len(val_dl) else 0, deterministic=False)
-    trainer.fit(module, train_dl, val_dl if len(val_dl) else None, ckpt_path=str(last) if last.is_file() else None)
+    trainer = run.trainer
+    run.fit(module, train_dl, val_dl if len(val_dl) else None)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     export(module, cfg, zoo, all_props, out, metrics, earlier + time.perf_counter() - t0, reference)

@@ -7,7 +7,8 @@
 
 A card always has the keys of :data:`CARD_KEYS` (missing ones are ``null``) plus ``backbone`` (the
 registry ``spec``: name, ``in_chans`` and creation options), ``num_params`` and ``format_version``;
-extra keys are kept. ``load_backbone(path)`` rebuilds the backbone from the card through
+extra keys are kept. The card is a :class:`~eoreps.models.card.BackboneCard` (typed; validated when
+read). ``load_backbone(path)`` rebuilds the backbone from the card through
 :func:`eoreps.models.registry.create_backbone`, loads the weights strictly and attaches the card as
 ``.card``. ``path`` may be the ``.safetensors`` file, the ``.json`` card or a folder holding
 ``backbone.safetensors``.
@@ -24,12 +25,9 @@ import torch
 from eoreps.errors import DataError
 from eoreps.io import atomic_path, read_json, write_json
 from eoreps.models.base import Backbone
+from eoreps.models.card import CARD_KEYS, FORMAT_VERSION, BackboneCard
 
-FORMAT_VERSION = 1
-CARD_KEYS = ("method", "modalities", "band_names", "normalization", "data", "epochs", "metrics")
-"""Keys every card has: pretraining/training method, modality names, band names per modality,
-normalisation statistics (e.g. ``{"s2": {"mean": [...], "std": [...]}}``), data set description,
-number of epochs, final metrics."""
+__all__ = ["CARD_KEYS", "FORMAT_VERSION", "BackboneCard", "load_backbone", "save_backbone"]
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -55,7 +53,8 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def save_backbone(backbone: Backbone, path: str | Path, card: dict[str, Any] | None = None) -> Path:
+def save_backbone(backbone: Backbone, path: str | Path,
+                  card: dict[str, Any] | BackboneCard | None = None) -> Path:
     """Write ``backbone``'s weights (safetensors) and its card (JSON) atomically.
 
     Args:
@@ -72,9 +71,10 @@ def save_backbone(backbone: Backbone, path: str | Path, card: dict[str, Any] | N
         raise DataError(f"{path}: this backbone has no spec; build it with eoreps.models.create_backbone to save it")
     weights, card_path = _paths(path)
     spec = {k: v for k, v in backbone.spec.items() if k != "checkpoint"}
-    full = {k: None for k in CARD_KEYS}
-    full.update(_jsonable(dict(card or {})))
+    full: dict[str, Any] = {k: None for k in CARD_KEYS}
+    full.update(_jsonable(card.to_dict() if isinstance(card, BackboneCard) else dict(card or {})))
     full.update(backbone=_jsonable(spec), num_params=backbone.num_params, format_version=FORMAT_VERSION)
+    full = BackboneCard.from_dict(full, source=str(card_path)).to_dict()  # what every reader will accept
     state = {k: v.detach().cpu().contiguous().clone() for k, v in backbone.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata={"eoreps_card": json.dumps(full)})
@@ -83,7 +83,7 @@ def save_backbone(backbone: Backbone, path: str | Path, card: dict[str, Any] | N
 
 
 def load_backbone(path: str | Path, map_location: str | torch.device = "cpu") -> Backbone:
-    """Rebuild a saved backbone; the card is attached as ``.card`` (a dict).
+    """Rebuild a saved backbone; the card is attached as ``.card`` (a :class:`BackboneCard`).
 
     Raises:
         DataError: a missing/corrupt file, or weights that do not match the card's architecture.
@@ -105,12 +105,9 @@ def load_backbone(path: str | Path, map_location: str | torch.device = "cpu") ->
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise DataError(f"{weights}: not a valid safetensors backbone ({e}); re-save it") from None
-    if not isinstance(card, dict) or "backbone" not in card:
-        raise DataError(f"{card_path}: card without a 'backbone' entry; re-save with eoreps.models.save_backbone")
-    spec = dict(card["backbone"])
-    name = spec.pop("name")
-    in_chans = spec.pop("in_chans")
-    bb = create_backbone(name, in_chans=in_chans, **spec)
+    card = BackboneCard.from_dict(card, source=str(card_path if card_path.is_file() else weights))
+    name = card.backbone.name
+    bb = create_backbone(name, in_chans=card.backbone.in_chans, **card.backbone.kwargs)
     try:
         missing, unexpected = bb.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatch

@@ -19,13 +19,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from eoreps.errors import ConfigError, unknown_name
+from eoreps.errors import ConfigError
 from eoreps.models.base import Backbone
 from eoreps.models.cnn import CNN_VARIANTS, create_cnn
+from eoreps.registry import Registry
 
 BackboneFactory = Callable[..., Backbone]
 
-_REGISTRY: dict[str, BackboneFactory] = {}
+BACKBONES: Registry[BackboneFactory] = Registry("backbone")
 _TIMM_PREFIX = "timm:"
 _TIMM_EXAMPLES = ("timm:resnet18", "timm:resnet50", "timm:vit_tiny_patch16_224", "timm:vit_small_patch16_224",
                   "timm:convnext_atto")
@@ -37,47 +38,32 @@ def register_backbone(name: str, factory: BackboneFactory | None = None) -> Any:
         raise ConfigError(f"backbone name '{name}': the prefix '{_TIMM_PREFIX}' is reserved for timm models")
 
     def deco(fn: BackboneFactory) -> BackboneFactory:
-        if name in _REGISTRY and _REGISTRY[name] is not fn:
-            raise ConfigError(f"backbone '{name}' is already registered; choose another name")
-        _REGISTRY[name] = fn
-        return fn
+        return BACKBONES.add(name, fn)
 
     return deco(factory) if factory is not None else deco
 
 
 def list_backbones() -> list[str]:
     """Registered names plus a few ``timm:`` examples (any timm model name works after ``timm:``)."""
-    return sorted(_REGISTRY) + list(_TIMM_EXAMPLES)
-
-
-def _lookup(name: str) -> str | None:
-    """The registered spelling of ``name`` with ``_`` and ``-`` interchangeable, or None."""
-    if name in _REGISTRY:
-        return name
-    key = name.strip().lower()
-    for candidate in (key, key.replace("_", "-"), key.replace("-", "_")):
-        if candidate in _REGISTRY:
-            return candidate
-    return None
+    return sorted(BACKBONES.names()) + list(_TIMM_EXAMPLES)
 
 
 def is_backbone_name(name: str) -> bool:
     """True when ``name`` (any ``-``/``_`` spelling) is a registered backbone or a ``timm:`` name."""
-    return name.startswith(_TIMM_PREFIX) or _lookup(name) is not None
+    return name.startswith(_TIMM_PREFIX) or name in BACKBONES
 
 
 def canonical_backbone_name(name: str) -> str:
     """The registered spelling of backbone ``name`` (``cnn_small`` -> ``cnn-small``); an unknown name raises
     :class:`ConfigError`, pointing at the model-zoo registry when ``name`` is a zoo architecture (the
     zoo's ``cnn_s`` is a tiny layer-list CNN, a different network from the backbone ``cnn-small``)."""
-    found = _lookup(name)
-    if found is not None:
-        return found
-    from eoreps.zoo.architectures import ARCH_NAMES
+    if name in BACKBONES:
+        return BACKBONES.canonical(name)
+    from eoreps.errors import unknown_name
+    from eoreps.zoo.architectures import ARCHITECTURES
 
-    zoo = name.strip().lower().replace("-", "_")
     note = (f"'{name}' is a model-zoo architecture (eoreps zoo build --arch), not a backbone; "
-            f"the nearest backbones are cnn-tiny/cnn-small (see docs/zoo.md)" if zoo in ARCH_NAMES else "")
+            f"the nearest backbones are cnn-tiny/cnn-small (see docs/zoo.md)" if name in ARCHITECTURES else "")
     raise unknown_name("backbone", name, list_backbones(), note)
 
 
@@ -103,7 +89,7 @@ def create_backbone(name: str, in_chans: int, **kwargs: Any) -> Backbone:
         bb: Backbone = TimmBackbone(model_name, in_chans=in_chans, **kwargs)
     else:
         name = canonical_backbone_name(name)
-        factory = _REGISTRY[name]
+        factory = BACKBONES.get(name)
         try:
             inspect.signature(factory).bind(in_chans, **kwargs)
         except TypeError as e:

@@ -225,7 +225,7 @@ class TripletDataset(Dataset):
                  length: int | None = None, seed: int = 0) -> None:
         h, w = scenes.image_size
         if tile > min(h, w):
-            raise ConfigError(f"tile size {tile} exceeds the scenes' {h}x{w} px; use a smaller --tile-size")
+            raise ConfigError(f"tile size {tile} exceeds the scenes' {h}x{w} px; use a smaller tile_size (--method-kwargs tile_size=16)")
         self.scenes, self.tile, self.neighborhood, self.seed = scenes, tile, neighborhood, seed
         self.length = length if length is not None else len(scenes) * max(1, (h // tile) * (w // tile))
         self.epoch = 0

@@ -39,6 +39,7 @@ from eoreps.data.stats import BandStats, Normalizer
 from eoreps.errors import DataError
 from eoreps.io import read_json, write_json
 from eoreps.models import Backbone, load_backbone, save_backbone
+from eoreps.models.card import BackboneCard
 
 INDEX_FILE = "encoders.json"
 
@@ -96,7 +97,7 @@ def load_encoders(out: str | Path, map_location: str | torch.device = "cpu") -> 
     if not index_path.is_file():
         if (out / "backbone.safetensors").is_file():
             bb = load_backbone(out / "backbone.safetensors", map_location)
-            return {"+".join(bb.card.get("modalities") or ["x"]): bb}
+            return {"+".join(bb.card.modalities or ["x"]): bb}
         raise DataError(f"{out}: no {INDEX_FILE} or backbone.safetensors; pass the --out folder of `eoreps pretrain`")
     index = read_json(index_path)
     try:
@@ -105,15 +106,23 @@ def load_encoders(out: str | Path, map_location: str | torch.device = "cpu") -> 
         raise DataError(f"{index_path}: malformed encoder index; re-export the run") from None
 
 
-def input_normalizer(card: Mapping[str, Any]) -> Normalizer:
-    """A :class:`Normalizer` with the statistics a backbone was pretrained with (from its card)."""
-    norm = card.get("normalization") or {}
+def _card(card: BackboneCard | Mapping[str, Any]) -> BackboneCard:
+    return card if isinstance(card, BackboneCard) else BackboneCard.from_dict(dict(card))
+
+
+def _normalizer(norm: Mapping[str, Any], band_names: Mapping[str, Any], fill: float) -> Normalizer:
     if not norm:
         raise DataError("backbone card has no 'normalization'; it was not exported by eoreps pretrain")
     stats = BandStats(mean={m: tuple(v["mean"]) for m, v in norm.items()},
                       std={m: tuple(v["std"]) for m, v in norm.items()},
-                      bands={m: tuple((card.get("band_names") or {}).get(m, ())) for m in norm})
-    return Normalizer(stats, fill=float((card.get("input") or {}).get("nan_fill", 0.0)))
+                      bands={m: tuple(band_names.get(m, ())) for m in norm})
+    return Normalizer(stats, fill=fill)
+
+
+def input_normalizer(card: BackboneCard | Mapping[str, Any]) -> Normalizer:
+    """A :class:`Normalizer` with the statistics a backbone was pretrained with (from its card)."""
+    c = _card(card)
+    return _normalizer(c.normalization or {}, c.band_names or {}, c.nan_fill)
 
 
 def merged_normalizer(encoders: Mapping[str, Backbone]) -> Normalizer:
@@ -121,14 +130,14 @@ def merged_normalizer(encoders: Mapping[str, Backbone]) -> Normalizer:
     norm: dict[str, Any] = {}
     bands: dict[str, Any] = {}
     for enc in encoders.values():
-        norm.update(enc.card.get("normalization") or {})
-        bands.update(enc.card.get("band_names") or {})
-    return input_normalizer({"normalization": norm, "band_names": bands})
+        norm.update(enc.card.normalization or {})
+        bands.update(enc.card.band_names or {})
+    return _normalizer(norm, bands, 0.0)
 
 
-def stack_inputs(batch: Mapping[str, torch.Tensor], card: Mapping[str, Any]) -> torch.Tensor:
+def stack_inputs(batch: Mapping[str, torch.Tensor], card: BackboneCard | Mapping[str, Any]) -> torch.Tensor:
     """The encoder input ``(B, sum C_m, H, W)`` from a normalised batch, in the card's channel order."""
-    mods = list((card.get("input") or {}).get("stack") or card.get("modalities") or [])
+    mods = _card(card).input_stack
     missing = [m for m in mods if m not in batch]
     if missing:
         raise DataError(f"batch has no {missing} (keys: {', '.join(batch)}); the backbone was pretrained on {mods}")

@@ -2,8 +2,8 @@
 
 ``run_pretrain(PretrainConfig(method="multimodal", modalities=["s2", "s1"]))``:
 
-1. holds the training split of ``data`` in memory (Tile2Vec: large scenes) and computes per-band
-   statistics (stored in checkpoints and cards);
+1. holds the training split of ``data`` in memory (the method's registered ``build_data`` hook; Tile2Vec:
+   large scenes) and computes per-band statistics (stored in checkpoints and cards);
 2. builds the method (:func:`eoreps.ssl.methods.get_method`) and a Lightning ``Trainer`` that stops
    after ``max_steps = epochs * steps_per_epoch`` optimisation steps (a step budget, so a resumed run
    ends after the same total number of steps wherever it was killed);
@@ -22,16 +22,22 @@ are gathered across processes. See ``docs/ssl.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eoreps.cli_config import opt, parse_devices, parse_kwargs
 from eoreps.errors import ConfigError
+from eoreps.ssl.methods.registry import list_methods
+from eoreps.vocabulary import PRECISION_HELP, PRECISIONS, lightning_precision, normalize_precision
 
 if TYPE_CHECKING:
     from eoreps.checkpoints import ResumePoint
+    from eoreps.ssl.methods import MethodData
 
 DEFAULT_BACKBONE_KWARGS = {"timm:vit": {"img_size": 32, "patch_size": 4}}  # img_size: set to the data's
 
@@ -39,8 +45,7 @@ DEFAULT_BACKBONE_KWARGS = {"timm:vit": {"img_size": 32, "patch_size": 4}}  # img
 _QUICK: dict[str, Any] = {  # what --quick shrinks (each to at most this), unless in quick_keep
     "epochs": lambda v: min(v, 1), "batch_size": lambda v: min(v, 32), "max_samples": lambda v: min(v or 128, 128),
     "monitor_samples": lambda v: min(v, 64), "knn_train_samples": lambda v: min(v, 128),
-    "knn_val_samples": lambda v: min(v, 64), "num_scenes": lambda v: min(v, 4), "scene_size": lambda v: min(v, 96),
-    "checkpoint_every": lambda v: min(v, 2)}
+    "knn_val_samples": lambda v: min(v, 64), "checkpoint_every": lambda v: min(v, 2)}
 
 
 @dataclass
@@ -54,12 +59,14 @@ class PretrainConfig:
         backbone: backbone name (``cnn-small``, ``timm:resnet18``, ``timm:vit_tiny_patch16_224``, ...);
             ``""``: the method's default (``SSLMethod.default_backbone``: a ViT for MAE, ``cnn-small`` else).
         backbone_kwargs: backbone options (ViTs default to ``patch_size=4`` and ``img_size`` = the images').
-        method_kwargs: method options (e.g. ``{"temperature": 0.1}``, see each method's class).
+        method_kwargs: method options (e.g. ``{"temperature": 0.1}``, see each method's class; Tile2Vec's
+            ``tile_size``, ``neighborhood``, ``num_scenes``, ``scene_size``: its registered options).
         epochs: passes over the training data (sets the step budget).
         batch_size: samples per step and process.
         lr, weight_decay: AdamW settings (linear warmup, cosine decay).
         max_samples: cap on training samples (all when ``None``).
-        precision: Lightning precision, ``"32-true"`` or ``"bf16-mixed"`` (fast for ViTs on AMX CPUs).
+        precision: ``fp32``, ``bf16`` (fast for ViTs on AMX CPUs), ``fp16`` or ``auto`` (= fp32) in any
+            spelling of :mod:`eoreps.vocabulary`; stored as Lightning's (``"32-true"``, ``"bf16-mixed"``).
         seed: seed of everything.
         out: output folder.
         checkpoint_every: steps between checkpoints (``last.ckpt``).
@@ -69,45 +76,61 @@ class PretrainConfig:
         knn_train_samples, knn_val_samples: sizes of the kNN bank and validation set.
         accelerator, devices, num_nodes, strategy: Lightning distribution settings.
         num_workers: DataLoader processes (0: batches are an index_select on in-memory data).
-        tile_size, neighborhood, num_scenes, scene_size: Tile2Vec triplet sampling.
         quick: shrink everything to seconds (tests, smoke runs).
         quick_keep: options ``quick`` leaves alone (those the user set, e.g. ``["epochs"]``).
         data_options: dataset loader options (:func:`eoreps.data.formats.open_dataset`, e.g. the GeoTIFF
             folder's ``split_ratios``, ``skip_nodata``); an automatic split is seeded by ``seed``.
     """
 
-    method: str = "multimodal"
+    method: str = opt("multimodal", help=f"One of: {', '.join(list_methods())}.")
     data: str = "simeo"
-    modalities: list[str] = field(default_factory=lambda: ["s2", "s1"])
-    backbone: str = ""
-    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
-    method_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 2e-3
+    modalities: list[str] = opt(factory=lambda: ["s2", "s1"], help="Comma-separated image modalities.")
+    backbone: str = opt("", help="cnn-tiny|cnn-small|cnn-base|timm:<name> (default: the method's: a ViT for mae, "
+                            "cnn-small for the others).")
+    backbone_kwargs: dict[str, Any] = opt(factory=dict, parse=functools.partial(parse_kwargs, what="--backbone-kwargs"),
+                                          help="Backbone options KEY=VALUE,... (ViT default: img_size=the images' "
+                                               "size,patch_size=4).")
+    method_kwargs: dict[str, Any] = opt(factory=dict, parse=functools.partial(parse_kwargs, what="--method-kwargs"),
+                                        help="Method options KEY=VALUE,... e.g. temperature=0.1.")
+    epochs: int = opt(30, help="Passes over the training data.")
+    batch_size: int = opt(256, help="Samples per step and process.")
+    lr: float = opt(2e-3, help="Peak AdamW learning rate.")
     weight_decay: float = 1e-4
-    max_samples: int | None = None
-    precision: str = "32-true"
+    max_samples: int | None = opt(None, help="Cap on training samples (0 = all).", none=0)
+    precision: str = opt("32-true", help=PRECISION_HELP)
     seed: int = 0
     out: str = "runs/pretrain"
-    checkpoint_every: int = 50
-    resume: bool = False
+    checkpoint_every: int = opt(50, help="Steps between checkpoints.")
+    resume: bool = opt(False, help="Continue from OUT/checkpoints/last.ckpt.", flag="--resume")
     monitor_samples: int = 512
-    knn: bool = True
+    knn: bool = opt(True, help="Online kNN accuracy on the validation split.", flag="--knn/--no-knn")
     knn_train_samples: int = 2000
     knn_val_samples: int = 500
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
+    accelerator: str = opt("auto", help="auto, cpu, gpu.")
+    devices: int | str = opt(1, help="Processes/devices per node (int or 'auto').", parse=parse_devices)
+    num_nodes: int = opt(1, help="Nodes (multi-node DDP).")
+    strategy: str = opt("auto", help="Lightning strategy: auto, ddp, ddp_spawn.")
     num_workers: int = 0
-    tile_size: int = 32
-    neighborhood: int = 16
-    num_scenes: int = 16
-    scene_size: int = 256
+    # Tile2Vec's options moved to method_kwargs; PretrainConfig(tile_size=16) still works (moved there)
+    tile_size: InitVar[int | None] = None
+    neighborhood: InitVar[int | None] = None
+    num_scenes: InitVar[int | None] = None
+    scene_size: InitVar[int | None] = None
     quick: bool = False
     quick_keep: list[str] = field(default_factory=list)
     data_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self, *moved: int | None) -> None:
+        names = ("tile_size", "neighborhood", "num_scenes", "scene_size")
+        self.method_kwargs.update({k: v for k, v in zip(names, moved, strict=True) if v is not None})
+        # one vocabulary (eoreps.vocabulary), stored in the Lightning spelling the trainer takes
+        self.precision = lightning_precision(normalize_precision(self.precision, (*PRECISIONS, "fp64")))
+
+    def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
+        """``--quick``: shrink to seconds except the fields in ``keep`` (those the user gave); the shrinkage is
+        applied by :meth:`resolved`. Returns what it changes."""
+        self.quick, self.quick_keep = True, sorted(keep)
+        return self.quick_changes()
 
     def quick_changes(self) -> list[str]:
         """What ``quick`` changes (``["epochs 30 -> 1", ...]``); empty without ``quick``."""
@@ -117,17 +140,13 @@ class PretrainConfig:
 
     def resolved(self) -> PretrainConfig:
         """A copy with ``quick`` shrinkage and backbone defaults applied, validated."""
-        from eoreps.ssl.methods import METHODS
+        from eoreps.ssl.methods import method_info
 
-        if self.method not in METHODS:
-            from eoreps.errors import unknown_name
-
-            raise unknown_name("pretraining method", self.method, list(METHODS))
+        info = method_info(self.method)
         c = PretrainConfig(**asdict(self))  # asdict copies the lists and dicts
+        c.method = info.name  # the registered spelling (band_prediction -> band-prediction)
         if not c.backbone:
-            from eoreps.ssl.methods import get_method
-
-            c.backbone = get_method(c.method).default_backbone
+            c.backbone = info.cls.default_backbone
         if c.backbone.startswith("timm:vit") and not c.backbone_kwargs:
             c.backbone_kwargs = dict(DEFAULT_BACKBONE_KWARGS["timm:vit"])
         if c.quick:
@@ -140,9 +159,7 @@ class PretrainConfig:
         if c.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {c.lr}")
         _check_run_options(c)
-        if c.method == "multimodal" and len(c.modalities) < 2:
-            raise ConfigError(f"multimodal pretraining needs two or more modalities, got {c.modalities}; "
-                              "e.g. --modalities s2,s1")
+        info.check_modalities(c.modalities)
         return c
 
 
@@ -152,7 +169,7 @@ def _check_run_options(c: PretrainConfig) -> None:
 
     from eoreps.errors import unknown_name
     from eoreps.ssl.methods import check_method_kwargs
-    from eoreps.tasks.fit import ACCELERATORS, PRECISIONS
+    from eoreps.tasks.fit_config import ACCELERATORS, PRECISIONS
 
     if c.max_samples is not None and c.max_samples < 1:
         raise ConfigError(f"max_samples must be >= 1 (or unset for all), got {c.max_samples}")
@@ -187,39 +204,31 @@ def _world_size(cfg: PretrainConfig) -> int:
     return max(1, devices) * max(1, cfg.num_nodes)
 
 
-def build_data(cfg: PretrainConfig) -> tuple[Any, Any, Any, Any]:
-    """``(training dataset, training PretrainData, monitor set, (knn_train, knn_val) or None)``."""
-    from eoreps.ssl.data import BatchDataset, TripletDataset, load_patches, load_scenes
+def build_data(cfg: PretrainConfig) -> tuple[MethodData, Any, Any]:
+    """``(the method's data, monitor set, (knn_train, knn_val) or None)``; the method's registered
+    ``build_data`` hook (:func:`eoreps.ssl.methods.register_method`) builds its training data."""
+    from eoreps.errors import EoRepsError
+    from eoreps.ssl.data import load_patches
+    from eoreps.ssl.methods import method_info
 
-    if cfg.method == "tile2vec":
-        scenes = load_scenes(cfg.data, cfg.modalities, cfg.num_scenes, cfg.scene_size, cfg.seed, cfg.data_options)
-        train = scenes
-        patches = load_patches(cfg.data, cfg.modalities, "train", max_samples=max(cfg.monitor_samples,
-                               cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed, options=cfg.data_options)
-        length = None
-        if cfg.max_samples is not None:
-            length = max(cfg.batch_size, cfg.max_samples)
-        dataset: Any = TripletDataset(scenes, tile=cfg.tile_size, neighborhood=cfg.neighborhood, length=length,
-                                      seed=cfg.seed)
-    else:
-        train = load_patches(cfg.data, cfg.modalities, "train", max_samples=cfg.max_samples, seed=cfg.seed,
-                             options=cfg.data_options)
-        patches = train
-        dataset = BatchDataset(train)
+    info = method_info(cfg.method)
+    options, _ = info.split_kwargs(cfg.method_kwargs)
+    md = info.build_data(cfg, options)
+    patches = md.patches
     monitor = patches.subset(cfg.monitor_samples, seed=cfg.seed)
     knn = None
     if cfg.knn and patches.labels is not None:
         try:
             val = load_patches(cfg.data, cfg.modalities, "val", max_samples=cfg.knn_val_samples, seed=cfg.seed,
                                options=cfg.data_options)
-        except Exception as e:  # a dataset without a validation split: no kNN monitor, say so
+        except EoRepsError as e:  # a dataset without a validation split: no kNN monitor, say so
             import warnings
 
             warnings.warn(f"online kNN disabled: no validation split in {cfg.data} ({e})", stacklevel=2)
         else:
             if val.labels is not None:
                 knn = (patches.subset(cfg.knn_train_samples, seed=cfg.seed + 1), val)
-    return dataset, train, monitor, knn
+    return md, monitor, knn
 
 
 def run_identity(cfg: PretrainConfig) -> dict[str, Any]:
@@ -229,16 +238,10 @@ def run_identity(cfg: PretrainConfig) -> dict[str, Any]:
 
 def _resume_point(cfg: PretrainConfig, last: Path) -> ResumePoint | None:
     """The checkpoint ``--resume`` continues from (checked), or ``None`` (no ``--resume``, or none yet)."""
-    from eoreps.checkpoints import check_resume
+    from eoreps.training import resume_point
 
-    if not cfg.resume:
-        return None
-    if not last.is_file():
-        import warnings
-
-        warnings.warn(f"--resume: no checkpoint at {last}; starting from scratch", stacklevel=3)
-        return None
-    return check_resume(last, run_identity(cfg), "use another --out or drop --resume")
+    return resume_point(last, run_identity(cfg), "use another --out or drop --resume", wanted=cfg.resume,
+                        warn_missing=True)
 
 
 def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> PretrainResult:
@@ -251,14 +254,14 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from eoreps.checkpoints import AtomicCheckpointIO, ResumableCSVLogger, RunState, checkpoint_step
+    from eoreps.checkpoints import checkpoint_step
     from eoreps.io import write_json
-    from eoreps.progress import progress_callbacks
     from eoreps.smoke import smoke_fields
     from eoreps.ssl.data import PretrainDataModule
     from eoreps.ssl.export import export_encoders
-    from eoreps.ssl.methods import get_method
+    from eoreps.ssl.methods import get_method, method_info
     from eoreps.ssl.monitor import SSLMonitor
+    from eoreps.training import build_run
 
     cfg = config.resolved()
     out = Path(cfg.out)
@@ -268,7 +271,8 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     t0 = time.perf_counter()
     resume_at = _resume_point(cfg, last)
-    dataset, train, monitor_data, knn = build_data(cfg)
+    md, monitor_data, knn = build_data(cfg)
+    dataset, train, image_size = md.dataset, md.train, md.image_size
     stats = train.stats()
     world = _world_size(cfg)
     per_rank = math.ceil(len(dataset) / world)
@@ -277,33 +281,29 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
         raise ConfigError(f"{len(dataset)} training samples over {world} process(es) do not fill one batch of "
                           f"{cfg.batch_size}; lower --batch-size")
     max_steps = cfg.epochs * steps_per_epoch
-    image_size = (cfg.tile_size,) * 2 if cfg.method == "tile2vec" else train.image_size
     if cfg.backbone.startswith("timm:vit") and not config.backbone_kwargs:  # the default ViT: sized for the data
         patch = cfg.backbone_kwargs.get("patch_size", 4)
         if all(s % patch == 0 for s in image_size):
             cfg.backbone_kwargs["img_size"] = list(image_size) if image_size[0] != image_size[1] else image_size[0]
-    method = get_method(cfg.method)(
+    method_cls, method_kwargs = get_method(cfg.method), method_info(cfg.method).split_kwargs(cfg.method_kwargs)[1]
+    method = method_cls(
         modalities=cfg.modalities, in_chans=train.in_chans, stats=stats.to_dict(), backbone=cfg.backbone,
         backbone_kwargs=cfg.backbone_kwargs, image_size=image_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        max_steps=max_steps, **cfg.method_kwargs)
+        max_steps=max_steps, **method_kwargs)
     monitor = SSLMonitor(monitor_data, *(knn or (None, None)))
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=cfg.checkpoint_every,
                            save_last=True, save_top_k=1, monitor=None)
-    offset = resume_at.elapsed_s if resume_at else 0.0
-    state = RunState(run_identity(cfg), t0, offset, final=last)
-    bars = progress_callbacks()
-    trainer = L.Trainer(
-        max_steps=max_steps, max_epochs=-1, accelerator=cfg.accelerator, devices=cfg.devices,
-        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision,  # type: ignore[arg-type]
-        callbacks=[ckpt, state, monitor, *(callbacks or []), *bars], plugins=[AtomicCheckpointIO()],
-        logger=ResumableCSVLogger(out, resume_at.global_step if resume_at else None),
-        log_every_n_steps=max(1, min(50, steps_per_epoch)), enable_progress_bar=bool(bars),
-        enable_model_summary=False, gradient_clip_val=3.0, num_sanity_val_steps=0,
+    run = build_run(
+        out, run_identity(cfg), resume=resume_at, checkpoint=ckpt, callbacks=[monitor, *(callbacks or [])],
+        final=last, t0=t0, max_steps=max_steps, max_epochs=-1, accelerator=cfg.accelerator, devices=cfg.devices,
+        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)), gradient_clip_val=3.0, num_sanity_val_steps=0,
         use_distributed_sampler=False,  # PretrainDataModule shards with its resumable sampler
     )
+    trainer = run.trainer
     dm = PretrainDataModule(dataset, cfg.batch_size, cfg.num_workers, cfg.seed)
-    trainer.fit(method, datamodule=dm, ckpt_path=str(resume_at.path) if resume_at else None)
-    wall = offset + time.perf_counter() - t0
+    run.fit(method, datamodule=dm)
+    wall = run.elapsed()
     # under ddp_spawn this (parent) trainer never stepped: the children's final checkpoint has the count
     steps = int(trainer.global_step) or checkpoint_step(last) or 0
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

@@ -10,7 +10,6 @@ no-data pixels as 0 (the band mean). Optional ``train_indices`` (e.g. from
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data._utils.collate import default_collate
 
 from eoreps.data.stats import BandStats, Normalizer, cached_stats
+from eoreps.digest import cache_dir
 from eoreps.errors import DataError
 
 _KEEP = ("label", "multilabel", "mask", "target", "target_std", "region", "id", "points", "image_labels")
@@ -29,8 +29,7 @@ _KEEP = ("label", "multilabel", "mask", "target", "target_std", "region", "id", 
 
 def stats_cache_dir() -> Path:
     """``$EOREPS_CACHE/stats`` or ``~/.cache/eoreps/stats``."""
-    base = os.environ.get("EOREPS_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "eoreps") / "stats"
+    return cache_dir("stats")
 
 
 class _Collate:

@@ -20,10 +20,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,131 +33,15 @@ import torch
 from eoreps.data.datasets.base import data_record, task_classes
 from eoreps.errors import ConfigError, DataError, unknown_name
 from eoreps.io import write_json
-from eoreps.models.fusion import FUSIONS, input_specs
-from eoreps.progress import progress_callbacks
-from eoreps.tasks.cam import POOLINGS
+from eoreps.models.fusion import input_specs
 from eoreps.tasks.data import EODataModule, regression_stats, require_target
-from eoreps.tasks.noise import NoisyLabels, check_noise, noisy_keys
+
+# the config lives in a module without torch/Lightning, so the CLI can build its options cheaply
+from eoreps.tasks.fit_config import ACCELERATORS, FIT_TASKS, PRECISIONS, FitConfig  # noqa: E402, F401
+from eoreps.tasks.noise import NoisyLabels, noisy_keys
 from eoreps.tasks.spec import TaskSpec
 from eoreps.tasks.supervised import SupervisedModule, evaluate
-from eoreps.tasks.weak_labels import WeakLabels, check_supervision
-from eoreps.tasks.weighting import WEIGHTINGS
-
-FIT_TASKS = ("classify", "multilabel", "segment", "regress", "multitask")
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
-ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")  # Lightning's, less those needing extra packages (tpu)
-
-
-@dataclass
-class FitConfig:
-    """Everything ``eoreps fit`` needs (YAML keys = these names).
-
-    Attributes:
-        task: ``classify`` | ``multilabel`` | ``segment`` | ``regress`` | ``multitask``.
-        modalities: input modality names (any subset the data has).
-        fusion: ``early`` | ``late``; share_weights: one backbone for all image modalities (late).
-        backbone: registry name (``cnn-small``, ``timm:resnet18`` ...).
-        data: ``"simeo"`` or a dataset path; simeo_n: SimEO patches to generate (None: default).
-        epochs, batch_size, lr, weight_decay, dropout, hidden: optimisation and head settings.
-        heteroscedastic: regression predicts mean and log-variance (Gaussian NLL).
-        weighting, task_weights: multi-task loss weighting (``fixed`` weights per task).
-        tasks: for ``multitask``, the heads to train (``plume``, ``power``, ``fuel``; default all).
-        label_fraction: train on this stratified fraction of the training labels.
-        max_train, max_eval: cap on samples per split (quick runs).
-        eval_splits: splits evaluated after training (``test``, ``shifted``, ``val``).
-        accelerator, devices, precision: Lightning trainer settings (``bf16-mixed`` works on CPU).
-        patience: early-stopping patience in epochs on ``val/loss``; checkpoints: write checkpoints.
-        channels_last: channels-last memory format.
-        supervision: ``segment`` only: ``full`` masks, ``image`` labels (pooled class activation map,
-            ``cam_pooling`` ``lse`` | ``gap``) or ``points`` (``points_per_class`` labelled pixels per class
-            and patch); see :mod:`eoreps.tasks.weak_labels`. Validation uses the same kind of labels.
-        label_noise, noise_kind: corrupt this fraction of the *training* labels, ``uniform`` or ``class``
-            (:mod:`eoreps.tasks.noise`).
-        data_options: options of the dataset loader (:func:`eoreps.data.formats.open_dataset`), e.g. the
-            GeoTIFF folder's ``split_ratios``, ``mask_classes``, ``skip_nodata``; the automatic split of a
-            folder without a split column is seeded by ``seed`` unless ``split_seed`` is given.
-        head_pooling: ``avg`` (global average pooling) or ``attention`` (a learned attention pooling per
-            image-level head, :class:`eoreps.models.heads.AttentionPool`).
-        seed, out, num_workers: as named.
-    """
-
-    task: str = "classify"
-    modalities: list[str] = field(default_factory=lambda: ["s2"])
-    fusion: str = "early"
-    share_weights: bool = False
-    backbone: str = "cnn-small"
-    data: str = "simeo"
-    simeo_n: int | None = None
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    dropout: float = 0.0
-    hidden: int | None = None
-    heteroscedastic: bool = False
-    weighting: str = "fixed"
-    task_weights: list[float] | None = None
-    tasks: list[str] | None = None
-    label_fraction: float = 1.0
-    max_train: int | None = None
-    max_eval: int | None = None
-    eval_splits: list[str] = field(default_factory=lambda: ["test"])
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    precision: str = "32-true"
-    patience: int = 5
-    checkpoints: bool = True
-    channels_last: bool = False
-    seed: int = 0
-    out: str = "runs/fit"
-    num_workers: int = 0
-    supervision: str = "full"
-    points_per_class: int = 1
-    cam_pooling: str = "lse"
-    label_noise: float = 0.0
-    noise_kind: str = "uniform"
-    head_pooling: str = "avg"
-    data_options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.task not in FIT_TASKS:
-            raise unknown_name("task", self.task, FIT_TASKS)
-        if self.fusion not in FUSIONS:
-            raise unknown_name("fusion", self.fusion, FUSIONS)
-        if self.weighting not in WEIGHTINGS:
-            raise unknown_name("task weighting", self.weighting, WEIGHTINGS)
-        if self.precision not in PRECISIONS:
-            raise unknown_name("precision", self.precision, PRECISIONS)
-        if isinstance(self.modalities, str):
-            self.modalities = [m.strip() for m in self.modalities.split(",") if m.strip()]
-        if not self.modalities:
-            raise ConfigError("no modalities given; pass e.g. --modalities s2,s1")
-        if not 0 < self.label_fraction <= 1:
-            raise ConfigError(f"label_fraction={self.label_fraction} must be in (0, 1]")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be >= 1")
-        for name, low in (("seed", 0), ("num_workers", 0), ("patience", 0), ("max_train", 1)):
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise ConfigError(f"{name}={value} must be >= {low} (--{name.replace('_', '-')})")
-        if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.dropout < 1):
-            raise ConfigError(f"lr={self.lr}, weight_decay={self.weight_decay}, dropout={self.dropout}: need lr > 0, "
-                              "weight_decay >= 0 and dropout in [0, 1)")
-        if self.accelerator not in ACCELERATORS:
-            raise unknown_name("accelerator", self.accelerator, ACCELERATORS)
-        if check_supervision(self.supervision) != "full" and self.task != "segment":
-            raise ConfigError(f"--supervision {self.supervision} applies to --task segment only (got --task {self.task})")
-        if self.points_per_class < 1:
-            raise ConfigError(f"points_per_class={self.points_per_class}: need at least one labelled pixel per class")
-        if self.cam_pooling not in POOLINGS:
-            raise unknown_name("CAM pooling", self.cam_pooling, POOLINGS)
-        check_noise(self.label_noise, self.noise_kind)
-        from eoreps.tasks.multitask import HEAD_POOLINGS
-
-        if self.head_pooling not in HEAD_POOLINGS:
-            raise unknown_name("head pooling", self.head_pooling, HEAD_POOLINGS)
-        if self.label_noise > 0 and self.task not in ("classify", "multilabel", "segment"):
-            raise ConfigError(f"--label-noise applies to classify, multilabel and segment tasks, not --task {self.task}")
+from eoreps.tasks.weak_labels import WeakLabels
 
 
 @dataclass
@@ -298,38 +181,32 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
     """Train ``cfg``, evaluate on ``cfg.eval_splits`` (best checkpoint), write ``results.json``."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from eoreps.checkpoints import AtomicCheckpointIO, ResumableCSVLogger, RunState, check_resume
+    from eoreps.training import build_run, resume_point
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / "last.ckpt"
     identity = {"task": cfg.task, "backbone": cfg.backbone, "modalities": list(cfg.modalities), "fusion": cfg.fusion}
-    resume_at = check_resume(last, identity, f"use another --out or delete {last.parent}") \
-        if cfg.checkpoints and last.is_file() else None
+    resume_at = resume_point(last, identity, f"use another --out or delete {last.parent}", wanted=cfg.checkpoints)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module, dm = build(cfg)
-    t0 = time.perf_counter()
-    offset = resume_at.elapsed_s if resume_at else 0.0
-    callbacks: list[Any] = [EarlyStopping("val/loss", patience=cfg.patience, mode="min"), RunState(identity, t0, offset)]
     ckpt = None
     if cfg.checkpoints:
         ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
                                save_last=True)
-        callbacks.append(ckpt)
-    bars = progress_callbacks(not quiet)
     with _quiet_lightning(quiet):
-        trainer = L.Trainer(
+        run = build_run(
+            out, identity, resume=resume_at, checkpoint=ckpt, quiet=quiet,
+            callbacks=[EarlyStopping("val/loss", patience=cfg.patience, mode="min")],
             max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
-            logger=ResumableCSVLogger(out, resume_at.global_step if resume_at else None),
-            callbacks=[*callbacks, *bars], plugins=[AtomicCheckpointIO()],
             use_distributed_sampler=False,  # EODataModule's resumable training sampler shards itself
-            enable_checkpointing=cfg.checkpoints, enable_model_summary=False, enable_progress_bar=bool(bars),
-            log_every_n_steps=1, num_sanity_val_steps=0, deterministic=False,
+            enable_checkpointing=cfg.checkpoints, log_every_n_steps=1, num_sanity_val_steps=0, deterministic=False,
         )
+    trainer = run.trainer
     with warnings.catch_warnings(), _quiet_lightning(quiet):
         warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance\\(treespec).*")
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume_at else None)
-    seconds = offset + time.perf_counter() - t0
+        run.fit(module, datamodule=dm)
+    seconds = run.elapsed()
     if ckpt is not None and ckpt.best_model_path:
         state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)

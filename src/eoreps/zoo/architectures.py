@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eoreps.errors import ConfigError, unknown_name
+from eoreps.registry import Registry
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
@@ -63,6 +64,67 @@ class Op:
     cin: int = 0
     cout: int = 0
     k: int = 0
+
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(ValueError):
+    """An op does not fit the shape that reaches it (e.g. a conv's ``cin`` differs from the channels)."""
+
+
+def _conv_shape(op: Op, s: Shape) -> Shape:
+    if len(s) != 3 or s[0] != op.cin:
+        raise ShapeError(f"conv {op.name} on shape {s}")
+    return (op.cout, s[1] - op.k + 1, s[2] - op.k + 1)
+
+
+def _pool_shape(op: Op, s: Shape) -> Shape:
+    if len(s) != 3:
+        raise ShapeError(f"pool on shape {s}")
+    return (s[0], s[1] // op.k, s[2] // op.k)
+
+
+def _linear_shape(op: Op, s: Shape) -> Shape:
+    if math.prod(s) != op.cin:
+        raise ShapeError(f"linear {op.name} on shape {s}")
+    return (op.cout,)
+
+
+# op kind -> output shape (one member, one image) from the input shape: the one shape rule of every op,
+# used by the torch path and by the native generator (eoreps.zoo.native)
+SHAPE_RULES: dict[str, Callable[[Op, Shape], Shape]] = {
+    "conv": _conv_shape,  # valid convolution, stride 1
+    "pool": _pool_shape,  # max-pool k x k, stride k, floor mode
+    "act": lambda op, s: s,
+    "flatten": lambda op, s: (math.prod(s),),  # C-major, as torch's flatten(1)
+    "linear": _linear_shape,  # on the flattened input
+}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An op with the shapes it maps (one member, one image, no batch axis)."""
+
+    op: Op
+    in_shape: Shape
+    out_shape: Shape
+
+
+def layer_shapes(in_shape: Shape, ops: tuple[Op, ...] | list[Op]) -> list[Layer]:
+    """The shape pass: every op of ``ops`` with its input and output shape, from input ``in_shape``.
+
+    Raises :class:`ShapeError` when an op does not fit what reaches it or its kind is unknown. Empty
+    feature maps (a dimension < 1) are not checked here (:func:`_cnn` names them)."""
+    out: list[Layer] = []
+    shape = tuple(int(v) for v in in_shape)
+    for op in ops:
+        rule = SHAPE_RULES.get(op.kind)
+        if rule is None:
+            raise ShapeError(f"unknown op kind {op.kind!r}")
+        out.append(Layer(op, shape, rule(op, shape)))
+        shape = out[-1].out_shape
+    return out
 
 
 @dataclass(frozen=True)
@@ -89,19 +151,13 @@ class Arch:
         """Total number of parameters of one member."""
         return sum(math.prod(s) for _, s in self.param_shapes())
 
+    def layers(self) -> list[Layer]:
+        """Every op with its input and output shape (:func:`layer_shapes`; raises :class:`ShapeError`)."""
+        return layer_shapes(self.in_shape, self.ops)
+
     def max_activation(self) -> int:
         """Largest number of activation values of one member for one image (sizes evaluation batches)."""
-        c, h, w = self.in_shape
-        best = c * h * w
-        for op in self.ops:
-            if op.kind == "conv":
-                c, h, w = op.cout, h - op.k + 1, w - op.k + 1
-            elif op.kind == "pool":
-                h, w = h // op.k, w // op.k
-            elif op.kind == "linear":
-                c, h, w = op.cout, 1, 1
-            best = max(best, c * h * w)
-        return best
+        return max([math.prod(self.in_shape)] + [math.prod(layer.out_shape) for layer in self.layers()])
 
     @property
     def conv_first(self) -> bool:
@@ -112,20 +168,18 @@ class Arch:
 def _cnn(name: str, in_shape: tuple[int, int, int], k_out: int, convs: list[tuple[int, int, bool]],
          hidden: int) -> Arch:
     """Conv stack ``[(cout, k, pool_after), ...]`` each followed by act, then Linear->hidden->classes."""
-    c, h, w = in_shape
+    c, shape = in_shape[0], tuple(in_shape)
     ops: list[Op] = []
     for i, (cout, k, pool) in enumerate(convs, 1):
-        h, w = h - k + 1, w - k + 1
         ops.append(Op("conv", f"conv{i}", c, cout, k))
         if pool:
-            h, w = h // 2, w // 2
             ops.append(Op("pool", k=2))
         ops.append(Op("act"))
-        c = cout
-        if h < 1 or w < 1:
+        c, shape = cout, layer_shapes(in_shape, ops)[-1].out_shape
+        if min(shape[1:]) < 1:
             raise ConfigError(f"architecture '{name}' does not fit input {in_shape}: feature map vanishes "
                               f"after conv{i}; use a larger input or another --arch")
-    flat = c * h * w
+    flat = math.prod(shape)
     ops += [Op("flatten"), Op("linear", "fc1", flat, hidden), Op("act"), Op("linear", "fc2", hidden, k_out)]
     return Arch(name, in_shape, k_out, tuple(ops))
 
@@ -136,31 +190,73 @@ def _mlp(name: str, in_shape: tuple[int, int, int], k_out: int, hidden: int = 32
     return Arch(name, in_shape, k_out, ops)
 
 
-_BUILDERS: dict[str, tuple[tuple[int, int, int], int | None, Callable[[tuple[int, int, int], int], Arch]]] = {
-    # name: (default in_shape, required channels or None, builder)
-    "cnn_s": ((1, 28, 28), None, lambda s, k: _cnn("cnn_s", s, k, [(8, 5, True), (6, 5, True), (4, 2, False)], 20)),
-    "cnn_s_rgb": ((3, 32, 32), 3,
-                  lambda s, k: _cnn("cnn_s_rgb", s, k, [(8, 5, True), (6, 5, True), (4, 2, False)], 20)),
-    "cnn_digits": ((1, 8, 8), None, lambda s, k: _cnn("cnn_digits", s, k, [(6, 3, True), (8, 2, False)], 16)),
-    "mlp": ((1, 8, 8), None, lambda s, k: _mlp("mlp", s, k)),
-    "cnn_ms": ((12, 32, 32), None,
-               lambda s, k: _cnn("cnn_ms", s, k, [(16, 3, True), (16, 3, True), (8, 2, False)], 32)),
-}
-ARCH_NAMES = tuple(_BUILDERS)
+@dataclass(frozen=True)
+class ArchEntry:
+    """A registered zoo architecture: ``build(in_shape, num_classes) -> Arch``, its default input shape
+    and the channel count it requires (``None``: any)."""
+
+    name: str
+    build: Callable[[tuple[int, int, int], int], Arch]
+    in_shape: tuple[int, int, int]
+    channels: int | None = None
+
+
+ARCHITECTURES: Registry[ArchEntry] = Registry("architecture")
+ArchBuilder = Callable[[tuple[int, int, int], int], Arch]
+
+
+def register_arch(name: str, *, in_shape: tuple[int, int, int],
+                  channels: int | None = None) -> Callable[[ArchBuilder], ArchBuilder]:
+    """Decorator registering ``build(in_shape, num_classes) -> Arch`` as zoo architecture ``name``
+    (``in_shape``: the default input; ``channels``: the channel count it requires, ``None`` for any)."""
+
+    def deco(build: ArchBuilder) -> ArchBuilder:
+        ARCHITECTURES.add(name, ArchEntry(name, build, tuple(in_shape), channels))  # type: ignore[arg-type]
+        return build
+
+    return deco
+
+
+@register_arch("cnn_s", in_shape=(1, 28, 28))
+def _cnn_s(shape: tuple[int, int, int], k: int) -> Arch:
+    return _cnn("cnn_s", shape, k, [(8, 5, True), (6, 5, True), (4, 2, False)], 20)
+
+
+@register_arch("cnn_s_rgb", in_shape=(3, 32, 32), channels=3)
+def _cnn_s_rgb(shape: tuple[int, int, int], k: int) -> Arch:
+    return _cnn("cnn_s_rgb", shape, k, [(8, 5, True), (6, 5, True), (4, 2, False)], 20)
+
+
+@register_arch("cnn_digits", in_shape=(1, 8, 8))
+def _cnn_digits(shape: tuple[int, int, int], k: int) -> Arch:
+    return _cnn("cnn_digits", shape, k, [(6, 3, True), (8, 2, False)], 16)
+
+
+@register_arch("mlp", in_shape=(1, 8, 8))
+def _mlp_arch(shape: tuple[int, int, int], k: int) -> Arch:
+    return _mlp("mlp", shape, k)
+
+
+@register_arch("cnn_ms", in_shape=(12, 32, 32))
+def _cnn_ms(shape: tuple[int, int, int], k: int) -> Arch:
+    return _cnn("cnn_ms", shape, k, [(16, 3, True), (16, 3, True), (8, 2, False)], 32)
+
+
+ARCH_NAMES = tuple(ARCHITECTURES.names())
+"""The built-in architectures (:data:`ARCHITECTURES` also holds any registered later)."""
 
 
 def canonical_arch_name(name: str) -> str:
     """The registered spelling of zoo architecture ``name`` (``-`` read as ``_``); an unknown name raises
     :class:`ConfigError`, pointing at the backbone registry when ``name`` is a backbone (``cnn-small`` is a
     fit/pretrain backbone, a different network from the zoo's ``cnn_s``)."""
-    key = name.strip().lower().replace("-", "_")
-    if key in _BUILDERS:
-        return key
+    if name in ARCHITECTURES:
+        return ARCHITECTURES.canonical(name)
     from eoreps.models.registry import is_backbone_name
 
     note = (f"'{name}' is a backbone for fit/pretrain/evaluate, not a model-zoo architecture (see docs/zoo.md)"
             if is_backbone_name(name) else "")
-    raise unknown_name("architecture", name, list(_BUILDERS), note)
+    return ARCHITECTURES.canonical(name, note)  # raises the one-line unknown-name error
 
 
 def make_arch(name: str, in_shape: tuple[int, int, int] | None = None, num_classes: int = 10) -> Arch:
@@ -168,12 +264,12 @@ def make_arch(name: str, in_shape: tuple[int, int, int] | None = None, num_class
 
     ``-`` and ``_`` are interchangeable in ``name`` (``cnn-s`` is ``cnn_s``)."""
     name = canonical_arch_name(name)
-    default, channels, builder = _BUILDERS[name]
-    shape = tuple(int(v) for v in (in_shape or default))
-    if channels is not None and shape[0] != channels:
-        raise ConfigError(f"architecture '{name}' needs {channels}-channel input, the dataset has {shape[0]}; "
+    entry = ARCHITECTURES.get(name)
+    shape = tuple(int(v) for v in (in_shape or entry.in_shape))
+    if entry.channels is not None and shape[0] != entry.channels:
+        raise ConfigError(f"architecture '{name}' needs {entry.channels}-channel input, the dataset has {shape[0]}; "
                           f"choose another --arch (e.g. cnn_s)")
-    return builder(shape, int(num_classes))  # type: ignore[arg-type]
+    return entry.build(shape, int(num_classes))  # type: ignore[arg-type]
 
 
 class ZooNet(nn.Module):

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from eoreps.errors import ConfigError
-from eoreps.progress import progress
 from eoreps.zoo.architectures import Arch, make_arch
+from eoreps.zoo.chunks import Sink, chunk_seed, member_rows, run_chunk  # noqa: F401  (re-exported)
 from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.grid import Grid, Member, plan_members
-from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members, resolve_options
+from eoreps.zoo.population import TrainOptions, chunk_members, resolve_options
+from eoreps.zoo.ray_backend import run_chunks_ray
 from eoreps.zoo.store import ZooStore
-
-Sink = Callable[[int, torch.Tensor, list[dict[str, Any]], dict[str, torch.Tensor]], None]
 
 
 @dataclass
@@ -47,45 +44,18 @@ class BuildConfig:
 
     def validate(self) -> BuildConfig:
         if self.epochs < 0:
-            raise ConfigError(f"--epochs {self.epochs} must be >= 0")
+            raise ConfigError(f"epochs={self.epochs} must be >= 0")
         if self.chunk_size < 1:
-            raise ConfigError(f"--chunk-size {self.chunk_size} must be >= 1")
+            raise ConfigError(f"chunk_size={self.chunk_size} must be >= 1")
         if self.options.batch_size < 1:
-            raise ConfigError(f"--batch-size {self.options.batch_size} must be >= 1")
+            raise ConfigError(f"batch_size={self.options.batch_size} must be >= 1")
         self.options.check_engine()
         if self.options.data_order not in ("per_model", "shared"):
-            raise ConfigError(f"--data-order '{self.options.data_order}' must be per_model or shared")
+            raise ConfigError(f"data_order={self.options.data_order!r} must be per_model or shared")
         if self.backend not in ("local", "ray"):
-            raise ConfigError(f"--backend '{self.backend}' must be local or ray")
+            raise ConfigError(f"backend={self.backend!r} must be local or ray")
         self.grid.validate()
         return self
-
-
-def member_rows(members: list[Member], epoch: int, metrics: dict[str, np.ndarray], extra: dict[str, Any]
-                ) -> list[dict[str, Any]]:
-    """One properties row per member for ``epoch``."""
-    rows = []
-    for i, m in enumerate(members):
-        row = {**m.as_dict(), "epoch": epoch, **extra}
-        row.update({k: float(v[i]) for k, v in metrics.items()})
-        rows.append(row)
-    return rows
-
-
-def run_chunk(arch: Arch, members: list[Member], data: ZooData, options: TrainOptions, epochs: int,
-              chunk_seed: int, sink: Sink, extra: dict[str, Any], state: dict[str, torch.Tensor] | None = None,
-              desc: str = "chunk") -> None:
-    """Train one chunk from scratch (or from ``state``) to ``epochs``; ``sink(epoch, weights (P, D),
-    rows, state)`` receives every epoch's checkpoint, epoch 0 included unless resuming."""
-    trainer = PopulationTrainer(arch, members, data, options, chunk_seed=chunk_seed)
-    if state is not None:
-        trainer.load_state_dict(state)
-    else:
-        sink(0, trainer.member_weights(), member_rows(members, 0, trainer.evaluate(), extra), trainer.state_dict())
-    for _ in progress(range(trainer.epoch, epochs), desc=desc, unit="epoch"):
-        trainer.train_epoch()
-        sink(trainer.epoch, trainer.member_weights(), member_rows(members, trainer.epoch, trainer.evaluate(), extra),
-             trainer.state_dict())
 
 
 def _manifest(cfg: BuildConfig, arch: Arch, data: ZooData, chunks: list[list[Member]]) -> dict[str, Any]:
@@ -112,8 +82,10 @@ _PLAN_KEYS = ("architecture", "in_shape", "num_classes", "param_order", "dataset
 
 
 def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
-    """Build (or resume) the zoo described by ``cfg``; returns a summary (counts, seconds, images/s)."""
-    cfg.validate()
+    """Build (or resume) the zoo described by ``cfg``; returns a summary (counts, seconds, images/s).
+
+    ``cfg`` is not modified (the resolved engine/precision go into a copy)."""
+    cfg = dataclasses.replace(cfg).validate()
     t0 = time.perf_counter()
     data = data if data is not None else load_dataset(cfg.dataset, cfg.seed)
     arch = make_arch(cfg.arch, data.in_shape, data.num_classes)
@@ -145,18 +117,15 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         if store.completed_epochs(c, cfg.epochs) <= cfg.epochs:
             todo.append(c)
     if cfg.backend == "ray":
-        from eoreps.zoo.ray_backend import run_chunks_ray
-
-        run_chunks_ray(store, arch, chunks, todo, data, cfg, extra)
+        trained_images = run_chunks_ray(store, arch, chunks, todo, data, cfg, extra)
     else:
-        for c in todo:
-            _run_local(store, arch, chunks, c, data, cfg, extra)
+        trained_images = sum(_run_local(store, arch, chunks, c, data, cfg, extra) for c in todo)
     index = store.write_index(len(chunks), cfg.epochs)
     secs = time.perf_counter() - t0
-    trained_images = sum(len(c) for i, c in enumerate(chunks) if i in todo)
     return {"out": str(cfg.out), "n_models": len(members), "n_chunks": len(chunks), "chunks_trained": len(todo),
             "epochs": cfg.epochs, "rows": len(index), "seconds": round(secs, 2),
-            "models_trained": trained_images}
+            "models_trained": sum(len(chunks[c]) for c in todo), "trained_images": trained_images,
+            "images_per_s": round(trained_images / secs, 1) if secs > 0 else 0.0}
 
 
 def _jsonable(v: Any) -> Any:
@@ -165,13 +134,9 @@ def _jsonable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
 
-def chunk_seed(cfg_seed: int, chunk: int) -> int:
-    """Seed of a chunk's dropout masks and shared data order."""
-    return int(cfg_seed) * 1_000 + int(chunk)
-
-
 def _run_local(store: ZooStore, arch: Arch, chunks: list[list[Member]], c: int, data: ZooData, cfg: BuildConfig,
-               extra: dict[str, Any]) -> None:
+               extra: dict[str, Any]) -> int:
+    """Train (or finish) chunk ``c`` in this process; returns the number of images trained."""
     members = chunks[c]
     done = store.completed_epochs(c, cfg.epochs)
     state = store.load_state(c)
@@ -183,6 +148,7 @@ def _run_local(store: ZooStore, arch: Arch, chunks: list[list[Member]], c: int, 
         if epoch < cfg.epochs:
             store.save_state(c, st)
 
-    run_chunk(arch, members, data, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), sink, extra, state,
-              desc=f"zoo chunk {c + 1}/{len(chunks)} ({len(members)} models)")
+    images = run_chunk(arch, members, data, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), sink, extra, state,
+                       desc=f"zoo chunk {c + 1}/{len(chunks)} ({len(members)} models)")
     store.clear_state(c)
+    return images

@@ -8,11 +8,14 @@ a group of 16 members trains a whole epoch (gather, forward, backward, optimizer
 with weights, gradients and activations resident in the core's cache; groups run on a thread pool.
 
 The C++ for an architecture is *generated* from its op list (:func:`generate_source`): every layer is
-a template instantiated with the layer's constant shape, so loops are fully known to the compiler. It is
-compiled once per (source, compiler, CPU) with the system C++ compiler (``c++``/``g++``; override with
-``CXX``) into ``$EOREPS_CACHE/kernels`` (default ``~/.cache/eoreps/kernels``; ~1 s) and loaded with
-``ctypes``. When no compiler works, :func:`load` raises :class:`NativeUnavailable` and
-``TrainOptions(engine='auto')`` falls back to the PyTorch engine.
+a template instantiated with the layer's constant shape (from the shared shape pass
+:meth:`Arch.layers`; one :class:`OpEmitter` per op kind in :data:`EMITTERS`), so loops are fully known to the
+compiler. Only that per-architecture part is generated; the entry points are fixed in
+``kernels/popnet_abi.hpp``, whose self-reported signatures are checked against :data:`ENTRY_POINTS` at load
+(:func:`check_abi`). It is compiled once per (source, headers, compiler, CPU) with the system C++ compiler
+(``c++``/``g++``; override with ``CXX``) into ``$EOREPS_CACHE/kernels`` (default
+``~/.cache/eoreps/kernels``; ~1 s) and loaded with ``ctypes``. When no compiler works, :func:`load` raises
+:class:`NativeUnavailable` and ``TrainOptions(engine='auto')`` falls back to the PyTorch engine.
 
 Numerics: float32 throughout (no bf16), so a member matches its lone float32 run to rounding.
 Dropout masks come from a counter-based hash stream per member and epoch (statistically, not bitwise,
@@ -22,7 +25,7 @@ what ``torch.nn.functional.dropout`` would draw).
 from __future__ import annotations
 
 import ctypes
-import hashlib
+import math
 import os
 import platform
 import shutil
@@ -30,17 +33,18 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from eoreps.zoo.architectures import ACTIVATIONS, Arch
+from eoreps.digest import bytes_digest, cache_dir
+from eoreps.zoo.architectures import ACTIVATIONS, Arch, Layer, Op, ShapeError
 
 LANES = 16
 ACT_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}  # order of popnet::Act
-_HEADER = Path(__file__).parent / "kernels" / "popnet.hpp"
+_KERNELS = Path(__file__).parent / "kernels"  # the fixed C++ (*.hpp), part of the cache key
 _FLAGS = ["-O3", "-march=native", "-std=gnu++17", "-ffp-contract=fast", "-fno-math-errno", "-shared", "-fPIC"]
 
 
@@ -52,6 +56,55 @@ class NativeUnavailable(RuntimeError):
     """The native engine cannot run here (reason in the message)."""
 
 
+class AbiMismatch(NativeUnavailable):
+    """A compiled kernel's entry points differ from the ctypes signatures of this module (a bug)."""
+
+
+# The exported entry points (kernels/popnet_abi.hpp): name -> (return type, argument types), in the type codes
+# of popnet_abi.hpp. ctypes argtypes are derived from this table, and load() compares it with the signature
+# string the compiler builds from the real C++ function types (popnet_abi()) before any other call.
+ABI_VERSION = 1
+ENTRY_POINTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "popnet_params": ("i32", ()),
+    "popnet_inputs": ("i32", ()),
+    "popnet_eval": ("i32", ("f32*", "i32*", "i32", "f32*", "i32*", "f64*", "i64*")),
+    "popnet_act": ("void", ("f32*", "f32*", "f32*", "i32", "i32*", "f32*", "u32*", "u32")),
+    "popnet_train": ("i32", ("f32*", "i32*", "i32*", "i32", "i32", "f32*", "f32*", "f32*", "f32*", "f32*",
+                             "i32*", "i32*", "f32*", "u32*", "i32", "i64")),
+}
+_CTYPES = {"void": None, "i32": ctypes.c_int32, "i64": ctypes.c_int64, "u32": ctypes.c_uint32}
+
+
+def expected_abi() -> str:
+    """The ``popnet_abi()`` string a kernel must report for the signatures in :data:`ENTRY_POINTS`."""
+    sigs = [f"{name}: {ret}({','.join(args)})" for name, (ret, args) in ENTRY_POINTS.items()]
+    return "; ".join([f"popnet-abi {ABI_VERSION}", f"lanes {LANES}", *sigs])
+
+
+def _ctype(code: str) -> type | None:
+    return ctypes.c_void_p if code.endswith("*") else _CTYPES[code]
+
+
+def check_abi(lib: ctypes.CDLL, where: str) -> None:
+    """Set the ctypes signatures of ``lib`` from :data:`ENTRY_POINTS` after checking them against the
+    kernel's own description; raises :class:`AbiMismatch` (one line, first difference) when they differ."""
+    try:
+        describe = lib.popnet_abi
+    except AttributeError:
+        raise AbiMismatch(f"native kernel {where} exports no popnet_abi(); its ABI cannot be checked") \
+            from None
+    describe.restype, describe.argtypes = ctypes.c_char_p, []
+    got, want = describe().decode().split("; "), expected_abi().split("; ")
+    if got != want:
+        diff = next(((g, w) for g, w in zip(got, want, strict=False) if g != w), None)
+        g, w = diff or ("; ".join(got[len(want):]) or "nothing", "; ".join(want[len(got):]) or "nothing")
+        raise AbiMismatch(f"native kernel ABI mismatch: kernels/popnet_abi.hpp has '{g}' where "
+                          f"eoreps.zoo.native expects '{w}'; update ENTRY_POINTS or the header together")
+    for name, (ret, args) in ENTRY_POINTS.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = _ctype(ret), [_ctype(a) for a in args]
+
+
 @dataclass
 class _Tensor:
     name: str
@@ -60,207 +113,216 @@ class _Tensor:
     grad: bool = False  # has a gradient buffer g<name>
 
 
-def generate_source(arch: Arch) -> str:
-    """C++ source of ``popnet_train`` for ``arch`` (raises :class:`Unsupported`)."""
-    c, h, w = arch.in_shape
-    shape: tuple[int, ...] = (c, h, w)
-    buffers: list[_Tensor] = [_Tensor("x0", c * h * w)]  # the image: no gradient
-    cur = "x0"
-    fwd: list[str] = []
-    bwd: list[str] = []  # in forward order; emitted reversed
-    accum: list[str] = []  # tensors whose gradient a conv/linear backward accumulates (+=): zeroed first
-    offsets = {}
-    o = 0
-    for key, shp in arch.param_shapes():
-        offsets[key] = o
-        o += int(np.prod(shp))
-    n_params = o
-    act_off = 0
-    ops = list(arch.ops)
-    i = 0
-    n_tensors = 0
+@dataclass
+class Program:
+    """What the generator has written so far for one architecture (the state an :class:`OpEmitter` extends).
 
-    def new(size: int) -> str:  # the next layer output (it has a gradient)
-        nonlocal n_tensors
-        n_tensors += 1
-        buffers.append(_Tensor(f"t{n_tensors}", size, grad=True))
-        return f"t{n_tensors}"
+    ``cur`` is the tensor the next op reads (``x0``, the image, has no gradient); ``bwd`` is in forward
+    order (written reversed); ``accum`` names the tensors whose gradient a backward accumulates (``+=``),
+    which the backward pass zeroes first; ``act_off`` counts the dropout-stream values used per image.
+    """
 
-    def side(of: str, suffix: str, size: int, ctype: str = "V") -> str:  # kept for the backward pass
-        buffers.append(_Tensor(of + suffix, size, ctype))
+    offsets: dict[str, int]  # state_dict key -> offset in the flat parameter vector
+    buffers: list[_Tensor]
+    fwd: list[str] = field(default_factory=list)
+    bwd: list[str] = field(default_factory=list)
+    accum: list[str] = field(default_factory=list)
+    cur: str = "x0"
+    act_off: int = 0
+    n_tensors: int = 0
+
+    @property
+    def dgrad(self) -> bool:
+        """True when the current input has a gradient (it is not the image)."""
+        return self.cur != "x0"
+
+    @property
+    def gin(self) -> str:
+        """The current input's gradient buffer as a C++ argument (``nullptr`` for the image)."""
+        return f"n.g{self.cur}" if self.dgrad else "nullptr"
+
+    def new(self, size: int) -> str:
+        """A new layer output of ``size`` values (with a gradient buffer)."""
+        self.n_tensors += 1
+        self.buffers.append(_Tensor(f"t{self.n_tensors}", size, grad=True))
+        return f"t{self.n_tensors}"
+
+    def side(self, of: str, suffix: str, size: int, ctype: str = "V") -> str:
+        """A buffer the forward pass keeps for the backward pass (no gradient)."""
+        self.buffers.append(_Tensor(of + suffix, size, ctype))
         return of + suffix
 
-    def params(layer: str) -> tuple[str, str, str]:  # weight; weight, bias; their gradients
-        wo, bo = offsets[layer + ".weight"], offsets[layer + ".bias"]
+    def params(self, layer: str) -> tuple[str, str, str]:
+        """C++ arguments of ``layer``'s parameters: weight; weight, bias; their gradients."""
+        wo, bo = self.offsets[layer + ".weight"], self.offsets[layer + ".bias"]
         return f"W + {wo}", f"W + {wo}, W + {bo}", f"G + {wo}, G + {bo}"
 
-    while i < len(ops):
-        op = ops[i]
-        dgrad = cur != "x0"
-        gin = f"n.g{cur}" if dgrad else "nullptr"
-        if op.kind == "conv":
-            if len(shape) != 3 or shape[0] != op.cin:
-                raise Unsupported(f"conv {op.name} on shape {shape}")
-            cin, hh, ww = shape
-            oh, ow = hh - op.k + 1, ww - op.k + 1
-            w_, wb, gwb = params(op.name)
-            targs = f"{cin}, {op.cout}, {hh}, {ww}, {op.k}"
-            pooled = i + 1 < len(ops) and ops[i + 1].kind == "pool" and ops[i + 1].k == 2
-            shape = (op.cout, oh // 2, ow // 2) if pooled else (op.cout, oh, ow)
-            out = new(int(np.prod(shape)))
-            if pooled:
-                am = side(out, "_am", int(np.prod(shape)), "VI")
-                fwd.append(f"conv_pool_fwd<{targs}>(n.{cur}, {wb}, n.{out}, n.{am});")
-                bwd.append(f"conv_pool_bwd<{targs}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, n.{am}, {gwb}, {gin});")
-                i += 1
-            else:
-                fwd.append(f"conv_fwd<{targs}>(n.{cur}, {wb}, n.{out});")
-                bwd.append(f"conv_bwd<{targs}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, {gwb}, {gin});")
-            if dgrad:
-                accum.append(cur)
-            cur = out
-        elif op.kind == "act":
-            size = int(np.prod(shape))
-            out = new(size)
-            d = side(out, "_d", size)
-            fwd.append(f"act_fwd<{size}>(ln, n.{cur}, n.{out}, n.{d}, ctr + {act_off});")
-            if dgrad:  # no gradient for the input image (an activation straight on the input)
-                bwd.append(f"mul_into<{size}>(n.g{out}, n.{d}, n.g{cur});")
-            act_off += size
-            cur = out
-        elif op.kind == "flatten":
-            shape = (int(np.prod(shape)),)
-        elif op.kind == "linear":
-            if int(np.prod(shape)) != op.cin:
-                raise Unsupported(f"linear {op.name} on shape {shape}")
-            out = new(op.cout)
-            w_, wb, gwb = params(op.name)
-            fwd.append(f"linear_fwd<{op.cin}, {op.cout}>(n.{cur}, {wb}, n.{out});")
-            bwd.append(f"linear_bwd<{op.cin}, {op.cout}, {str(dgrad).lower()}>(n.{cur}, {w_}, n.g{out}, {gwb}, {gin});")
-            if dgrad:
-                accum.append(cur)
-            shape = (op.cout,)
-            cur = out
-        else:  # a pool not right after a conv
-            raise Unsupported(f"op {op.kind} at position {i}")
-        i += 1
-    if shape != (arch.num_classes,):
-        raise Unsupported(f"output shape {shape}")
-    sizes = {b.name: b.size for b in buffers}
-    zero = [f"zero<{sizes[nm]}>(n.g{nm});" for nm in dict.fromkeys(accum)]
-    decl = []
-    for b in buffers:
-        decl.append(f"  {b.ctype} {b.name}[{b.size}];")
-        if b.grad:
-            decl.append(f"  V g{b.name}[{b.size}];")
-    body_bwd = list(reversed(bwd))
-    k = arch.num_classes
-    chw = c * h * w
-    return f"""#include "popnet.hpp"
+    def advance(self, out: str, accumulates: bool) -> None:
+        """``out`` becomes the current tensor; ``accumulates``: the op's backward adds into the input's
+        gradient (so it must be zeroed first)."""
+        if accumulates and self.dgrad:
+            self.accum.append(self.cur)
+        self.cur = out
+
+
+class OpEmitter:
+    """How the generator writes one op kind: one entry of :data:`EMITTERS` per kind.
+
+    :meth:`emit` appends the op's buffers and its forward and backward statements (calls of the layer
+    templates in ``kernels/popnet.hpp`` with the layer's constant shape, taken from the shared shape pass
+    :func:`eoreps.zoo.architectures.layer_shapes`) and advances ``prog.cur`` to the op's output.
+    """
+
+    def fuses(self, nxt: Op) -> bool:
+        """True when the op ``nxt`` right after this one is generated as part of it (then skipped)."""
+        return False
+
+    def emit(self, prog: Program, layer: Layer, fused: Layer | None) -> None:
+        """Write ``layer`` (and ``fused``, the next layer, when :meth:`fuses` accepted it)."""
+        raise NotImplementedError
+
+
+class _Conv(OpEmitter):
+    """Valid convolution; a 2x2 max-pool right after it is fused into it (only pooled values are stored)."""
+
+    def fuses(self, nxt: Op) -> bool:
+        return nxt.kind == "pool" and nxt.k == 2
+
+    def emit(self, prog: Program, layer: Layer, fused: Layer | None) -> None:
+        op, (cin, hh, ww) = layer.op, layer.in_shape
+        w_, wb, gwb = prog.params(op.name)
+        targs, dgrad = f"{cin}, {op.cout}, {hh}, {ww}, {op.k}", str(prog.dgrad).lower()
+        cur, gin = prog.cur, prog.gin
+        size = math.prod((fused or layer).out_shape)
+        out = prog.new(size)
+        if fused is not None:
+            am = prog.side(out, "_am", size, "VI")
+            prog.fwd.append(f"conv_pool_fwd<{targs}>(n.{cur}, {wb}, n.{out}, n.{am});")
+            prog.bwd.append(
+                f"conv_pool_bwd<{targs}, {dgrad}>(n.{cur}, {w_}, n.g{out}, n.{am}, {gwb}, {gin});")
+        else:
+            prog.fwd.append(f"conv_fwd<{targs}>(n.{cur}, {wb}, n.{out});")
+            prog.bwd.append(f"conv_bwd<{targs}, {dgrad}>(n.{cur}, {w_}, n.g{out}, {gwb}, {gin});")
+        prog.advance(out, accumulates=True)
+
+
+class _Act(OpEmitter):
+    """The member's activation then dropout (per-lane activation code and rate, see ``act_fwd``)."""
+
+    def emit(self, prog: Program, layer: Layer, fused: Layer | None) -> None:
+        size, cur = math.prod(layer.in_shape), prog.cur
+        out = prog.new(size)
+        d = prog.side(out, "_d", size)
+        prog.fwd.append(f"act_fwd<{size}>(ln, n.{cur}, n.{out}, n.{d}, ctr + {prog.act_off});")
+        if prog.dgrad:  # no gradient for the input image (an activation straight on the input)
+            prog.bwd.append(f"mul_into<{size}>(n.g{out}, n.{d}, n.g{cur});")
+        prog.act_off += size
+        prog.advance(out, accumulates=False)
+
+
+class _Flatten(OpEmitter):
+    """Free: a (C, H, W) tensor is stored C-major, which is torch's ``flatten(1)`` order."""
+
+    def emit(self, prog: Program, layer: Layer, fused: Layer | None) -> None:
+        pass
+
+
+class _Linear(OpEmitter):
+    """Fully connected layer on the (flattened) input."""
+
+    def emit(self, prog: Program, layer: Layer, fused: Layer | None) -> None:
+        op, cur, gin, dgrad = layer.op, prog.cur, prog.gin, str(prog.dgrad).lower()
+        out = prog.new(op.cout)
+        w_, wb, gwb = prog.params(op.name)
+        prog.fwd.append(f"linear_fwd<{op.cin}, {op.cout}>(n.{cur}, {wb}, n.{out});")
+        prog.bwd.append(f"linear_bwd<{op.cin}, {op.cout}, {dgrad}>(n.{cur}, {w_}, n.g{out}, {gwb}, {gin});")
+        prog.advance(out, accumulates=True)
+
+
+# op kind -> its emitter; adding an op kind = a layer template in kernels/popnet.hpp, a shape rule in
+# eoreps.zoo.architectures.SHAPE_RULES and one entry here. "pool" has no entry of its own: it is generated
+# only fused into the convolution before it.
+EMITTERS: dict[str, OpEmitter] = {"conv": _Conv(), "act": _Act(), "flatten": _Flatten(), "linear": _Linear()}
+
+# the per-architecture part of a kernel; kernels/popnet_abi.hpp (included last) adds the entry points
+_SOURCE = """#include "popnet.hpp"
 using namespace popnet;
 namespace {{
 struct Net {{
-{chr(10).join(decl)}
+{decl}
 }};
 constexpr int D = {n_params};
-constexpr int ACTS = {max(act_off, 1)};
+constexpr int ACTS = {acts};
+constexpr int INPUTS = {inputs};
+constexpr int CLASSES = {classes};
 
 inline void forward(const Lanes& ln, const V* W, Net& n, uint32_t ctr) {{
-  {chr(10).join('  ' + s for s in fwd).strip()}
+  {fwd}
 }}
 
 inline void backward(const V* W, V* G, Net& n) {{
-  {chr(10).join('  ' + s for s in zero).strip()}
-  {chr(10).join('  ' + s for s in body_bwd).strip()}
+  {zero}
+  {bwd}
 }}
+
+inline V* logits(Net& n) {{ return n.{out}; }}
+inline V* logits_grad(Net& n) {{ return n.g{out}; }}
 }}  // namespace
 
-extern "C" int popnet_params() {{ return D; }}
-extern "C" int popnet_inputs() {{ return {chw}; }}
-
-// evaluation: every lane sees the same n_img images (X rows); mean-free sums per lane:
-// loss[l] += cross-entropy (NaN when a logit is not finite), correct[l] += argmax == label
-// (argmax as torch: first maximum, NaN counts as the maximum)
-extern "C" int popnet_eval(const float* X, const int32_t* Y, int n_img, const float* Wf, const int32_t* act,
-                           double* loss, int64_t* correct) {{
-  Lanes ln = make_lanes(act, nullptr, nullptr, nullptr, nullptr, nullptr);
-  const V* W = (const V*)Wf;
-  Net* net = new Net();
-  for (int i = 0; i < n_img; ++i) {{
-    const float* src = X + (int64_t)i * {chw};
-    for (int j = 0; j < {chw}; ++j) net->x0[j] = vs(src[j]);
-    forward(ln, W, *net, 0);
-    const V* lg = net->{cur};
-    V best = lg[0];
-    VI arg = VI{{}} + 0;
-    for (int k = 1; k < {k}; ++k) {{
-      VI gt = (lg[k] > best) | ((lg[k] != lg[k]) & (best == best));
-      best = gt ? lg[k] : best;
-      arg = gt ? VI{{}} + k : arg;
-    }}
-    // as torch's log-softmax: NaN when a logit is NaN (then best is NaN) or the maximum is infinite;
-    // a -inf logit elsewhere is just a zero probability (and +inf loss when it is the label's)
-    VI bad = (best != best) | (vabs(best) == __builtin_inff());
-    V s = vs(0.0f);
-    for (int k = 0; k < {k}; ++k) s += vexp(lg[k] - best);
-    int y = Y[i];
-    for (int l = 0; l < L; ++l) {{
-      loss[l] += bad[l] ? NAN : (double)std::log(s[l]) + best[l] - lg[y][l];
-      correct[l] += arg[l] == y;
-    }}
-  }}
-  delete net;
-  return 0;
-}}
-
-// activation + dropout of n_vec vectors of 16 lanes (for tests): a, d as in act_fwd
-extern "C" void popnet_act(const float* z, float* a, float* d, int n_vec, const int32_t* act, const float* drop,
-                           const uint32_t* seed, uint32_t ctr) {{
-  Lanes ln = make_lanes(act, drop, seed, nullptr, nullptr, nullptr);
-  for (int i = 0; i < n_vec; ++i) act_fwd<1>(ln, (const V*)z + i, (V*)a + i, (V*)d + i, ctr + (uint32_t)i);
-}}
-
-extern "C" int popnet_train(const float* X, const int32_t* Y, const int32_t* order, int n_img, int B,
-                            float* Wf, float* Mf, float* Vf, const float* lr, const float* wd,
-                            const int32_t* adam, const int32_t* act, const float* drop, const uint32_t* seed,
-                            int moments, int64_t step0) {{
-  Lanes ln = make_lanes(act, drop, seed, lr, wd, adam);
-  V* W = (V*)Wf;
-  V* M = (V*)Mf;
-  V* Vm = (V*)Vf;
-  Net* net = new Net();
-  V* G = new V[D];
-  int32_t idx[L];
-  VI y;
-  int64_t step = step0;
-  for (int s = 0; s < n_img; s += B) {{
-    int nb = n_img - s < B ? n_img - s : B;
-    zero<D>(G);
-    for (int b = 0; b < nb; ++b) {{
-      for (int l = 0; l < L; ++l) {{ idx[l] = order[(int64_t)l * n_img + s + b]; y[l] = Y[idx[l]]; }}
-      gather<{chw}>(X, idx, net->x0);
-      forward(ln, W, *net, (uint32_t)(s + b) * (uint32_t)ACTS);
-      ce_grad<{k}>(net->{cur}, y, 1.0f / nb, net->g{cur});
-      backward(W, G, *net);
-    }}
-    ++step;
-    opt_step(D, W, G, M, Vm, ln, moments != 0, (long)step);
-  }}
-  delete[] G;
-  delete net;
-  return 0;
-}}
+#include "popnet_abi.hpp"
 """
 
 
+def _lines(stmts: list[str]) -> str:
+    return "\n".join("  " + s for s in stmts).strip()
+
+
+def generate_source(arch: Arch) -> str:
+    """C++ source of the kernel for ``arch``: only what depends on the architecture (raises
+    :class:`Unsupported`). Shapes come from :meth:`Arch.layers`, each op's code from :data:`EMITTERS`."""
+    try:
+        layers = arch.layers()
+    except ShapeError as e:
+        raise Unsupported(str(e)) from None
+    offsets, n_params = {}, 0
+    for key, shp in arch.param_shapes():
+        offsets[key] = n_params
+        n_params += math.prod(shp)
+    inputs = math.prod(arch.in_shape)
+    prog = Program(offsets, [_Tensor("x0", inputs)])  # the image: no gradient
+    i = 0
+    while i < len(layers):
+        emitter = EMITTERS.get(layers[i].op.kind)
+        if emitter is None:  # e.g. a pool not right after a conv
+            raise Unsupported(f"op {layers[i].op.kind} at position {i}")
+        fused = layers[i + 1] if i + 1 < len(layers) and emitter.fuses(layers[i + 1].op) else None
+        emitter.emit(prog, layers[i], fused)
+        i += 2 if fused is not None else 1
+    shape = layers[-1].out_shape if layers else tuple(arch.in_shape)
+    if shape != (arch.num_classes,):
+        raise Unsupported(f"output shape {shape}")
+    if not prog.dgrad:
+        raise Unsupported("no layer computes the output")
+    sizes = {b.name: b.size for b in prog.buffers}
+    decl = []
+    for b in prog.buffers:
+        decl.append(f"  {b.ctype} {b.name}[{b.size}];")
+        if b.grad:
+            decl.append(f"  V g{b.name}[{b.size}];")
+    zero = [f"zero<{sizes[nm]}>(n.g{nm});" for nm in dict.fromkeys(prog.accum)]
+    return _SOURCE.format(decl="\n".join(decl), n_params=n_params, acts=max(prog.act_off, 1), inputs=inputs,
+                          classes=arch.num_classes, fwd=_lines(prog.fwd), zero=_lines(zero),
+                          bwd=_lines(list(reversed(prog.bwd))), out=prog.cur)
+
+
 def _cache_dir() -> Path:
-    root = os.environ.get("EOREPS_CACHE")
-    return Path(root) / "kernels" if root else Path.home() / ".cache" / "eoreps" / "kernels"
+    return cache_dir("kernels")
 
 
 def _cpu_id() -> str:
     try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next(line for line in lines if line.startswith("flags"))
     except (OSError, StopIteration):
         flags = ""
     return platform.machine() + flags
@@ -289,14 +351,15 @@ def load(arch: Arch) -> ctypes.CDLL:
     try:
         src = generate_source(arch)
     except Unsupported as e:
-        raise NativeUnavailable(f"architecture {arch.name} is not supported by the native engine ({e})") from None
+        raise NativeUnavailable(
+            f"architecture {arch.name} is not supported by the native engine ({e})") from None
     cxx = compiler()
     if cxx is None:
         if os.environ.get("CXX"):
             raise NativeUnavailable(f"CXX={os.environ['CXX']} is not an executable compiler")
         raise NativeUnavailable("no C++ compiler found (install g++ or set CXX)")
-    header = _HEADER.read_text()
-    key = hashlib.sha256("\0".join([src, header, cxx, " ".join(_FLAGS), _cpu_id()]).encode()).hexdigest()[:20]
+    headers = [p.read_text() for p in sorted(_KERNELS.glob("*.hpp"))]
+    key = bytes_digest("\0".join([src, *headers, cxx, " ".join(_FLAGS), _cpu_id()]).encode(), 20)
     with _LOCK:
         if key not in _LOADED:
             _LOADED[key] = _compile_and_load(src, cxx, key)
@@ -327,16 +390,7 @@ def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
             lib = ctypes.CDLL(str(out))
     except OSError as e:  # cache not writable, a noexec mount, ...: the engine cannot run here
         raise NativeUnavailable(f"cannot build or load {out}: {e}") from None
-    f = lib.popnet_train
-    f.restype = ctypes.c_int
-    ptr, i32 = ctypes.c_void_p, ctypes.c_int
-    f.argtypes = [ptr, ptr, ptr, i32, i32, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, ctypes.c_int64]
-    lib.popnet_params.restype = ctypes.c_int
-    lib.popnet_inputs.restype = ctypes.c_int
-    lib.popnet_eval.restype = ctypes.c_int
-    lib.popnet_eval.argtypes = [ptr, ptr, i32, ptr, ptr, ptr, ptr]
-    lib.popnet_act.restype = None
-    lib.popnet_act.argtypes = [ptr, ptr, ptr, i32, ptr, ptr, ptr, ctypes.c_uint32]
+    check_abi(lib, str(out))
     return lib
 
 
@@ -347,7 +401,7 @@ def _compile(src: str, cxx: str, out: Path) -> None:
         cpp.write_text(src)
         so = Path(tmp) / "net.so"
         try:
-            res = subprocess.run([cxx, *_FLAGS, "-I", str(_HEADER.parent), str(cpp), "-o", str(so)],
+            res = subprocess.run([cxx, *_FLAGS, "-I", str(_KERNELS), str(cpp), "-o", str(so)],
                                  capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise NativeUnavailable(f"{cxx} failed to run: {e}") from None
@@ -371,8 +425,9 @@ class NativeGroups:
     group ``p // 16``; padding lanes train a zero model with learning rate 0 and are ignored).
     """
 
-    def __init__(self, lib: ctypes.CDLL, P: int, D: int, lr: torch.Tensor, wd: torch.Tensor, adam: torch.Tensor,
-                 act: torch.Tensor, drop: torch.Tensor, threads: int, num_classes: int) -> None:
+    def __init__(self, lib: ctypes.CDLL, P: int, D: int, lr: torch.Tensor, wd: torch.Tensor,
+                 adam: torch.Tensor, act: torch.Tensor, drop: torch.Tensor, threads: int,
+                 num_classes: int) -> None:
         if int(lib.popnet_params()) != D:
             raise ValueError(f"kernel expects {lib.popnet_params()} parameters, got {D}")
         self.lib, self.P, self.D, self.K = lib, P, D, int(num_classes)
@@ -407,9 +462,9 @@ class NativeGroups:
         """(G, D, 16) -> (P, D)."""
         return lanes.transpose(1, 2).reshape(self.G * LANES, self.D)[: self.P].contiguous()
 
-    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, orders: np.ndarray, batch_size: int, weights: torch.Tensor,
-                    exp_avg: torch.Tensor | None, exp_avg_sq: torch.Tensor | None, step0: int,
-                    seeds: np.ndarray) -> None:
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, orders: np.ndarray, batch_size: int,
+                    weights: torch.Tensor, exp_avg: torch.Tensor | None, exp_avg_sq: torch.Tensor | None,
+                    step0: int, seeds: np.ndarray) -> None:
         """One epoch for every group, in place.
 
         ``x``: (N, C*H*W) float32 contiguous training images; ``y``: (N,) int32; ``orders``: (P, n) int32,
@@ -447,7 +502,8 @@ class NativeGroups:
 
         self._map(run)
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor,
+                 weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Mean cross-entropy and accuracy (P,) of every member on ``x`` (N, C*H*W) float32 contiguous,
         ``y`` (N,) int32; ``weights`` (G, D, 16) lane layout. No dropout (evaluation mode)."""
         n = int(x.shape[0])
@@ -458,8 +514,8 @@ class NativeGroups:
         stride = self.D * LANES * 4
 
         def run(g: int) -> int:
-            return self.lib.popnet_eval(_ptr(x), _ptr(y), n, weights.data_ptr() + g * stride, _ptr(self.act[g]),
-                                        loss[g].ctypes.data, correct[g].ctypes.data)
+            return self.lib.popnet_eval(_ptr(x), _ptr(y), n, weights.data_ptr() + g * stride,
+                                        _ptr(self.act[g]), loss[g].ctypes.data, correct[g].ctypes.data)
 
         self._map(run)
         n = max(1, n)
@@ -479,7 +535,8 @@ class NativeGroups:
                 or not y.is_contiguous() or len(y) != len(x):
             raise ValueError("native kernel needs x (N, C*H*W) float32 and y (N,) int32, both contiguous")
         if x.shape[1] != self.lib.popnet_inputs():
-            raise ValueError(f"native kernel needs {self.lib.popnet_inputs()} values per image, got {x.shape[1]}")
+            raise ValueError(
+                f"native kernel needs {self.lib.popnet_inputs()} values per image, got {x.shape[1]}")
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.K):
             raise ValueError(f"labels must lie in 0..{self.K - 1}")
 

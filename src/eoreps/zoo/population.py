@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,9 @@ def resolve_options(options: TrainOptions, arch: Arch) -> TrainOptions:
         if engine == "native":
             try:
                 native.load(arch)
+            except native.AbiMismatch as e:  # a bug, not a missing compiler: fall back, but say why
+                warnings.warn(f"{e}; using the torch engine", RuntimeWarning, stacklevel=2)
+                engine = "torch"
             except native.NativeUnavailable:
                 engine = "torch"
     elif engine == "native":

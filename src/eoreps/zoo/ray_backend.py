@@ -19,31 +19,30 @@ import torch
 from eoreps.errors import ConfigError
 from eoreps.progress import progress
 from eoreps.zoo.architectures import Arch
+from eoreps.zoo.chunks import chunk_seed, run_chunk
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
 from eoreps.zoo.population import TrainOptions
 
 
 def _train_chunk_remote(arch: Arch, members: list[Member], data: ZooData, options: TrainOptions, epochs: int,
-                        seed: int, extra: dict[str, Any], threads: int) -> list[tuple[int, torch.Tensor, list]]:
-    from eoreps.zoo.build import run_chunk
-
+                        seed: int, extra: dict[str, Any], threads: int
+                        ) -> tuple[list[tuple[int, torch.Tensor, list]], int]:
+    """Train one chunk on a worker; returns its checkpoints and the number of images trained."""
     torch.set_num_threads(max(1, threads))
     out: list[tuple[int, torch.Tensor, list]] = []
-    run_chunk(arch, members, data, options, epochs, seed,
-              lambda e, w, rows, _st: out.append((e, w.clone(), rows)), extra, None)
-    return out
+    images = run_chunk(arch, members, data, options, epochs, seed,
+                       lambda e, w, rows, _st: out.append((e, w.clone(), rows)), extra, None)
+    return out, images
 
 
 def run_chunks_ray(store: Any, arch: Arch, chunks: list[list[Member]], todo: list[int], data: ZooData, cfg: Any,
-                   extra: dict[str, Any]) -> None:
-    """Train chunks ``todo`` as Ray tasks and write their shards as they complete."""
+                   extra: dict[str, Any]) -> int:
+    """Train chunks ``todo`` as Ray tasks and write their shards as they complete; returns images trained."""
     try:
         import ray
     except ImportError:
         raise ConfigError("--backend ray needs Ray: pip install 'eoreps[ray]'") from None
-    from eoreps.zoo.build import chunk_seed
-
     started = False
     if not ray.is_initialized():
         if cfg.ray_address:
@@ -52,6 +51,7 @@ def run_chunks_ray(store: Any, arch: Arch, chunks: list[list[Member]], todo: lis
             ray.init(num_cpus=max(1, torch.get_num_threads()), include_dashboard=False,
                      ignore_reinit_error=True, log_to_driver=False)
         started = True
+    trained = 0
     try:
         task = ray.remote(num_cpus=1)(_train_chunk_remote)
         data_ref = ray.put(data)
@@ -62,7 +62,7 @@ def run_chunks_ray(store: Any, arch: Arch, chunks: list[list[Member]], todo: lis
             c = pending.pop(ready[0])
             ids = [m.model_id for m in chunks[c]]
             try:
-                results = ray.get(ready[0])
+                results, images = ray.get(ready[0])
             except ray.exceptions.RayTaskError as e:  # e.g. a worker without a C++ compiler for --engine native
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, ConfigError):
@@ -71,6 +71,8 @@ def run_chunks_ray(store: Any, arch: Arch, chunks: list[list[Member]], todo: lis
             for epoch, weights, rows in results:
                 store.write_shard(c, epoch, ids, weights, rows)
             store.clear_state(c)
+            trained += images
     finally:
         if started:
             ray.shutdown()
+    return trained

@@ -20,7 +20,6 @@ checksum is recorded after the shard and verified whenever it is read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from eoreps.digest import file_sha256
 from eoreps.errors import DataError
 from eoreps.io import atomic_path, read_json, write_json
 
@@ -42,13 +42,7 @@ def shard_name(chunk: int, epoch: int) -> str:
     return f"c{chunk:05d}-e{epoch:03d}.safetensors"
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = file_sha256  # the name this module exported before eoreps.digest
 
 
 class ZooStore:

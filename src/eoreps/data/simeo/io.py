@@ -16,7 +16,6 @@ Layout (documented in ``docs/simeo.md``)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from eoreps.data.simeo.params import (
     SimEOParams,
 )
 from eoreps.data.simeo.plants import generate_power_plants
+from eoreps.digest import cache_dir, digest
 from eoreps.errors import ConfigError, DataError
 from eoreps.io import apply_umask, read_json, write_json
 
@@ -206,16 +206,14 @@ def load_simeo(path: str | Path, part: str = "patches", mmap: bool = True) -> tu
 
 def cache_root() -> Path:
     """``$EOREPS_CACHE/simeo`` or ``~/.cache/eoreps/simeo``."""
-    base = os.environ.get("EOREPS_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "eoreps") / "simeo"
+    return cache_dir("simeo")
 
 
 def cached_simeo(n: int, seed: int = 0, params: SimEOParams | None = None, scenes: int = 0,
                  power_plants: int = 0, scene_size: int = 256) -> Path:
     """A SimEO folder in the cache for these arguments, generated (atomically) on first use."""
     p = params or SimEOParams()
-    key = json.dumps([SIMEO_VERSION, p.digest(), n, seed, scenes, power_plants, scene_size])
-    path = cache_root() / hashlib.sha256(key.encode()).hexdigest()[:20]
+    path = cache_root() / digest([SIMEO_VERSION, p.digest(), n, seed, scenes, power_plants, scene_size], 20)
     if not is_simeo_folder(path):
         write_simeo(path, n, seed, p, scenes=scenes, power_plants=power_plants, scene_size=scene_size,
                     overwrite=False)

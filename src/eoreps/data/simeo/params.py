@@ -13,11 +13,10 @@ reflectance x 10,000.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from eoreps.digest import digest
 from eoreps.errors import ConfigError
 
 SIMEO_VERSION = 2
@@ -408,5 +407,4 @@ class SimEOParams:
 
     def digest(self) -> str:
         """Short stable hash of all parameters (used in cache keys)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return digest(self.to_dict())

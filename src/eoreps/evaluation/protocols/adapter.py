@@ -23,8 +23,9 @@ from torch import nn
 
 from eoreps.errors import ConfigError
 from eoreps.evaluation.encoders import BackboneEncoder, BuiltEncoder
-from eoreps.evaluation.protocols.base import Cell
+from eoreps.evaluation.protocols.base import AdapterOptions, Cell, TrainOptions
 from eoreps.evaluation.protocols.finetune import train_and_test
+from eoreps.evaluation.protocols.registry import TASKS, register_protocol
 
 ADAPTERS = ("auto", "spectral", "lora")
 
@@ -179,6 +180,7 @@ def _prepare(built: BuiltEncoder, cell: Cell):
     return enc, modules, {"adapter_params": float(n_adapter), "adapter": kind}
 
 
+@register_protocol("adapter", tasks=TASKS, options=(TrainOptions, AdapterOptions))
 def run_adapter(cell: Cell) -> dict[str, float]:
     """Frozen encoder + trainable adapter (spectral or LoRA, see :class:`AdapterOptions`) + new head."""
     return train_and_test(cell, 0.0, freeze_encoder=True, allow_channel_mismatch=True, prepare=_prepare)

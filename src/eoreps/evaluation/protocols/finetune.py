@@ -18,7 +18,8 @@ from torch import nn
 
 from eoreps.evaluation.encoders import build_method_encoder, method_modalities
 from eoreps.evaluation.metrics import task_metrics
-from eoreps.evaluation.protocols.base import Cell, count_trainable
+from eoreps.evaluation.protocols.base import Cell, TrainOptions, count_trainable
+from eoreps.evaluation.protocols.registry import TASKS, register_protocol
 from eoreps.evaluation.protocols.train import fit, predict
 from eoreps.tasks.multitask import MultiHeadModel
 
@@ -91,11 +92,13 @@ def train_and_test(cell: Cell, encoder_lr_mult: float, freeze_encoder: bool, all
     return out
 
 
+@register_protocol("finetune", tasks=TASKS, options=(TrainOptions,))
 def run_finetune(cell: Cell) -> dict[str, float]:
     """Full fine-tuning with a new head; the encoder learns at ``lr * backbone_lr_mult``."""
     return train_and_test(cell, cell.options.train.backbone_lr_mult, freeze_encoder=False)
 
 
+@register_protocol("supervised", tasks=TASKS, method_kinds=("supervised",), options=(TrainOptions,))
 def run_supervised(cell: Cell) -> dict[str, float]:
     """Supervised training from scratch: random encoder and head trained end to end at one learning rate."""
     return train_and_test(cell, 1.0, freeze_encoder=False)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
 from eoreps.evaluation.metrics import task_metrics
-from eoreps.evaluation.protocols.base import Cell, frozen_features
+from eoreps.evaluation.protocols.base import Cell, KnnOptions, frozen_features
+from eoreps.evaluation.protocols.registry import register_protocol
 
 
 @torch.no_grad()
@@ -62,6 +63,7 @@ def knn_scores(train_feats: torch.Tensor, train_targets: torch.Tensor, query_fea
     return torch.cat(out) if out else torch.zeros(0, num_classes)
 
 
+@register_protocol("knn", tasks=("classify", "multilabel"), options=(KnnOptions,))
 def run_knn(cell: Cell) -> dict[str, float]:
     """Frozen encoder + weighted cosine kNN (``k`` and ``T`` from :class:`KnnOptions`)."""
     kind = cell.data.task.kind

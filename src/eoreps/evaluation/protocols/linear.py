@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
 from eoreps.evaluation.metrics import HEADLINE, task_metrics
-from eoreps.evaluation.protocols.base import Cell, frozen_features
+from eoreps.evaluation.protocols.base import Cell, LinearOptions, TrainOptions, frozen_features
+from eoreps.evaluation.protocols.registry import register_protocol
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -75,6 +76,7 @@ def fit_multilabel_linear(x: np.ndarray, y: np.ndarray, c: float, max_iter: int 
     return layer
 
 
+@register_protocol("linear", tasks=("classify", "multilabel"), options=(LinearOptions, TrainOptions))
 def run_linear(cell: Cell) -> dict[str, float]:
     """Frozen encoder + linear classifier; ``C`` chosen on validation (see the module docstring)."""
     kind = cell.data.task.kind

@@ -10,10 +10,12 @@ feature maps, scored by mIoU (:func:`eoreps.evaluation.metrics.segmentation_metr
 
 from __future__ import annotations
 
-from eoreps.evaluation.protocols.base import Cell
+from eoreps.evaluation.protocols.base import Cell, LinearOptions, TrainOptions
 from eoreps.evaluation.protocols.finetune import train_and_test
+from eoreps.evaluation.protocols.registry import register_protocol
 
 
+@register_protocol("linear", tasks=("segment",), options=(LinearOptions, TrainOptions))
 def run_frozen_decoder(cell: Cell) -> dict[str, float]:
     """Frozen encoder + trained U-Net decoder (segmentation's ``linear`` protocol)."""
     return train_and_test(cell, 0.0, freeze_encoder=True)

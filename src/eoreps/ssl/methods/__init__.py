@@ -1,5 +1,7 @@
 """Pretraining methods by name: ``get_method("simclr")`` -> the LightningModule class.
 
+Registered with ``@register_method`` (:mod:`eoreps.ssl.methods.registry`).
+
 ===============  ==============================================================================
 name             method
 ===============  ==============================================================================
@@ -20,55 +22,36 @@ inpainting       pretext: context encoder, reconstruct a hidden square, no adver
 
 from __future__ import annotations
 
-import importlib
+from typing import TYPE_CHECKING, Any
 
-from eoreps.errors import unknown_name
-from eoreps.ssl.methods.base import SSLMethod
+from eoreps.ssl.methods.registry import (
+    METHODS,
+    MethodData,
+    MethodInfo,
+    build_patch_data,
+    check_method_kwargs,
+    list_methods,
+    method_info,
+    method_options,
+    register_method,
+)
 
-METHODS: dict[str, str] = {
-    "simclr": "eoreps.ssl.methods.simclr:SimCLR",
-    "multimodal": "eoreps.ssl.methods.multimodal:Multimodal",
-    "moco": "eoreps.ssl.methods.moco:MoCo",
-    "byol": "eoreps.ssl.methods.byol:BYOL",
-    "dino": "eoreps.ssl.methods.dino:DINO",
-    "mae": "eoreps.ssl.methods.mae:MAE",
-    "tile2vec": "eoreps.ssl.methods.tile2vec:Tile2Vec",
-    "rotation": "eoreps.ssl.methods.rotation:Rotation",
-    "jigsaw": "eoreps.ssl.methods.jigsaw:Jigsaw",
-    "band-prediction": "eoreps.ssl.methods.band_prediction:BandPrediction",
-    "inpainting": "eoreps.ssl.methods.inpainting:Inpainting",
-}
+if TYPE_CHECKING:
+    from eoreps.ssl.methods.base import SSLMethod
 
 
 def get_method(name: str) -> type[SSLMethod]:
-    """The method class registered as ``name`` (one-line error listing the names otherwise)."""
-    if name not in METHODS:
-        raise unknown_name("pretraining method", name, list(METHODS))
-    module, cls = METHODS[name].split(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    """The LightningModule class (an :class:`SSLMethod`) registered as ``name``; one-line error otherwise."""
+    return method_info(name).cls
 
 
-def method_options(name: str) -> list[str]:
-    """The options ``--method-kwargs`` may set for method ``name``: its own constructor arguments (down to
-    :class:`SSLMethod`, whose arguments ``run_pretrain`` sets itself) plus the base's ``warmup_frac``."""
-    import inspect
+def __getattr__(name: str) -> Any:  # SSLMethod imports lightning: only when asked for
+    if name == "SSLMethod":
+        from eoreps.ssl.methods.base import SSLMethod
 
-    names = {"warmup_frac"}
-    for klass in get_method(name).__mro__:
-        if klass is SSLMethod:
-            break
-        if "__init__" in vars(klass):
-            params = inspect.signature(klass.__init__).parameters.values()
-            names |= {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    return sorted(names)
+        return SSLMethod
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_method_kwargs(name: str, kwargs: dict[str, object]) -> None:
-    """One-line :class:`~eoreps.errors.ConfigError` for a ``--method-kwargs`` key method ``name`` lacks."""
-    options = method_options(name)
-    for key in kwargs:
-        if key not in options:
-            raise unknown_name(f"option of method '{name}' (--method-kwargs)", key, options)
-
-
-__all__ = ["METHODS", "SSLMethod", "check_method_kwargs", "get_method", "method_options"]
+__all__ = ["METHODS", "MethodData", "MethodInfo", "SSLMethod", "build_patch_data", "check_method_kwargs",
+           "get_method", "list_methods", "method_info", "method_options", "register_method"]

@@ -27,6 +27,7 @@ from torch import nn
 
 from eoreps.errors import ConfigError
 from eoreps.ssl.methods.base import Batch, SSLMethod
+from eoreps.ssl.methods.registry import register_method
 
 DEFAULT_HELD_OUT = ("B05", "B06", "B07", "B11", "B12")
 
@@ -47,6 +48,7 @@ def first_conv(module: nn.Module, in_chans: int) -> nn.Conv2d | None:
     return next((m for m in module.modules() if isinstance(m, nn.Conv2d) and m.in_channels == in_chans), None)
 
 
+@register_method("band-prediction")
 class BandPrediction(SSLMethod):
     """Predict held-out spectral bands from the others.
 
@@ -58,7 +60,6 @@ class BandPrediction(SSLMethod):
             maps (``forward_maps``), as every eoreps CNN and timm ResNet / ConvNeXt / ViT does.
     """
 
-    name = "band-prediction"
 
     def __init__(self, bands: Sequence[str] = DEFAULT_HELD_OUT, modality: str = "s2", decoder_channels: int = 32,
                  **kwargs: Any) -> None:

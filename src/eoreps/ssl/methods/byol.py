@@ -12,8 +12,10 @@ from typing import Any
 import torch
 
 from eoreps.ssl.methods.base import Batch, EMAMixin, SSLMethod, eo_augment, frozen_copy
+from eoreps.ssl.methods.registry import register_method
 
 
+@register_method("byol")
 class BYOL(EMAMixin, SSLMethod):
     """BYOL.
 
@@ -24,7 +26,6 @@ class BYOL(EMAMixin, SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-    name = "byol"
 
     def __init__(self, momentum: float = 0.99, proj_dim: int = 128, hidden_dim: int = 512, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -19,8 +19,10 @@ from typing import Any
 import torch
 
 from eoreps.ssl.methods.base import Batch, EMAMixin, SSLMethod, eo_augment, frozen_copy
+from eoreps.ssl.methods.registry import register_method
 
 
+@register_method("dino")
 class DINO(EMAMixin, SSLMethod):
     """DINO.
 
@@ -36,7 +38,6 @@ class DINO(EMAMixin, SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-    name = "dino"
 
     def __init__(self, out_dim: int = 2048, hidden_dim: int = 512, bottleneck_dim: int = 64, num_local: int = 4,
                  local_size: int | None = None, global_scale: Sequence[float] = (0.4, 1.0),

@@ -25,6 +25,7 @@ from torch import nn
 
 from eoreps.errors import ConfigError
 from eoreps.ssl.methods.base import Batch, SSLMethod
+from eoreps.ssl.methods.registry import register_method
 
 
 def square_masks(batch_size: int, size: tuple[int, int], side: int,
@@ -88,6 +89,7 @@ class ReconstructionDecoder(nn.Module):
         return y
 
 
+@register_method("inpainting")
 class Inpainting(SSLMethod):
     """Context encoder without the adversarial loss.
 
@@ -98,7 +100,6 @@ class Inpainting(SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`; the backbone must expose feature maps.
     """
 
-    name = "inpainting"
 
     def __init__(self, area: float = 0.25, context_weight: float = 0.0, decoder_channels: int = 64,
                  **kwargs: Any) -> None:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
 from eoreps.ssl.methods.base import Batch, SSLMethod
+from eoreps.ssl.methods.registry import register_method
 
 
 def all_permutations(n: int) -> np.ndarray:
@@ -117,6 +118,7 @@ def assemble(tiles: torch.Tensor, grid: int) -> torch.Tensor:
     return x.reshape(b, c, grid * t, grid * t)
 
 
+@register_method("jigsaw")
 class Jigsaw(SSLMethod):
     """Jigsaw puzzle solving.
 
@@ -133,7 +135,6 @@ class Jigsaw(SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-    name = "jigsaw"
 
     def __init__(self, grid: int = 3, num_permutations: int = 100, permutation_seed: int = 0,
                  permutations: Sequence[Sequence[int]] | None = None, tile_fraction: float = 0.75,

@@ -19,8 +19,12 @@ from torch import nn
 from eoreps.errors import ConfigError
 from eoreps.ssl.losses import mae_loss
 from eoreps.ssl.methods.base import Batch, SSLMethod
+from eoreps.ssl.methods.registry import register_method
 
 
+#: default backbone: a ViT (sized for the data by :func:`eoreps.ssl.pretrain.run_pretrain`: ``img_size`` = the
+#: images', ``patch_size=4``), since masking patches needs one
+@register_method("mae", default_backbone="timm:vit_tiny_patch16_224")
 class MAE(SSLMethod):
     """Masked autoencoder.
 
@@ -30,11 +34,6 @@ class MAE(SSLMethod):
         norm_pix: per-patch normalised targets.
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`; the backbone must be a timm ViT.
     """
-
-    name = "mae"
-    #: a ViT (sized for the data by :func:`eoreps.ssl.pretrain.run_pretrain`: ``img_size`` = the images',
-    #: ``patch_size=4``), since masking patches needs one
-    default_backbone = "timm:vit_tiny_patch16_224"
 
     def __init__(self, mask_ratio: float = 0.75, decoder_dim: int = 128, decoder_depth: int = 2,
                  decoder_heads: int = 4, norm_pix: bool = True, **kwargs: Any) -> None:

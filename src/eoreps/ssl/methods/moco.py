@@ -13,8 +13,10 @@ from typing import Any
 import torch
 
 from eoreps.ssl.methods.base import Batch, EMAMixin, SSLMethod, eo_augment, frozen_copy
+from eoreps.ssl.methods.registry import register_method
 
 
+@register_method("moco")
 class MoCo(EMAMixin, SSLMethod):
     """MoCo v2.
 
@@ -26,7 +28,6 @@ class MoCo(EMAMixin, SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-    name = "moco"
 
     def __init__(self, temperature: float = 0.2, queue_size: int = 1024, momentum: float = 0.99,
                  proj_dim: int = 128, **kwargs: Any) -> None:

@@ -21,10 +21,12 @@ from torch import nn
 from eoreps.errors import ConfigError
 from eoreps.ssl.losses import NTXent
 from eoreps.ssl.methods.base import Batch, SSLMethod, eo_augment
+from eoreps.ssl.methods.registry import register_method
 
 AUGMENTS = ("none", "flip", "full")
 
 
+@register_method("multimodal", encoders="per-modality")
 class Multimodal(SSLMethod):
     """Dual-SimCLR for two or more co-registered modalities.
 
@@ -35,9 +37,6 @@ class Multimodal(SSLMethod):
         gather: gather negatives across processes (DDP).
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
-
-    name = "multimodal"
-    single_encoder = False
 
     def __init__(self, temperature: float = 0.2, proj_dim: int = 128, augment: str = "none",
                  gather: bool = True, **kwargs: Any) -> None:

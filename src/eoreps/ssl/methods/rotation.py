@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
 from eoreps.ssl.methods.base import Batch, SSLMethod
+from eoreps.ssl.methods.registry import register_method
 
 
 def rotate_all(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,6 +42,7 @@ def rotate_all(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return views, labels
 
 
+@register_method("rotation")
 class Rotation(SSLMethod):
     """Rotation prediction.
 
@@ -51,7 +53,6 @@ class Rotation(SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`; images must be square.
     """
 
-    name = "rotation"
 
     def __init__(self, crop_scale: Sequence[float] | None = (0.5, 1.0), head_hidden: int | None = None,
                  **kwargs: Any) -> None:

@@ -14,8 +14,10 @@ import torch
 
 from eoreps.ssl.losses import NTXent
 from eoreps.ssl.methods.base import Batch, SSLMethod, eo_augment
+from eoreps.ssl.methods.registry import register_method
 
 
+@register_method("simclr")
 class SimCLR(SSLMethod):
     """SimCLR.
 
@@ -27,7 +29,6 @@ class SimCLR(SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-    name = "simclr"
 
     def __init__(self, temperature: float = 0.2, proj_dim: int = 128, crop_scale: tuple[float, float] = (0.35, 1.0),
                  gather: bool = True, **kwargs: Any) -> None:

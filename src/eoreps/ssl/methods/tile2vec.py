@@ -5,18 +5,64 @@ pixels of it, a tile from another scene); the loss is
 ``[||f(a) - f(n)||_2 - ||f(a) - f(d)||_2 + m]_+`` (:func:`eoreps.ssl.losses.triplet_loss`) on the
 backbone's pooled features, plus the paper's optional L2 penalty on the embeddings. Tiles get
 independent D4 flips/rotations.
+
+Its data options (:class:`Tile2VecOptions`: tile size, neighbourhood, scenes) are ``method_kwargs``
+like the loss options, e.g. ``--method-kwargs tile_size=16,margin=0.5``; :func:`build_triplet_data`
+is the data hook its registration hands to :func:`eoreps.ssl.pretrain.run_pretrain`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from eoreps.ssl.losses import triplet_loss
 from eoreps.ssl.methods.base import Batch, SSLMethod
+from eoreps.ssl.methods.registry import MethodData, register_method
+
+if TYPE_CHECKING:
+    from eoreps.ssl.pretrain import PretrainConfig
 
 
+@dataclass
+class Tile2VecOptions:
+    """Triplet sampling.
+
+    Attributes:
+        tile_size: side of the anchor, neighbour and distant tiles, px (the encoder's input size).
+        neighborhood: largest anchor-neighbour offset per axis, px.
+        num_scenes: SimEO scenes generated for ``data: simeo``.
+        scene_size: their side, px.
+    """
+
+    tile_size: int = 32
+    neighborhood: int = 16
+    num_scenes: int = 16
+    scene_size: int = 256
+
+    #: what ``--quick`` shrinks (each to at most this), unless the run keeps it (``quick_keep``)
+    QUICK: ClassVar[dict[str, Any]] = {"num_scenes": lambda v: min(v, 4), "scene_size": lambda v: min(v, 96)}
+
+
+def build_triplet_data(cfg: PretrainConfig, options: Tile2VecOptions) -> MethodData:
+    """Triplets cut from large scenes; the monitor and kNN bank use the training patches."""
+    from eoreps.quick import shrink
+    from eoreps.ssl.data import TripletDataset, load_patches, load_scenes
+
+    o = replace(options)
+    if cfg.quick:
+        shrink(o, Tile2VecOptions.QUICK, cfg.quick_keep)
+    scenes = load_scenes(cfg.data, cfg.modalities, o.num_scenes, o.scene_size, cfg.seed, cfg.data_options)
+    patches = load_patches(cfg.data, cfg.modalities, "train", max_samples=max(cfg.monitor_samples,
+                           cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed, options=cfg.data_options)
+    length = None if cfg.max_samples is None else max(cfg.batch_size, cfg.max_samples)
+    dataset = TripletDataset(scenes, tile=o.tile_size, neighborhood=o.neighborhood, length=length, seed=cfg.seed)
+    return MethodData(dataset, scenes, patches, (o.tile_size, o.tile_size))
+
+
+@register_method("tile2vec", data_kind="triplets", build_data=build_triplet_data, options=Tile2VecOptions)
 class Tile2Vec(SSLMethod):
     """Tile2Vec.
 
@@ -25,8 +71,6 @@ class Tile2Vec(SSLMethod):
         l2_weight: weight of the mean squared embedding norm (0 disables it).
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
-
-    name = "tile2vec"
 
     def __init__(self, margin: float = 1.0, l2_weight: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -1,0 +1,108 @@
+"""``EvaluateConfig``: the options of ``eoreps evaluate`` (one backbone, one or more protocols and label
+fractions), from which the command's options, ``--help`` and YAML keys are generated
+(:mod:`eoreps.cli_config`). :meth:`EvaluateConfig.study` turns it into the one-method
+:class:`~eoreps.evaluation.study.StudyConfig` that :func:`~eoreps.evaluation.study.run_study` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eoreps.cli_config import opt, parse_list
+from eoreps.vocabulary import normalize_task
+
+EVALUATE_TASKS = ("classify", "multilabel", "segment")
+# an option of `eoreps evaluate` -> the StudyConfig path --quick must leave alone when the user gave it
+_QUICK_PATHS = {"seeds": "seeds", "epochs": "options.train.epochs", "size": "data.size"}
+
+
+def _parse_protocols(value: str) -> list[str]:
+    from eoreps.evaluation.protocols import PROTOCOLS
+
+    return parse_list(value, "protocol", [p for p in PROTOCOLS if p != "supervised"])
+
+
+@dataclass
+class EvaluateConfig:
+    """Everything ``eoreps evaluate`` needs (YAML keys = these names; ``data``/``seed`` are the shared options).
+
+    Attributes:
+        backbone: a backbone file/folder saved by eoreps, or ``random`` (a random initialisation of ``arch``).
+        protocol: protocols to run (``linear``, ``knn``, ``finetune``, ``adapter``).
+        task, fractions, seeds, modalities, size: the data and the label-fraction grid.
+        arch, fusion: architecture and fusion of random / supervised encoders; baselines: add them.
+        k, temperature: kNN; adapter: adapter kind; epochs: epochs of trained protocols.
+        label_noise, noise_kind: corrupt the training labels (:mod:`eoreps.tasks.noise`).
+        quick, quick_keep: the smoke-run shrinkage (:meth:`apply_quick`) and the options it leaves alone.
+    """
+
+    backbone: str = opt("random", help="Backbone file/folder saved by eoreps (one per modality allowed), or "
+                                       "'random' for a random initialisation.")
+    protocol: list[str] = opt(factory=lambda: ["linear"], parse=_parse_protocols,
+                              help="linear, knn, finetune, adapter (comma-separated for several).")
+    task: str = opt("classify", help="classify, multilabel or segment.")
+    fractions: list[float] = opt(factory=lambda: [0.01, 0.1, 0.2, 0.5, 1.0],
+                                 help="Label fractions of the training split.")
+    seeds: int = opt(3, help="Number of seeds (subsets, initialisation, training).")
+    modalities: list[str] = opt(factory=lambda: ["s2", "s1"], help="Modalities to load, e.g. s2,s1.")
+    arch: str = opt("cnn-small", help="Architecture of random / supervised encoders.")
+    fusion: str = opt("late", help="early or late fusion for random encoders.")
+    baselines: bool = opt(False, help="Add random init and supervised from scratch (each modality, early and "
+                                      "late fusion) to the table.")
+    size: int | None = opt(None, help="Resize images to SIZE x SIZE (0 = native).", none=0)
+    k: int = opt(20, help="kNN neighbours.")
+    temperature: float = opt(0.07, help="kNN vote temperature.")
+    adapter: str = opt("auto", help="auto, spectral or lora.")
+    epochs: int = opt(30, help="Epochs of trained protocols.")
+    label_noise: float = opt(0.0, help="Corrupt this fraction of the training labels (val/test stay clean).")
+    noise_kind: str = opt("uniform", help="uniform | class (label noise).")
+    data: str = "simeo"
+    seed: int = 0
+    data_options: dict[str, Any] = field(default_factory=dict)
+    quick: bool = False
+    quick_keep: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.task = normalize_task(self.task, EVALUATE_TASKS)
+
+    def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
+        """``--quick``: shrink the study to seconds (:func:`~eoreps.evaluation.study.quick_study`) except the
+        options in ``keep`` (those the user gave); returns what changes."""
+        self.quick, self.quick_keep = True, sorted(keep)
+        changes: list[str] = []
+        self._study(changes)
+        return changes
+
+    def study(self) -> Any:
+        """The :class:`~eoreps.evaluation.study.StudyConfig` of this evaluation (shrunk when ``quick``)."""
+        return self._study([])
+
+    def _study(self, changes: list[str]) -> Any:
+        from eoreps.evaluation.encoders import MethodSpec
+        from eoreps.evaluation.study import DataConfig, StudyConfig, quick_study
+
+        mods = list(self.modalities)
+        if self.backbone == "random":
+            method = MethodSpec("random-init", backbone="random", arch=self.arch,
+                                fusion=self.fusion if len(mods) > 1 else "early", modalities=mods)
+        else:
+            path = Path(self.backbone)
+            name = path.stem if path.suffix else path.name
+            method = MethodSpec(name.replace("__", "_") or "backbone", backbone=self.backbone)
+        cfg = StudyConfig(
+            name=f"Evaluation of {method.name}",
+            data=DataConfig(data=self.data, task=self.task, modalities=mods, size=self.size,
+                            options=dict(self.data_options)),
+            methods=[method], protocols=list(self.protocol), fractions=list(self.fractions), seeds=self.seeds,
+            seed=self.seed, baselines=self.baselines, baseline_arch=self.arch, label_noise=self.label_noise,
+            noise_kind=self.noise_kind)
+        cfg.options.knn.k, cfg.options.knn.temperature = self.k, self.temperature
+        cfg.options.adapter.kind = self.adapter
+        cfg.options.train.epochs = self.epochs
+        if self.quick:  # options the user gave win
+            keep = {path for name, path in _QUICK_PATHS.items() if name in self.quick_keep}
+            cfg = quick_study(cfg, keep, changes)
+        return cfg

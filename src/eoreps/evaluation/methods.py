@@ -1,0 +1,96 @@
+"""The method specs of a study, and their validation: the bottom of the evaluation workflows.
+
+:class:`MethodSpec` (what a compared method is) and :func:`check_pretrain` live here, below
+:mod:`~eoreps.evaluation.encoders` (builds a spec's encoder), :mod:`~eoreps.evaluation.pretraining`
+(runs a spec's pretraining) and :mod:`~eoreps.evaluation.study` (the grid), so that each of those imports
+downwards only (``tests/test_import_layers.py``). See :mod:`eoreps.evaluation.encoders` for the kinds of
+method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from eoreps.errors import ConfigError
+
+#: PretrainConfig fields the study sets itself (not allowed in a method's ``pretrain:`` mapping)
+SET_BY_STUDY = ("out", "resume")
+
+
+@dataclass
+class MethodSpec:
+    """One compared method (a row group of the tables, a line of the plot).
+
+    Attributes:
+        name: label in tables and plots (unique within a study).
+        backbone: ``"random"``, a path, or ``{name: path}`` (see the module docstring); ``None`` with
+            ``supervised``.
+        supervised: train from scratch on the labelled subset (the protocol is then ``supervised``).
+        arch: registry name of the architecture for random / supervised encoders.
+        modalities: inputs of random / supervised encoders (default: all modalities of the data); for
+            a pretrained backbone without modalities in its card, the modalities it reads.
+        fusion: ``early`` or ``late`` for random / supervised encoders with several modalities.
+        protocols: restrict this method to these protocols (default: the study's).
+        pretrain: options of a pretraining the study runs first (:class:`eoreps.ssl.pretrain.PretrainConfig`
+            fields, ``method`` required); ``backbone`` is then set to its output by the study.
+    """
+
+    name: str
+    backbone: str | dict[str, str] | None = None
+    supervised: bool = False
+    arch: str = "cnn-small"
+    modalities: list[str] | None = None
+    fusion: str = "early"
+    protocols: list[str] | None = None
+    pretrain: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or "__" in self.name:
+            raise ConfigError(f"method name {self.name!r}: give a non-empty name without '/' or '__'")
+        if self.supervised and self.backbone not in (None, "random"):
+            raise ConfigError(f"method '{self.name}': supervised training starts from scratch; "
+                              f"drop backbone: {self.backbone}")
+        if self.pretrain is not None:
+            check_pretrain(self)
+        elif not self.supervised and self.backbone is None:
+            raise ConfigError(f"method '{self.name}': give backbone: PATH or backbone: random "
+                              "(or supervised: true, "
+                              "or pretrain: {method: ...})")
+        if self.fusion not in ("early", "late"):
+            raise ConfigError(f"method '{self.name}': fusion '{self.fusion}' is not early or late")
+
+    @property
+    def kind(self) -> str:
+        """``"supervised"``, ``"random"`` or ``"pretrained"``."""
+        if self.supervised:
+            return "supervised"
+        return "random" if self.backbone == "random" else "pretrained"
+
+
+
+def check_pretrain(method: MethodSpec) -> None:
+    """Validate ``method.pretrain`` (a mapping of pretraining options with a known ``method``)."""
+    spec = method.pretrain
+    if spec is None:
+        return
+    from eoreps.ssl.methods import METHODS
+    from eoreps.ssl.pretrain import PretrainConfig
+
+    where = f"method '{method.name}': pretrain"
+    if not isinstance(spec, dict) or "method" not in spec:
+        raise ConfigError(f"{where} must be a mapping with at least 'method', "
+                          "e.g. {method: rotation, epochs: 20}")
+    if spec["method"] not in METHODS:
+        raise ConfigError(f"{where}: unknown pretraining method '{spec['method']}'; "
+                          f"choose one of {', '.join(METHODS)}")
+    allowed = {f.name for f in dataclasses.fields(PretrainConfig)} - set(SET_BY_STUDY)
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option '{unknown[0]}' (the study sets out and resume); valid: "
+                          f"{', '.join(sorted(allowed))}")
+    if method.supervised:
+        raise ConfigError(f"{where}: a supervised method trains from scratch; drop pretrain or supervised")
+    if method.backbone == "random":
+        raise ConfigError(f"{where}: drop 'backbone: random' (the pretrained backbone is evaluated)")
