@@ -81,7 +81,9 @@ def main() -> None:
     ks = K.AugmentationSequential(
         K.RandomHorizontalFlip(), K.RandomVerticalFlip(), K.RandomRotation90(times=(0, 3), p=1.0),
         data_keys=["input", "input", "mask"])
-    kr = K.AugmentationSequential(K.RandomResizedCrop((s, s), scale=(0.5, 1.0)), data_keys=["input", "input", "mask"])
+    kr = K.AugmentationSequential(
+        K.RandomResizedCrop((s, s), scale=(0.5, 1.0)), data_keys=["input", "input", "mask"]
+    )
     kall = K.AugmentationSequential(
         K.RandomHorizontalFlip(), K.RandomVerticalFlip(), K.RandomRotation90(times=(0, 3), p=1.0),
         K.RandomResizedCrop((s, s), scale=(0.5, 1.0)), data_keys=["input", "input", "mask"])
@@ -100,7 +102,10 @@ def main() -> None:
     ]
     print(f"torch {torch.__version__}, kornia {kornia.__version__}, threads {a.threads}, "
           f"batch {b} x (12 + 2) x {s} x {s} + mask, median of {a.repeats}")
-    print(f"{'variant':42s} {'wall ms':>9s} {'cpu ms':>9s} {'samples/s (cpu)':>16s} {'x eoreps pipeline (cpu)':>24s}")
+    print(
+        f"{'variant':42s} {'wall ms':>9s} {'cpu ms':>9s} {'samples/s (cpu)':>16s} "
+        f"{'x eoreps pipeline (cpu)':>24s}"
+    )
     res = {name: _median_ms(fn, a.repeats) for name, fn in rows}
     base = res["eoreps D4 + RRC + gain/offset"][1]
     for name, (wall, cpu) in res.items():

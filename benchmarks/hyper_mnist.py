@@ -12,7 +12,8 @@ Targets (each printed with its measured value and PASS/FAIL):
 Two representations are fitted: ``WORK/rep`` with the permutation augmentation on every checkpoint
 (property prediction, targets 1-3) and ``WORK/rep-aligned`` with ``--align`` on the checkpoints with test
 accuracy >= 0.5 (``--aligned-query``) and the functional reconstruction loss (``--aligned-functional 0.1``):
-the generative setting, targets 4-5, a decoder trained to reproduce what working models compute (docs/hyper.md). Both are evaluated; ``--sample-from rep`` samples
+the generative setting, targets 4-5, a decoder trained to reproduce what working models compute
+(docs/hyper.md). Both are evaluated; ``--sample-from rep`` samples
 from the first one instead.
 
 Usage (reuses every stage already on disk under --work: zoo, representation, tables; a ``rep-aligned``
@@ -20,7 +21,8 @@ fitted before ``--aligned-query`` existed resumes only with ``--aligned-query ''
 
     python benchmarks/hyper_mnist.py --zoo ZOO_DIR                    # an existing mnist-cnn-s zoo
     python benchmarks/hyper_mnist.py --mnist ../shared/data/mnist      # build the preset zoo first
-    python benchmarks/hyper_mnist.py --n-models 200 --zoo-epochs 10    # a smaller MNIST zoo (say so when reporting)
+    python benchmarks/hyper_mnist.py --n-models 200 --zoo-epochs 10    # a smaller MNIST zoo (say so when
+    reporting)
 
 The full preset (1,000 models x 25 epochs) takes ~3 h on 2 CPU cores. A representation fit on all its
 ~18,200 training checkpoints would take about 1.5 h on 2 cores (30 epochs; 1,726 s measured on 5,600,
@@ -60,34 +62,62 @@ def build_zoo(work: Path, mnist: Path, n_models: int | None, epochs: int | None,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", type=Path, help="existing mnist-cnn-s zoo directory")
-    ap.add_argument("--mnist", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
+    ap.add_argument(
+        "--mnist", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    )
     ap.add_argument("--work", type=Path, default=Path("bench_hyper_mnist"))
-    ap.add_argument("--n-models", type=int, default=None, help="shrink the preset zoo (random draw from its grid)")
+    ap.add_argument(
+        "--n-models", type=int, default=None, help="shrink the preset zoo (random draw from its grid)"
+    )
     ap.add_argument("--zoo-epochs", type=int, default=None, help="shrink the preset's 25 epochs")
     ap.add_argument("--fit-epochs", type=int, default=30)
-    ap.add_argument("--fit-zoo-epochs", type=lambda v: [int(e) for e in v.split(",")], default=None,
-                    help="train the representations on these checkpoint epochs only, e.g. '0,1,2,5,10,15,20,25' "
-                         "(bounds the fit time on the full preset; the probes still use every checkpoint)")
-    ap.add_argument("--aligned-fit-epochs", type=int, default=None, help="epochs of the --align fit (default --fit-epochs)")
-    ap.add_argument("--aligned-fit-zoo-epochs", type=lambda v: [int(e) for e in v.split(",")] if v else None,
-                    default=argparse.SUPPRESS,
-                    help="checkpoint epochs of the --align fit (default --fit-zoo-epochs; '' = all: its query "
-                         "already bounds its data)")
+    ap.add_argument(
+        "--fit-zoo-epochs",
+        type=lambda v: [int(e) for e in v.split(",")],
+        default=None,
+        help="train the representations on these checkpoint epochs only, e.g. '0,1,2,5,10,15,20,25' "
+        "(bounds the fit time on the full preset; the probes still use every checkpoint)",
+    )
+    ap.add_argument(
+        "--aligned-fit-epochs",
+        type=int,
+        default=None,
+        help="epochs of the --align fit (default --fit-epochs)",
+    )
+    ap.add_argument(
+        "--aligned-fit-zoo-epochs",
+        type=lambda v: [int(e) for e in v.split(",")] if v else None,
+        default=argparse.SUPPRESS,
+        help="checkpoint epochs of the --align fit (default --fit-zoo-epochs; '' = all: its query "
+        "already bounds its data)",
+    )
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--latent-dim", type=int, default=64)
-    ap.add_argument("--no-token-stats", dest="token_stats", action="store_false",
-                    help="leave the token statistics out of the token embedding (the encoder before 2026-11-23)")
+    ap.add_argument(
+        "--no-token-stats",
+        dest="token_stats",
+        action="store_false",
+        help="leave the token statistics out of the token embedding (the encoder before 2026-11-23)",
+    )
     ap.add_argument("--dropout", type=float, default=0.0, help="transformer dropout")
     ap.add_argument("--n-sample", type=int, default=50)
-    ap.add_argument("--aligned-lr", type=float, default=1e-3,
-                    help="learning rate of the --align fit (1e-3 reconstructs better than 3e-4: docs/hyper.md)")
+    ap.add_argument(
+        "--aligned-lr",
+        type=float,
+        default=1e-3,
+        help="learning rate of the --align fit (1e-3 reconstructs better than 3e-4: docs/hyper.md)",
+    )
     ap.add_argument("--aligned-query", default="test_acc >= 0.5",
                     help="zoo-index query selecting the checkpoints the --align representation trains on "
                          "('' = all; docs/hyper.md: 0.105 -> 0.202 zero-shot on the 300 x 10 zoo)")
-    ap.add_argument("--aligned-functional", type=float, default=0.1,
-                    help="weight of the functional reconstruction loss of the --align fit (hyper fit --functional; "
-                         "0 = token MSE only, the setting before 2026-11-24, docs/hyper.md)")
+    ap.add_argument(
+        "--aligned-functional",
+        type=float,
+        default=0.1,
+        help="weight of the functional reconstruction loss of the --align fit (hyper fit --functional; "
+        "0 = token MSE only, the setting before 2026-11-24, docs/hyper.md)",
+    )
     ap.add_argument("--sample-from", choices=("rep-aligned", "rep"), default="rep-aligned",
                     help="representation the models are sampled from")
     ap.add_argument("--threads", type=int, default=2)
@@ -116,7 +146,9 @@ def main() -> None:
     print(f"fit: {fit_summary} ({t_fit:.0f} s)", flush=True)
     t = time.perf_counter()
     ev = evaluate(zoo, rep, work / "evaluate", seed=args.seed)
-    print(ev["header"] + to_markdown(ev["properties"]) + "\n" + to_markdown(ev["model_selection"]), flush=True)
+    print(
+        ev["header"] + to_markdown(ev["properties"]) + "\n" + to_markdown(ev["model_selection"]), flush=True
+    )
     t_eval = time.perf_counter() - t
     t = time.perf_counter()
     rep_aligned = work / "rep-aligned"
@@ -131,8 +163,17 @@ def main() -> None:
     ev_aligned = evaluate(zoo, rep_aligned, work / "evaluate-aligned", seed=args.seed)
     print("--align representation:\n" + to_markdown(ev_aligned["properties"]), flush=True)
     t = time.perf_counter()
-    sm = run_sample(SampleConfig(zoo=zoo, rep=work / args.sample_from, out=work / f"sample-{args.sample_from}",
-                                 n=args.n_sample, epochs=[0, 1, 5], transfer="digits", seed=args.seed))
+    sm = run_sample(
+        SampleConfig(
+            zoo=zoo,
+            rep=work / args.sample_from,
+            out=work / f"sample-{args.sample_from}",
+            n=args.n_sample,
+            epochs=[0, 1, 5],
+            transfer="digits",
+            seed=args.seed,
+        )
+    )
     print(sm["markdown"], flush=True)
     t_sample = time.perf_counter() - t
 
@@ -148,7 +189,11 @@ def main() -> None:
         ("R2(test acc) from learned >= 0.90", r2_learned, r2_learned >= 0.90),
         ("R2(test acc) learned - s(W) >= 0.05", r2_learned - r2_stats, r2_learned - r2_stats >= 0.05),
         ("R2(epoch) learned > s(W)", ep_learned - ep_stats, ep_learned > ep_stats),
-        ("sampled zero-shot acc / zoo mean final acc >= 0.5", sampled0 / zoo_final, sampled0 >= 0.5 * zoo_final),
+        (
+            "sampled zero-shot acc / zoo mean final acc >= 0.5",
+            sampled0 / zoo_final,
+            sampled0 >= 0.5 * zoo_final,
+        ),
         ("sampled acc after 1 epoch - random init after 1 epoch > 0", sampled1 - random1, sampled1 > random1),
     ]
     print("\ntarget | measured | result")

@@ -23,7 +23,9 @@ import torch
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", default="rotation,jigsaw,band-prediction,inpainting")
-    p.add_argument("--simeo-n", type=int, default=2000, help="SimEO patches (same folder as the study's default)")
+    p.add_argument(
+        "--simeo-n", type=int, default=2000, help="SimEO patches (same folder as the study's default)"
+    )
     p.add_argument("--modalities", default="s2")
     p.add_argument("--backbone", default="cnn-small")
     p.add_argument("--epochs", type=int, default=14)
@@ -60,7 +62,9 @@ def main() -> None:
         pretrain[name] = {"steps": summary["steps"], "wall_s": summary["wall_time_s"], "cpu_s": cpu,
                           "metrics": {k: v for k, v in summary["metrics"].items() if k.startswith("train/")}}
         specs.append(MethodSpec(name, backbone=str(run)))
-    specs.append(MethodSpec("random-init", backbone="random", arch=args.backbone, modalities=mods, fusion="early"))
+    specs.append(
+        MethodSpec("random-init", backbone="random", arch=args.backbone, modalities=mods, fusion="early")
+    )
     fractions = [float(f) for f in args.fractions.split(",")]
     cfg = StudyConfig(name="Pretext tasks on SimEO (synthetic): linear probe vs random init",
                       data=DataConfig(data=folder, task="classify", modalities=mods, simeo_n=args.simeo_n),
@@ -68,7 +72,10 @@ def main() -> None:
     run_study(cfg, out / "study")
     df = collect(out / "study")
     table = df.groupby(["method", "fraction"])["oa"].agg(["mean", "std", "count"]).reset_index()
-    base = {f: float(table[(table.method == "random-init") & (table.fraction == f)]["mean"].iloc[0]) for f in fractions}
+    base = {
+        f: float(table[(table.method == "random-init") & (table.fraction == f)]["mean"].iloc[0])
+        for f in fractions
+    }
     print(f"SimEO (synthetic) {folder}, modalities {mods}, backbone {args.backbone}, linear probe, test OA "
           f"(mean ± std over {args.seeds} seeds)")
     rows = []
@@ -76,13 +83,25 @@ def main() -> None:
         margin = r["mean"] - base[r["fraction"]]
         rows.append({"method": r["method"], "fraction": float(r["fraction"]), "oa_mean": float(r["mean"]),
                      "oa_std": float(r["std"]), "margin_vs_random": float(margin)})
-        print(f"{r['method']:<16} f={r['fraction']:<5g} OA {r['mean']:.3f} ± {r['std']:.3f}  vs random {margin:+.3f}")
+        print(
+            f"{r['method']:<16} f={r['fraction']:<5g} OA {r['mean']:.3f} ± {r['std']:.3f}  vs random "
+            f"{margin:+.3f}"
+        )
     for name, s in pretrain.items():
         print(f"{name:<16} pretraining {s['steps']} steps, {s['wall_s']:.0f} s wall, {s['cpu_s']:.0f} s CPU, "
               + ", ".join(f"{k} {v:.3f}" for k, v in s["metrics"].items()))
-    write_json(out / "summary.json", {"data": folder, "modalities": mods, "backbone": args.backbone,
-                                      "epochs": args.epochs, "batch_size": args.batch_size, "pretrain": pretrain,
-                                      "probe": rows})
+    write_json(
+        out / "summary.json",
+        {
+            "data": folder,
+            "modalities": mods,
+            "backbone": args.backbone,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "pretrain": pretrain,
+            "probe": rows,
+        },
+    )
     print(json.dumps({"summary": str(out / "summary.json")}))
 
 

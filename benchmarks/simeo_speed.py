@@ -53,8 +53,11 @@ def main() -> None:
           f"{os.cpu_count()} CPUs visible, load average {load:.1f} at start")
     t, cpu = _time(args.n, args.repeats, args.threads, args.seed)
     med = statistics.median(t)
-    print(f"{args.threads} threads: median {med:.1f} s ({args.n / med:.0f} patches/s), runs "
-          f"{', '.join(f'{x:.1f}' for x in t)} s; ratio to the {args.budget:.0f} s budget: {med / args.budget:.2f}")
+    print(
+        f"{args.threads} threads: median {med:.1f} s ({args.n / med:.0f} patches/s), runs "
+        f"{', '.join(f'{x:.1f}' for x in t)} s; ratio to the {args.budget:.0f} s budget: "
+        f"{med / args.budget:.2f}"
+    )
     print(f"  CPU time per run (user + system, all threads): median {statistics.median(cpu):.1f} s")
     if not args.skip_single and args.threads > 1:
         t1, cpu1 = _time(args.n, args.repeats, 1, args.seed)

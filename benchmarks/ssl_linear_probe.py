@@ -53,7 +53,9 @@ def evaluate(encoders: dict[str, Any], train: Any, test: Any) -> dict[str, float
     ytr, yte = train.labels.numpy(), test.labels.numpy()
     acc = {k: probe(ftr[k], ytr, fte[k], yte) for k in encoders}
     if len(encoders) > 1:
-        acc["late_fusion"] = probe(np.concatenate(list(ftr.values()), 1), ytr, np.concatenate(list(fte.values()), 1), yte)
+        acc["late_fusion"] = probe(
+            np.concatenate(list(ftr.values()), 1), ytr, np.concatenate(list(fte.values()), 1), yte
+        )
     return acc
 
 
@@ -90,7 +92,9 @@ def main() -> None:
     train, test = load_patches(data, mods, "train"), load_patches(data, mods, "test")
     pre = evaluate(encoders, train, test)
     rnd_runs = [evaluate(random_like(encoders, s), train, test) for s in range(args.random_seeds)]
-    rnd = {k: (statistics.mean(r[k] for r in rnd_runs), statistics.pstdev(r[k] for r in rnd_runs)) for k in pre}
+    rnd = {
+        k: (statistics.mean(r[k] for r in rnd_runs), statistics.pstdev(r[k] for r in rnd_runs)) for k in pre
+    }
     print(f"Linear probe (LogisticRegression on frozen features), {data} (synthetic) train {len(train)} / "
           f"test {len(test)}, method {card['method']}, backbone {card['backbone']['name']}")
     print(f"{'features':<12} {'pretrained':>10} {'random init':>16} {'margin':>8}")
@@ -98,9 +102,20 @@ def main() -> None:
         print(f"{k:<12} {pre[k]:10.3f} {rnd[k][0]:9.3f} ± {rnd[k][1]:.3f} {pre[k] - rnd[k][0]:+8.3f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"run": args.run, "data": data, "train": len(train), "test": len(test),
-                                              "pretrained": pre, "random": {k: list(v) for k, v in rnd.items()}},
-                                             indent=2) + "\n")
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "run": args.run,
+                    "data": data,
+                    "train": len(train),
+                    "test": len(test),
+                    "pretrained": pre,
+                    "random": {k: list(v) for k, v in rnd.items()},
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ Throughput is in pairs per second (one pair = one sample seen in two views). Eve
 (plain, torchgeo) and the limit. Usage::
 
     python benchmarks/ssl_throughput.py --backbone timm:resnet18 --batch-size 128 --threads 2
-    python benchmarks/ssl_throughput.py --backbone timm:vit_tiny_patch16_224 --only eoreps,eoreps-bf16,limit,limit-bf16
+    python benchmarks/ssl_throughput.py --backbone timm:vit_tiny_patch16_224 --only
+    eoreps,eoreps-bf16,limit,limit-bf16
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ def run_torchgeo(data: Any, args: argparse.Namespace, stats: Any) -> float:
     from torchgeo.trainers import SimCLRTask
 
     if not args.backbone.startswith("timm:"):
-        raise SystemExit("torchgeo builds timm models: use --backbone timm:<name> to compare the same backbone")
+        raise SystemExit(
+            "torchgeo builds timm models: use --backbone timm:<name> to compare the same backbone"
+        )
     mean, std = (t.view(1, -1, 1, 1) for t in stats.tensors("s2"))
     images = torch.nan_to_num((data.images["s2"] - mean) / std, nan=0.0)
 
@@ -152,11 +155,22 @@ def run_torchgeo(data: Any, args: argparse.Namespace, stats: Any) -> float:
             return {"image": images[torch.as_tensor(idx)]}
 
     total = args.warmup + args.steps
-    task = SimCLRTask(model=args.backbone.split(":", 1)[1], in_channels=data.in_chans["s2"], version=1, layers=2,
-                      hidden_dim=None, output_dim=128, memory_bank_size=0, size=data.image_size[0], lr=1e-3,
-                      temperature=0.2)
+    task = SimCLRTask(
+        model=args.backbone.split(":", 1)[1],
+        in_channels=data.in_chans["s2"],
+        version=1,
+        layers=2,
+        hidden_dim=None,
+        output_dim=128,
+        memory_bank_size=0,
+        size=data.image_size[0],
+        lr=1e-3,
+        temperature=0.2,
+    )
     timer = _Timer(args.warmup, args.steps)
-    loader = DataLoader(Images(), batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=lambda b: b)
+    loader = DataLoader(
+        Images(), batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=lambda b: b
+    )
     _trainer(total, "32-true", [timer.callback]).fit(task, train_dataloaders=loader)
     return args.steps * args.batch_size / (timer.t1 - timer.t0)
 
@@ -171,7 +185,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--samples", type=int, default=2048, help="SimEO training patches held in memory")
-    p.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated subset of " + ",".join(CONTENDERS))
+    p.add_argument(
+        "--only", default=",".join(CONTENDERS), help="comma-separated subset of " + ",".join(CONTENDERS)
+    )
     p.add_argument("--out", default="benchmarks/results/ssl_throughput.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -85,8 +85,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", type=int, default=256, help="population size P")
-    ap.add_argument("--steps", type=int, default=30, help="training steps (batch 10 per model) per measurement")
-    ap.add_argument("--baseline-models", type=int, default=4, help="models trained one at a time for the baseline")
+    ap.add_argument(
+        "--steps", type=int, default=30, help="training steps (batch 10 per model) per measurement"
+    )
+    ap.add_argument(
+        "--baseline-models", type=int, default=4, help="models trained one at a time for the baseline"
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per figure (the median is reported)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-malloc-tuning", action="store_true",
@@ -123,11 +127,19 @@ def main() -> None:
     imgs = args.baseline_models * n
     results["one_at_a_time"] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
 
-    members = [Member(i, i, "relu", "kaiming_uniform", "adam", [1e-3, 1e-4][i % 2], [1e-3, 1e-4][(i // 2) % 2],
-                      0.0, 1.0) for i in range(args.models)]
-    runs = [("native_per_model", "native", "fp32", "per_model"), ("native_shared", "native", "fp32", "shared"),
-            ("torch_bf16_per_model", "torch", "bf16", "per_model"), ("torch_bf16_shared", "torch", "bf16", "shared"),
-            ("torch_fp32_per_model", "torch", "fp32", "per_model")]
+    members = [
+        Member(
+            i, i, "relu", "kaiming_uniform", "adam", [1e-3, 1e-4][i % 2], [1e-3, 1e-4][(i // 2) % 2], 0.0, 1.0
+        )
+        for i in range(args.models)
+    ]
+    runs = [
+        ("native_per_model", "native", "fp32", "per_model"),
+        ("native_shared", "native", "fp32", "shared"),
+        ("torch_bf16_per_model", "torch", "bf16", "per_model"),
+        ("torch_bf16_shared", "torch", "bf16", "shared"),
+        ("torch_fp32_per_model", "torch", "fp32", "per_model"),
+    ]
     for name, engine, prec, order in runs:
         opts = TrainOptions(precision=prec, data_order=order, engine=engine)
         try:
@@ -148,13 +160,25 @@ def main() -> None:
         r["speedup_cpu"] = r["img_s_cpu"] / base["img_s_cpu"]
         r["frac_fp32_peak"] = r["img_s"] * fpi / peak32
         r["frac_bf16_peak"] = r["img_s"] * fpi / peak16
-    out = {"threads": args.threads, "repeats": args.repeats, "malloc_tuned": malloc_tuned, "models": args.models, "steps": args.steps, "flops_per_image": fpi,
-           "matmul_fp32_gflops": peak32 / 1e9, "matmul_bf16_gflops": peak16 / 1e9,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
+    out = {
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "malloc_tuned": malloc_tuned,
+        "models": args.models,
+        "steps": args.steps,
+        "flops_per_image": fpi,
+        "matmul_fp32_gflops": peak32 / 1e9,
+        "matmul_bf16_gflops": peak16 / 1e9,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "results": results,
+    }
     print(f"cnn_s (2,464 params), batch 10 per model, {args.threads} threads, P={args.models}; "
           f"{fpi / 1e6:.2f} MFLOP per training image; glibc heap reuse {'on' if malloc_tuned else 'off'}")
     print(f"FLOP limit (2048^3 matmul): fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s")
-    print(f"{'run':28s} {'img/s':>9s} {'x base':>7s} {'img/cpu-s':>10s} {'x base':>7s} {'%fp32':>6s} {'%bf16':>6s}")
+    print(
+        f"{'run':28s} {'img/s':>9s} {'x base':>7s} {'img/cpu-s':>10s} {'x base':>7s} {'%fp32':>6s} "
+        f"{'%bf16':>6s}"
+    )
     for k, r in results.items():
         print(f"{k:28s} {r['img_s']:9.0f} {r['speedup']:7.2f} {r['img_s_cpu']:10.0f} {r['speedup_cpu']:7.2f} "
               f"{100 * r['frac_fp32_peak']:6.2f} {100 * r['frac_bf16_peak']:6.2f}")

@@ -39,13 +39,18 @@ def test_user_error_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("args, words", [(["--target", "sorted"], "canonical, view"),
-                                         (["--erase", "1.5"], "--erase"),
-                                         (["--align", "--target", "canonical"], "--align"),
-                                         (["--zoo-epochs", "last"], "--zoo-epochs"),
-                                         (["--functional", "-1"], "--functional"),
-                                         (["--functional", "nan"], "--functional"),
-                                         (["--functional", "1", "--functional-images", "0"], "--functional-images")])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--target", "sorted"], "canonical, view"),
+        (["--erase", "1.5"], "--erase"),
+        (["--align", "--target", "canonical"], "--align"),
+        (["--zoo-epochs", "last"], "--zoo-epochs"),
+        (["--functional", "-1"], "--functional"),
+        (["--functional", "nan"], "--functional"),
+        (["--functional", "1", "--functional-images", "0"], "--functional-images"),
+    ],
+)
 def test_bad_hyper_fit_option_is_one_line_exit_2(tmp_path, capsys, args, words):
     with pytest.raises(SystemExit) as e:
         main(["hyper", "fit", "--zoo", str(tmp_path / "zoo"), "--out", str(tmp_path / "rep"), *args])
@@ -58,7 +63,18 @@ def test_bad_hyper_fit_option_is_one_line_exit_2(tmp_path, capsys, args, words):
 def test_hyper_evaluate_and_sample_take_threads(tmp_path, capsys, command):
     """--threads is accepted like in 'hyper fit'; the missing zoo is then what the one-line error names."""
     with pytest.raises(SystemExit) as e:
-        main(["hyper", command, "--zoo", str(tmp_path / "nozoo"), "--rep", str(tmp_path / "norep"), "--threads", "1"])
+        main(
+            [
+                "hyper",
+                command,
+                "--zoo",
+                str(tmp_path / "nozoo"),
+                "--rep",
+                str(tmp_path / "norep"),
+                "--threads",
+                "1",
+            ]
+        )
     assert e.value.code == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "No such option" not in err[0] and ("nozoo" in err[0] or "norep" in err[0]), err

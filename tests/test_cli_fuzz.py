@@ -35,15 +35,24 @@ CASES: list[tuple[str, str, str]] = [
     ("evaluate-out-file", "evaluate --quick --out {w}/afile", "{w}/afile"),
     ("demo-out-file", "demo --quick --out {w}/afile", "{w}/afile"),
     ("experiment-fusion-out-file", "experiment fusion --quick --out {w}/afile", "{w}/afile"),
-    ("experiment-weak-out-under-file", "experiment weak-supervision --quick --out {w}/afile/x",
-     "{w}/afile/x"),
+    (
+        "experiment-weak-out-under-file",
+        "experiment weak-supervision --quick --out {w}/afile/x",
+        "{w}/afile/x",
+    ),
     ("experiment-multitask-out-file", "experiment multitask --quick --out {w}/afile", "{w}/afile"),
-    ("experiment-uncertainty-out-under-file", "experiment uncertainty --quick --out {w}/afile/u",
-     "{w}/afile/u"),
+    (
+        "experiment-uncertainty-out-under-file",
+        "experiment uncertainty --quick --out {w}/afile/u",
+        "{w}/afile/u",
+    ),
     ("study-out-file", "study label-efficiency --config {w}/list.yaml --out {w}/afile", "{w}/afile"),
     ("hyper-fit-out-file", "hyper fit --zoo {w}/zoo --out {w}/afile", "{w}/afile"),
-    ("hyper-evaluate-out-file", "hyper evaluate --zoo {w}/zoo --rep {w}/empty_dir --out {w}/afile",
-     "{w}/afile"),
+    (
+        "hyper-evaluate-out-file",
+        "hyper evaluate --zoo {w}/zoo --rep {w}/empty_dir --out {w}/afile",
+        "{w}/afile",
+    ),
     ("hyper-sample-out-file", "hyper sample --zoo {w}/zoo --rep {w}/empty_dir --out {w}/afile", "{w}/afile"),
     ("hyper-demo-out-file", "hyper demo --quick --out {w}/afile", "{w}/afile"),
     ("data-generate-out-under-file", "data generate --n 4 --out {w}/afile/simeo", "{w}/afile/simeo"),
@@ -57,31 +66,52 @@ CASES: list[tuple[str, str, str]] = [
     ("inspect-npz-missing-key", "data inspect {w}/missing_key.npz", "missing arrays s2_20m"),
     ("inspect-corrupt-geotiff", "data inspect {w}/geotiff", "{w}/geotiff/s2/patch_001.tif"),
     ("inspect-file-not-dataset", "data inspect {w}/afile", "{w}/afile"),
+    ("pack-missing-source", "data pack {w}/missing --out {o}", "{w}/missing"),
+    ("pack-into-non-empty-folder", "data pack {w}/geotiff --out {w}/zoo", "{w}/zoo"),
     ("fit-data-missing", "fit --quick --out {o} --data {w}/missing", "{w}/missing"),
     ("fit-data-garbage-npz", "fit --quick --out {o} --data {w}/garbage.npz", "{w}/garbage.npz"),
     ("fit-data-unrelated-dir", "fit --quick --out {o} --data {w}/zoo", "{w}/zoo"),
     ("zoo-build-dataset-missing", "zoo build --quick --out {o} --dataset {w}/missing", "{w}/missing"),
-    ("zoo-build-dataset-npz-no-arrays", "zoo build --quick --out {o} --dataset {w}/zoo_bad.npz",
-     "{w}/zoo_bad.npz"),
+    (
+        "zoo-build-dataset-npz-no-arrays",
+        "zoo build --quick --out {o} --dataset {w}/zoo_bad.npz",
+        "{w}/zoo_bad.npz",
+    ),
     ("zoo-build-grid-missing", "zoo build --quick --out {o} --grid {w}/missing.yaml", "{w}/missing.yaml"),
     ("zoo-build-grid-is-dir", "zoo build --quick --out {o} --grid {w}/empty_dir", "{w}/empty_dir"),
-    ("zoo-build-grid-bad-key", "zoo build --quick --out {o} --grid {w}/unknown_key.yaml",
-     "{w}/unknown_key.yaml"),
-    ("zoo-build-grid-bad-type", "zoo build --quick --out {o} --grid {w}/grid_bad_type.yaml",
-     "{w}/grid_bad_type.yaml"),
-    ("zoo-build-grid-negative-models", "zoo build --out {o} --grid {w}/grid_negative.yaml",
-     "{w}/grid_negative.yaml"),
+    (
+        "zoo-build-grid-bad-key",
+        "zoo build --quick --out {o} --grid {w}/unknown_key.yaml",
+        "{w}/unknown_key.yaml",
+    ),
+    (
+        "zoo-build-grid-bad-type",
+        "zoo build --quick --out {o} --grid {w}/grid_bad_type.yaml",
+        "{w}/grid_bad_type.yaml",
+    ),
+    (
+        "zoo-build-grid-negative-models",
+        "zoo build --out {o} --grid {w}/grid_negative.yaml",
+        "{w}/grid_negative.yaml",
+    ),
     ("inspect-negative-max-samples", "data inspect {w}/geotiff --max-samples -1", "--max-samples -1"),
     ("inspect-geotiff-bad-labels-csv", "data inspect {w}/geotiff_bad_csv", "{w}/geotiff_bad_csv/labels.csv"),
     ("fit-regress-without-targets", "fit --quick --out {o} --data {w}/geotiff_ok --task regress", "'target'"),
-    ("fit-multilabel-on-single-labels", "fit --quick --out {o} --data {w}/geotiff_ok --task multilabel",
-     "{w}/geotiff_ok: samples have no 'multilabel'"),
+    (
+        "fit-multilabel-on-single-labels",
+        "fit --quick --out {o} --data {w}/geotiff_ok --task multilabel",
+        "{w}/geotiff_ok: samples have no 'multilabel'",
+    ),
     ("fit-data-corrupt-geotiff", "fit --quick --out {o} --data {w}/geotiff", "{w}/geotiff/s2/patch_001.tif"),
     # option values
     ("fit-unknown-task", "fit --quick --out {o} --task segmentify", "'segmentify'"),
     ("fit-unknown-backbone", "fit --quick --out {o} --backbone resnet9000", "'resnet9000'"),
     ("fit-unknown-modality", "fit --quick --out {o} --modalities s2,bogus", "'bogus'"),
-    ("fit-negative-fraction", "fit --quick --out {o} --label-fraction -0.5", "--label-fraction -0.5"),  # the library says label_fraction=-0.5
+    (
+        "fit-negative-fraction",
+        "fit --quick --out {o} --label-fraction -0.5",
+        "--label-fraction -0.5",
+    ),  # the library says label_fraction=-0.5
     ("fit-zero-batch", "fit --out {o} --batch-size 0", "--batch-size 0"),
     ("fit-negative-seed", "fit --quick --out {o} --seed -1", "'--seed'"),
     ("fit-negative-workers", "fit --quick --out {o} --num-workers -1", "--num-workers -1"),
@@ -98,14 +128,21 @@ CASES: list[tuple[str, str, str]] = [
     ("pretrain-unknown-strategy", "pretrain --quick --out {o} --strategy foo", "'foo'"),
     ("pretrain-zero-nodes", "pretrain --quick --out {o} --num-nodes 0", "num_nodes"),
     ("pretrain-negative-max-samples", "pretrain --quick --out {o} --max-samples -1", "max_samples"),
+    ("embed-out-file", "embed --backbone {w}/empty_dir --out {w}/afile", "{w}/afile"),
+    ("embed-no-encoders", "embed --backbone {w}/empty_dir --quick --out {o}", "{w}/empty_dir"),
+    ("embed-no-backbone", "embed --quick --out {o}", "--backbone"),
+    ("embed-unknown-space", "embed --backbone {w}/empty_dir --space both --out {o}", "--space both"),
     ("evaluate-unknown-protocol", "evaluate --quick --out {o} --protocol lineal", "'lineal'"),
     ("evaluate-bad-fractions", "evaluate --quick --out {o} --fractions a,b", "'a,b'"),
     ("evaluate-zero-seeds", "evaluate --quick --out {o} --seeds 0", "--seeds 0"),
     ("evaluate-unknown-modality", "evaluate --quick --out {o} --modalities s2,bogus", "bogus"),
     ("experiment-fractional-seeds", "experiment fusion --quick --out {o} --seeds 1.5", "'1.5'"),
     ("zoo-build-negative-threads", "zoo build --quick --out {o} --threads -1", "--threads -1"),
-    ("zoo-build-dataset-garbage-npz", "zoo build --quick --out {o} --dataset {w}/garbage.npz",
-     "{w}/garbage.npz"),
+    (
+        "zoo-build-dataset-garbage-npz",
+        "zoo build --quick --out {o} --dataset {w}/garbage.npz",
+        "{w}/garbage.npz",
+    ),
     ("zoo-prune-empty-sparsity", "zoo prune {w}/zoo --out {o} --sparsity ,", "--sparsity"),
     ("evaluate-negative-size", "evaluate --quick --out {o} --size -3", "size=-3"),
     ("experiment-bad-seeds", "experiment fusion --quick --out {o} --seeds a", "--seeds"),
@@ -123,45 +160,92 @@ CASES: list[tuple[str, str, str]] = [
     ("data-generate-tiny-patch", "data generate --out {o} --n 4 --patch-size 2", "patch_size"),
     ("unknown-command", "fitt --quick", "'fitt'"),
     # configs
-    ("config-bad-type", "fit --quick --out {o} --config {w}/bad_type.yaml",
-     "{w}/bad_type.yaml: key 'epochs'"),
+    (
+        "config-bad-type",
+        "fit --quick --out {o} --config {w}/bad_type.yaml",
+        "{w}/bad_type.yaml: key 'epochs'",
+    ),
     ("config-unknown-key", "fit --quick --out {o} --config {w}/unknown_key.yaml", "{w}/unknown_key.yaml"),
     ("config-not-mapping", "pretrain --quick --out {o} --config {w}/list.yaml", "{w}/list.yaml"),
     ("config-bad-syntax", "zoo build --quick --out {o} --config {w}/syntax.yaml", "{w}/syntax.yaml"),
     ("config-missing", "fit --quick --out {o} --config {w}/missing.yaml", "{w}/missing.yaml"),
     ("config-is-dir", "fit --quick --out {o} --config {w}/empty_dir", "{w}/empty_dir"),
-    ("study-config-bad-type", "study label-efficiency --out {o} --config {w}/study_bad_type.yaml",
-     "{w}/study_bad_type.yaml: key 'seeds'"),
-    ("study-config-nested-bad-type", "study label-efficiency --out {o} --config {w}/study_nested.yaml",
-     "{w}/study_nested.yaml.data: key 'size'"),
+    (
+        "study-config-bad-type",
+        "study label-efficiency --out {o} --config {w}/study_bad_type.yaml",
+        "{w}/study_bad_type.yaml: key 'seeds'",
+    ),
+    (
+        "study-config-nested-bad-type",
+        "study label-efficiency --out {o} --config {w}/study_nested.yaml",
+        "{w}/study_nested.yaml.data: key 'size'",
+    ),
     ("study-config-not-mapping", "study label-efficiency --out {o} --config {w}/list.yaml", "{w}/list.yaml"),
     # checkpoints and backbones
-    ("evaluate-truncated-backbone", "evaluate --quick --out {o} --backbone {w}/truncated.safetensors",
-     "{w}/truncated.safetensors"),
-    ("evaluate-truncated-ckpt", "evaluate --quick --out {o} --backbone {w}/truncated.ckpt",
-     "{w}/truncated.ckpt"),
-    ("pretrain-resume-truncated-ckpt", "pretrain --quick --resume --out {w}/pretrain_run",
-     "{w}/pretrain_run/checkpoints/last.ckpt"),
+    (
+        "evaluate-truncated-backbone",
+        "evaluate --quick --out {o} --backbone {w}/truncated.safetensors",
+        "{w}/truncated.safetensors",
+    ),
+    (
+        "evaluate-truncated-ckpt",
+        "evaluate --quick --out {o} --backbone {w}/truncated.ckpt",
+        "{w}/truncated.ckpt",
+    ),
+    (
+        "pretrain-resume-truncated-ckpt",
+        "pretrain --quick --resume --out {w}/pretrain_run",
+        "{w}/pretrain_run/checkpoints/last.ckpt",
+    ),
     ("fit-rerun-truncated-ckpt", "fit --quick --out {w}/fit_run", "{w}/fit_run/checkpoints/last.ckpt"),
-    ("evaluate-missing-backbone", "evaluate --quick --out {o} --backbone {w}/missing.safetensors",
-     "{w}/missing.safetensors"),
+    (
+        "evaluate-missing-backbone",
+        "evaluate --quick --out {o} --backbone {w}/missing.safetensors",
+        "{w}/missing.safetensors",
+    ),
     # zoos and representations
     ("zoo-inspect-no-manifest", "zoo inspect {w}/zoo_no_manifest --out {o}", "{w}/zoo_no_manifest"),
-    ("zoo-inspect-corrupt-index", "zoo inspect {w}/zoo_bad_index --out {o}",
-     "{w}/zoo_bad_index/index.parquet"),
-    ("zoo-inspect-corrupt-manifest", "zoo inspect {w}/zoo_bad_manifest --out {o}",
-     "{w}/zoo_bad_manifest/zoo.json"),
+    (
+        "zoo-inspect-corrupt-index",
+        "zoo inspect {w}/zoo_bad_index --out {o}",
+        "{w}/zoo_bad_index/index.parquet",
+    ),
+    (
+        "zoo-inspect-corrupt-manifest",
+        "zoo inspect {w}/zoo_bad_manifest --out {o}",
+        "{w}/zoo_bad_manifest/zoo.json",
+    ),
     ("zoo-inspect-a-file", "zoo inspect {w}/afile --out {o}", "{w}/afile"),
-    ("zoo-inspect-corrupt-shard", "zoo inspect {w}/zoo_bad_shard --out {o}",
-     "{w}/zoo_bad_shard/shards/c00000-e001.safetensors"),
-    ("zoo-prune-corrupt-shard", "zoo prune {w}/zoo_bad_shard --out {o} --sparsity 0.5",
-     "{w}/zoo_bad_shard/shards/c00000-e001.safetensors"),
-    ("hyper-evaluate-corrupt-rep", "hyper evaluate --zoo {w}/zoo --rep {w}/rep_bad --out {o}",
-     "{w}/rep_bad/model.safetensors"),
-    ("hyper-fit-zoo-no-manifest", "hyper fit --quick --zoo {w}/zoo_no_manifest --out {o}",
-     "{w}/zoo_no_manifest"),
-    ("hyper-evaluate-empty-rep", "hyper evaluate --zoo {w}/zoo --rep {w}/empty_dir --out {o}",
-     "{w}/empty_dir"),
+    (
+        "zoo-inspect-corrupt-shard",
+        "zoo inspect {w}/zoo_bad_shard --out {o}",
+        "{w}/zoo_bad_shard/shards/c00000-e001.safetensors",
+    ),
+    (
+        "zoo-prune-corrupt-shard",
+        "zoo prune {w}/zoo_bad_shard --out {o} --sparsity 0.5",
+        "{w}/zoo_bad_shard/shards/c00000-e001.safetensors",
+    ),
+    (
+        "hyper-evaluate-corrupt-rep",
+        "hyper evaluate --zoo {w}/zoo --rep {w}/rep_bad --out {o}",
+        "{w}/rep_bad/model.safetensors",
+    ),
+    (
+        "hyper-fit-zoo-no-manifest",
+        "hyper fit --quick --zoo {w}/zoo_no_manifest --out {o}",
+        "{w}/zoo_no_manifest",
+    ),
+    (
+        "hyper-evaluate-empty-rep",
+        "hyper evaluate --zoo {w}/zoo --rep {w}/empty_dir --out {o}",
+        "{w}/empty_dir",
+    ),
+    # embeddings (eoreps retrieve; the bad embedding folders themselves: tests/evaluation/test_retrieval.py)
+    ("retrieve-not-an-embedding-folder", "retrieve --embeddings {w}/empty_dir --out {o}", "{w}/empty_dir"),
+    ("retrieve-out-file", "retrieve --embeddings {w}/empty_dir --out {w}/afile", "{w}/afile"),
+    ("retrieve-unknown-space", "retrieve --embeddings {w}/empty_dir --out {o} --space jiont", "'jiont'"),
+    ("retrieve-no-embeddings", "retrieve --out {o}", "--embeddings"),
 ]
 SUBPROCESS = ("fit-out-file", "inspect-corrupt-geotiff", "config-bad-type", "zoo-inspect-corrupt-index")
 
@@ -222,7 +306,10 @@ def _snapshot(root: Path) -> dict[str, tuple[int, str]]:
     snap = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
-            snap[str(p.relative_to(root))] = (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            snap[str(p.relative_to(root))] = (
+                p.stat().st_mtime_ns,
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+            )
         elif p.is_dir():
             snap[str(p.relative_to(root)) + "/"] = (0, "")
     return snap
@@ -255,8 +342,9 @@ def test_cases_are_many_and_distinct():
 
 
 @pytest.mark.parametrize("case, template, named", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(workspace, tmp_path, monkeypatch, capsys, case, template,
-                                                          named):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    workspace, tmp_path, monkeypatch, capsys, case, template, named
+):
     w, before = workspace
     monkeypatch.chdir(tmp_path)  # commands with a default --out write nothing into the repository
     with pytest.raises(SystemExit) as e:

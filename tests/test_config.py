@@ -125,11 +125,16 @@ def test_fit_config_with_a_bad_type_is_one_line_naming_file_and_key(tmp_path, ca
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("yaml_text, where", [("lr: fast\n", "key 'lr': 'fast' is not a valid float"),
-                                              ("name: [a]\n", "key 'name': ['a'] is not a valid str"),
-                                              ("inner: {width: wide}\n", ".inner: key 'width': 'wide'"),
-                                              ("inner: [8]\n", "key 'inner': [8] is not a valid Inner"),
-                                              ("inner: {width: true}\n", "key 'width': True is not a valid int")])
+@pytest.mark.parametrize(
+    "yaml_text, where",
+    [
+        ("lr: fast\n", "key 'lr': 'fast' is not a valid float"),
+        ("name: [a]\n", "key 'name': ['a'] is not a valid str"),
+        ("inner: {width: wide}\n", ".inner: key 'width': 'wide'"),
+        ("inner: [8]\n", "key 'inner': [8] is not a valid Inner"),
+        ("inner: {width: true}\n", "key 'width': True is not a valid int"),
+    ],
+)
 def test_load_dataclass_names_file_and_key_of_a_bad_type(tmp_path, yaml_text, where):
     p = tmp_path / "c.yaml"
     p.write_text(yaml_text)

@@ -133,3 +133,29 @@ def test_no_circle_in_the_workflows_even_through_function_level_imports():
     assert "eoreps.zoo.ray_backend" in sub["eoreps.zoo.build"]
     cycle = find_cycle(sub)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def test_no_circle_through_function_level_imports_in_registries_progress_and_cli():
+    """The backbone and zoo-architecture registries (the zoo names live in ``models.arch_registry``), the
+    progress bars (``lightning_progress`` above ``progress``) and the CLI generator (``cli_config`` below
+    ``commands.common``) do not import each other back, not even inside a function."""
+    prefixes = (
+        "eoreps.models",
+        "eoreps.zoo",
+        "eoreps.progress",
+        "eoreps.lightning_progress",
+        "eoreps.training",
+        "eoreps.checkpoints",
+        "eoreps.cli_config",
+        "eoreps.commands",
+        "eoreps.registry",
+    )
+    graph = import_graph(lazy=True)
+    sub = {
+        n: {m for m in deps if m.startswith(prefixes)} for n, deps in graph.items() if n.startswith(prefixes)
+    }
+    assert "eoreps.models.arch_registry" in sub["eoreps.models.registry"]
+    assert "eoreps.progress" in sub["eoreps.lightning_progress"]
+    assert "eoreps.cli_config" in sub["eoreps.commands.common"]
+    cycle = find_cycle(sub)
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])

@@ -49,7 +49,9 @@ def test_check_out_dir_refuses_a_read_only_folder(tmp_path, make_read_only, how)
 
 
 @pytest.mark.parametrize("how", ["mode", "erofs"])
-@pytest.mark.parametrize("command", [["fit", "--quick"], ["data", "generate", "--n", "4"], ["zoo", "build", "--quick"]])
+@pytest.mark.parametrize(
+    "command", [["fit", "--quick"], ["data", "generate", "--n", "4"], ["zoo", "build", "--quick"]]
+)
 def test_read_only_out_is_one_line_before_any_work(tmp_path, capsys, make_read_only, command, how):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -86,12 +88,15 @@ def test_cli_keeps_the_traceback_of_other_os_errors(tmp_path, monkeypatch):
 
 
 def test_cli_turns_out_of_memory_into_one_line(tmp_path, capsys, monkeypatch):
-    """Sizes beyond the machine (e.g. ``data generate --patch-size 100000``) end in one line, not a traceback."""
+    """Sizes beyond the machine (e.g. ``data generate --patch-size 100000``) end in one line, not a
+    traceback."""
     import eoreps.data.simeo
 
     def fail(*args, **kwargs):
         raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100014, 100014)")
 
     monkeypatch.setattr(eoreps.data.simeo, "write_simeo", fail)
-    line = _one_line_error(capsys, ["data", "generate", "--out", str(tmp_path / "d"), "--patch-size", "100000"])
+    line = _one_line_error(
+        capsys, ["data", "generate", "--out", str(tmp_path / "d"), "--patch-size", "100000"]
+    )
     assert "out of memory (Unable to allocate 74.5 GiB" in line and "--patch-size" in line

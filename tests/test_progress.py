@@ -11,7 +11,13 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from eoreps import progress as P
-from eoreps.lightning_progress import LineProgressBar, StepTQDMProgressBar, step_budgeted, total_steps
+from eoreps.lightning_progress import (
+    LineProgressBar,
+    StepTQDMProgressBar,
+    progress_callbacks,
+    step_budgeted,
+    total_steps,
+)
 
 
 class _Tiny(pl.LightningModule):
@@ -30,8 +36,15 @@ class _Tiny(pl.LightningModule):
 
 def _fit(bars, **limits) -> pl.Trainer:
     dl = DataLoader(TensorDataset(torch.randn(40, 2)), batch_size=4)  # 10 batches per epoch
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
-                         callbacks=bars, enable_progress_bar=bool(bars), **limits)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=bars,
+        enable_progress_bar=bool(bars),
+        **limits,
+    )
     trainer.fit(_Tiny(), dl)
     return trainer
 
@@ -70,18 +83,20 @@ def test_progress_lines_when_not_a_terminal(progress_on, capsys):
     err = capsys.readouterr().err
     lines = err.splitlines()
     assert "\r" not in err and 1 < len(lines) <= 21
-    assert lines[0].startswith("cells: 50/1000 it (5%)") and lines[-1].startswith("cells: 1000/1000 it (100%)")
+    assert lines[0].startswith("cells: 50/1000 it (5%)") and lines[-1].startswith(
+        "cells: 1000/1000 it (100%)"
+    )
 
 
 def test_progress_disabled_prints_nothing(monkeypatch, capsys):
     monkeypatch.setenv("EOREPS_NO_PROGRESS", "1")
     assert list(P.progress(iter(range(5)), desc="x")) == [0, 1, 2, 3, 4]
     assert capsys.readouterr().err == ""
-    assert P.progress_callbacks() == []
+    assert progress_callbacks() == []
 
 
 def test_lightning_step_budget_lines(progress_on, capsys):
-    bars = P.progress_callbacks()
+    bars = progress_callbacks()
     assert len(bars) == 1 and isinstance(bars[0], LineProgressBar)
     trainer = _fit(bars, max_steps=25, max_epochs=-1)
     assert trainer.global_step == 25 and total_steps(trainer) == 25 and step_budgeted(trainer)
@@ -89,7 +104,9 @@ def test_lightning_step_budget_lines(progress_on, capsys):
     err = captured.err + captured.out
     lines = [ln for ln in err.splitlines() if ln.startswith("train:")]
     assert "\r" not in err and "/-2" not in err and 1 < len(lines) <= 21
-    assert lines[-1].startswith("train: 25/25 steps (100%)") and "epoch 3" in lines[-1] and "loss=" in lines[-1]
+    assert (
+        lines[-1].startswith("train: 25/25 steps (100%)") and "epoch 3" in lines[-1] and "loss=" in lines[-1]
+    )
 
 
 def test_lightning_epoch_budget_total_and_label(progress_on, capsys):

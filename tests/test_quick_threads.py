@@ -71,8 +71,11 @@ def test_threads_is_taken_and_applied(command, monkeypatch, tmp_path, study_yaml
 
 
 def test_fit_quick_keeps_the_given_epochs_and_says_what_it_changed(monkeypatch, tmp_path, capsys):
-    cfg = _run(monkeypatch, "eoreps.tasks.fit.fit", ["fit", "--quick", "--epochs", "2", "--backbone", "cnn-small",
-                                                      "--out", str(tmp_path)]).args_[0]
+    cfg = _run(
+        monkeypatch,
+        "eoreps.tasks.fit.fit",
+        ["fit", "--quick", "--epochs", "2", "--backbone", "cnn-small", "--out", str(tmp_path)],
+    ).args_[0]
     assert cfg.epochs == 2 and cfg.backbone == "cnn-small" and cfg.batch_size == 32 and cfg.max_train == 64
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("--quick:")]
     assert len(lines) == 1 and "batch-size 64 -> 32" in lines[0] and "epochs" not in lines[0]
@@ -90,8 +93,11 @@ def test_quick_keeps_options_from_the_config_file(monkeypatch, tmp_path):
 
 
 def test_pretrain_quick_keeps_the_given_epochs_and_batch_size(monkeypatch, tmp_path):
-    cfg = _run(monkeypatch, "eoreps.ssl.pretrain.run_pretrain",
-               ["pretrain", "--quick", "--epochs", "5", "--batch-size", "64", "--out", str(tmp_path)]).args_[0]
+    cfg = _run(
+        monkeypatch,
+        "eoreps.ssl.pretrain.run_pretrain",
+        ["pretrain", "--quick", "--epochs", "5", "--batch-size", "64", "--out", str(tmp_path)],
+    ).args_[0]
     r = cfg.resolved()
     assert (r.epochs, r.batch_size, r.max_samples) == (5, 64, 128)
 
@@ -100,7 +106,9 @@ def test_evaluate_quick_keeps_the_given_seeds_and_epochs(monkeypatch, tmp_path):
     cfg = _run(monkeypatch, "eoreps.evaluation.study.run_study",
                ["evaluate", "--quick", "--seeds", "3", "--epochs", "7", "--out", str(tmp_path)]).args_[0]
     assert cfg.seed_list == [0, 1, 2] and cfg.options.train.epochs == 7
-    cfg = _run(monkeypatch, "eoreps.evaluation.study.run_study", ["evaluate", "--quick", "--out", str(tmp_path)]).args_[0]
+    cfg = _run(
+        monkeypatch, "eoreps.evaluation.study.run_study", ["evaluate", "--quick", "--out", str(tmp_path)]
+    ).args_[0]
     assert cfg.seed_list == [0, 1] and cfg.options.train.epochs == 3
 
 
@@ -108,12 +116,28 @@ def test_zoo_build_quick_keeps_the_given_epochs(monkeypatch, tmp_path):
     cfg = _run(monkeypatch, "eoreps.zoo.build.build_zoo",
                ["zoo", "build", "--quick", "--epochs", "5", "--out", str(tmp_path / "z")]).args_[0]
     assert cfg.epochs == 5 and cfg.grid.n_models <= 16
-    cfg = _run(monkeypatch, "eoreps.zoo.build.build_zoo", ["zoo", "build", "--quick", "--out", str(tmp_path / "y")]).args_[0]
+    cfg = _run(
+        monkeypatch, "eoreps.zoo.build.build_zoo", ["zoo", "build", "--quick", "--out", str(tmp_path / "y")]
+    ).args_[0]
     assert cfg.epochs == 2
 
 
 def test_hyper_fit_quick_keeps_the_given_model_size(monkeypatch, tmp_path):
-    cfg = _run(monkeypatch, "eoreps.hyper.train.fit", ["hyper", "fit", "--zoo", str(tmp_path / "zoo"), "--quick",
-                                                       "--epochs", "4", "--d-model", "64", "--out", str(tmp_path / "r")]
-               ).args_[0]
+    cfg = _run(
+        monkeypatch,
+        "eoreps.hyper.train.fit",
+        [
+            "hyper",
+            "fit",
+            "--zoo",
+            str(tmp_path / "zoo"),
+            "--quick",
+            "--epochs",
+            "4",
+            "--d-model",
+            "64",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    ).args_[0]
     assert cfg.epochs == 4 and cfg.model.d_model == 64 and cfg.model.enc_layers == 1

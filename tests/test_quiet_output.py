@@ -11,7 +11,11 @@ import sys
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     """``eoreps ARGS`` with stderr a pipe (not a terminal) and the user's default settings."""
-    env = {k: v for k, v in os.environ.items() if k not in ("EOREPS_NO_PROGRESS", "EOREPS_VERBOSE", "PYTHONWARNINGS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("EOREPS_NO_PROGRESS", "EOREPS_VERBOSE", "PYTHONWARNINGS")
+    }
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-m", "eoreps.cli", *args], capture_output=True, text=True, env=env,
                          timeout=300)

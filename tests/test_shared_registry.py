@@ -21,14 +21,18 @@ def test_spellings_duplicates_and_removal() -> None:
         reg.add("band-prediction", 2)
     reg.add("band-prediction", 2, replace=True)
     assert reg.get("band-prediction") == 2
-    with pytest.raises(ConfigError, match=r"unknown widget 'band-predictio' \(did you mean 'band-prediction'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown widget 'band-predictio' \(did you mean 'band-prediction'\?\)"
+    ):
         reg.get("band-predictio")
     reg.remove("band-prediction")
     assert reg.names() == [] and reg.lookup("band-prediction") is None
 
 
 def test_lazy_builtins_are_imported_on_first_lookup(monkeypatch) -> None:
-    reg: Registry[str] = Registry("gadget", lazy={"b": "toy_gadget_b", "a": ("toy_gadget_a", "toy_gadget_a2")})
+    reg: Registry[str] = Registry(
+        "gadget", lazy={"b": "toy_gadget_b", "a": ("toy_gadget_a", "toy_gadget_a2")}
+    )
     imported: list[str] = []
 
     class Finder:  # a module whose import registers its entry, like a decorated file
@@ -51,7 +55,11 @@ def test_lazy_builtins_are_imported_on_first_lookup(monkeypatch) -> None:
     assert reg.names() == ["b", "a"] and imported == []  # listing imports nothing
     assert reg.get("a") == "toy_gadget_a" and imported == ["toy_gadget_a", "toy_gadget_a2"]  # every module
     reg.add("c", "late")
-    assert reg.names() == ["b", "a", "c"] and reg.entries() == {"b": "toy_gadget_b", "a": "toy_gadget_a", "c": "late"}
+    assert reg.names() == ["b", "a", "c"] and reg.entries() == {
+        "b": "toy_gadget_b",
+        "a": "toy_gadget_a",
+        "c": "late",
+    }
     for m in ("toy_gadget_a", "toy_gadget_a2", "toy_gadget_b"):
         sys.modules.pop(m, None)
 

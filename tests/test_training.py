@@ -78,3 +78,21 @@ def test_the_three_trainers_use_the_one_builder(module):
     assert "build_run" in calls
     assert not calls & {"L.Trainer", "Trainer", "CSVLogger", "ResumableCSVLogger", "AtomicCheckpointIO",
                         "RunState", "progress_callbacks"}
+
+
+def test_precision_is_stored_short_and_converted_only_for_the_trainer(tmp_path):
+    """Configs store ``fp32``/``bf16``; the Trainer gets Lightning's spelling; a checkpoint whose identity
+    recorded ``32-true`` (before the one vocabulary) still resumes a run that says ``fp32``."""
+    from eoreps.ssl.pretrain import PretrainConfig
+    from eoreps.tasks.fit import FitConfig
+
+    assert FitConfig(precision="bf16-mixed").precision == "bf16" and FitConfig().precision == "fp32"
+    assert PretrainConfig(precision="32-true").precision == "fp32"
+    assert PretrainConfig(precision="auto").precision == "fp32"
+    run = build_run(tmp_path, {}, quiet=True, accelerator="cpu", precision="bf16", max_steps=1)
+    assert run.trainer.precision == "bf16-mixed"
+    _run(tmp_path / "old", 2, {"kind": "toy", "precision": "32-true"})
+    last = tmp_path / "old" / "checkpoints" / "last.ckpt"
+    assert resume_point(last, {"kind": "toy", "precision": "fp32"}, "x") is not None
+    with pytest.raises(DataError, match="precision '32-true'"):
+        resume_point(last, {"kind": "toy", "precision": "bf16"}, "x")

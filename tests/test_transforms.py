@@ -24,8 +24,15 @@ def _batch(b: int = 16, c: int = 12, s: int = 16, seed: int = 0) -> dict:
     blocks = torch.randint(0, 5, (b, s // 4, s // 4), generator=g)
     mask = blocks.repeat_interleave(4, 1).repeat_interleave(4, 2)  # piecewise constant 4x4 blocks
     mask[:, 0, 0] = -100
-    return {"s2": s2, "s1": s2[:, :2].clone(), "weather": torch.randn(b, 3, generator=g), "mask": mask,
-            "valid_s2": torch.rand(b, s, s, generator=g) > 0.1, "label": torch.arange(b), "id": [str(i) for i in range(b)]}
+    return {
+        "s2": s2,
+        "s1": s2[:, :2].clone(),
+        "weather": torch.randn(b, 3, generator=g),
+        "mask": mask,
+        "valid_s2": torch.rand(b, s, s, generator=g) > 0.1,
+        "label": torch.arange(b),
+        "id": [str(i) for i in range(b)],
+    }
 
 
 def _reference_d4(x: torch.Tensor, g: int) -> torch.Tensor:
@@ -42,9 +49,14 @@ def test_d4_is_exact_group_permutation():
         assert torch.equal(y[i], _reference_d4(x[i], i))
     # permutation of pixels: the multiset of values per channel is unchanged, elements are distinct
     assert torch.equal(y.flatten(2).sort(-1).values, x.flatten(2).sort(-1).values)
-    assert len({tuple(_reference_d4(torch.arange(25.0).view(5, 5), i).flatten().tolist()) for i in range(8)}) == 8
+    assert (
+        len({tuple(_reference_d4(torch.arange(25.0).view(5, 5), i).flatten().tolist()) for i in range(8)})
+        == 8
+    )
     # all 8 elements are drawn, roughly uniformly
-    counts = torch.bincount(RandomFlipRotate().sample_params(8000, torch.Generator().manual_seed(0)), minlength=8)
+    counts = torch.bincount(
+        RandomFlipRotate().sample_params(8000, torch.Generator().manual_seed(0)), minlength=8
+    )
     assert counts.min() > 850 and counts.max() < 1150
     assert set(RandomFlipRotate(rotate=False).sample_params(400).tolist()) == {0, 2, 4, 6}
     assert set(RandomFlipRotate(flip=False).sample_params(400).tolist()) == {0, 1, 2, 3}

@@ -1,4 +1,5 @@
-"""Checkpoints that survive a full disk and a kill, and resumes that lose nothing (pretrain and fit share these).
+"""Checkpoints that survive a full disk and a kill, and resumes that lose nothing (pretrain and fit share
+these).
 
 * :class:`AtomicCheckpointIO` -- Lightning's checkpoint writer, writing to a temporary file beside the
   target and ``os.replace``-ing it (:func:`eoreps.io.atomic_path`), so a failed write (full disk, kill)
@@ -32,8 +33,9 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from torch.utils.data import DataLoader, Sampler
 
-from eoreps.errors import DataError
+from eoreps.errors import ConfigError, DataError
 from eoreps.io import atomic_path
+from eoreps.vocabulary import PRECISIONS, normalize_precision
 
 STATE_KEY = "eoreps"
 
@@ -51,7 +53,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     (often empty) ``last.ckpt`` in place of the previous good one.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
         """Write ``checkpoint`` to ``path`` atomically (``storage_options`` are not supported)."""
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options")
@@ -75,16 +79,22 @@ class RunState(L.Callback):
             readable after ``ddp_spawn`` whose parent trainer never sees the children's steps).
     """
 
-    def __init__(self, identity: dict[str, Any], t0: float, offset_s: float = 0.0, final: Path | None = None) -> None:
+    def __init__(
+        self, identity: dict[str, Any], t0: float, offset_s: float = 0.0, final: Path | None = None
+    ) -> None:
         self.identity, self.t0, self.offset_s, self.final = dict(identity), t0, offset_s, final
 
     def elapsed(self) -> float:
         """Training seconds so far, the resumed runs included."""
         return self.offset_s + time.perf_counter() - self.t0
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint[STATE_KEY] = {"identity": self.identity, "elapsed_s": self.elapsed()}
-        for logger in trainer.loggers:  # rows logged so far reach the disk with the checkpoint (a kill keeps them)
+        for (
+            logger
+        ) in trainer.loggers:  # rows logged so far reach the disk with the checkpoint (a kill keeps them)
             logger.save()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -106,7 +116,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # truncated zip, empty file (EOFError), pickling errors: all mean "corrupt"
-        raise DataError(f"{path}: corrupt checkpoint ({type(e).__name__}); delete it to start fresh") from None
+        raise DataError(
+            f"{path}: corrupt checkpoint ({type(e).__name__}); delete it to start fresh"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise DataError(f"{path}: not a Lightning checkpoint; delete it to start fresh")
     return ckpt
@@ -127,14 +139,21 @@ def check_resume(path: Path, identity: dict[str, Any], fix: str) -> ResumePoint:
     ckpt = read_checkpoint(path)
     state = ckpt.get(STATE_KEY, {})
     theirs = state.get("identity") or {}
-    differ = [k for k in identity if k in theirs and _plain(theirs[k]) != _plain(identity[k])]
+    differ = [k for k in identity if k in theirs and _plain(k, theirs[k]) != _plain(k, identity[k])]
     if differ:
         raise DataError(f"{path}: written by {_show({k: theirs[k] for k in differ})}; this run has "
                         f"{_show({k: identity[k] for k in differ})}; {fix}")
     return ResumePoint(path, int(ckpt.get("global_step", 0)), float(state.get("elapsed_s", 0.0)))
 
 
-def _plain(v: Any) -> Any:
+def _plain(key: str, v: Any) -> Any:
+    """The comparable form of an identity value: tuples as lists, a precision in its short form (checkpoints
+    written before the one vocabulary recorded Lightning's ``32-true``)."""
+    if key == "precision" and isinstance(v, str):
+        try:
+            return normalize_precision(v, (*PRECISIONS, "fp64"))
+        except ConfigError:
+            return v
     return list(v) if isinstance(v, tuple) else v
 
 
@@ -262,8 +281,9 @@ class ResumableLoader(DataLoader):
         self.sampler.load_state_dict(state)  # type: ignore[attr-defined]
 
 
-def resumable_loader(dataset: Any, batch_size: int, seed: int, trainer: L.Trainer | None, drop_last: bool = True,
-                     **kwargs: Any) -> ResumableLoader:
+def resumable_loader(
+    dataset: Any, batch_size: int, seed: int, trainer: L.Trainer | None, drop_last: bool = True, **kwargs: Any
+) -> ResumableLoader:
     """A shuffled training loader of ``dataset`` sharded over ``trainer``'s processes (``kwargs`` go to
     ``DataLoader``: ``num_workers``, ``collate_fn`` ...)."""
     rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)

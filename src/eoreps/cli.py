@@ -21,9 +21,16 @@ from eoreps.errors import EoRepsError
 # Typer >= 0.20 vendors its own click; catch both its exceptions and plain click's.
 _ABORTS = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
 _USAGE_ERRORS = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})
-_HELP_SCREENS = tuple({click.exceptions.NoArgsIsHelpError,
-                       getattr(getattr(getattr(typer, "_click", None), "exceptions", None), "NoArgsIsHelpError",
-                               click.exceptions.NoArgsIsHelpError)})
+_HELP_SCREENS = tuple(
+    {
+        click.exceptions.NoArgsIsHelpError,
+        getattr(
+            getattr(getattr(typer, "_click", None), "exceptions", None),
+            "NoArgsIsHelpError",
+            click.exceptions.NoArgsIsHelpError,
+        ),
+    }
+)
 
 
 def _usage_line(e: Exception) -> str:
@@ -46,21 +53,25 @@ app = typer.Typer(
 def _register() -> None:
     from eoreps.commands import data as data_cmd
     from eoreps.commands import demo as demo_cmd
+    from eoreps.commands import embed as embed_cmd
     from eoreps.commands import evaluate as evaluate_cmd
     from eoreps.commands import experiment as exp_cmd
     from eoreps.commands import fit as fit_cmd
     from eoreps.commands import hyper as hyper_cmd
     from eoreps.commands import pretrain as pretrain_cmd
+    from eoreps.commands import retrieve as retrieve_cmd
     from eoreps.commands import study as study_cmd
     from eoreps.commands import zoo as zoo_cmd
 
     app.add_typer(data_cmd.app, name="data")
     app.command("demo")(demo_cmd.demo)
+    app.command("embed")(embed_cmd.embed)
     app.command("evaluate")(evaluate_cmd.evaluate)
     app.add_typer(study_cmd.app, name="study")
     app.command("fit")(fit_cmd.fit)
     app.add_typer(exp_cmd.app, name="experiment")
     app.command("pretrain")(pretrain_cmd.pretrain)
+    app.command("retrieve")(retrieve_cmd.retrieve)
     app.add_typer(zoo_cmd.app, name="zoo")
     app.add_typer(hyper_cmd.app, name="hyper")
 
@@ -124,8 +135,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except MemoryError as e:  # sizes the user chose (--n, --patch-size, --batch-size) beyond this machine
         reason = " ".join(str(e).split()) or "MemoryError"
-        print(f"eoreps: error: out of memory ({reason}); use smaller sizes (e.g. --n, --patch-size, --batch-size)",
-              file=sys.stderr)
+        print(
+            f"eoreps: error: out of memory ({reason}); use smaller sizes (e.g. --n, --patch-size, "
+            "--batch-size)",
+            file=sys.stderr,
+        )
         sys.exit(2)
     except _ABORTS as e:
         if isinstance(e.__context__, EOFError):  # click turns any EOFError into Abort: a bug, not a Ctrl-C

@@ -1,4 +1,5 @@
-"""Configs generate the CLI: a command's options, ``--help`` text and YAML keys come from its config dataclass.
+"""Configs generate the CLI: a command's options, ``--help`` text and YAML keys come from its config
+dataclass.
 
 A config field becomes a command-line option when it is declared with :func:`opt`::
 
@@ -17,7 +18,8 @@ and a Typer command takes the whole config at once::
 The option name is the field name with dashes (``--label-fraction``), the type comes from the annotation
 (``bool`` -> ``--x/--no-x``; lists -> one comma-separated string; ``X | None`` -> ``none`` is the command-line
 value meaning None, e.g. ``--max-train 0``), the help from the metadata. ``--config FILE.yaml`` keys are the
-field names: the CLI options through :func:`eoreps.commands.common._config_callback` (a wrong type names the file
+field names: the CLI options through :func:`eoreps.commands.common._config_callback` (a wrong type names the
+file
 and key) and also the config-only fields (declared without :func:`opt`), checked against their annotation.
 ``--quick`` calls the config's one ``apply_quick(keep)`` method, ``keep`` being what the user gave.
 
@@ -38,11 +40,11 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from eoreps.errors import ConfigError, unknown_name
+from eoreps.errors import ConfigError, EoRepsError, unknown_name
 
 if TYPE_CHECKING:
     import typer
@@ -129,7 +131,12 @@ def _cli_type_and_default(f: dataclasses.Field, hint: Any) -> tuple[Any, Any]:
     default = _default(f)
     if base is bool:
         return bool, bool(default)
-    if _is_list(base) or typing.get_origin(base) is dict or spec.parse is not None and base not in (int, float):
+    if (
+        _is_list(base)
+        or typing.get_origin(base) is dict
+        or spec.parse is not None
+        and base not in (int, float)
+    ):
         if default is None or default is _UNSET:
             shown = spec.none if spec.none is not _UNSET else ""
         elif isinstance(default, dict):
@@ -179,7 +186,8 @@ def parse_floats(value: str, what: str) -> list[float]:
 
 
 def parse_ints(value: str, what: str) -> list[int]:
-    """Split '0,5,10' into integers with a one-line error on a bad item (``1.5``, ``last``) or an empty list."""
+    """Split '0,5,10' into integers with a one-line error on a bad item (``1.5``, ``last``) or an empty
+    list."""
     numbers = parse_floats(value, what)
     if not all(v.is_integer() for v in numbers):
         raise ConfigError(f"{what}: '{value}' is not a comma-separated list of integers")
@@ -187,7 +195,8 @@ def parse_ints(value: str, what: str) -> list[int]:
 
 
 def parse_kwargs(value: str, what: str) -> dict[str, Any]:
-    """``"img_size=32,patch_size=4"`` -> ``{"img_size": 32, "patch_size": 4}`` (values parsed as YAML scalars)."""
+    """``"img_size=32,patch_size=4"`` -> ``{"img_size": 32, "patch_size": 4}`` (values parsed as YAML
+    scalars)."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -222,8 +231,13 @@ def _to_field(f: dataclasses.Field, hint: Any, raw: Any) -> Any:
             return None
         item = (typing.get_args(base) or (str,))[0]
         what = flag_of(f)
-        values: list[Any] = (parse_floats(raw, what) if item is float else parse_ints(raw, what) if item is int
-                             else parse_list(raw, _singular(f.name)))
+        values: list[Any] = (
+            parse_floats(raw, what)
+            if item is float
+            else parse_ints(raw, what)
+            if item is int
+            else parse_list(raw, _singular(f.name))
+        )
         return tuple(values) if typing.get_origin(base) is tuple else values
     if base is str and isinstance(raw, Path):
         return str(raw)
@@ -297,21 +311,73 @@ def config_keys(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def error_flags(cls: type, params: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Field name -> option name for :func:`flags_in_errors`: the CLI fields of ``cls``, the command's other
+    parameters (``params``: shared options such as ``mask_classes`` -> ``--mask-classes``) and the library
+    names ``cls.ERROR_NAMES`` maps onto a field (``{"erase_prob": "erase"}``: a nested config calls it
+    otherwise)."""
+    flags = {**(params or {}), **{f.name: flag_of(f) for f in cli_fields(cls)}}
+    for library_name, field_name in getattr(cls, "ERROR_NAMES", {}).items():
+        if field_name in flags:
+            flags[library_name] = flags[field_name]
+    return flags
+
+
+def _with_flags(message: str, flags: Mapping[str, str]) -> str:
+    """``label_fraction=1.5 ...`` -> ``--label-fraction 1.5 ...``; ``x=True`` -> ``--x`` (a switch)."""
+    # not after a word character, '.', '-' or a path separator ('out/split=train' is a path, not an argument)
+    pattern = re.compile(r"(?<![\w./\\-])(" + "|".join(map(re.escape, flags)) + r")=(True\b)?")
+    return pattern.sub(lambda m: flags[m.group(1)] + ("" if m.group(2) else " "), message)
+
+
 @contextlib.contextmanager
-def flags_in_errors(cls: type) -> Iterator[None]:
-    """Library errors name config fields (``label_fraction=1.5 must be in (0, 1]``, callable from Python); on the
-    command line the same message names the option: ``--label-fraction 1.5 must be in (0, 1]``."""
+def flags_in_errors(cls: type, params: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Library errors name config fields (``label_fraction=1.5 must be in (0, 1]``, callable from Python); on
+    the
+    command line the same message names the option: ``--label-fraction 1.5 must be in (0, 1]``.
+
+    Args:
+        cls: the command's config class.
+        params: the command's other options, parameter name -> option name (see :func:`error_flags`).
+    """
     try:
         yield
-    except ConfigError as e:
-        flags = {f.name: flag_of(f) for f in cli_fields(cls)}
+    except EoRepsError as e:
+        flags = error_flags(cls, params)
         if not flags or len(e.args) != 1 or not isinstance(e.args[0], str):
             raise
-        pattern = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, flags)) + r")=")
-        message = pattern.sub(lambda m: f"{flags[m.group(1)]} ", e.args[0])
+        message = _with_flags(e.args[0], flags)
         if message == e.args[0]:
             raise
-        raise type(e)(message) from None
+        try:
+            renamed = type(e)(message)
+        except TypeError:  # a subclass with other constructor arguments: keep it as it is
+            raise e from None
+        raise renamed from None
+
+
+_GIVEN = frozenset({"COMMANDLINE", "DEFAULT_MAP", "ENVIRONMENT"})
+
+
+def explicit(ctx: typer.Context) -> set[str]:
+    """Names of the options the user gave (on the command line or in the ``--config`` file), as opposed to
+    those left at their defaults: what ``--quick`` must not replace."""
+    given = set()
+    for name in ctx.params:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in _GIVEN:  # by name: Typer may vendor its own click
+            given.add(name)
+    return given
+
+
+def echo_quick(changes: list[str]) -> None:
+    """Print the one line that says what ``--quick`` changed (nothing when it changed nothing)."""
+    from eoreps.quick import describe
+
+    if changes:
+        import typer
+
+        typer.echo(describe(changes))
 
 
 class QuickConfig(Protocol):
@@ -335,13 +401,14 @@ def from_config(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kw: Any) -> Any:
-            from eoreps.commands.common import echo_quick, explicit
-
             ctx: typer.Context = kw["ctx"] if "ctx" in kw else args[0]
             values = {n: kw.pop(n) for n in names if n in kw}
             shared = {n: v for n, v in kw.items() if n != "ctx"}
             only = dict(ctx.meta.get(_ONLY_KEY, {}))
-            with flags_in_errors(cls):
+            params = {
+                p.name: p.opts[0] for p in ctx.command.params if p.name and p.opts and p.opts[0][:2] == "--"
+            }
+            with flags_in_errors(cls, params):
                 cfg = build_config(cls, {**shared, **values}, only)
                 if kw.get("quick") and hasattr(cfg, "apply_quick"):
                     echo_quick(cfg.apply_quick(explicit(ctx) | set(only)))

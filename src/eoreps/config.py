@@ -76,7 +76,13 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     return cls(**kwargs)
 
 
-_SCALARS: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,), Path: (str, Path)}
+_SCALARS: dict[Any, tuple[type, ...]] = {
+    int: (int,),
+    float: (int, float),
+    str: (str,),
+    bool: (bool,),
+    Path: (str, Path),
+}
 
 
 def _fits(value: Any, hint: Any) -> bool:

@@ -1,4 +1,5 @@
-"""Lightning progress bars for eoreps trainers (built by :func:`eoreps.progress.progress_callbacks`).
+"""Lightning progress bars for eoreps trainers, built by :func:`progress_callbacks` (here, above
+:mod:`eoreps.progress`, which holds the loops' bars and lines and imports no Lightning).
 
 * :class:`StepTQDMProgressBar` (terminal): Lightning's tqdm bar, but a run budgeted in steps
   (``max_steps`` with ``max_epochs=-1``, as ``eoreps pretrain`` does) gets one bar over all steps
@@ -15,7 +16,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 
-from eoreps.progress import LineReporter
+from eoreps.progress import LineReporter, interactive, progress_enabled
 
 
 def epoch_budget(trainer: pl.Trainer) -> int | None:
@@ -104,7 +105,9 @@ class LineProgressBar(ProgressBar):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if self._enabled and self._reporter is not None and self._reporter.due(trainer.global_step):
-            self._reporter.update(trainer.global_step, self._extra(trainer, pl_module))  # metrics only when due
+            self._reporter.update(
+                trainer.global_step, self._extra(trainer, pl_module)
+            )  # metrics only when due
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._enabled and self._reporter is not None:
@@ -114,3 +117,15 @@ class LineProgressBar(ProgressBar):
     def _extra(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
         parts = (epoch_label(trainer), _metrics_text(self, trainer, pl_module))
         return ", ".join(t for t in parts if t)
+
+
+def progress_callbacks(enabled: bool = True) -> list[Any]:
+    """The Lightning progress-bar callback for a trainer (empty when disabled): append it to the trainer's
+    callbacks and pass ``enable_progress_bar=bool(result)``.
+
+    On a terminal: a tqdm bar that counts steps for step-budgeted runs (``max_steps``, where Lightning would
+    show ``Epoch 0/-2``) and ``Epoch k/N`` otherwise; elsewhere plain lines every 5 % of the steps.
+    """
+    if not (enabled and progress_enabled()):
+        return []
+    return [StepTQDMProgressBar() if interactive() else LineProgressBar()]

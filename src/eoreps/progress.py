@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -64,7 +64,8 @@ class LineReporter:
         return int(100.0 * min(n, self.total) / self.total // self.step_pct)
 
     def due(self, n: int) -> bool:
-        """Whether :meth:`update` with count ``n`` would print (to compute costly ``extra`` text only then)."""
+        """Whether :meth:`update` with count ``n`` would print (to compute costly ``extra`` text only
+        then)."""
         now = time.monotonic()
         if self.total:
             return self._bucket(n) > self._last_bucket and now - self._last_t >= self.min_interval_s
@@ -118,17 +119,3 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, unit: s
     if not interactive():
         return _lines(iterable, desc, total, unit)
     return iter(tqdm(iterable, desc=desc, total=total, unit=unit, dynamic_ncols=True, leave=False))
-
-
-def progress_callbacks(enabled: bool = True) -> list[Any]:
-    """The Lightning progress-bar callback for a trainer (empty when disabled): append it to the trainer's
-    callbacks and pass ``enable_progress_bar=bool(result)``.
-
-    On a terminal: a tqdm bar that counts steps for step-budgeted runs (``max_steps``, where Lightning would
-    show ``Epoch 0/-2``) and ``Epoch k/N`` otherwise; elsewhere plain lines every 5 % of the steps.
-    """
-    if not (enabled and progress_enabled()):
-        return []
-    from eoreps.lightning_progress import LineProgressBar, StepTQDMProgressBar
-
-    return [StepTQDMProgressBar() if interactive() else LineProgressBar()]

@@ -9,7 +9,8 @@
   the rows logged before its checkpoint);
 * :class:`~eoreps.checkpoints.RunState` (the run's identity and elapsed training time in every
   checkpoint, so a resumed run reports the time of all its parts);
-* the progress bar of :func:`eoreps.progress.progress_callbacks` (``enable_progress_bar`` follows it);
+* the progress bar of :func:`eoreps.lightning_progress.progress_callbacks` (``enable_progress_bar`` follows
+it);
 * the caller's ``ModelCheckpoint`` and other callbacks, in the order given;
 
 and :func:`resume_point` decides where a run continues (a checked checkpoint, or from scratch).
@@ -28,7 +29,7 @@ from typing import Any
 import lightning as L
 
 from eoreps.checkpoints import AtomicCheckpointIO, ResumableCSVLogger, ResumePoint, RunState, check_resume
-from eoreps.progress import progress_callbacks
+from eoreps.lightning_progress import progress_callbacks
 
 __all__ = ["Run", "build_run", "resume_point"]
 
@@ -46,7 +47,7 @@ def resume_point(last: Path, identity: dict[str, Any], fix: str, *, wanted: bool
         return None
     if not last.is_file():
         if warn_missing:
-            warnings.warn(f"--resume: no checkpoint at {last}; starting from scratch", stacklevel=3)
+            warnings.warn(f"resume=True: no checkpoint at {last}; starting from scratch", stacklevel=3)
         return None
     return check_resume(last, identity, fix)
 
@@ -87,8 +88,14 @@ def build_run(out: Path, identity: dict[str, Any], *, resume: ResumePoint | None
         quiet: no progress bar.
         final: also write this checkpoint when training ends (see :class:`RunState`).
         t0: ``time.perf_counter()`` at the start of the run (default: now).
-        trainer_options: the pillar's own ``lightning.Trainer`` arguments.
+        trainer_options: the pillar's own ``lightning.Trainer`` arguments; ``precision`` in any spelling of
+            :mod:`eoreps.vocabulary` (configs store ``fp32``/``bf16``; the Trainer gets
+            ``32-true``/``bf16-mixed``).
     """
+    from eoreps.vocabulary import lightning_precision
+
+    if trainer_options.get("precision") is not None:
+        trainer_options["precision"] = lightning_precision(trainer_options["precision"])
     state = RunState(identity, time.perf_counter() if t0 is None else t0,
                      resume.elapsed_s if resume else 0.0, final=final)
     bars = progress_callbacks(not quiet)

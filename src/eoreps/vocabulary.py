@@ -3,7 +3,9 @@
 Precision is ``auto | fp32 | bf16 | fp16`` for users everywhere; Lightning's spellings (``32-true``,
 ``bf16-mixed``, ``16-mixed``, ``64-true``) are accepted as aliases. :func:`normalize_precision` is the one
 function that maps a spelling to the short form, :func:`lightning_precision` the one that maps it to the
-value a Lightning ``Trainer`` takes. What ``auto`` means stays with each workflow (the zoo: engine-dependent;
+value a Lightning ``Trainer`` takes, used only where a Trainer is built (:func:`eoreps.training.build_run`);
+configs, results and cards store the short form (:func:`run_precision`). What ``auto`` means stays with each
+workflow (the zoo: engine-dependent;
 Lightning trainers: fp32).
 
 Task kinds are ``classify | multilabel | segment | regress`` (and ``multitask`` for ``fit``); the dataset
@@ -17,20 +19,42 @@ from collections.abc import Collection
 from eoreps.errors import ConfigError, unknown_name
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_PRECISION_ALIASES = {"32-true": "fp32", "32": "fp32", "float32": "fp32", "bf16-mixed": "bf16", "bfloat16": "bf16",
-                      "16-mixed": "fp16", "16": "fp16", "float16": "fp16", "64-true": "fp64", "64": "fp64"}
-_LIGHTNING = {"auto": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed", "fp64": "64-true"}
+_PRECISION_ALIASES = {
+    "32-true": "fp32",
+    "32": "fp32",
+    "float32": "fp32",
+    "bf16-mixed": "bf16",
+    "bfloat16": "bf16",
+    "16-mixed": "fp16",
+    "16": "fp16",
+    "float16": "fp16",
+    "64-true": "fp64",
+    "64": "fp64",
+}
+_LIGHTNING = {
+    "auto": "32-true",
+    "fp32": "32-true",
+    "bf16": "bf16-mixed",
+    "fp16": "16-mixed",
+    "fp64": "64-true",
+}
 
 PRECISION_HELP = ("auto | fp32 | bf16 | fp16 (Lightning's 32-true, bf16-mixed, 16-mixed also accepted; "
                   "auto = fp32 for Lightning runs).")
 
 TASKS = ("classify", "multilabel", "segment", "regress")
-_TASK_ALIASES = {"single": "classify", "multi": "multilabel", "regression": "regress", "segmentation": "segment"}
+_TASK_ALIASES = {
+    "single": "classify",
+    "multi": "multilabel",
+    "regression": "regress",
+    "segmentation": "segment",
+}
 
 
 def normalize_precision(value: str, allowed: Collection[str] = PRECISIONS, what: str = "precision") -> str:
     """The short form (``fp32``, ``bf16`` ...) of any precision spelling; a name outside ``allowed`` (short
-    forms) is a one-line :class:`ConfigError` listing them, e.g. ``normalize_precision("bf16-mixed") == "bf16"``."""
+    forms) is a one-line :class:`ConfigError` listing them, e.g. ``normalize_precision("bf16-mixed") ==
+    "bf16"``."""
     name = str(value).strip().lower()
     name = _PRECISION_ALIASES.get(name, name)
     if name not in allowed:
@@ -45,6 +69,15 @@ def lightning_precision(value: str) -> str:
     if short not in _LIGHTNING:
         raise ConfigError(f"precision '{value}': must be one of {', '.join(PRECISIONS)}")
     return _LIGHTNING[short]
+
+
+def run_precision(value: str, allowed: Collection[str] = (*PRECISIONS, "fp64")) -> str:
+    """The short form a Lightning run stores (configs, results.json, cards): any spelling, with ``auto`` =
+    ``fp32``
+    (Lightning runs compute in fp32 unless told otherwise); :func:`lightning_precision` of it builds the
+    Trainer. ``run_precision("32-true") == "fp32"``, so what older runs recorded reads the same."""
+    short = normalize_precision(value, allowed)
+    return "fp32" if short == "auto" else short
 
 
 def normalize_task(value: str, allowed: Collection[str] = TASKS) -> str:

@@ -4,7 +4,8 @@ Layout and dtypes copy the real release (checked against ../shared/data/bigearth
 
     <root>/metadata.parquet                                        patch_id, labels, split, country,
     <root>/metadata_for_patches_with_snow_cloud_or_shadow.parquet  s1_name, s2v1_name,
-                                                                   contains_seasonal_snow, contains_cloud_or_shadow
+                                                                   contains_seasonal_snow,
+                                                                   contains_cloud_or_shadow
     <root>/BigEarthNet-V2-LMDB/data.mdb    key = S2 or S1 patch name; value = safetensors blob:
         S2: B01..B12, B8A uint16 at native size (side, side/2, side/6 for 10/20/60 m)
         S1: VV, VH float32 dB (side, side)
@@ -34,7 +35,10 @@ SPLITS = ("train", "validation", "test")
 
 
 def _s2_blob(rng: np.random.Generator, side: int) -> dict[str, np.ndarray]:
-    return {b: rng.integers(50, 6000, size=(side * 10 // g, side * 10 // g)).astype(np.uint16) for b, g in S2_GSD.items()}
+    return {
+        b: rng.integers(50, 6000, size=(side * 10 // g, side * 10 // g)).astype(np.uint16)
+        for b, g in S2_GSD.items()
+    }
 
 
 def _s1_blob(rng: np.random.Generator, side: int) -> dict[str, np.ndarray]:

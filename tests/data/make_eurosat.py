@@ -30,7 +30,9 @@ def write_eurosat(root: str | Path, per_class: int = 4, side: int = 16, seed: in
     from affine import Affine
 
     if per_class < 3:
-        raise ValueError("per_class must be >= 3 so every split has every class (torchvision ImageFolder needs it)")
+        raise ValueError(
+            "per_class must be >= 3 so every split has every class (torchvision ImageFolder needs it)"
+        )
     rng = np.random.default_rng(seed)
     root = Path(root)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
@@ -38,10 +40,20 @@ def write_eurosat(root: str | Path, per_class: int = 4, side: int = 16, seed: in
         (root / BASE / cls).mkdir(parents=True, exist_ok=True)
         for i in range(1, per_class + 1):
             name = f"{cls}_{i}"
-            arr = (1000 * np.arange(1, 14)[:, None, None] + rng.integers(0, 100, (13, side, side))).astype(np.uint16)
-            with rasterio.open(root / BASE / cls / f"{name}.tif", "w", driver="GTiff", width=side, height=side,
-                               count=13, dtype="uint16", crs="EPSG:32631",
-                               transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5500000.0)) as dst:
+            arr = (1000 * np.arange(1, 14)[:, None, None] + rng.integers(0, 100, (13, side, side))).astype(
+                np.uint16
+            )
+            with rasterio.open(
+                root / BASE / cls / f"{name}.tif",
+                "w",
+                driver="GTiff",
+                width=side,
+                height=side,
+                count=13,
+                dtype="uint16",
+                crs="EPSG:32631",
+                transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5500000.0),
+            ) as dst:
                 dst.write(arr)
             split = "val" if i == 2 else "test" if i == 3 else "train"
             splits[split].append(f"{name}.jpg")

@@ -5,7 +5,8 @@
     <root>/s2/<id>.tif     12-band uint16 GeoTIFF (L2A bands in eoreps order), UTM 33N, 10 m
     <root>/s1/<id>.tif     2-band float32 (VV, VH dB), same grid
     <root>/dem/<id>.tif    1-band float32 metres, same grid, no-data -9999 in one corner of sample 0
-    <root>/mask/<id>.tif   optional 1-band uint8 segmentation mask (codes ``mask_codes``, no-data ``mask_nodata``)
+    <root>/mask/<id>.tif   optional 1-band uint8 segmentation mask (codes ``mask_codes``, no-data
+    ``mask_nodata``)
     <root>/labels.csv      id, label | labels | <class columns>, split (header names configurable)
 
 Random values (not real data). Usage: ``python tests/data/make_geotiff_folder.py OUT [--task single]``.
@@ -22,7 +23,9 @@ import numpy as np
 CLASSES = ("forest", "water", "urban", "crops")
 
 
-def _write(path: Path, arr: np.ndarray, nodata: float | None = None, descriptions: tuple[str, ...] | None = None) -> None:
+def _write(
+    path: Path, arr: np.ndarray, nodata: float | None = None, descriptions: tuple[str, ...] | None = None
+) -> None:
     import rasterio
     from affine import Affine
 
@@ -58,7 +61,12 @@ def write_geotiff_folder(
         s1 = rng.normal(-12, 3, (2, side, side)).astype(np.float32)
         if i in empty_s1:
             s1[:] = -9999.0
-        _write(root / "s1" / f"{sid}.tif", s1, nodata=-9999.0 if i in empty_s1 else None, descriptions=("VV", "VH"))
+        _write(
+            root / "s1" / f"{sid}.tif",
+            s1,
+            nodata=-9999.0 if i in empty_s1 else None,
+            descriptions=("VV", "VH"),
+        )
         dem = rng.normal(400, 50, (1, side, side)).astype(np.float32)
         if i == 0:
             dem[0, :2, :2] = -9999.0
@@ -102,8 +110,20 @@ def main() -> None:
     ap.add_argument("--mask-nodata", type=int, default=None, help="No-data code in a corner of every mask.")
     a = ap.parse_args()
     codes = [int(c) for c in a.mask_codes.split(",")]
-    print(write_geotiff_folder(a.out, a.n, a.side, a.task, a.mask, a.seed, id_header=a.id_header, split=not a.no_split,
-                               mask_codes=codes, mask_nodata=a.mask_nodata))
+    print(
+        write_geotiff_folder(
+            a.out,
+            a.n,
+            a.side,
+            a.task,
+            a.mask,
+            a.seed,
+            id_header=a.id_header,
+            split=not a.no_split,
+            mask_codes=codes,
+            mask_nodata=a.mask_nodata,
+        )
+    )
 
 
 if __name__ == "__main__":

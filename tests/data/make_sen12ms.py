@@ -5,7 +5,8 @@ Layout (what ``torchgeo.datasets.SEN12MS(root, split=...)`` expects, torchgeo 0.
     <root>/train_list.txt, test_list.txt          one "ROIs<id>_<season>_s2_<scene>_p<patch>.tif" per line
     <root>/ROIs1158_spring/ ROIs1868_summer/ ROIs1970_fall/ ROIs2017_winter/   (all four must exist)
     <root>/ROIs1158_spring/s1_<scene>/ROIs1158_spring_s1_<scene>_p<patch>.tif   2 bands float32, VV/VH dB
-    <root>/ROIs1158_spring/s2_<scene>/ROIs1158_spring_s2_<scene>_p<patch>.tif   13 bands uint16, B01..B12 with B8A
+    <root>/ROIs1158_spring/s2_<scene>/ROIs1158_spring_s2_<scene>_p<patch>.tif   13 bands uint16, B01..B12 with
+    B8A
     <root>/ROIs1158_spring/lc_<scene>/ROIs1158_spring_lc_<scene>_p<patch>.tif   4 bands uint16: IGBP (1-17),
                                                                                 LCCS LC, LCCS LU, LCCS SH
 
@@ -37,16 +38,32 @@ def write_sen12ms(root: str | Path, n_train: int = 4, n_test: int = 2, side: int
         season, scene, patch = SEASONS[k % 4], 1 + k // 4, 30 + k
         arrays = {
             "s1": rng.normal([[[-11.0]], [[-18.0]]], 3.0, (2, side, side)).astype(np.float32),
-            "s2": (1000 * np.arange(1, 14)[:, None, None] + rng.integers(0, 100, (13, side, side))).astype(np.uint16),
-            "lc": np.stack([rng.integers(1, 18, (side, side)), rng.integers(1, 40, (side, side)),
-                            rng.integers(1, 40, (side, side)), rng.integers(1, 40, (side, side))]).astype(np.uint16),
+            "s2": (1000 * np.arange(1, 14)[:, None, None] + rng.integers(0, 100, (13, side, side))).astype(
+                np.uint16
+            ),
+            "lc": np.stack(
+                [
+                    rng.integers(1, 18, (side, side)),
+                    rng.integers(1, 40, (side, side)),
+                    rng.integers(1, 40, (side, side)),
+                    rng.integers(1, 40, (side, side)),
+                ]
+            ).astype(np.uint16),
         }
         for src, arr in arrays.items():
             folder = root / season / f"{src}_{scene}"
             folder.mkdir(parents=True, exist_ok=True)
-            with rasterio.open(folder / f"{season}_{src}_{scene}_p{patch}.tif", "w", driver="GTiff", width=side,
-                               height=side, count=arr.shape[0], dtype=arr.dtype.name, crs="EPSG:32633",
-                               transform=Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 5300000.0)) as dst:
+            with rasterio.open(
+                folder / f"{season}_{src}_{scene}_p{patch}.tif",
+                "w",
+                driver="GTiff",
+                width=side,
+                height=side,
+                count=arr.shape[0],
+                dtype=arr.dtype.name,
+                crs="EPSG:32633",
+                transform=Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 5300000.0),
+            ) as dst:
                 dst.write(arr)
         lists["train" if k < n_train else "test"].append(f"{season}_s2_{scene}_p{patch}.tif")
     for split, names in lists.items():

@@ -53,15 +53,25 @@ def test_43_to_19_mapping_is_complete():
     assert set(BEN43_TO_19) == set(BEN43_CLASSES)
     assert len(DROPPED_43) == 11
     assert set(m for m in BEN43_TO_19.values() if m) == set(BEN19_CLASSES)  # every 19-class has a source
-    assert BEN43_TO_19["Continuous urban fabric"] == BEN43_TO_19["Discontinuous urban fabric"] == "Urban fabric"
+    assert (
+        BEN43_TO_19["Continuous urban fabric"] == BEN43_TO_19["Discontinuous urban fabric"] == "Urban fabric"
+    )
     assert BEN43_TO_19["Sea and ocean"] == "Marine waters" and BEN43_TO_19["Airports"] is None
 
 
 def test_multihot_conversions():
     v = multihot19_from_43(["Rice fields", "Vineyards", "Olive groves", "Airports"])
     assert v.dtype == np.float32 and v.shape == (19,)
-    assert np.flatnonzero(v).tolist() == [BEN19_CLASSES.index("Arable land"), BEN19_CLASSES.index("Permanent crops")]
-    assert multihot19_from_19(["Transitional woodland/shrub"])[BEN19_CLASSES.index("Transitional woodland, shrub")] == 1
+    assert np.flatnonzero(v).tolist() == [
+        BEN19_CLASSES.index("Arable land"),
+        BEN19_CLASSES.index("Permanent crops"),
+    ]
+    assert (
+        multihot19_from_19(["Transitional woodland/shrub"])[
+            BEN19_CLASSES.index("Transitional woodland, shrub")
+        ]
+        == 1
+    )
     with pytest.raises(DataError, match="x.json.*'Moon'"):
         multihot19_from_43(["Moon"], source="x.json")
     with pytest.raises(DataError, match="unknown BigEarthNet-19 label"):
@@ -121,7 +131,9 @@ def test_pairs_follow_s1_metadata(paired, ben):
         # the twin is the one the S1 JSON names, not a name guess
         import json
 
-        meta = json.loads((ben / "BigEarthNet-S1-Example" / s["s1_id"] / f"{s['s1_id']}_labels_metadata.json").read_text())
+        meta = json.loads(
+            (ben / "BigEarthNet-S1-Example" / s["s1_id"] / f"{s['s1_id']}_labels_metadata.json").read_text()
+        )
         assert meta["corresponding_s2_patch"] == s["id"]
     assert torch.equal(paired.label_matrix(), torch.stack([paired[i]["multilabel"] for i in range(6)]))
 
@@ -196,7 +208,9 @@ def test_band_shape_mismatch(tmp_path, ben):
     ds = BigEarthNetV1(s2_root=root)
     pid = ds.ids[0]
     shutil.copyfile(root / pid / f"{pid}_B02.tif", root / pid / f"{pid}_B11.tif")  # 120 px where 60 px belong
-    with pytest.raises(DataError, match=r"_B11.tif: band shape \(120, 120\) does not match the expected \(60, 60\)"):
+    with pytest.raises(
+        DataError, match=r"_B11.tif: band shape \(120, 120\) does not match the expected \(60, 60\)"
+    ):
         ds[0]
 
 

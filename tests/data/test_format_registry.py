@@ -25,7 +25,9 @@ class ToyDataset(EODataset):
 
     modalities = ("s2",)
 
-    def __init__(self, path: Path, split: str, modalities: tuple[str, ...] | None, scale: float = 1.0) -> None:
+    def __init__(
+        self, path: Path, split: str, modalities: tuple[str, ...] | None, scale: float = 1.0
+    ) -> None:
         self.n = json.loads((path / "toy.json").read_text())["n"]
         self.split, self.scale = split, scale
 
@@ -67,8 +69,16 @@ def test_toy_format_is_gone_after_the_fixture(tmp_path: Path) -> None:
 
 
 def test_builtin_formats_in_detection_order() -> None:
-    assert FORMATS == ("simeo", "reben-v2", "geotiff-folder", "bigearthnet-v1-s2", "bigearthnet-v1-s1",
-                       "bigearthnet-v1-pairs", "bigearthnet-npz")
+    assert FORMATS == (
+        "packed",
+        "simeo",
+        "reben-v2",
+        "geotiff-folder",
+        "bigearthnet-v1-s2",
+        "bigearthnet-v1-s1",
+        "bigearthnet-v1-pairs",
+        "bigearthnet-npz",
+    )
     assert [f.name for f in formats() if f.pairable] == ["bigearthnet-v1-s2", "bigearthnet-v1-s1",
                                                           "bigearthnet-v1-pairs"]
 

@@ -42,7 +42,10 @@ def test_detect_real_formats(ben):
 
 def test_detect_fakes_and_unknown(tmp_path):
     assert detect_format(_gen("make_ben_v2").write_ben_v2(tmp_path / "rb", n=3, n_flagged=1)) == "reben-v2"
-    assert detect_format(_gen("make_geotiff_folder").write_geotiff_folder(tmp_path / "gt", n=2, side=6)) == "geotiff-folder"
+    assert (
+        detect_format(_gen("make_geotiff_folder").write_geotiff_folder(tmp_path / "gt", n=2, side=6))
+        == "geotiff-folder"
+    )
     sim = tmp_path / "sim"
     sim.mkdir()
     (sim / "meta.json").write_text(json.dumps({"format": "simeo"}))
@@ -55,7 +58,7 @@ def test_detect_fakes_and_unknown(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(DataError, match="x.txt: unrecognised dataset file"):
         detect_format(tmp_path / "x.txt")
-    assert len(FORMATS) == 7
+    assert len(FORMATS) == 8
 
 
 @pytest.mark.realdata

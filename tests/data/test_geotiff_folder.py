@@ -17,7 +17,9 @@ from eoreps.errors import ConfigError, DataError
 
 
 def _gen():
-    spec = importlib.util.spec_from_file_location("make_geotiff_folder", Path(__file__).with_name("make_geotiff_folder.py"))
+    spec = importlib.util.spec_from_file_location(
+        "make_geotiff_folder", Path(__file__).with_name("make_geotiff_folder.py")
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -54,7 +56,13 @@ def test_classes_file_and_integer_labels(tmp_path):
     ds = GeoTiffFolder(root)
     assert ds.classes == ("forest", "water", "urban", "crops") and int(ds[2]["label"]) == 2
     csv = root / "labels.csv"
-    csv.write_text(csv.read_text().replace("forest", "0").replace("water", "1").replace("urban", "2").replace("crops", "3"))
+    csv.write_text(
+        csv.read_text()
+        .replace("forest", "0")
+        .replace("water", "1")
+        .replace("urban", "2")
+        .replace("crops", "3")
+    )
     assert [int(ds2["label"]) for ds2 in GeoTiffFolder(root)] == [0, 1, 2, 3]
 
 
@@ -100,7 +108,9 @@ def test_errors(tmp_path):
     with pytest.raises(ConfigError, match="split 'holdout' not found"):
         GeoTiffFolder(root, split="holdout", modalities=["s2"])
     (root / "labels.csv").write_text("key,label\na,1\n")
-    with pytest.raises(DataError, match=r"labels.csv: no id column \(id/sample_id/patch_id/name\).*--id-column"):
+    with pytest.raises(
+        DataError, match=r"labels.csv: no id column \(id/sample_id/patch_id/name\).*id_column=NAME"
+    ):
         GeoTiffFolder(root)
 
 
@@ -124,7 +134,9 @@ def test_empty_label_refused(tmp_path):
     lines = csv.read_text().splitlines()
     lines[3] = lines[3].replace("urban", "")
     csv.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"labels.csv: row 3 \(line 4, sample 'patch_002'\) has an empty label"):
+    with pytest.raises(
+        DataError, match=r"labels.csv: row 3 \(line 4, sample 'patch_002'\) has an empty label"
+    ):
         GeoTiffFolder(root)
 
 
@@ -138,16 +150,20 @@ def test_sparse_mask_codes(tmp_path):
     assert (m[:2, :2] == IGNORE_INDEX).all() and m.max() == 5
     assert (m[raw == 8] == 5).all() and (m[raw == 4] == 4).all()
     rep = ds.mask_pixel_report()
-    assert rep["ignored_share"] == pytest.approx(4 / 256) and sum(rep["shares"].values()) == pytest.approx(1 - 4 / 256)
+    assert rep["ignored_share"] == pytest.approx(4 / 256) and sum(rep["shares"].values()) == pytest.approx(
+        1 - 4 / 256
+    )
     # a class map: 8 is unknown to it -> ignored; contiguous indices in the map's order
     (root / "mask_classes.txt").write_text("# code name\n0 water\n1,tree\n2 grass\n3 crops\n4 built\n")
     ds = GeoTiffFolder(root)
     assert ds.mask_classes == ("water", "tree", "grass", "crops", "built")
     assert (ds[1]["mask"].numpy()[raw == 8] == IGNORE_INDEX).all()
-    assert ds.mask_pixel_report()["ignored_pixels"] == 4 * 4 + int(sum((ds2 == 8).sum() for ds2 in _raw_masks(root)))
+    assert ds.mask_pixel_report()["ignored_pixels"] == 4 * 4 + int(
+        sum((ds2 == 8).sum() for ds2 in _raw_masks(root))
+    )
     ds = GeoTiffFolder(root, mask_classes="8:built-up,0:water", ignore_index=None)
     assert ds.mask_classes == ("built-up", "water") and (ds[1]["mask"].numpy()[raw == 8] == 0).all()
-    with pytest.raises(ConfigError, match="--mask-classes 'tree': no such file"):
+    with pytest.raises(ConfigError, match="^mask_classes='tree': no such file"):
         GeoTiffFolder(root, mask_classes="tree")
     (tmp_path / "wc.csv").write_text("8,built-up\n4,built\n")
     assert GeoTiffFolder(root, mask_classes=str(tmp_path / "wc.csv")).mask_classes == ("built-up", "built")
@@ -174,7 +190,7 @@ def test_nodata_sample(tmp_path):
     root = make(tmp_path, n=8, empty_s1=(2,))
     ds = GeoTiffFolder(root)
     assert ds.nodata_samples() == [("patch_002", "s1")]
-    with pytest.raises(DataError, match=r"s1/patch_002.tif: every pixel is no-data .*--skip-nodata"):
+    with pytest.raises(DataError, match=r"s1/patch_002.tif: every pixel is no-data .*skip_nodata=True"):
         ds[2]
     ds = GeoTiffFolder(root, skip_nodata=True)
     assert len(ds) == 7 and "patch_002" not in ds.ids and ds.num_skipped_nodata == 1
@@ -190,8 +206,12 @@ def test_id_column_and_automatic_split(tmp_path):
     assert {s: len(v) for s, v in ids.items()} == {"train": 28, "val": 6, "test": 6}
     for d in opened.values():  # stratified: every class in every split
         assert set(d.label_matrix().tolist()) == {0, 1, 2, 3}
-    assert opened["val"].split_info == {"source": "automatic, stratified", "ratios": [0.7, 0.15, 0.15], "seed": 3,
-                                        "counts": {"train": 28, "val": 6, "test": 6}}
+    assert opened["val"].split_info == {
+        "source": "automatic, stratified",
+        "ratios": [0.7, 0.15, 0.15],
+        "seed": 3,
+        "counts": {"train": 28, "val": 6, "test": 6},
+    }
     assert set(GeoTiffFolder(root, split="val", split_seed=3).ids) == ids["val"]  # same on every open
     assert set(GeoTiffFolder(root, split="val", split_seed=4).ids) != ids["val"]
     assert len(GeoTiffFolder(root, split="train", split_ratios="0.5,0.25,0.25")) == 20
@@ -202,9 +222,11 @@ def test_id_column_and_automatic_split(tmp_path):
     with pytest.raises(DataError, match="no id column"):
         GeoTiffFolder(root)
     lines = csv.read_text().splitlines()
-    csv.write_text("\n".join([lines[0]] + [ln + (",a" if i % 2 else ",b") for i, ln in enumerate(lines[1:])]) + "\n")
+    csv.write_text(
+        "\n".join([lines[0]] + [ln + (",a" if i % 2 else ",b") for i, ln in enumerate(lines[1:])]) + "\n"
+    )
     assert len(GeoTiffFolder(root, id_column="key", split_column="fold", split="a")) == 20
-    with pytest.raises(ConfigError, match="no split column 'part'"):
+    with pytest.raises(ConfigError, match="split_column='part' is not a column"):
         GeoTiffFolder(root, id_column="key", split_column="part")
 
 
@@ -213,7 +235,9 @@ def test_run_seed_is_the_default_split_seed(tmp_path):
 
     root = make(tmp_path, n=20, side=4, split=False)
     run5 = open_dataset(root, split="test", run_seed=5)
-    assert run5.split_info["seed"] == 5 and set(run5.ids) == set(GeoTiffFolder(root, split="test", split_seed=5).ids)
+    assert run5.split_info["seed"] == 5 and set(run5.ids) == set(
+        GeoTiffFolder(root, split="test", split_seed=5).ids
+    )
     assert open_dataset(root, split="test", run_seed=5, split_seed=2).split_info["seed"] == 2  # explicit wins
     with pytest.raises(ConfigError, match="SimEODataset has no option 'skip_nodata'"):
         open_dataset("simeo", split="train", run_seed=1, skip_nodata=True)

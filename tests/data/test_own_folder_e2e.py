@@ -18,7 +18,9 @@ NAMES = ("water", "trees", "grass", "crops", "built", "bare")  # codes 0, 1, 2, 
 
 
 def _gen():
-    spec = importlib.util.spec_from_file_location("make_geotiff_folder", Path(__file__).with_name("make_geotiff_folder.py"))
+    spec = importlib.util.spec_from_file_location(
+        "make_geotiff_folder", Path(__file__).with_name("make_geotiff_folder.py")
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -29,7 +31,9 @@ def folder(tmp_path_factory) -> Path:
     root = _gen().write_geotiff_folder(tmp_path_factory.mktemp("own") / "my_fields", n=24, side=8, mask=True,
                                        id_header="sample_id", split=False, mask_codes=(0, 1, 2, 3, 4, 8),
                                        mask_nodata=255, empty_s1=(5,))
-    (root / "mask_classes.txt").write_text("".join(f"{c} {n}\n" for c, n in zip((0, 1, 2, 3, 4, 8), NAMES, strict=True)))
+    (root / "mask_classes.txt").write_text(
+        "".join(f"{c} {n}\n" for c, n in zip((0, 1, 2, 3, 4, 8), NAMES, strict=True))
+    )
     return root
 
 
@@ -50,8 +54,10 @@ def test_own_folder_end_to_end(folder, tmp_path, capsys):
     code, out, _ = cli(["data", "inspect", str(folder)], capsys)
     assert code == 0 and "mask classes (6;" in out and "bare" in out and "patch_005  s1" in out
 
-    code, _, err = cli(["fit", "--data", str(folder), "--quick", "--modalities", "s2,s1", "--out", str(tmp_path / "f")],
-                       capsys)
+    code, _, err = cli(
+        ["fit", "--data", str(folder), "--quick", "--modalities", "s2,s1", "--out", str(tmp_path / "f")],
+        capsys,
+    )
     assert_one_line_error(code, err, str(folder / "s1" / "patch_005.tif"), "--skip-nodata")
 
     code, out, _ = cli(["fit", "--data", str(folder), "--quick", "--modalities", "s2,s1", "--skip-nodata",
@@ -71,15 +77,47 @@ def test_own_folder_end_to_end(folder, tmp_path, capsys):
     assert data["mask_ignored_pixels"]["ignored_pixels"] == 24 * 4  # the 255 corner of every mask
 
     pre = tmp_path / "pre"
-    code, _, _ = cli(["pretrain", "--method", "simclr", "--data", str(folder), "--quick", "--modalities", "s2",
-                      "--batch-size", "8", "--out", str(pre)], capsys)
+    code, _, _ = cli(
+        [
+            "pretrain",
+            "--method",
+            "simclr",
+            "--data",
+            str(folder),
+            "--quick",
+            "--modalities",
+            "s2",
+            "--batch-size",
+            "8",
+            "--out",
+            str(pre),
+        ],
+        capsys,
+    )
     assert code == 0
     info = json.loads((pre / "pretrain.json").read_text())["data"]
-    assert info["classes"] == ["crops", "forest", "urban", "water"] and info["splits"]["counts"]["train"] == 17
+    assert (
+        info["classes"] == ["crops", "forest", "urban", "water"] and info["splits"]["counts"]["train"] == 17
+    )
 
     ev = tmp_path / "ev"
-    code, out, _ = cli(["evaluate", "--backbone", str(pre), "--data", str(folder), "--quick", "--modalities", "s2",
-                        "--seeds", "1", "--out", str(ev)], capsys)
+    code, out, _ = cli(
+        [
+            "evaluate",
+            "--backbone",
+            str(pre),
+            "--data",
+            str(folder),
+            "--quick",
+            "--modalities",
+            "s2",
+            "--seeds",
+            "1",
+            "--out",
+            str(ev),
+        ],
+        capsys,
+    )
     assert code == 0 and "| crops | forest | urban | water |" in out
     cells = [json.loads(p.read_text()) for p in (ev / "cells").glob("*.json")]
     assert cells and all(c["classes"] == ["crops", "forest", "urban", "water"] for c in cells)
@@ -89,7 +127,9 @@ def test_own_folder_cli_errors(folder, tmp_path, capsys):
     code, _, err = cli(["fit", "--data", str(folder), "--quick", "--split-ratios", "0.9,0.2,0.1",
                         "--out", str(tmp_path / "x")], capsys)
     assert_one_line_error(code, err, "0.9, 0.2, 0.1", "--split-ratios 0.7,0.15,0.15")
-    code, _, err = cli(["fit", "--data", "simeo", "--quick", "--skip-nodata", "--out", str(tmp_path / "y")], capsys)
+    code, _, err = cli(
+        ["fit", "--data", "simeo", "--quick", "--skip-nodata", "--out", str(tmp_path / "y")], capsys
+    )
     assert_one_line_error(code, err, "skip_nodata", "not --data simeo")
     code, _, err = cli(["data", "inspect", str(folder), "--id-column", "patch"], capsys)
     assert_one_line_error(code, err, str(folder / "labels.csv"), "'patch'")

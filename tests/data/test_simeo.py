@@ -33,7 +33,16 @@ def patches() -> dict[str, np.ndarray]:
 
 
 def test_classes_and_constants():
-    assert SIMEO_CLASSES == ("forest", "shrubland", "grassland", "wetland", "cropland", "urban", "barren", "water")
+    assert SIMEO_CLASSES == (
+        "forest",
+        "shrubland",
+        "grassland",
+        "wetland",
+        "cropland",
+        "urban",
+        "barren",
+        "water",
+    )
     assert SPLITS == ("train", "val", "test", "shifted")
     assert len(FUEL_TYPES) >= 3
 
@@ -50,11 +59,21 @@ def test_deterministic_from_seed():
 def test_shapes_dtypes_units(patches):
     n, s = 256, SimEOParams().patch_size
     expect = {
-        "s2": ((n, 12, s, s), np.float32), "s1": ((n, 2, s, s), np.float32), "dem": ((n, 1, s, s), np.float32),
-        "landcover": ((n, 1, s, s), np.int64), "weather": ((n, 3), np.float32), "season": ((n, 2), np.float32),
-        "no2": ((n, 1, s, s), np.float32), "mask": ((n, s, s), np.int64), "label": ((n,), np.int64),
-        "multilabel": ((n, K), np.float32), "target": ((n,), np.float32), "target_std": ((n,), np.float32),
-        "region": ((n,), np.int64), "doy": ((n,), np.int64), "cloud": ((n, s, s), np.bool_),
+        "s2": ((n, 12, s, s), np.float32),
+        "s1": ((n, 2, s, s), np.float32),
+        "dem": ((n, 1, s, s), np.float32),
+        "landcover": ((n, 1, s, s), np.int64),
+        "weather": ((n, 3), np.float32),
+        "season": ((n, 2), np.float32),
+        "no2": ((n, 1, s, s), np.float32),
+        "mask": ((n, s, s), np.int64),
+        "label": ((n,), np.int64),
+        "multilabel": ((n, K), np.float32),
+        "target": ((n,), np.float32),
+        "target_std": ((n,), np.float32),
+        "region": ((n,), np.int64),
+        "doy": ((n,), np.int64),
+        "cloud": ((n, s, s), np.bool_),
         "split": ((n,), np.int8),
     }
     for key, (shape, dtype) in expect.items():
@@ -64,14 +83,18 @@ def test_shapes_dtypes_units(patches):
     assert 0 <= np.nanmin(s2) and np.nanmax(s2) <= SimEOParams().s2_saturation
     assert 1000 < np.nanmean(s2) < 3500  # L2A reflectance x 1e4, BigEarthNet-like level
     assert -40 < np.nanmin(patches["s1"]) and np.nanmax(patches["s1"]) < 25
-    assert -25 < np.nanmedian(patches["s1"][:, 0]) < -3 and np.nanmedian(patches["s1"][:, 1]) < np.nanmedian(patches["s1"][:, 0])
+    assert -25 < np.nanmedian(patches["s1"][:, 0]) < -3 and np.nanmedian(patches["s1"][:, 1]) < np.nanmedian(
+        patches["s1"][:, 0]
+    )
     assert -200 < patches["dem"].min() and patches["dem"].max() < 4000
     t, rh, wind = patches["weather"].T
     assert -30 < t.min() and t.max() < 45 and 5 <= rh.min() and rh.max() <= 100 and wind.min() > 0
     np.testing.assert_allclose((patches["season"] ** 2).sum(1), 1.0, atol=1e-5)
     assert 1 <= patches["doy"].min() and patches["doy"].max() <= 365
     assert 0 < patches["no2"].min() and patches["no2"].max() < 500
-    assert set(np.unique(patches["mask"])) <= set(range(K)) and set(np.unique(patches["landcover"])) <= set(range(K))
+    assert set(np.unique(patches["mask"])) <= set(range(K)) and set(np.unique(patches["landcover"])) <= set(
+        range(K)
+    )
     assert set(np.unique(patches["split"])) <= set(range(len(SPLITS)))
 
 
@@ -90,7 +113,11 @@ def test_clouds_affect_s2_only(patches):
     cloud, mask = patches["cloud"], patches["mask"]
     assert 0.03 < cloud.mean() < 0.5
     blue, vv = patches["s2"][:, 1], patches["s1"][:, 0]
-    for k in (SIMEO_CLASSES.index("forest"), SIMEO_CLASSES.index("cropland"), SIMEO_CLASSES.index("grassland")):
+    for k in (
+        SIMEO_CLASSES.index("forest"),
+        SIMEO_CLASSES.index("cropland"),
+        SIMEO_CLASSES.index("grassland"),
+    ):
         under, clear = (mask == k) & cloud, (mask == k) & ~cloud
         if under.sum() < 200:
             continue
@@ -177,7 +204,9 @@ def test_shifted_split_differs():
     a = generate_patches(400, seed=4, params=p)
     shifted = a["split"] == SPLITS.index("shifted")
     train = a["split"] == SPLITS.index("train")
-    assert (a["region"][shifted] == p.shifted_region).all() and (a["region"][~shifted] != p.shifted_region).all()
+    assert (a["region"][shifted] == p.shifted_region).all() and (
+        a["region"][~shifted] != p.shifted_region
+    ).all()
     assert 0.08 < shifted.mean() < 0.25
     tv = 0.5 * np.abs(a["cover"][shifted].mean(0) - a["cover"][train].mean(0)).sum()
     assert tv > 0.2, tv
@@ -218,7 +247,9 @@ def test_scenes_neighbours_similar():
 def test_power_plants():
     pp = generate_power_plants(48, seed=1)
     n, s = 48, SimEOParams().plant_size
-    assert pp["s2"].shape == (n, 12, s, s) and pp["plume"].shape == (n, s, s) and pp["plume"].dtype == np.int64
+    assert (
+        pp["s2"].shape == (n, 12, s, s) and pp["plume"].shape == (n, s, s) and pp["plume"].dtype == np.int64
+    )
     assert pp["power"].dtype == np.float32 and pp["fuel"].dtype == np.int64
     assert set(np.unique(pp["fuel"])) <= set(range(len(FUEL_TYPES)))
     plume = pp["plume"].reshape(n, -1).mean(1)

@@ -103,8 +103,11 @@ def test_normalizer_standardises_fills_and_flags():
     ds = _Toy()
     stats = compute_stats(ds)
     norm = Normalizer(stats)
-    batch = {"s2": torch.tensor(ds.s2, dtype=torch.float32), "weather": torch.tensor(ds.weather, dtype=torch.float32),
-             "label": torch.arange(len(ds))}
+    batch = {
+        "s2": torch.tensor(ds.s2, dtype=torch.float32),
+        "weather": torch.tensor(ds.weather, dtype=torch.float32),
+        "label": torch.arange(len(ds)),
+    }
     out = norm(batch)
     assert out["label"] is batch["label"] and torch.isnan(batch["s2"]).any()  # input untouched
     x = out["s2"]
@@ -116,7 +119,9 @@ def test_normalizer_standardises_fills_and_flags():
     assert torch.all(x[~finite] == 0.0)
     assert out["valid_s2"].shape == (len(ds), 8, 8)
     assert torch.equal(out["valid_s2"], finite.all(1))
-    assert out["valid_weather"].shape == (len(ds),) and not out["valid_weather"][3] and out["valid_weather"][4]
+    assert (
+        out["valid_weather"].shape == (len(ds),) and not out["valid_weather"][3] and out["valid_weather"][4]
+    )
     # the same on one sample, with a custom fill
     one = Normalizer(stats, fill=-5.0)(ds[0])
     assert one["s2"].shape == (3, 8, 8) and one["valid_s2"].shape == (8, 8)

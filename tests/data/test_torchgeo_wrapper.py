@@ -35,7 +35,13 @@ def sen12ms_root(tmp_path_factory) -> Path:
 
 
 def test_band_names_and_grouping():
-    assert [normalise_band_name(b) for b in ("B1", "b8a", "B10", "B08", "VV")] == ["B01", "B8A", "B10", "B08", "VV"]
+    assert [normalise_band_name(b) for b in ("B1", "b8a", "B10", "B08", "VV")] == [
+        "B01",
+        "B8A",
+        "B10",
+        "B08",
+        "VV",
+    ]
     ssl4eo_l2a = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
     g = split_bands(ssl4eo_l2a)
     assert list(g) == ["s2"] and [n for _, n in g["s2"]] == list(S2_L2A_BANDS)

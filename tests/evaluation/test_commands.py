@@ -48,8 +48,28 @@ def test_study_command_runs_and_resumes(simeo_folder, tmp_path, capsys) -> None:
 def test_evaluate_command(simeo_folder, tmp_path, capsys) -> None:
     out = tmp_path / "eval"
     with pytest.raises(SystemExit) as e:
-        main(["evaluate", "--backbone", "random", "--arch", "cnn-tiny", "--protocol", "knn", "--fractions", "1.0",
-              "--seeds", "1", "--modalities", "s2", "--data", str(simeo_folder), "--out", str(out), "--quick"])
+        main(
+            [
+                "evaluate",
+                "--backbone",
+                "random",
+                "--arch",
+                "cnn-tiny",
+                "--protocol",
+                "knn",
+                "--fractions",
+                "1.0",
+                "--seeds",
+                "1",
+                "--modalities",
+                "s2",
+                "--data",
+                str(simeo_folder),
+                "--out",
+                str(out),
+                "--quick",
+            ]
+        )
     assert e.value.code == 0
     printed = capsys.readouterr().out
     assert "random-init" in printed and "(smoke run: 1 seed" in printed

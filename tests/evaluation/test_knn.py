@@ -49,7 +49,9 @@ def test_multilabel_matches_brute_force() -> None:
     rng = np.random.default_rng(3)
     xtr, xq = rng.normal(size=(30, 5)), rng.normal(size=(9, 5))
     ytr = (rng.random((30, 6)) < 0.3).astype(np.float32)
-    got = knn_scores(torch.tensor(xtr), torch.tensor(ytr), torch.tensor(xq), 6, 0.2, 6, multilabel=True).numpy()
+    got = knn_scores(
+        torch.tensor(xtr), torch.tensor(ytr), torch.tensor(xq), 6, 0.2, 6, multilabel=True
+    ).numpy()
     ref = brute_force_knn(xtr, ytr, xq, 6, 0.2, 6, multilabel=True)
     np.testing.assert_allclose(got, ref, rtol=1e-5)
     assert ((got >= 0) & (got <= 1 + 1e-9)).all()

@@ -1,4 +1,5 @@
-"""Every protocol on tiny data: it learns, reports its trainable parameters, and adapters start as the identity."""
+"""Every protocol on tiny data: it learns, reports its trainable parameters, and adapters start as the
+identity."""
 
 from __future__ import annotations
 
@@ -48,7 +49,9 @@ def test_trained_protocols_and_parameter_counts(pretrained) -> None:
     m = MethodSpec("pre", backbone=str(pretrained))
     ft = run_protocol(_cell(data, m, "finetune"))
     ad = run_protocol(_cell(data, m, "adapter"))
-    sup = run_protocol(_cell(data, MethodSpec("sup", supervised=True, arch="cnn-tiny", modalities=["s2"]), "supervised"))
+    sup = run_protocol(
+        _cell(data, MethodSpec("sup", supervised=True, arch="cnn-tiny", modalities=["s2"]), "supervised")
+    )
     bb = create_backbone("cnn-tiny", in_chans=4)
     n_backbone, head = sum(p.numel() for p in bb.parameters()), bb.num_features * 3 + 3
     assert ft["trainable_params"] == n_backbone + head

@@ -46,7 +46,9 @@ def test_interrupted_study_resumes_without_recomputing(tmp_path: Path) -> None:
     assert len(resumed) == 8 - 3
     assert not set(resumed) & set(started), "finished cells must not run again"
     assert {p.name: p.stat().st_mtime_ns for p in done} == mtimes
-    assert report.is_file() and (tmp_path / "results.parquet").is_file() and (tmp_path / "results.csv").is_file()
+    assert (
+        report.is_file() and (tmp_path / "results.parquet").is_file() and (tmp_path / "results.csv").is_file()
+    )
     assert len(collect(tmp_path)) == 8
 
     again: list[str] = []
@@ -86,6 +88,8 @@ def test_sigkilled_study_resumes(tmp_path: Path) -> None:
     assert 1 <= len(done) < 8
     # a kill during a write can leave a hidden ".<name>.*.tmp" file: it is never read as a result
     resumed: list[str] = []
-    run_study(_cfg(), out, data=toy_data("classify", n_train=60, n_eval=30), on_cell=lambda c: resumed.append(c.key))
+    run_study(
+        _cfg(), out, data=toy_data("classify", n_train=60, n_eval=30), on_cell=lambda c: resumed.append(c.key)
+    )
     assert len(resumed) == 8 - len(done)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json") if p.name in done} == done

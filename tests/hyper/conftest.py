@@ -21,8 +21,19 @@ def build_tiny_zoo(out: Path, n_train: int = 300, epochs: int = 2) -> Path:
     d = load_digits(seed=0)
     data = ZooData("digits", d.x_train[:n_train], d.y_train[:n_train], d.x_val, d.y_val, d.x_test, d.y_test,
                    d.num_classes, False, f"sklearn digits (first {n_train})")
-    build_zoo(BuildConfig(out=out, dataset="digits", arch="cnn_digits", grid=load_grid(TINY_GRID), epochs=epochs,
-                          seed=0, options=TrainOptions(precision="fp32"), chunk_size=64), data=data)
+    build_zoo(
+        BuildConfig(
+            out=out,
+            dataset="digits",
+            arch="cnn_digits",
+            grid=load_grid(TINY_GRID),
+            epochs=epochs,
+            seed=0,
+            options=TrainOptions(precision="fp32"),
+            chunk_size=64,
+        ),
+        data=data,
+    )
     return out
 
 

@@ -15,7 +15,9 @@ from eoreps.zoo.architectures import ARCH_NAMES, ZooNet, build_model, flatten_st
 def _models(name: str, n: int) -> tuple[Permuter, torch.Tensor]:
     arch = make_arch(name)
     w = torch.stack([flatten_state(build_model(arch, "relu", "kaiming_uniform", s)) for s in range(n)])
-    return Permuter(Tokenizer.from_arch(arch)), w + 0.05 * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+    return Permuter(Tokenizer.from_arch(arch)), w + 0.05 * torch.randn(
+        w.shape, generator=torch.Generator().manual_seed(0)
+    )
 
 
 @pytest.mark.parametrize("name", ARCH_NAMES)
@@ -57,7 +59,9 @@ def test_matching_brings_models_closer_to_the_reference():
     after = (match(perm, ref, w[1:]) - ref).norm(dim=1)
     assert (after <= before + 1e-6).all() and (after < before - 1e-3).any()
     # the reference itself comes back in its own order
-    torch.testing.assert_close(perm.apply(ref[None], match_perms(perm, ref, ref[None]))[0], ref, rtol=0, atol=0)
+    torch.testing.assert_close(
+        perm.apply(ref[None], match_perms(perm, ref, ref[None]))[0], ref, rtol=0, atol=0
+    )
 
 
 def test_matched_average_of_real_digits_models_works():

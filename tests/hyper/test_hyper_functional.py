@@ -16,11 +16,15 @@ ACTS = ["gelu", "relu", "sigmoid", "tanh"]
 
 
 def _models(arch, n: int, seed: int = 0) -> torch.Tensor:
-    return torch.stack([flatten_state(build_model(arch, "relu", "kaiming_uniform", seed + i)) for i in range(n)])
+    return torch.stack(
+        [flatten_state(build_model(arch, "relu", "kaiming_uniform", seed + i)) for i in range(n)]
+    )
 
 
 @torch.no_grad()
-def _literal_kl(arch, decoded: torch.Tensor, original: torch.Tensor, act: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _literal_kl(
+    arch, decoded: torch.Tensor, original: torch.Tensor, act: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
     """1/(V P B) sum over views, models and images of sum_k p_k (log p_k - log q_k), one ZooNet at a time."""
     P = original.shape[0]
     total, count = 0.0, 0
@@ -30,8 +34,10 @@ def _literal_kl(arch, decoded: torch.Tensor, original: torch.Tensor, act: torch.
         teacher = load_flat(ZooNet(arch, name), original[p])(x).softmax(-1)
         student = load_flat(ZooNet(arch, name), decoded[j])(x).softmax(-1)
         for b in range(x.shape[0]):
-            total += sum(float(teacher[b, k]) * (math.log(float(teacher[b, k])) - math.log(float(student[b, k])))
-                         for k in range(teacher.shape[1]))
+            total += sum(
+                float(teacher[b, k]) * (math.log(float(teacher[b, k])) - math.log(float(student[b, k])))
+                for k in range(teacher.shape[1])
+            )
             count += 1
     return torch.tensor(total / count)
 
@@ -83,15 +89,23 @@ def test_fit_with_the_functional_loss_logs_it_and_refuses_to_resume_with_another
     cfg = dict(zoo=tiny_zoo, out=out, epochs=1, batch_size=8, precision="fp32", model=tiny,
                augment=AugmentConfig(permute=False, align=True), functional_images=16)
     s = fit(FitConfig(**cfg, functional=1.0))
-    assert math.isfinite(s["train/functional"]) and s["train/functional"] > 0 and math.isfinite(s["val/functional"])
+    assert (
+        math.isfinite(s["train/functional"])
+        and s["train/functional"] > 0
+        and math.isfinite(s["val/functional"])
+    )
     assert load_representation(out).decode(torch.zeros(1, 8)).shape[1] == make_arch("cnn_digits").num_params
     from eoreps.hyper.sample import SampleConfig, run_sample
     from eoreps.zoo.datasets import ZooData, load_digits
 
     d = load_digits(0)
     data = ZooData("digits", d.x_train[:100], d.y_train[:100], d.x_val, d.y_val, d.x_test, d.y_test, 10)
-    res = run_sample(SampleConfig(zoo=tiny_zoo, rep=out, out=tmp_path / "s", n=2, top_k=4, epochs=[0]), data=data)
-    assert res["note"] is None and res["summary"]["functional"] == 1.0  # aligned and functional: nothing to advise
+    res = run_sample(
+        SampleConfig(zoo=tiny_zoo, rep=out, out=tmp_path / "s", n=2, top_k=4, epochs=[0]), data=data
+    )
+    assert (
+        res["note"] is None and res["summary"]["functional"] == 1.0
+    )  # aligned and functional: nothing to advise
     with pytest.raises(ConfigError, match="functional"):
         fit(FitConfig(**cfg, functional=0.5))
     with pytest.raises(ConfigError, match="functional=-1 must be >= 0"):  # Python callers read the field name

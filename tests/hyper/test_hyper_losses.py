@@ -76,8 +76,12 @@ def test_bad_gamma_is_a_config_error():
 
 def test_autoencoder_shapes_and_gradients():
     tok = Tokenizer.from_arch(make_arch("cnn_s"))
-    net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1,
-                                                                 latent_dim=8, proj_dim=6), tok.mask)
+    net = HyperAutoencoder(
+        tok.width,
+        tok.positions,
+        ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8, proj_dim=6),
+        tok.mask,
+    )
     x = tok.tokenize(torch.randn(3, tok.num_params))
     z, rec, proj = net(x)
     assert z.shape == (3, 8) and rec.shape == x.shape and proj.shape == (3, 6)

@@ -12,9 +12,14 @@ from eoreps.models.fusion import EarlyFusion, InputSpec, LateFusion, build_encod
 
 def _batch(b: int = 2) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {"s2": torch.randn(b, 12, 32, 32, generator=g), "s1": torch.randn(b, 2, 32, 32, generator=g),
-            "dem": torch.randn(b, 1, 16, 16, generator=g), "season": torch.randn(b, 2, generator=g),
-            "weather": torch.randn(b, 3, generator=g), "landcover": torch.randint(0, 8, (b, 1, 32, 32), generator=g)}
+    return {
+        "s2": torch.randn(b, 12, 32, 32, generator=g),
+        "s1": torch.randn(b, 2, 32, 32, generator=g),
+        "dem": torch.randn(b, 1, 16, 16, generator=g),
+        "season": torch.randn(b, 2, generator=g),
+        "weather": torch.randn(b, 3, generator=g),
+        "landcover": torch.randint(0, 8, (b, 1, 32, 32), generator=g),
+    }
 
 
 def _specs(names):

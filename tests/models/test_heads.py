@@ -53,7 +53,9 @@ def test_head_shapes() -> None:
     assert mean.shape == log_var.shape == (4,)
 
 
-@pytest.mark.parametrize("name,kwargs", [("cnn-tiny", {}), ("timm:vit_tiny_patch16_224", {"img_size": 32, "patch_size": 4})])
+@pytest.mark.parametrize(
+    "name,kwargs", [("cnn-tiny", {}), ("timm:vit_tiny_patch16_224", {"img_size": 32, "patch_size": 4})]
+)
 def test_unet_decoder_over_backbone_maps(name: str, kwargs: dict) -> None:
     bb = create_backbone(name, in_chans=3, **kwargs)
     dec = UNetDecoder([f["num_chs"] for f in bb.feature_info], num_classes=6, channels=16, dropout=0.1)
@@ -93,15 +95,21 @@ def test_multihead_attention_pooling() -> None:
 
     specs = [InputSpec("s2", 4, "image")]
     enc = build_encoder("early", specs, "cnn-tiny", (16, 16))
-    tasks = [TaskSpec("classify", num_classes=3, name="fuel"), TaskSpec("segment", num_classes=2, name="plume"),
-             TaskSpec("regress", name="power")]
+    tasks = [
+        TaskSpec("classify", num_classes=3, name="fuel"),
+        TaskSpec("segment", num_classes=2, name="plume"),
+        TaskSpec("regress", name="power"),
+    ]
     avg = MultiHeadModel(enc, tasks).eval()
     att = MultiHeadModel(enc, tasks, pooling="attention").eval()
     att.heads.load_state_dict(avg.heads.state_dict())
     assert set(att.pools) == {"fuel", "power"}  # one pool per image-level head, none for segmentation
     batch = {"s2": torch.randn(2, 4, 16, 16)}
     a, b = avg(batch), att(batch)
-    for k in ("fuel", "power"):  # untrained attention = average pooling of the deepest map = the pooled features
+    for k in (
+        "fuel",
+        "power",
+    ):  # untrained attention = average pooling of the deepest map = the pooled features
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     with pytest.raises(ConfigError, match="unknown head pooling"):
         MultiHeadModel(enc, tasks, pooling="max")

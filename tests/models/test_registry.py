@@ -44,7 +44,9 @@ def test_shapes_and_feature_info(name: str, kwargs: dict) -> None:
 
 
 @pytest.mark.parametrize("in_chans", [1, 2, 12, 13])
-@pytest.mark.parametrize("name,kwargs", [("cnn-small", {}), ("timm:resnet18", {}), VIT], ids=["cnn", "resnet", "vit"])
+@pytest.mark.parametrize(
+    "name,kwargs", [("cnn-small", {}), ("timm:resnet18", {}), VIT], ids=["cnn", "resnet", "vit"]
+)
 def test_any_band_count(name: str, kwargs: dict, in_chans: int) -> None:
     bb = create_backbone(name, in_chans=in_chans, **kwargs)
     x = torch.randn(2, in_chans, 32, 32)

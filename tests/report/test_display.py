@@ -42,7 +42,9 @@ def test_smoke_run_banner_only_when_asked(tmp_path):
     from eoreps.smoke import smoke_fields, smoke_markdown
 
     sec = [Section("S", tables=[("cost", _cost())])]
-    smoke = write_report(tmp_path, "Q", sec, synthetic=False, smoke="2 test models", filename="q.html").read_text()
+    smoke = write_report(
+        tmp_path, "Q", sec, synthetic=False, smoke="2 test models", filename="q.html"
+    ).read_text()
     full = write_report(tmp_path, "F", sec, synthetic=False, filename="f.html").read_text()
     assert "(smoke run: 2 test models, not a measurement)" in smoke and "smoke run" not in full
     assert smoke_markdown("2 test models").startswith("> **(smoke run: 2 test models, not a measurement)**")

@@ -56,10 +56,22 @@ def test_curves_and_sample_plot(tmp_path):
 
 
 def test_metric_curves_colour_by_method_style_by_protocol():
-    rows = [{"line": f"{m} ({p})", "method": m, "protocol": p, "frac": f, "acc": a, "seed": 0}
-            for m in ["m0", "m1", "m2", "m3"] for p in ["linear", "finetune"] for f, a in [(0.1, 0.5), (1.0, 0.8)]]
-    fig = metric_curves(pd.DataFrame(rows), "frac", "acc", "line", title="SimEO (synthetic): x", synthetic=True,
-                        color="method", style="protocol")
+    rows = [
+        {"line": f"{m} ({p})", "method": m, "protocol": p, "frac": f, "acc": a, "seed": 0}
+        for m in ["m0", "m1", "m2", "m3"]
+        for p in ["linear", "finetune"]
+        for f, a in [(0.1, 0.5), (1.0, 0.8)]
+    ]
+    fig = metric_curves(
+        pd.DataFrame(rows),
+        "frac",
+        "acc",
+        "line",
+        title="SimEO (synthetic): x",
+        synthetic=True,
+        color="method",
+        style="protocol",
+    )
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
     assert len(lines) == 8
     # same method -> same colour, different protocols -> different dashes

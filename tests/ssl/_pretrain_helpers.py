@@ -12,7 +12,9 @@ def tiny_config(method: str, data: Path, out: Path, **kw):
     base = dict(method=method, data=str(data), modalities=["s2", "s1"], backbone="cnn-tiny", quick=True,
                 out=str(out), batch_size=16, max_samples=64, monitor_samples=32, knn=False, accelerator="cpu")
     if method == "mae":
-        base.update(backbone="timm:vit_tiny_patch16_224",
-                    backbone_kwargs={"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 64, "num_heads": 2})
+        base.update(
+            backbone="timm:vit_tiny_patch16_224",
+            backbone_kwargs={"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 64, "num_heads": 2},
+        )
     base.update(kw)
     return PretrainConfig(**base)

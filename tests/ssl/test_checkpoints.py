@@ -27,12 +27,33 @@ def _cli(args: list[str], capsys) -> tuple[int, list[str]]:
 
 
 def _pretrain_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["pretrain", "--method", "simclr", "--data", str(data), "--modalities", "s2,s1", "--backbone", "cnn-tiny",
-            "--quick", "--no-knn", "--batch-size", "16", "--max-samples", "64", "--accelerator", "cpu",
-            "--out", str(out), *extra]
+    return [
+        "pretrain",
+        "--method",
+        "simclr",
+        "--data",
+        str(data),
+        "--modalities",
+        "s2,s1",
+        "--backbone",
+        "cnn-tiny",
+        "--quick",
+        "--no-knn",
+        "--batch-size",
+        "16",
+        "--max-samples",
+        "64",
+        "--accelerator",
+        "cpu",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
-def test_disk_full_keeps_the_previous_checkpoint_and_says_one_line(simeo_small, tmp_path, capsys, monkeypatch):
+def test_disk_full_keeps_the_previous_checkpoint_and_says_one_line(
+    simeo_small, tmp_path, capsys, monkeypatch
+):
     out = tmp_path / "run"
     last = out / "checkpoints" / "last.ckpt"
     real_save, calls, before = torch.save, [], {}
@@ -117,8 +138,17 @@ def test_resumed_run_sees_the_uninterrupted_order_rows_and_time(simeo_small, tmp
                         or real(self, idx))
 
     def cfg(out: Path, resume: bool = False):  # 2 epochs of 4 steps, a checkpoint every 3 steps
-        return tiny_config("simclr", simeo_small, out, epochs=2, max_samples=64, batch_size=16, checkpoint_every=3,
-                           resume=resume, quick=False)
+        return tiny_config(
+            "simclr",
+            simeo_small,
+            out,
+            epochs=2,
+            max_samples=64,
+            batch_size=16,
+            checkpoint_every=3,
+            resume=resume,
+            quick=False,
+        )
 
     whole = run_pretrain(cfg(tmp_path / "a"))
     order = list(fetched)
@@ -133,8 +163,12 @@ def test_resumed_run_sees_the_uninterrupted_order_rows_and_time(simeo_small, tmp
     assert resumed.steps == whole.steps == 8
     rows_after = _rows(tmp_path / "b")
     assert rows_before and rows_after[:len(rows_before)] == rows_before  # the pre-kill rows are kept
-    assert [(r["epoch"], r["step"]) for r in rows_after] == [(r["epoch"], r["step"]) for r in _rows(tmp_path / "a")]
-    part1 = torch.load(tmp_path / "b" / "checkpoints" / "step=6.ckpt", weights_only=False)["eoreps"]["elapsed_s"]
+    assert [(r["epoch"], r["step"]) for r in rows_after] == [
+        (r["epoch"], r["step"]) for r in _rows(tmp_path / "a")
+    ]
+    part1 = torch.load(tmp_path / "b" / "checkpoints" / "step=6.ckpt", weights_only=False)["eoreps"][
+        "elapsed_s"
+    ]
     assert resumed.wall_time_s > part1 > 0
 
 
@@ -144,10 +178,30 @@ def _rows(out: Path) -> list[dict[str, str]]:
 
 
 def test_mae_without_backbone_uses_its_default_vit(simeo_small, tmp_path, capsys):
-    """MAE needs a ViT: with no --backbone it gets one sized for the data (it used to get cnn-small and fail)."""
+    """MAE needs a ViT: with no --backbone it gets one sized for the data (it used to get cnn-small and
+    fail)."""
     with pytest.raises(SystemExit) as e:
-        main(["pretrain", "--method", "mae", "--data", str(simeo_small), "--modalities", "s2", "--quick", "--no-knn",
-              "--batch-size", "16", "--max-samples", "16", "--accelerator", "cpu", "--out", str(tmp_path)])
+        main(
+            [
+                "pretrain",
+                "--method",
+                "mae",
+                "--data",
+                str(simeo_small),
+                "--modalities",
+                "s2",
+                "--quick",
+                "--no-knn",
+                "--batch-size",
+                "16",
+                "--max-samples",
+                "16",
+                "--accelerator",
+                "cpu",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert e.value.code == 0, capsys.readouterr().err[-2000:]
     from eoreps.models import load_backbone
 

@@ -9,8 +9,12 @@ from eoreps.ssl.data import BatchDataset, PretrainData, TripletDataset, collate_
 
 
 def test_batch_dataset_serves_whole_batches() -> None:
-    data = PretrainData({"s2": torch.randn(10, 12, 8, 8), "s1": torch.randn(10, 2, 8, 8)}, labels=torch.arange(10))
-    loader = DataLoader(BatchDataset(data), batch_size=4, shuffle=False, drop_last=True, collate_fn=collate_batch)
+    data = PretrainData(
+        {"s2": torch.randn(10, 12, 8, 8), "s1": torch.randn(10, 2, 8, 8)}, labels=torch.arange(10)
+    )
+    loader = DataLoader(
+        BatchDataset(data), batch_size=4, shuffle=False, drop_last=True, collate_fn=collate_batch
+    )
     batches = list(loader)
     assert len(batches) == 2
     b = batches[1]

@@ -18,8 +18,15 @@ def test_two_process_loss_equals_single_process(tmp_path: Path) -> None:
     out, init = tmp_path / "ddp.pt", tmp_path / "init"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(HERE / "_ddp_worker.py"), str(r), "2", str(init), str(out)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "_ddp_worker.py"), str(r), "2", str(init), str(out)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for r in range(2)
+    ]
     logs = [p.communicate(timeout=1800)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)
     ddp = torch.load(out)

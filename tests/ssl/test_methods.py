@@ -20,7 +20,11 @@ def _check_card(card: dict, method: str, modalities: list[str]) -> None:
     assert card["method"] == method
     assert card["modalities"] == modalities
     for m in modalities:
-        assert len(card["band_names"][m]) == len(card["normalization"][m]["mean"]) == len(card["normalization"][m]["std"])
+        assert (
+            len(card["band_names"][m])
+            == len(card["normalization"][m]["mean"])
+            == len(card["normalization"][m]["std"])
+        )
     assert card["steps"] > 0 and card["epochs"] == 1
     assert card["data"]["synthetic"] is True
     assert card["input"]["stack"] == modalities
@@ -74,9 +78,30 @@ def test_cli_pretrain_quick(simeo_small: Path, tmp_path: Path) -> None:
 
     from eoreps.cli import app
 
-    res = CliRunner().invoke(app, ["pretrain", "--method", "simclr", "--data", str(simeo_small), "--modalities", "s2",
-                                   "--backbone", "cnn-tiny", "--max-samples", "64", "--batch-size", "16", "--no-knn",
-                                   "--accelerator", "cpu", "--quick", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "pretrain",
+            "--method",
+            "simclr",
+            "--data",
+            str(simeo_small),
+            "--modalities",
+            "s2",
+            "--backbone",
+            "cnn-tiny",
+            "--max-samples",
+            "64",
+            "--batch-size",
+            "16",
+            "--no-knn",
+            "--accelerator",
+            "cpu",
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "pretrained simclr" in res.output
     assert load_backbone(tmp_path).card["modalities"] == ["s2"]
@@ -95,9 +120,15 @@ def test_optimizer_holds_every_trainable_parameter_once() -> None:
     from eoreps.ssl.methods import get_method
 
     stats = BandStats(mean={"s2": (0.0,) * 12}, std={"s2": (1.0,) * 12}).to_dict()
-    m = get_method("mae")(modalities=["s2"], in_chans={"s2": 12}, stats=stats, backbone="timm:vit_tiny_patch16_224",
-                          backbone_kwargs={"img_size": 32, "patch_size": 8, "depth": 1, "embed_dim": 32,
-                                           "num_heads": 2}, image_size=(32, 32), max_steps=4)
+    m = get_method("mae")(
+        modalities=["s2"],
+        in_chans={"s2": 12},
+        stats=stats,
+        backbone="timm:vit_tiny_patch16_224",
+        backbone_kwargs={"img_size": 32, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2},
+        image_size=(32, 32),
+        max_steps=4,
+    )
     opt = m.configure_optimizers()["optimizer"]
     ids = [id(p) for g in opt.param_groups for p in g["params"]]
     assert len(ids) == len(set(ids))  # the masked ViT shares the encoder's parameters

@@ -26,8 +26,14 @@ def _method(constant: bool) -> torch.nn.Module:
     from eoreps.ssl.methods import get_method
 
     stats = BandStats(mean={"s2": (0.0,) * 12}, std={"s2": (1.0,) * 12})
-    m = get_method("simclr")(modalities=["s2"], in_chans={"s2": 12}, stats=stats.to_dict(), backbone="cnn-tiny",
-                             image_size=(16, 16), max_steps=1)
+    m = get_method("simclr")(
+        modalities=["s2"],
+        in_chans={"s2": 12},
+        stats=stats.to_dict(),
+        backbone="cnn-tiny",
+        image_size=(16, 16),
+        max_steps=1,
+    )
     if constant:  # a collapsed encoder: every input gives the same features
         for p in m.encoder.parameters():
             torch.nn.init.zeros_(p)

@@ -1,4 +1,5 @@
-"""Pretext-task methods (rotation, jigsaw, band-prediction, inpainting): their mechanics and a pretrain + export each."""
+"""Pretext-task methods (rotation, jigsaw, band-prediction, inpainting): their mechanics and a pretrain +
+export each."""
 
 from __future__ import annotations
 
@@ -33,10 +34,20 @@ def _one_thread():
 
 def _method(name: str, modalities=("s2", "s1"), size=(32, 32), **kw):
     chans = {"s2": 12, "s1": 2}
-    stats = BandStats(mean={m: (0.0,) * chans[m] for m in modalities}, std={m: (1.0,) * chans[m] for m in modalities},
-                      bands={"s2": S2_L2A.bands, "s1": ("VV", "VH")}).to_dict()
-    return get_method(name)(modalities=list(modalities), in_chans={m: chans[m] for m in modalities}, stats=stats,
-                            backbone="cnn-tiny", image_size=size, max_steps=4, **kw)
+    stats = BandStats(
+        mean={m: (0.0,) * chans[m] for m in modalities},
+        std={m: (1.0,) * chans[m] for m in modalities},
+        bands={"s2": S2_L2A.bands, "s1": ("VV", "VH")},
+    ).to_dict()
+    return get_method(name)(
+        modalities=list(modalities),
+        in_chans={m: chans[m] for m in modalities},
+        stats=stats,
+        backbone="cnn-tiny",
+        image_size=size,
+        max_steps=4,
+        **kw,
+    )
 
 
 # ------------------------------------------------------------------------------------ end to end
@@ -47,7 +58,9 @@ def test_pretext_methods_pretrain_and_export(method: str, simeo_small: Path, tmp
     bb = load_backbone(tmp_path / "backbone.safetensors")
     assert bb.card["method"] == method and bb.card["modalities"] == ["s2", "s1"] and bb.in_chans == 14
     assert bb.eval()(torch.randn(2, 14, 32, 32)).shape == (2, bb.num_features)
-    hp = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["hyper_parameters"]
+    hp = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "hyper_parameters"
+    ]
     if method == "jigsaw":  # the permutation classes travel with the checkpoint
         assert hp["permutations"] == [list(p) for p in select_permutations(100, 9, 0)]
     if method == "band-prediction":  # the held-out bands' input weights stayed exactly 0 through training
@@ -61,15 +74,39 @@ def test_cli_band_prediction_with_named_bands(simeo_small: Path, tmp_path: Path)
 
     from eoreps.cli import app
 
-    res = CliRunner().invoke(app, ["pretrain", "--method", "band-prediction", "--method-kwargs", "bands=B11+B12",
-                                   "--data", str(simeo_small), "--modalities", "s2", "--backbone", "cnn-tiny",
-                                   "--max-samples", "64", "--batch-size", "16", "--no-knn", "--accelerator", "cpu",
-                                   "--quick", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "pretrain",
+            "--method",
+            "band-prediction",
+            "--method-kwargs",
+            "bands=B11+B12",
+            "--data",
+            str(simeo_small),
+            "--modalities",
+            "s2",
+            "--backbone",
+            "cnn-tiny",
+            "--max-samples",
+            "64",
+            "--batch-size",
+            "16",
+            "--no-knn",
+            "--accelerator",
+            "cpu",
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     bb = load_backbone(tmp_path)
     assert bb.card["method"] == "band-prediction" and bb.in_chans == 12
     conv = first_conv(bb, 12)
-    assert conv is not None and conv.weight[:, [10, 11]].abs().max() == 0 and conv.weight[:, :10].abs().min() > 0
+    assert (
+        conv is not None and conv.weight[:, [10, 11]].abs().max() == 0 and conv.weight[:, :10].abs().min() > 0
+    )
 
 
 # -------------------------------------------------------------------------------------- rotation
@@ -212,7 +249,9 @@ def test_inpainting_hides_the_square_and_scores_it_only() -> None:
     assert loss.item() == pytest.approx(literal.item(), rel=1e-5)
     outside = pred.detach() + 50.0 * (~hole)[:, None]  # any change outside the hole leaves the loss alone
     assert inpainting_loss(outside, target, hole, valid).item() == pytest.approx(loss.item(), rel=1e-6)
-    assert inpainting_loss(pred.detach() + 1.0 * hole[:, None], target, hole, valid).item() != pytest.approx(loss.item())
+    assert inpainting_loss(pred.detach() + 1.0 * hole[:, None], target, hole, valid).item() != pytest.approx(
+        loss.item()
+    )
     assert inpainting_loss(outside, target, hole, valid, context_weight=0.1).item() > loss.item() + 100
     with pytest.raises(ConfigError, match="area"):
         _method("inpainting", area=1.5)

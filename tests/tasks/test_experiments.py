@@ -55,7 +55,9 @@ def test_uncertainty_quick(tmp_path) -> None:
     assert set(df["split"]) == {"test", "shifted"}
     for split in ("test", "shifted"):
         sub = df[df["split"] == split].set_index("row")
-        assert sub.loc["MC dropout + filter", "n"] <= sub.loc["MC dropout", "n"] == sub.loc["plain model", "n"]
+        assert (
+            sub.loc["MC dropout + filter", "n"] <= sub.loc["MC dropout", "n"] == sub.loc["plain model", "n"]
+        )
 
 
 def test_fit_cli_quick_bf16_with_yaml(tmp_path) -> None:
@@ -68,7 +70,7 @@ def test_fit_cli_quick_bf16_with_yaml(tmp_path) -> None:
               "--out", str(tmp_path)])
     assert e.value.code == 0
     res = json.loads((tmp_path / "results.json").read_text())
-    assert res["config"]["precision"] == "bf16-mixed" and res["config"]["fusion"] == "late"  # the CLI wins
+    assert res["config"]["precision"] == "bf16" and res["config"]["fusion"] == "late"  # the CLI wins
     assert res["config"]["modalities"] == ["s2", "s1", "season"]
     assert "classify/acc" in res["metrics"]["test"]
     assert (tmp_path / "logs" / "metrics.csv").is_file()
@@ -81,7 +83,17 @@ def test_fit_cli_errors(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["fit", "--task", "clasify", "--out", str(tmp_path)])
     assert e.value.code == 2 and "unknown task 'clasify'" in capsys.readouterr().err
-    assert app is not None
+
+
+@pytest.mark.parametrize("name", ["fusion", "multitask", "uncertainty", "weak-supervision"])
+def test_experiment_commands_are_registered_with_their_options(name) -> None:
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, ["experiment", name, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert all(flag in res.output for flag in ("--seeds", "--quick", "--out", "--threads", "--config")), (
+        res.output
+    )
 
 
 @pytest.mark.realdata

@@ -17,8 +17,16 @@ from eoreps.tasks.fit import FitConfig, fit
 
 
 def _cfg(out: Path, **kw) -> FitConfig:
-    base = dict(backbone="cnn-tiny", epochs=3, max_train=48, max_eval=32, batch_size=16, simeo_n=160, out=str(out),
-                patience=10)
+    base = dict(
+        backbone="cnn-tiny",
+        epochs=3,
+        max_train=48,
+        max_eval=32,
+        batch_size=16,
+        simeo_n=160,
+        out=str(out),
+        patience=10,
+    )
     return FitConfig(**{**base, **kw})
 
 
@@ -72,7 +80,9 @@ def test_disk_full_leaves_no_torn_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(DataError, match="best.ckpt: no space left on device"):
         fit(_cfg(tmp_path, epochs=1))
-    assert not list((tmp_path / "checkpoints").iterdir())  # neither a torn best/last.ckpt nor a temporary file
+    assert not list(
+        (tmp_path / "checkpoints").iterdir()
+    )  # neither a torn best/last.ckpt nor a temporary file
 
 
 def test_an_end_of_file_error_is_not_reported_as_ctrl_c(tmp_path, monkeypatch, capsys):

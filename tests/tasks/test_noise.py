@@ -137,9 +137,16 @@ def test_study_noise_touches_training_labels_only(tmp_path) -> None:
 
     d = DataConfig(data="simeo", task="classify", modalities=["s2"], simeo_n=300)
     data = load_eval_data(d.data, d.task, d.modalities, simeo_n=d.simeo_n, seed=0)
-    clean = StudyConfig(data=d, methods=[MethodSpec("r", backbone="random", modalities=["s2"])], protocols=["linear"],
-                        fractions=[1.0], seeds=1)
-    noisy = StudyConfig(data=d, methods=clean.methods, protocols=["linear"], fractions=[1.0], seeds=1, label_noise=0.4)
+    clean = StudyConfig(
+        data=d,
+        methods=[MethodSpec("r", backbone="random", modalities=["s2"])],
+        protocols=["linear"],
+        fractions=[1.0],
+        seeds=1,
+    )
+    noisy = StudyConfig(
+        data=d, methods=clean.methods, protocols=["linear"], fractions=[1.0], seeds=1, label_noise=0.4
+    )
     out = _noisy_train(data, noisy, 0, {})
     y0, y1 = data.splits["train"].target, out.splits["train"].target
     assert int((y0 != y1).sum()) == round(0.4 * len(y0))

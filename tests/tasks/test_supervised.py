@@ -45,12 +45,22 @@ STATS = BandStats(mean={"s2": (0.0,) * 12, "s1": (0.0, 0.0), "season": (0.0, 0.0
 
 
 def _dm(mods=("s2", "s1", "season")) -> EODataModule:
-    return EODataModule(Fake(48, 0), Fake(16, 1), list(mods), evals={"test": Fake(16, 2)}, batch_size=16, stats=STATS)
+    return EODataModule(
+        Fake(48, 0), Fake(16, 1), list(mods), evals={"test": Fake(16, 2)}, batch_size=16, stats=STATS
+    )
 
 
 def _trainer(**kw) -> L.Trainer:
-    return L.Trainer(max_epochs=kw.pop("epochs", 2), accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, **kw)
+    return L.Trainer(
+        max_epochs=kw.pop("epochs", 2),
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        **kw,
+    )
 
 
 TASKS = {
@@ -97,8 +107,14 @@ def test_multitask_weightings_log_weights(weighting: str) -> None:
     tasks = [TaskSpec("segment", name="seg", num_classes=3, positive_class=1),
              TaskSpec("regress", name="reg", target_mean=20.0, target_std=5.0),
              TaskSpec("classify", name="cls", num_classes=3)]
-    module = SupervisedModule(tasks, input_specs(dm.example(), dm.modalities), backbone="cnn-tiny", fusion="early",
-                              grid_size=(16, 16), weighting=weighting)
+    module = SupervisedModule(
+        tasks,
+        input_specs(dm.example(), dm.modalities),
+        backbone="cnn-tiny",
+        fusion="early",
+        grid_size=(16, 16),
+        weighting=weighting,
+    )
     trainer = _trainer(epochs=3)
     trainer.fit(module, datamodule=dm)
     logged = trainer.callback_metrics
@@ -106,7 +122,9 @@ def test_multitask_weightings_log_weights(weighting: str) -> None:
         assert f"weight/{t}" in logged and f"train/{t}_loss" in logged
     assert "val/seg/iou" in logged and "val/reg/r2" in logged and "val/cls/acc" in logged
     if weighting == "gradnorm":
-        assert float(sum(logged[f"weight/{t}"] for t in ("seg", "reg", "cls"))) == pytest.approx(3.0, rel=1e-3)
+        assert float(sum(logged[f"weight/{t}"] for t in ("seg", "reg", "cls"))) == pytest.approx(
+            3.0, rel=1e-3
+        )
     if weighting == "dwa":
         assert len(module.weighting.history) == 3
 

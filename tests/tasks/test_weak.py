@@ -123,7 +123,11 @@ def test_image_label_model_produces_a_spatial_mask() -> None:
     spec = TaskSpec("segment", num_classes=K, supervision="image")
     module = SupervisedModule([spec], [InputSpec("s2", 3)], backbone="cnn-tiny", grid_size=(16, 16))
     labels = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]])
-    batch = {"s2": torch.randn(2, 3, 16, 16), "image_labels": labels, "mask": torch.zeros(2, 16, 16, dtype=torch.long)}
+    batch = {
+        "s2": torch.randn(2, 3, 16, 16),
+        "image_labels": labels,
+        "mask": torch.zeros(2, 16, 16, dtype=torch.long),
+    }
     maps = module(batch)["segment"]
     assert maps.shape == (2, K, 16, 16)  # a per-pixel class map, not a patch vector
     loss = module.model.losses({"segment": maps}, batch)["segment"]
@@ -194,8 +198,15 @@ def test_weak_supervision_experiment_quick(tmp_path) -> None:
     for f in ("results.csv", "summary.csv", "summary.md", "weak_supervision.png", "report.html"):
         assert (tmp_path / f).is_file(), f
     table = pd.read_csv(tmp_path / "summary.csv")
-    assert list(table.columns) == ["budget", "supervision", "mIoU (%)", "pixel accuracy (%)", "training patches",
-                                   "epochs", "seeds"]
+    assert list(table.columns) == [
+        "budget",
+        "supervision",
+        "mIoU (%)",
+        "pixel accuracy (%)",
+        "training patches",
+        "epochs",
+        "seeds",
+    ]
     assert len(table) == len(s.budgets) * len(s.supervisions)
     assert set(table["supervision"]) == {"full masks", "image labels", "points k=1", "points k=5"}
     assert table.notna().all().all()

@@ -51,3 +51,19 @@ def test_builtin_architectures_keep_their_shapes() -> None:
     assert [make_arch(n).num_params for n in ARCH_NAMES] == [2464, 3424, 958, 2410, 11346]
     with pytest.raises(ConfigError, match="is a backbone"):
         make_arch("cnn-small")
+
+
+def test_builtin_listing_matches_the_decorators_and_the_backbone_registry_needs_no_zoo() -> None:
+    """The built-in names listed below the zoo (models.arch_registry) are exactly those the decorators
+    register; the backbone registry tells a zoo name from an unknown one without importing the zoo."""
+    import subprocess
+    import sys
+
+    from eoreps.models.arch_registry import BUILTIN_ARCHS
+
+    assert all(ARCHITECTURES.registered(n) is not None for n in BUILTIN_ARCHS) and ARCH_NAMES == BUILTIN_ARCHS
+    code = ("import sys\nfrom eoreps.errors import ConfigError\nfrom eoreps.models.registry import "
+            "canonical_backbone_name\ntry:\n    canonical_backbone_name('cnn_s')\nexcept ConfigError as e:\n"
+            "    print(e)\nprint('eoreps.zoo.architectures' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "model-zoo architecture" in out and out.strip().endswith("False"), out

@@ -124,10 +124,28 @@ def test_corrupt_shard_gives_one_line_naming_it_and_rebuild_repairs(tmp_path, sm
 def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path):
     """Kill a CLI build (SIGKILL) mid-way, resume it, compare with an uninterrupted build."""
     grid = tmp_path / "grid.yaml"
-    grid.write_text("seed: [0, 1, 2]\nactivation: [relu, tanh]\ninit: [kaiming_uniform]\noptimizer: [adam, sgd]\n"
-                    "lr: [0.01]\nweight_decay: [0.0001]\ndropout: [0.0]\ntrain_fraction: [0.5]\n")
-    args = ["zoo", "build", "--dataset", "digits", "--arch", "cnn_digits", "--grid", str(grid), "--epochs", "3",
-            "--chunk-size", "2", "--precision", "fp32", "--threads", "2"]
+    grid.write_text(
+        "seed: [0, 1, 2]\nactivation: [relu, tanh]\ninit: [kaiming_uniform]\noptimizer: [adam, sgd]\n"
+        "lr: [0.01]\nweight_decay: [0.0001]\ndropout: [0.0]\ntrain_fraction: [0.5]\n"
+    )
+    args = [
+        "zoo",
+        "build",
+        "--dataset",
+        "digits",
+        "--arch",
+        "cnn_digits",
+        "--grid",
+        str(grid),
+        "--epochs",
+        "3",
+        "--chunk-size",
+        "2",
+        "--precision",
+        "fp32",
+        "--threads",
+        "2",
+    ]
     env = {**os.environ, "EOREPS_NO_PROGRESS": "1"}
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "eoreps.cli", *args, "--out", str(killed)], env=env,
@@ -136,7 +154,9 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path):
     t0 = time.time()
     while not target.exists() and proc.poll() is None and time.time() - t0 < 120:
         time.sleep(0.02)
-    assert proc.poll() is None, "build finished before it could be killed: " + proc.stderr.read().decode()[-500:]
+    assert proc.poll() is None, (
+        "build finished before it could be killed: " + proc.stderr.read().decode()[-500:]
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "index.parquet").exists()
@@ -198,4 +218,6 @@ def test_manifest_records_the_engine_and_old_zoos_resume_on_torch(tmp_path, smal
     assert used == ["torch"]
     if want[0] == "native":
         with pytest.raises(ConfigError, match="differs in options"):
-            build_zoo(_cfg(tmp_path / "z", options=TrainOptions(engine="native"), epochs=1), data=small_digits)
+            build_zoo(
+                _cfg(tmp_path / "z", options=TrainOptions(engine="native"), epochs=1), data=small_digits
+            )

@@ -54,14 +54,20 @@ def test_sparsified_twins_curve(zoo_dir, small_digits):
     df = sparsify_zoo(zoo_dir, [0.0, 0.5, 0.99], data=small_digits)
     assert len(df) == 6 * 3
     dense = df[df.sparsity == 0.0]
-    np.testing.assert_allclose(dense["test_acc"], dense["dense_test_acc"], atol=1.0 / len(small_digits.y_test))
+    np.testing.assert_allclose(
+        dense["test_acc"], dense["dense_test_acc"], atol=1.0 / len(small_digits.y_test)
+    )
     assert df[df.sparsity == 0.99]["test_acc"].mean() < dense["test_acc"].mean()
-    np.testing.assert_allclose(df.groupby("sparsity")["achieved_sparsity"].mean().to_numpy(), [0.0, 0.5, 0.99],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        df.groupby("sparsity")["achieved_sparsity"].mean().to_numpy(), [0.0, 0.5, 0.99], atol=1e-3
+    )
     assert (zoo_dir / "sparsified.png").is_file() and (zoo_dir / "sparsified.parquet").is_file()
     twins = ModelZoo(zoo_dir / "twins")
     assert len(twins) == 18
-    assert float((twins.weights_matrix()[twins.properties["sparsity"].to_numpy() == 0.5] == 0).float().mean()) > 0.4
+    assert (
+        float((twins.weights_matrix()[twins.properties["sparsity"].to_numpy() == 0.5] == 0).float().mean())
+        > 0.4
+    )
 
 
 def _files(folder):
@@ -94,7 +100,9 @@ def test_inspect_and_prune_write_to_out_and_leave_the_zoo_alone(zoo_dir, tmp_pat
     code, cap = _cli(["zoo", "inspect", str(zoo_dir), "--out", str(tmp_path / "insp")], capsys)
     assert code == 0 and (tmp_path / "insp" / "inspect.png").stat().st_size > 1000
     assert f"figure: {tmp_path / 'insp' / 'inspect.png'}" in cap.out
-    code, cap = _cli(["zoo", "prune", str(zoo_dir), "--sparsity", "0,0.5", "--out", str(tmp_path / "pr")], capsys)
+    code, cap = _cli(
+        ["zoo", "prune", str(zoo_dir), "--sparsity", "0,0.5", "--out", str(tmp_path / "pr")], capsys
+    )
     assert code == 0 and str(tmp_path / "pr" / "sparsified.parquet") in cap.out
     for name in ("sparsified.parquet", "sparsified.csv", "sparsified.png", "twins/zoo.json"):
         assert (tmp_path / "pr" / name).is_file(), name

@@ -1,4 +1,5 @@
-"""The native engine (compiled lane-per-member kernel): activations, dropout, every architecture, fallbacks."""
+"""The native engine (compiled lane-per-member kernel): activations, dropout, every architecture,
+fallbacks."""
 
 from __future__ import annotations
 
@@ -91,8 +92,10 @@ def test_every_architecture_native_equals_torch_engine(arch_name, shape, k):
     members = [Member(i, 30 + i, acts[i % 4], "kaiming_uniform", ["adam", "sgd"][i % 2], [3e-3, 0.05][i % 2],
                       1e-4 * (i % 3), 0.0, 1.0) for i in range(18)]  # 18: a full lane group and a padded one
     members.sort(key=lambda m: m.activation)
-    got, want = [PopulationTrainer(arch, members, data, TrainOptions(precision="fp32", engine=e), chunk_seed=1)
-                 for e in ("native", "torch")]
+    got, want = [
+        PopulationTrainer(arch, members, data, TrainOptions(precision="fp32", engine=e), chunk_seed=1)
+        for e in ("native", "torch")
+    ]
     for t in (got, want):
         t.train_epoch()
         t.train_epoch()
@@ -133,7 +136,9 @@ def test_unsupported_architecture_and_missing_compiler_fall_back(monkeypatch, tm
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("EOREPS_CACHE", str(tmp_path))
     arch = make_arch("mlp")
-    with pytest.raises(native.NativeUnavailable, match="CXX=.*no-such-compiler is not an executable compiler"):
+    with pytest.raises(
+        native.NativeUnavailable, match="CXX=.*no-such-compiler is not an executable compiler"
+    ):
         native.load(arch)
     auto = resolve_options(TrainOptions(), arch)
     assert (auto.engine, auto.precision) == ("torch", "bf16")
@@ -142,17 +147,17 @@ def test_unsupported_architecture_and_missing_compiler_fall_back(monkeypatch, tm
     with pytest.raises(native.NativeUnavailable, match="no C.. compiler found"):
         native.load(arch)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    with pytest.raises(ConfigError, match="--engine native cannot run here: CXX="):
+    with pytest.raises(ConfigError, match="engine=native cannot run here: CXX="):
         resolve_options(TrainOptions(engine="native"), arch)
 
 
 def test_engine_and_precision_options_are_checked():
     arch = make_arch("mlp")
-    with pytest.raises(ConfigError, match="bf16 needs --engine torch"):
+    with pytest.raises(ConfigError, match="bf16 needs engine=torch"):
         resolve_options(TrainOptions(engine="native", precision="bf16"), arch)
-    with pytest.raises(ConfigError, match="--engine 'fast'"):
+    with pytest.raises(ConfigError, match="engine='fast'"):
         resolve_options(TrainOptions(engine="fast"), arch)
-    with pytest.raises(ConfigError, match="--precision 'fp16'"):
+    with pytest.raises(ConfigError, match="precision='fp16'"):
         resolve_options(TrainOptions(precision="fp16"), arch)
     torch_bf16 = resolve_options(TrainOptions(precision="bf16"), arch)
     assert (torch_bf16.engine, torch_bf16.precision) == ("torch", "bf16")
@@ -197,8 +202,10 @@ def test_native_evaluation_equals_torch_evaluation_including_diverged_members():
     x_eval, y_eval = torch.randn(300, 1, 28, 28, generator=g), torch.randint(0, 10, (300,), generator=g)
     arch = make_arch("cnn_s", (1, 28, 28), 10)
     acts = list(ACTIVATIONS)
-    members = sorted([Member(i, i, acts[i % 4], "kaiming_uniform", "adam", 1e-2, 0.0, 0.0, 1.0) for i in range(20)],
-                      key=lambda m: m.activation)
+    members = sorted(
+        [Member(i, i, acts[i % 4], "kaiming_uniform", "adam", 1e-2, 0.0, 0.0, 1.0) for i in range(20)],
+        key=lambda m: m.activation,
+    )
     nat = PopulationTrainer(arch, members, data, TrainOptions(engine="native"))
     nat.train_epoch()
     w = nat.member_weights()
@@ -215,7 +222,10 @@ def test_native_evaluation_equals_torch_evaluation_including_diverged_members():
     assert np.isnan(nl[diverged + [6]]).all() and np.isnan(tl[diverged + [6]]).all()
     assert np.isposinf(nl[[1, 2]]).all() and np.isposinf(tl[[1, 2]]).all()  # images of class 9 / 8 exist
     keep = y_eval != 9
-    (n9, _), (t9, _) = nat._eval_split(x_eval[keep], y_eval[keep]), ref._eval_split(x_eval[keep], y_eval[keep])
+    (n9, _), (t9, _) = (
+        nat._eval_split(x_eval[keep], y_eval[keep]),
+        ref._eval_split(x_eval[keep], y_eval[keep]),
+    )
     assert np.isfinite(n9[1]) and abs(n9[1] - t9[1]) < 1e-5  # without class-9 images: a finite loss
     assert np.abs(nl[ok] - tl[ok]).max() < 1e-5
     assert np.array_equal(na, ta)
@@ -237,7 +247,9 @@ def test_bad_inputs_never_reach_the_kernel():
     with pytest.raises(ValueError, match="float32"):
         ng.evaluate(x.double(), y, w)
     with pytest.raises(ValueError, match="outside the 40 images"):
-        ng.train_epoch(x, y, np.full((3, 5), 40, dtype=np.int32), 10, w, None, None, 0, np.zeros(3, np.uint32))
+        ng.train_epoch(
+            x, y, np.full((3, 5), 40, dtype=np.int32), 10, w, None, None, 0, np.zeros(3, np.uint32)
+        )
 
 
 @needs_native
@@ -247,7 +259,9 @@ def test_batch_size_and_lane_buffers_are_checked():
     data = _rand_data((1, 8, 8))
     for engine in ("native", "torch"):
         with pytest.raises(ValueError, match="batch_size must be >= 1"):
-            PopulationTrainer(arch, members, data, TrainOptions(engine=engine, precision="fp32", batch_size=0))
+            PopulationTrainer(
+                arch, members, data, TrainOptions(engine=engine, precision="fp32", batch_size=0)
+            )
     pop = PopulationTrainer(arch, members, data, TrainOptions(engine="native"))
     ng, w = pop._native, pop._native.to_lanes(pop.member_weights())
     orders = np.zeros((3, 5), dtype=np.int32)
@@ -256,7 +270,9 @@ def test_batch_size_and_lane_buffers_are_checked():
     with pytest.raises(ValueError, match=r"lane buffers must be CPU float32 \(1, 2410, 16\)"):
         ng.evaluate(pop._x_native, pop._y_native, w[:, :-1].contiguous())
     with pytest.raises(ValueError, match="both Adam moments or neither"):
-        ng.train_epoch(pop._x_native, pop._y_native, orders, 10, w, w.clone(), None, 0, np.zeros(3, np.uint32))
+        ng.train_epoch(
+            pop._x_native, pop._y_native, orders, 10, w, w.clone(), None, 0, np.zeros(3, np.uint32)
+        )
     with pytest.raises(ValueError, match="CPU tensors"):
         ng.evaluate(pop._x_native.to("meta"), pop._y_native, w)
 

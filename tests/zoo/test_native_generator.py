@@ -98,7 +98,7 @@ def test_a_drifted_python_signature_is_refused_and_auto_falls_back(monkeypatch):
     assert msg.endswith("u32*,i32,i32)'; update ENTRY_POINTS or the header together")
     with pytest.warns(RuntimeWarning, match="ABI mismatch.*using the torch engine"):
         assert resolve_options(TrainOptions(), arch).engine == "torch"
-    with pytest.raises(ConfigError, match="--engine native cannot run here: native kernel ABI mismatch"):
+    with pytest.raises(ConfigError, match="engine=native cannot run here: native kernel ABI mismatch"):
         resolve_options(TrainOptions(engine="native"), arch)
 
 

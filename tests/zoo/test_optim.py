@@ -16,7 +16,9 @@ def test_stacked_update_equals_torch_optim(kind):
     lrs, wds = [0.05, 0.001, 0.01], [0.0, 1e-3, 1e-2]
     nets = [build_model(arch, "relu", "kaiming_uniform", seed=s) for s in range(3)]
     stack = StackedParams(arch, torch.stack([flatten_state(n) for n in nets]))
-    opt = StackedOptimizer(stack, kind if isinstance(kind, str) else list(kind), torch.tensor(lrs), torch.tensor(wds))
+    opt = StackedOptimizer(
+        stack, kind if isinstance(kind, str) else list(kind), torch.tensor(lrs), torch.tensor(wds)
+    )
     kinds = [kind] * 3 if isinstance(kind, str) else list(kind)
     assert opt.kind == ("mixed" if len(set(kinds)) > 1 else kinds[0])
     refs = [(torch.optim.Adam if k == "adam" else torch.optim.SGD)(n.parameters(), lr=lr, weight_decay=wd)

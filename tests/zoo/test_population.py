@@ -19,7 +19,10 @@ from eoreps.zoo.population import PopulationTrainer, TrainOptions, chunk_members
 ATOL = 2e-4
 
 
-ENGINES = ["torch", pytest.param("native", marks=pytest.mark.skipif(not native.available(), reason="no C++ compiler"))]
+ENGINES = [
+    "torch",
+    pytest.param("native", marks=pytest.mark.skipif(not native.available(), reason="no C++ compiler")),
+]
 
 
 def _opts(engine: str, **kw) -> TrainOptions:
@@ -60,8 +63,12 @@ def test_vectorized_equals_alone(small_digits, arch_name, activation, optimizer,
 def test_mixed_activations_and_optimizers_in_one_chunk_equal_alone(small_digits, arch_name, engine):
     """One chunk of four activations x two optimizer rules: every member as if trained alone."""
     arch = make_arch(arch_name, small_digits.in_shape, small_digits.num_classes)
-    members = [Member(i, 20 + i, act, "kaiming_uniform", opt, 3e-3 if opt == "adam" else 0.05, 1e-4, 0.0, 1.0)
-               for i, (act, opt) in enumerate((a, o) for a in ("relu", "tanh", "gelu", "sigmoid") for o in ("adam", "sgd"))]
+    members = [
+        Member(i, 20 + i, act, "kaiming_uniform", opt, 3e-3 if opt == "adam" else 0.05, 1e-4, 0.0, 1.0)
+        for i, (act, opt) in enumerate(
+            (a, o) for a in ("relu", "tanh", "gelu", "sigmoid") for o in ("adam", "sgd")
+        )
+    ]
     chunk = chunk_members(members, 64)
     assert len(chunk) == 1  # one chunk for the whole mix
     members = chunk[0]
@@ -106,16 +113,28 @@ def test_bf16_and_shared_order_train_and_evaluate(small_digits):
         for _ in range(3):
             pop.train_epoch()
         after = pop.evaluate()
-        assert set(after) == {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "ggap"}
+        assert set(after) == {
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "test_loss",
+            "test_acc",
+            "ggap",
+        }
         assert (after["train_loss"] < before["train_loss"]).all()
         assert after["test_acc"][[0, 2]].min() > 0.5  # members without dropout learn the digits
-        # members with dropout 0.5 after every layer learn far slower on 200 images: only their loss is checked
+        # members with dropout 0.5 after every layer learn far slower on 200 images: only their loss is
+        # checked
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_resume_state_continues_identically(small_digits, engine):
     arch = make_arch("cnn_digits", small_digits.in_shape, small_digits.num_classes)
-    members = [dataclasses.replace(m, dropout=d) for m, d in zip(_members("tanh", "adam"), [0.0, 0.3, 0.0, 0.5], strict=True)]
+    members = [
+        dataclasses.replace(m, dropout=d)
+        for m, d in zip(_members("tanh", "adam"), [0.0, 0.3, 0.0, 0.5], strict=True)
+    ]
     a = PopulationTrainer(arch, members, small_digits, _opts(engine))
     a.train_epoch()
     state = {k: v.clone() for k, v in a.state_dict().items()}

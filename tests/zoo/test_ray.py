@@ -14,8 +14,18 @@ ray = pytest.importorskip("ray")
 
 
 def test_ray_backend_matches_local(tmp_path, small_digits):
-    grid = load_grid({"seed": [0, 1], "activation": ["relu", "tanh"], "init": ["normal"], "optimizer": ["adam"],
-                      "lr": [1e-2], "weight_decay": [0.0], "dropout": [0.0], "train_fraction": [1.0]})
+    grid = load_grid(
+        {
+            "seed": [0, 1],
+            "activation": ["relu", "tanh"],
+            "init": ["normal"],
+            "optimizer": ["adam"],
+            "lr": [1e-2],
+            "weight_decay": [0.0],
+            "dropout": [0.0],
+            "train_fraction": [1.0],
+        }
+    )
     cfgs = {}
     for backend in ("local", "ray"):
         cfgs[backend] = BuildConfig(out=tmp_path / backend, dataset="digits", arch="mlp", grid=grid, epochs=1,

@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import click
 import typer
 
-from eoreps.cli_config import parse_devices, parse_floats, parse_ints, parse_list  # noqa: F401 (re-exported)
+from eoreps.cli_config import (  # noqa: F401 (re-exported: commands import them from here)
+    config_keys_of,
+    config_only_value,
+    echo_quick,
+    explicit,
+    parse_devices,
+    parse_floats,
+    parse_ints,
+    parse_list,
+)
 from eoreps.config import read_yaml
 from eoreps.errors import ConfigError, unknown_name
 
@@ -24,8 +33,6 @@ def _config_callback(ctx: typer.Context, param: click.Parameter, value: Path | N
     params = {p.name: p for p in ctx.command.params if p.name and p.name != "config"}
     for key in list(data):
         if key not in params:
-            from eoreps.cli_config import config_keys_of, config_only_value
-
             if config_only_value(ctx, key, data.pop(key), f"{value}: key '{key}'"):
                 continue  # a field of the command's config that is not a command-line option
             known = sorted({*params, *config_keys_of(ctx)})
@@ -84,28 +91,6 @@ ThreadsOpt = Annotated[int, typer.Option(
     "--threads", help="torch CPU threads (0 = torch's default: one per physical core). Two jobs on one "
                       "machine should split the cores, e.g. --threads 8 each on 16 cores.")]
 
-_GIVEN = frozenset({"COMMANDLINE", "DEFAULT_MAP", "ENVIRONMENT"})
-
-
-def explicit(ctx: typer.Context) -> set[str]:
-    """Names of the options the user gave (on the command line or in the ``--config`` file), as opposed to
-    those left at their defaults: what ``--quick`` must not replace."""
-    given = set()
-    for name in ctx.params:
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name in _GIVEN:  # by name: Typer may vendor its own click
-            given.add(name)
-    return given
-
-
-def echo_quick(changes: list[str]) -> None:
-    """Print the one line that says what ``--quick`` changed (nothing when it changed nothing)."""
-    from eoreps.quick import describe
-
-    if changes:
-        typer.echo(describe(changes))
-
-
 def set_threads(threads: int) -> None:
     """Apply ``--threads`` (0 leaves torch's default)."""
     if threads < 0:
@@ -142,22 +127,38 @@ SplitRatiosOpt = Annotated[str, typer.Option("--split-ratios", help="Automatic s
                                              "(default 0.7,0.15,0.15), stratified, seeded by --seed.")]
 SplitSeedOpt = Annotated[int | None, typer.Option("--split-seed", help="Seed of the automatic split "
                                                   "(default: --seed).")]
-MaskClassesOpt = Annotated[str, typer.Option("--mask-classes", help="Mask codes to classes: '10:tree,20:shrub' "
-                                             "or a file of 'code name' lines (default: mask_classes.txt, "
-                                             "else the codes found).")]
+MaskClassesOpt = Annotated[
+    str,
+    typer.Option(
+        "--mask-classes",
+        help="Mask codes to classes: '10:tree,20:shrub' "
+        "or a file of 'code name' lines (default: mask_classes.txt, "
+        "else the codes found).",
+    ),
+]
 IgnoreIndexOpt = Annotated[int, typer.Option("--ignore-index", help="Mask code meaning no label.")]
-SkipNodataOpt = Annotated[bool, typer.Option("--skip-nodata", help="Leave out samples with a modality that is "
-                                             "entirely no-data (default: refuse them).")]
+SkipNodataOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-nodata",
+        help="Leave out samples with a modality that is entirely no-data (default: refuse them).",
+    ),
+]
 
 _DATA_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "id_column": (IdColumnOpt, ""), "split_column": (SplitColumnOpt, ""), "split_ratios": (SplitRatiosOpt, ""),
-    "split_seed": (SplitSeedOpt, None), "mask_classes": (MaskClassesOpt, ""), "ignore_index": (IgnoreIndexOpt, 255),
+    "id_column": (IdColumnOpt, ""),
+    "split_column": (SplitColumnOpt, ""),
+    "split_ratios": (SplitRatiosOpt, ""),
+    "split_seed": (SplitSeedOpt, None),
+    "mask_classes": (MaskClassesOpt, ""),
+    "ignore_index": (IgnoreIndexOpt, 255),
     "skip_nodata": (SkipNodataOpt, False),
 }
 
 
 def data_options(**values: Any) -> dict[str, Any]:
-    """The dataset options among ``values`` (the ``--id-column`` ... CLI values) that differ from their defaults."""
+    """The dataset options among ``values`` (the ``--id-column`` ... CLI values) that differ from their
+    defaults."""
     out = {k: v for k, v in values.items() if k in _DATA_OPTIONS and v != _DATA_OPTIONS[k][1]}
     if "split_ratios" in out:
         out["split_ratios"] = tuple(parse_floats(out["split_ratios"], "--split-ratios"))

@@ -42,7 +42,9 @@ def fit(
     if quick:  # the numbers of a seconds-long run are no measurement: say so on screen and in results.json
         from eoreps.smoke import mark_json, smoke_note
 
-        detail = f"{result.epochs} epoch(s)" + (f", at most {cfg.max_train} training samples" if cfg.max_train else "")
+        detail = f"{result.epochs} epoch(s)" + (
+            f", at most {cfg.max_train} training samples" if cfg.max_train else ""
+        )
         mark_json(result.out / "results.json", detail)
         typer.echo(smoke_note(detail))
     synthetic = " (SimEO: synthetic data)" if cfg.data == "simeo" else ""

@@ -7,19 +7,29 @@ from typing import Annotated
 
 import typer
 
-from eoreps.commands.common import DataOpt, OutOpt, QuickOpt, ThreadsOpt, echo_quick, set_threads
+from eoreps.cli_config import from_config
+from eoreps.commands.common import DataOpt, OutOpt, QuickOpt, ThreadsOpt, set_threads
+from eoreps.evaluation.study_options import StudyOptions
 
 app = typer.Typer(help="Label-efficiency studies (resumable grids with tables, plot and report).",
                   no_args_is_help=True)
 
 
 @app.command("label-efficiency")
+@from_config(StudyOptions)
 def label_efficiency(
-    config: Annotated[Path, typer.Option("--config", help="Study YAML (data, methods, protocols, fractions, seeds, "
-                                         "options; see docs/evaluation.md).", dir_okay=False)],
+    ctx: typer.Context,
+    cfg: StudyOptions,
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            help="Study YAML (data, methods, protocols, fractions, seeds, options; see docs/evaluation.md).",
+            dir_okay=False,
+        ),
+    ],
     out: OutOpt = Path("study_out"),
     data: DataOpt = "",
-    seed: Annotated[int | None, typer.Option("--seed", help="First seed (default: the YAML's).", min=0)] = None,
     quick: QuickOpt = False,
     threads: ThreadsOpt = 0,
 ) -> None:
@@ -28,14 +38,12 @@ def label_efficiency(
     --data and --seed override the YAML's data path and first seed; --quick shrinks the YAML's grid to a smoke
     run and prints what it changed.
     """
-    from eoreps.evaluation.study import load_study, quick_study, run_study
+    from eoreps.evaluation.study import run_study
 
     set_threads(threads)
-    cfg = load_study(config, data=data or None, seed=seed)
-    if quick:
-        changes: list[str] = []
-        cfg = quick_study(cfg, changes=changes)
-        echo_quick(changes)
-    report = run_study(cfg, out)
-    typer.echo(f"results: {out / 'results.csv'}\ntables:  {out / 'tables.md'}\nplot:    {out / 'label_efficiency.png'}")
+    report = run_study(cfg.load(), cfg.out)
+    typer.echo(
+        f"results: {out / 'results.csv'}\ntables:  {out / 'tables.md'}\nplot:    "
+        f"{out / 'label_efficiency.png'}"
+    )
     typer.echo(f"report:  {report}")

@@ -16,11 +16,10 @@ from eoreps.commands.common import (
     ThreadsOpt,
     check_out_callback,
     echo_kv,
-    parse_floats,
-    parse_ints,
     set_threads,
 )
 from eoreps.zoo.build_options import BuildOptions
+from eoreps.zoo.inspect_options import InspectOptions, PruneOptions
 
 app = typer.Typer(help="Model zoos: train populations of small networks, inspect them, prune them.",
                   no_args_is_help=True)
@@ -62,34 +61,35 @@ def _zoo_out_dir(zoo: Path, out: Path | None, writes: str) -> Path:
 
 
 @app.command("inspect")
+@from_config(InspectOptions)
 def inspect(
+    ctx: typer.Context,
+    cfg: InspectOptions,
     path: Annotated[Path, typer.Argument(help="Zoo directory.")],
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip shard checksum verification.")] = False,
     out: ZooOutOpt = None,
 ) -> None:
     """Print counts and property distributions of a zoo and write inspect.png (to the zoo or --out)."""
     from eoreps.zoo.inspect import format_report, inspect_zoo
 
-    out_dir = _zoo_out_dir(path, out, "inspect.png")
-    typer.echo(format_report(inspect_zoo(path, verify=not no_verify, out=out_dir)))
+    out_dir = _zoo_out_dir(path, cfg.out, "inspect.png")
+    typer.echo(format_report(inspect_zoo(path, verify=cfg.verify, out=out_dir)))
 
 
 @app.command("prune")
+@from_config(PruneOptions)
 def prune(
+    ctx: typer.Context,
+    cfg: PruneOptions,
     path: Annotated[Path, typer.Argument(help="Zoo directory.")],
-    sparsity: Annotated[str, typer.Option("--sparsity", help="Comma-separated sparsity ratios.")] =
-        "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
-    epochs: Annotated[str | None, typer.Option("--epochs", help="Comma-separated epochs (default: last).")] = None,
     out: ZooOutOpt = None,
 ) -> None:
     """Sparsified twins: magnitude-prune every model, record test accuracy against sparsity."""
     from eoreps.zoo.prune import sparsify_zoo
 
-    ratios = parse_floats(sparsity, "--sparsity")
-    eps = parse_ints(epochs, "--epochs") if epochs else None
-    out_dir = _zoo_out_dir(path, out, "sparsified.parquet/.csv/.png and twins/")
-    df = sparsify_zoo(path, ratios, eps, out=out_dir)
+    out_dir = _zoo_out_dir(path, cfg.out, "sparsified.parquet/.csv/.png and twins/")
+    df = sparsify_zoo(path, cfg.sparsity, cfg.epochs, out=out_dir)
     summary = df.groupby("sparsity")["test_acc"].agg(["median", "mean", "min", "max"])
     typer.echo("test accuracy against sparsity (all models)")
     typer.echo(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    typer.echo(f"wrote {out_dir / 'sparsified.parquet'}, {out_dir / 'sparsified.png'} and twins in {out_dir / 'twins'}")
+    typer.echo(f"wrote {out_dir / 'sparsified.parquet'}, {out_dir / 'sparsified.png'} and twins in "
+               f"{out_dir / 'twins'}")

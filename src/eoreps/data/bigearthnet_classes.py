@@ -140,7 +140,9 @@ def multihot19_from_43(labels: Iterable[str], source: str = "labels") -> np.ndar
     out = np.zeros(len(BEN19_CLASSES), dtype=np.float32)
     for name in labels:
         if name not in BEN43_TO_19:
-            raise DataError(f"{source}: unknown BigEarthNet-43 label {name!r}; expected a CORINE level-3 name")
+            raise DataError(
+                f"{source}: unknown BigEarthNet-43 label {name!r}; expected a CORINE level-3 name"
+            )
         target = BEN43_TO_19[name]
         if target is not None:
             out[BEN19_CLASSES.index(target)] = 1.0
@@ -153,6 +155,8 @@ def multihot19_from_19(labels: Iterable[str], source: str = "labels") -> np.ndar
     for name in labels:
         name = _ALIASES_19.get(str(name), str(name))
         if name not in BEN19_CLASSES:
-            raise DataError(f"{source}: unknown BigEarthNet-19 label {name!r}; expected one of the 19 class names")
+            raise DataError(
+                f"{source}: unknown BigEarthNet-19 label {name!r}; expected one of the 19 class names"
+            )
         out[BEN19_CLASSES.index(name)] = 1.0
     return out

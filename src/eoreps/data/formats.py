@@ -3,6 +3,7 @@
 Formats (``detect_format`` returns the name):
 
 =========================  ==================================================================
+``packed``                 a folder written by ``eoreps data pack`` (``eoreps_pack.json``, LitData chunks)
 ``simeo``                  a folder written by ``eoreps data generate`` (synthetic)
 ``bigearthnet-v1-s2``      BigEarthNet v1 S2 root: ``<patch>/<patch>_B02.tif ...`` + labels JSON
 ``bigearthnet-v1-s1``      BigEarthNet v1 S1 root: ``<patch>/<patch>_VV.tif, _VH.tif`` + JSON
@@ -78,7 +79,8 @@ def formats() -> list[DataFormat]:
     return sorted(FORMAT_REGISTRY.entries().values(), key=lambda f: f.priority)
 
 _EXPECTED = (
-    "a SimEO folder (eoreps data generate), a BigEarthNet v1 S2/S1 root (<patch>/<patch>_B02.tif or _VV.tif), "
+    "a SimEO folder (eoreps data generate), a BigEarthNet v1 S2/S1 root (<patch>/<patch>_B02.tif or "
+    "_VV.tif), "
     "a folder with both, a reBEN folder (metadata.parquet + LMDB), a BigEarthNet .npz, "
     "or a GeoTIFF folder (labels.csv + <modality>/<id>.tif)"
 )
@@ -175,7 +177,9 @@ def detect_format(path: str | Path) -> str:
 
     for kind in ("s2", "s1"):
         if is_patch_folder(path, kind):
-            raise DataError(f"{path}: this is a single BigEarthNet patch folder; pass the folder that holds the patches")
+            raise DataError(
+                f"{path}: this is a single BigEarthNet patch folder; pass the folder that holds the patches"
+            )
     raise DataError(f"{path}: unrecognised dataset folder; expected {_EXPECTED}")
 
 
@@ -190,8 +194,13 @@ def _sibling(root: Path, kind: str) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DataError(f"{root}: no BigEarthNet v1 {other} folder beside it to pair with; put it in {root.parent}")
-    raise DataError(f"{root}: several {other} folders beside it ({', '.join(p.name for p in found)}); open the pair explicitly")
+        raise DataError(
+            f"{root}: no BigEarthNet v1 {other} folder beside it to pair with; put it in {root.parent}"
+        )
+    raise DataError(
+        f"{root}: several {other} folders beside it ({', '.join(p.name for p in found)}); open the pair "
+        "explicitly"
+    )
 
 
 _RUN_SEED_OPTIONS = ("split_seed",)
@@ -248,6 +257,17 @@ def open_dataset(
 
 
 # ------------------------------------------------------------------------------------- the built-ins
+def _is_packed(path: Path) -> bool:
+    return (path / "eoreps_pack.json").is_file()  # = eoreps.data.datasets.packed.MANIFEST (no litdata import)
+
+
+@register_format("packed", detect=_is_folder(_is_packed), priority=5)
+def _open_packed(path: Path, split: str, mods: tuple[str, ...] | None, **kw: Any) -> EODataset:
+    from eoreps.data.datasets.packed import PackedDataset
+
+    return _construct(PackedDataset, path, split=split, modalities=mods, **kw)
+
+
 @register_format("simeo", detect=_is_simeo, priority=10)
 def _open_simeo(path: Path | None, split: str, mods: tuple[str, ...] | None, **kw: Any) -> EODataset:
     from eoreps.data.datasets.simeo import SimEODataset

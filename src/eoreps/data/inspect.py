@@ -80,7 +80,7 @@ class Inspection:
         count = f"samples:   {self.num_samples}"
         if self.num_excluded:
             count += (f" (+{self.num_excluded} more flagged for snow/cloud/shadow, excluded by default;"
-                      " add them with --include-snow-cloud or include_snow_cloud=True)")
+                      " add them with include_snow_cloud=True)")
         lines.append(count)
         lines.append(f"checked:   {self.samples_read} of {self.num_samples} samples read")
         k = len(self.class_frequencies)
@@ -88,7 +88,10 @@ class Inspection:
         for m in self.modalities:
             shape = " x ".join(map(str, self.shapes.get(m, [])))
             nd = self.nodata_fraction.get(m, 0.0)
-            lines.append(f"modality {m}: {len(self.band_names.get(m, []))} bands, shape {shape}, no-data {100 * nd:.2f}%")
+            lines.append(
+                f"modality {m}: {len(self.band_names.get(m, []))} bands, shape {shape}, no-data "
+                f"{100 * nd:.2f}%"
+            )
             lines.append(f"  {'band':<14}{'mean':>12}{'std':>12}{'min':>12}{'max':>12}")
             for b in self.band_names.get(m, []):
                 st = self.band_stats.get(m, {}).get(b)
@@ -117,12 +120,18 @@ class Inspection:
                 lines.append(f"  {c:<20} code {self.mask_codes.get(c, '?'):>6}  {100 * share:7.2f}%")
         if self.split:
             counts = ", ".join(f"{k} {v}" for k, v in self.split.get("counts", {}).items())
-            extra = (f", ratios {self.split['ratios']}, seed {self.split['seed']}" if "ratios" in self.split else "")
+            extra = (
+                f", ratios {self.split['ratios']}, seed {self.split['seed']}"
+                if "ratios" in self.split
+                else ""
+            )
             lines.append(f"splits:    {self.split.get('source')}{extra}: {counts}")
         if self.skipped_nodata:
             lines.append(f"skipped:   {self.skipped_nodata} samples entirely no-data (skip_nodata)")
         if self.nodata_samples:
-            lines.append(f"entirely no-data ({len(self.nodata_samples)}; training refuses them unless --skip-nodata):")
+            lines.append(
+                f"entirely no-data ({len(self.nodata_samples)}; training refuses them unless --skip-nodata):"
+            )
             lines.extend(f"  {sid}  {m}" for sid, m in self.nodata_samples)
         return lines
 
@@ -167,8 +176,12 @@ class _BandAccumulator:
             n = self.n[j]
             mean = self.s[j] / n if n else math.nan
             var = max(self.ss[j] / n - mean * mean, 0.0) if n else math.nan
-            out[b] = {"mean": float(mean), "std": float(math.sqrt(var)) if n else math.nan,
-                      "min": float(self.lo[j]) if n else math.nan, "max": float(self.hi[j]) if n else math.nan}
+            out[b] = {
+                "mean": float(mean),
+                "std": float(math.sqrt(var)) if n else math.nan,
+                "min": float(self.lo[j]) if n else math.nan,
+                "max": float(self.hi[j]) if n else math.nan,
+            }
         return out
 
 
@@ -245,4 +258,8 @@ def _mask_fields(ds: Any) -> dict[str, Any]:
     report = ds.mask_pixel_report() if hasattr(ds, "mask_pixel_report") else {}
     if not report:
         return {}
-    return {"mask_classes": report["shares"], "mask_codes": report["codes"], "mask_ignored_share": report["ignored_share"]}
+    return {
+        "mask_classes": report["shares"],
+        "mask_codes": report["codes"],
+        "mask_ignored_share": report["ignored_share"],
+    }

@@ -58,7 +58,9 @@ class Modality:
         n = len(self.bands)
         for attr in ("wavelengths_nm", "gsd_m", "mean", "std"):
             if len(getattr(self, attr)) != n:
-                raise ValueError(f"Modality {self.name}: {attr} has {len(getattr(self, attr))} entries, bands {n}")
+                raise ValueError(
+                    f"Modality {self.name}: {attr} has {len(getattr(self, attr))} entries, bands {n}"
+                )
         if self.kind not in ("image", "vector"):
             raise ValueError(f"Modality {self.name}: kind must be 'image' or 'vector', got {self.kind!r}")
         if any(s <= 0 for s in self.std):

@@ -76,7 +76,9 @@ def _check_fraction(f: float) -> float:
     try:
         f = float(f)
     except (TypeError, ValueError):
-        raise ConfigError(f"label fraction {f!r} is not a number; use values in (0, 1], e.g. 0.01 0.1 1.0") from None
+        raise ConfigError(
+            f"label fraction {f!r} is not a number; use values in (0, 1], e.g. 0.01 0.1 1.0"
+        ) from None
     if not (math.isfinite(f) and 0.0 < f <= 1.0):
         raise ConfigError(f"label fraction {f} is outside (0, 1]; use e.g. 0.01 for 1 % of the labels")
     return f
@@ -293,7 +295,7 @@ def check_split_ratios(ratios: Any) -> tuple[float, float, float]:
         fr = ()
     if len(fr) != 3 or any(not math.isfinite(f) or f < 0 for f in fr) or abs(sum(fr) - 1) > 1e-6:
         raise ConfigError(f"split ratios {ratios!r} must be three train,val,test shares >= 0 summing to 1; "
-                          "write e.g. --split-ratios 0.7,0.15,0.15")
+                          "write e.g. split_ratios=0.7,0.15,0.15")
     return fr  # type: ignore[return-value]
 
 

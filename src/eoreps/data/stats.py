@@ -44,7 +44,14 @@ from eoreps.errors import ConfigError, DataError
 from eoreps.io import read_json, write_json
 from eoreps.progress import progress
 
-__all__ = ["BandStats", "Normalizer", "cached_stats", "compute_stats", "dataset_fingerprint", "stats_from_arrays"]
+__all__ = [
+    "BandStats",
+    "Normalizer",
+    "cached_stats",
+    "compute_stats",
+    "dataset_fingerprint",
+    "stats_from_arrays",
+]
 
 STATS_VERSION = 1
 
@@ -76,8 +83,10 @@ class BandStats:
     def tensors(self, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean, std)`` as float32 tensors of shape ``(C,)``."""
         if modality not in self.mean:
-            raise ConfigError(f"no statistics for modality '{modality}' (have: {', '.join(self.mean) or 'none'}); "
-                              "compute them with compute_stats(..., modalities=[...]) ")
+            raise ConfigError(
+                f"no statistics for modality '{modality}' (have: {', '.join(self.mean) or 'none'}); "
+                "compute them with compute_stats(..., modalities=[...]) "
+            )
         return (torch.tensor(self.mean[modality], dtype=torch.float32),
                 torch.tensor(self.std[modality], dtype=torch.float32))
 
@@ -108,10 +117,14 @@ class BandStats:
                       bands={m: tuple(s.get("bands", ())) for m, s in mods.items()},
                       num_samples=int(d.get("num_samples", 0)), fingerprint=dict(d.get("fingerprint", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise DataError(f"{source}: malformed band statistics ({e!r}); delete the file to recompute") from None
+            raise DataError(
+                f"{source}: malformed band statistics ({e!r}); delete the file to recompute"
+            ) from None
         for m in out.mean:
             if len(out.mean[m]) != len(out.std[m]) or any(not s > 0 for s in out.std[m]):
-                raise DataError(f"{source}: statistics of '{m}' need one positive std per band; delete the file")
+                raise DataError(
+                    f"{source}: statistics of '{m}' need one positive std per band; delete the file"
+                )
         return out
 
 
@@ -153,7 +166,9 @@ def _sample_indices(n: int, max_samples: int | None, seed: int) -> np.ndarray:
 def _default_modalities(dataset: Any) -> list[str]:
     mods = list(getattr(dataset, "modalities", ()) or ())
     if not mods:
-        raise ConfigError(f"{type(dataset).__name__} declares no modalities; pass modalities=[...] to compute_stats")
+        raise ConfigError(
+            f"{type(dataset).__name__} declares no modalities; pass modalities=[...] to compute_stats"
+        )
     return [m for m in mods if not (m in MODALITIES and MODALITIES[m].categorical)]
 
 
@@ -218,7 +233,9 @@ def stats_from_arrays(arrays: Mapping[str, Any], modalities: Sequence[str] | Non
     n_samples = 0
     for m in mods:
         if m not in arrays:
-            raise DataError(f"no array for modality '{m}' (have: {', '.join(arrays)}); drop it from modalities")
+            raise DataError(
+                f"no array for modality '{m}' (have: {', '.join(arrays)}); drop it from modalities"
+            )
         x = arrays[m]
         x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         if x.ndim < 2:
@@ -231,7 +248,9 @@ def stats_from_arrays(arrays: Mapping[str, Any], modalities: Sequence[str] | Non
     return BandStats(mean=mean, std=std, count=count, num_samples=n_samples)
 
 
-def _finalize(mo: _Moments, m: str, source: str, n: int) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, ...]]:
+def _finalize(
+    mo: _Moments, m: str, source: str, n: int
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, ...]]:
     """Mean, population std (constant bands -> 1, with a warning) and counts; error on empty bands."""
     if np.any(mo.n == 0):
         bad = [str(b) for b in np.flatnonzero(mo.n == 0)]
@@ -239,7 +258,9 @@ def _finalize(mo: _Moments, m: str, source: str, n: int) -> tuple[tuple[float, .
                         f"{n} samples; drop them or check the data")
     s = np.sqrt(mo.m2 / mo.n)
     if np.any(s <= 1e-12):
-        warnings.warn(f"constant band(s) {np.flatnonzero(s <= 1e-12).tolist()} of '{m}': std set to 1", stacklevel=3)
+        warnings.warn(
+            f"constant band(s) {np.flatnonzero(s <= 1e-12).tolist()} of '{m}': std set to 1", stacklevel=3
+        )
         s = np.where(s <= 1e-12, 1.0, s)
     return (tuple(float(v) for v in mo.mean), tuple(float(v) for v in s), tuple(int(v) for v in mo.n))
 
@@ -254,7 +275,9 @@ def _content_digest(dataset: Any, modalities: Sequence[str]) -> str:
     return bytes_digest(blobs, None, "sha1")
 
 
-def dataset_fingerprint(dataset: Any, modalities: Sequence[str], max_samples: int | None, seed: int) -> dict[str, Any]:
+def dataset_fingerprint(
+    dataset: Any, modalities: Sequence[str], max_samples: int | None, seed: int
+) -> dict[str, Any]:
     """What identifies a statistics computation: dataset class, length, bands, ``cache_key`` if any."""
     band_names = getattr(dataset, "band_names", {}) or {}
     return {
@@ -281,9 +304,15 @@ def cached_stats(dataset: Any, cache: str | Path, modalities: Sequence[str] | No
         root folder and split) to tell apart datasets of the same class and length.
 
     The cache is used when its stored fingerprint equals the current one; otherwise (or when it is
-    corrupt) the statistics are recomputed and the file replaced atomically.
+    corrupt) the statistics are recomputed and the file replaced atomically. A dataset that carries its
+    statistics (``precomputed_stats``, e.g. a packed archive's manifest) is not scanned at all.
     """
     mods = list(modalities) if modalities is not None else _default_modalities(dataset)
+    pre = getattr(dataset, "precomputed_stats", None)
+    if isinstance(pre, BandStats) and mods and all(m in pre.mean for m in mods):
+        return BandStats({m: pre.mean[m] for m in mods}, {m: pre.std[m] for m in mods},
+                         {m: pre.count[m] for m in mods if m in pre.count},
+                         {m: pre.bands[m] for m in mods if m in pre.bands}, pre.num_samples, pre.fingerprint)
     fp = dataset_fingerprint(dataset, mods, max_samples, seed)
     path = Path(cache)
     if path.is_dir() or path.suffix.lower() != ".json":
@@ -334,8 +363,10 @@ class Normalizer:
                 mean, std = self.stats.tensors(key)
             elif key in MODALITIES:
                 if not self.fallback:
-                    raise ConfigError(f"no statistics for modality '{key}'; add it to compute_stats(modalities=...) "
-                                      "or use Normalizer(..., fallback=True) for the published defaults")
+                    raise ConfigError(
+                        f"no statistics for modality '{key}'; add it to compute_stats(modalities=...) "
+                        "or use Normalizer(..., fallback=True) for the published defaults"
+                    )
                 mean, std = BandStats.defaults([key]).tensors(key)
             else:
                 return None
@@ -373,8 +404,10 @@ class Normalizer:
                 continue
             mean, std = params
             if x.ndim not in (1, 2, 3, 4) or x.shape[1 if x.ndim in (2, 4) else 0] != len(mean):
-                raise DataError(f"'{key}' has shape {tuple(x.shape)} but its statistics have {len(mean)} bands; "
-                                "expected (C,), (B, C), (C, H, W) or (B, C, H, W) with matching C")
+                raise DataError(
+                    f"'{key}' has shape {tuple(x.shape)} but its statistics have {len(mean)} bands; "
+                    "expected (C,), (B, C), (C, H, W) or (B, C, H, W) with matching C"
+                )
             cdim = 1 if x.ndim in (2, 4) else 0
             view = (-1,) + (1,) * (x.ndim - cdim - 1)
             y = (x.to(torch.float32) - mean.view(view)) / std.view(view)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eoreps.data.crops import centre_crop
 from eoreps.data.datasets.base import IGNORE_INDEX, describe_dataset, task_classes
 from eoreps.data.modalities import MODALITIES
 from eoreps.data.stats import BandStats, Normalizer, compute_stats
@@ -108,7 +109,9 @@ class EvalData:
         for x in self.splits["train"].inputs.values():
             if x.dim() == 4:
                 return int(x.shape[-2]), int(x.shape[-1])
-        raise DataError(f"{self.name}: no image modality among {', '.join(self.modalities)}; add one (e.g. s2)")
+        raise DataError(
+            f"{self.name}: no image modality among {', '.join(self.modalities)}; add one (e.g. s2)"
+        )
 
     def channels(self, modality: str) -> int:
         """Channels the model sees for ``modality`` (one-hot classes for categorical ones)."""
@@ -207,13 +210,17 @@ def _select(n: int, strata: np.ndarray, limit: int | None, seed: int) -> np.ndar
     return np.sort(stratified_order(strata, seed)[:limit])
 
 
-def _simeo_split(root: Path, split: str, modalities: Sequence[str], task: str) -> tuple[dict[str, np.ndarray], list[str], dict]:
+def _simeo_split(
+    root: Path, split: str, modalities: Sequence[str], task: str
+) -> tuple[dict[str, np.ndarray], list[str], dict]:
     from eoreps.data.simeo import load_simeo
 
     arrays, meta = load_simeo(root)
     codes = list(meta["splits"])
     rows = np.flatnonzero(np.asarray(arrays["split"]) == codes.index(split))
-    out = {m: np.asarray(arrays[m][rows]) for m in modalities if m in arrays}  # the caller names a missing one
+    out = {
+        m: np.asarray(arrays[m][rows]) for m in modalities if m in arrays
+    }  # the caller names a missing one
     for k in ("label", "multilabel", "mask"):
         out[k] = np.asarray(arrays[k][rows])
     ids = [f"simeo-p{i:06d}" for i in rows]
@@ -236,7 +243,8 @@ def _dataset_split(spec: str, split: str, modalities: Sequence[str], task: str,
     for batch in loader:
         if key not in batch:
             raise DataError(f"{spec}: samples have no '{key}', so task '{task}' is not available "
-                            f"(keys: {', '.join(k for k in batch if not k.startswith('valid_'))}); choose another --task")
+                            f"(keys: {', '.join(k for k in batch if not k.startswith('valid_'))}); "
+                            "choose another task")
         for k in dict.fromkeys([*modalities, key, "label"]):  # key may be "label" itself
             if k in batch and isinstance(batch[k], torch.Tensor):
                 parts.setdefault(k, []).append(batch[k].numpy())
@@ -253,6 +261,7 @@ def load_eval_data(
     simeo_n: int = 2000,
     seed: int = 0,
     options: dict[str, Any] | None = None,
+    crop: int | None = None,
 ) -> EvalData:
     """Read the train / val / test splits of ``data`` into memory.
 
@@ -266,6 +275,8 @@ def load_eval_data(
         seed: seed of the stratified choice under ``limits`` and of a dataset's automatic split.
         options: extra options for :func:`~eoreps.data.formats.open_dataset` (e.g. ``include_snow_cloud``,
             the GeoTIFF folder's ``split_ratios``, ``mask_classes``).
+        crop: keep the centred ``crop x crop`` px of images and masks, before ``size`` (``None``: full
+        patches).
 
     Raises:
         ConfigError: unknown task; DataError: the dataset lacks the task's target or a modality.
@@ -275,12 +286,14 @@ def load_eval_data(
 
         raise unknown_name("task", task, TASKS)
     if not modalities:
-        raise ConfigError("no modalities given; pass e.g. --modalities s2,s1")
+        raise ConfigError("no modalities given; pass e.g. modalities=s2,s1")
+    if crop is not None and crop < 1:
+        raise ConfigError(f"crop must be >= 1 px (or unset for the full patch), got {crop}")
     mods = tuple(modalities)
     key = _TARGET_KEY[task]
     limits = dict(limits or {})
     fp: dict[str, Any] = {"data": str(data), "task": task, "modalities": list(mods), "size": size,
-                          "limits": limits, "seed": seed}
+                          "limits": limits, "seed": seed, **({"crop": crop} if crop else {})}
     raw: dict[str, dict[str, np.ndarray]] = {}
     ids: dict[str, list[str]] = {}
     classes: tuple[str, ...]
@@ -304,7 +317,10 @@ def load_eval_data(
             arrays, ids[s], meta = _simeo_split(simeo_root, s, mods, task)
             missing = [m for m in mods if m not in arrays]
             if missing:
-                raise DataError(f"{simeo_root}: SimEO has no modality {missing[0]}; choose from s2, s1, dem, landcover, ...")
+                raise DataError(
+                    f"{simeo_root}: SimEO has no modality {missing[0]}; choose from s2, s1, dem, landcover, "
+                    "..."
+                )
             raw[s] = arrays
         classes, synthetic = tuple(SIMEO_CLASSES), True
         band_names = {m: MODALITIES[m].bands for m in mods if m in MODALITIES}
@@ -330,10 +346,11 @@ def load_eval_data(
         for m in mods:
             cat = m in MODALITIES and MODALITIES[m].categorical
             t = torch.from_numpy(np.ascontiguousarray(a[m][sel]))
+            t = centre_crop(t, crop)
             inputs[m] = _resize(t if cat else t.float(), size, cat)
         target = torch.from_numpy(np.ascontiguousarray(a[key][sel]))
         if task == "segment":
-            target = _resize(target.long(), size, True)
+            target = _resize(centre_crop(target.long(), crop), size, True)
         elif task == "classify":
             target = target.long()
         else:
@@ -344,8 +361,13 @@ def load_eval_data(
                     band_names=band_names, synthetic=synthetic, fingerprint=fp)
 
 
-def make_eval_data(name: str, task: str, classes: Sequence[str], splits: dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]],
-                   synthetic: bool = False) -> EvalData:
+def make_eval_data(
+    name: str,
+    task: str,
+    classes: Sequence[str],
+    splits: dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]],
+    synthetic: bool = False,
+) -> EvalData:
     """Build :class:`EvalData` from tensors already in memory (tests, notebooks).
 
     ``splits`` maps ``"train" | "val" | "test"`` to ``(inputs, target)`` with the shapes of the module
@@ -364,9 +386,15 @@ def make_eval_data(name: str, task: str, classes: Sequence[str], splits: dict[st
     mods = tuple(splits["train"][0])
     blobs = (t.numpy().tobytes()
              for s in SPLIT_NAMES for t in [*(out[s].inputs[m] for m in mods), out[s].target])
-    return EvalData(name=name, task=TaskSpec(kind=task, num_classes=k), classes=tuple(classes), modalities=mods,
-                    splits=out, synthetic=synthetic,
-                    fingerprint={"data": name, "task": task, "digest": bytes_digest(blobs)})
+    return EvalData(
+        name=name,
+        task=TaskSpec(kind=task, num_classes=k),
+        classes=tuple(classes),
+        modalities=mods,
+        splits=out,
+        synthetic=synthetic,
+        fingerprint={"data": name, "task": task, "digest": bytes_digest(blobs)},
+    )
 
 
 __all__ = ["EvalData", "EvalSplit", "IGNORE_INDEX", "TASKS", "card_stats", "load_eval_data", "make_eval_data",

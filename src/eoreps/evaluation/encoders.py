@@ -39,6 +39,7 @@ from eoreps.evaluation.data import EvalData, card_stats
 from eoreps.evaluation.methods import MethodSpec
 from eoreps.models.base import Backbone
 from eoreps.models.card import BackboneCard
+from eoreps.ssl.heads import is_head_file
 
 
 class BackboneEncoder(nn.Module):
@@ -52,8 +53,13 @@ class BackboneEncoder(nn.Module):
             (e.g. a spectral adapter, :mod:`eoreps.evaluation.protocols.adapter`).
     """
 
-    def __init__(self, backbones: dict[str, Backbone], groups: dict[str, list[str]], grid_size: tuple[int, int],
-                 adapters: dict[str, nn.Module] | None = None) -> None:
+    def __init__(
+        self,
+        backbones: dict[str, Backbone],
+        groups: dict[str, list[str]],
+        grid_size: tuple[int, int],
+        adapters: dict[str, nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         self.backbones = nn.ModuleDict(backbones)
         self.groups = {k: list(v) for k, v in groups.items()}
@@ -66,8 +72,10 @@ class BackboneEncoder(nn.Module):
             self.feature_info = infos[0] if len(infos) == 1 else []
             self._maps_ok = len(infos) == 1
         else:
-            self.feature_info = [{"num_chs": sum(i[s]["num_chs"] for i in infos), "reduction": infos[0][s]["reduction"]}
-                                 for s in range(len(infos[0]))]
+            self.feature_info = [
+                {"num_chs": sum(i[s]["num_chs"] for i in infos), "reduction": infos[0][s]["reduction"]}
+                for s in range(len(infos[0]))
+            ]
             self._maps_ok = True
 
     def _input(self, name: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -84,10 +92,15 @@ class BackboneEncoder(nn.Module):
     def forward_all(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Pooled ``(B, num_features)`` and per-stage maps concatenated over backbones."""
         if not self._maps_ok:
-            raise ConfigError("these backbones have different stage layouts; segmentation needs matching feature maps")
+            raise ConfigError(
+                "these backbones have different stage layouts; segmentation needs matching feature maps"
+            )
         outs = [bb.forward_all(self._input(n, batch)) for n, bb in self.backbones.items()]
         pooled = torch.cat([o[0] for o in outs], dim=1) if len(outs) > 1 else outs[0][0]
-        maps = [torch.cat(level, dim=1) if len(level) > 1 else level[0] for level in zip(*[o[1] for o in outs], strict=True)]
+        maps = [
+            torch.cat(level, dim=1) if len(level) > 1 else level[0]
+            for level in zip(*[o[1] for o in outs], strict=True)
+        ]
         return pooled, maps
 
 
@@ -112,14 +125,16 @@ def backbone_files(backbone: str | dict[str, str]) -> dict[str, Path]:
     if p.is_dir():
         if (p / "backbone.safetensors").is_file():
             return {"backbone": p / "backbone.safetensors"}
-        found = sorted(p.glob("*.safetensors"))
+        found = sorted(f for f in p.glob("*.safetensors") if not is_head_file(f))  # heads: not backbones
         if found:
             return {f.stem: f for f in found}
         found = sorted(p.glob("*/backbone.safetensors"))
         if found:
             return {f.parent.name: f for f in found}
-    raise DataError(f"{p}: no backbone found; pass a .safetensors file written by save_backbone, a folder holding "
-                    "backbone.safetensors, or a folder of per-modality backbones")
+    raise DataError(
+        f"{p}: no backbone found; pass a .safetensors file written by save_backbone, a folder holding "
+        "backbone.safetensors, or a folder of per-modality backbones"
+    )
 
 
 @dataclass
@@ -139,7 +154,9 @@ class BuiltEncoder:
     groups: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _group_modalities(name: str, card: BackboneCard, method: MethodSpec, data: EvalData, n_groups: int) -> list[str]:
+def _group_modalities(
+    name: str, card: BackboneCard, method: MethodSpec, data: EvalData, n_groups: int
+) -> list[str]:
     mods: Any = card.modalities
     if isinstance(mods, str):
         mods = [mods]
@@ -153,8 +170,10 @@ def _group_modalities(name: str, card: BackboneCard, method: MethodSpec, data: E
                             "give modalities: [...] in the method spec")
     missing = [m for m in mods if m not in data.modalities]
     if missing:
-        raise DataError(f"backbone '{name}' of method '{method.name}' reads {missing[0]}, which the evaluation data "
-                        f"does not load ({', '.join(data.modalities)}); add it to the study's modalities")
+        raise DataError(
+            f"backbone '{name}' of method '{method.name}' reads {missing[0]}, which the evaluation data "
+            f"does not load ({', '.join(data.modalities)}); add it to the study's modalities"
+        )
     return list(mods)
 
 
@@ -179,8 +198,10 @@ def load_pretrained(method: MethodSpec, data: EvalData, allow_channel_mismatch: 
         mods = _group_modalities(name, card, method, data, len(files))
         chans = sum(data.channels(m) for m in mods)
         if chans != bb.in_chans and not allow_channel_mismatch:
-            raise DataError(f"{path}: backbone reads {bb.in_chans} channels but {'+'.join(mods)} has {chans} in this "
-                            "data; use the adapter protocol (spectral adapter) or matching modalities")
+            raise DataError(
+                f"{path}: backbone reads {bb.in_chans} channels but {'+'.join(mods)} has {chans} in this "
+                "data; use the adapter protocol (spectral adapter) or matching modalities"
+            )
         backbones[name], groups[name] = bb, mods
         # keyed by the weights' bytes, so retrained weights never hit old features
         identity[name] = {"sha256": file_sha256(path), "modalities": mods}
@@ -195,8 +216,10 @@ def load_pretrained(method: MethodSpec, data: EvalData, allow_channel_mismatch: 
         std = {m: stats_std.get(m, base.std[m]) for m in base.std}
         for m in stats_mean:
             if len(stats_mean[m]) != data.channels(m):
-                raise DataError(f"method '{method.name}': the card normalises '{m}' with {len(stats_mean[m])} bands, "
-                                f"the data has {data.channels(m)}; check the band selection")
+                raise DataError(
+                    f"method '{method.name}': the card normalises '{m}' with {len(stats_mean[m])} bands, "
+                    f"the data has {data.channels(m)}; check the band selection"
+                )
         stats = BandStats(mean=mean, std=std)
     enc = BackboneEncoder(backbones, groups, data.grid_size)
     return BuiltEncoder(enc, stats, {"kind": "pretrained", "backbones": identity}, groups)
@@ -217,11 +240,19 @@ def build_random(method: MethodSpec, data: EvalData, seed: int) -> BuiltEncoder:
         specs.append(InputSpec(m, data.channels(m), "image" if x.dim() == 4 else "vector"))
     torch.manual_seed(seed)
     enc = build_encoder(method.fusion, specs, method.arch, data.grid_size)
-    identity = {"kind": method.kind, "arch": method.arch, "modalities": mods, "fusion": method.fusion, "seed": seed}
+    identity = {
+        "kind": method.kind,
+        "arch": method.arch,
+        "modalities": mods,
+        "fusion": method.fusion,
+        "seed": seed,
+    }
     return BuiltEncoder(enc, None, identity)
 
 
-def build_method_encoder(method: MethodSpec, data: EvalData, seed: int, allow_channel_mismatch: bool = False) -> BuiltEncoder:
+def build_method_encoder(
+    method: MethodSpec, data: EvalData, seed: int, allow_channel_mismatch: bool = False
+) -> BuiltEncoder:
     """The encoder of ``method`` for one cell (random and supervised ones are seeded by ``seed``)."""
     if method.kind == "pretrained":
         return load_pretrained(method, data, allow_channel_mismatch)

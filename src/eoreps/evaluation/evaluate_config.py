@@ -27,7 +27,8 @@ def _parse_protocols(value: str) -> list[str]:
 
 @dataclass
 class EvaluateConfig:
-    """Everything ``eoreps evaluate`` needs (YAML keys = these names; ``data``/``seed`` are the shared options).
+    """Everything ``eoreps evaluate`` needs (YAML keys = these names; ``data``/``seed`` are the shared
+    options).
 
     Attributes:
         backbone: a backbone file/folder saved by eoreps, or ``random`` (a random initialisation of ``arch``).
@@ -53,6 +54,9 @@ class EvaluateConfig:
     baselines: bool = opt(False, help="Add random init and supervised from scratch (each modality, early and "
                                       "late fusion) to the table.")
     size: int | None = opt(None, help="Resize images to SIZE x SIZE (0 = native).", none=0)
+    crop: int | None = opt(
+        None, help="Evaluate on the centred CROP x CROP px of each patch (0 = the full patch).", none=0
+    )
     k: int = opt(20, help="kNN neighbours.")
     temperature: float = opt(0.07, help="kNN vote temperature.")
     adapter: str = opt("auto", help="auto, spectral or lora.")
@@ -95,7 +99,7 @@ class EvaluateConfig:
         cfg = StudyConfig(
             name=f"Evaluation of {method.name}",
             data=DataConfig(data=self.data, task=self.task, modalities=mods, size=self.size,
-                            options=dict(self.data_options)),
+                            crop=self.crop, options=dict(self.data_options)),
             methods=[method], protocols=list(self.protocol), fractions=list(self.fractions), seeds=self.seeds,
             seed=self.seed, baselines=self.baselines, baseline_arch=self.arch, label_noise=self.label_noise,
             noise_kind=self.noise_kind)

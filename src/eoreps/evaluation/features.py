@@ -41,7 +41,9 @@ def extract_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], batch_
     encoder.eval()
     n = int(next(iter(inputs.values())).shape[0])
     out = []
-    for s in progress(range(0, n, batch_size), desc=desc, total=(n + batch_size - 1) // batch_size, unit="batch"):
+    for s in progress(
+        range(0, n, batch_size), desc=desc, total=(n + batch_size - 1) // batch_size, unit="batch"
+    ):
         out.append(encoder({m: x[s:s + batch_size] for m, x in inputs.items()}).float())
     encoder.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, getattr(encoder, "num_features", 0))

@@ -10,9 +10,12 @@ On SimEO (synthetic; the report says so):
    (S2 alone, early fusion, late fusion; ``full`` adds S1 alone) with the same training loop and step budget;
 3. **report**: ``report.html`` with the label-efficiency table and plot, the per-class tables (average and
    overall accuracy), and the pretraining summary; ``results.csv`` / ``results.parquet``, ``tables.md``,
-   ``label_efficiency.png``.
+   ``label_efficiency.png``; S1 <-> S2 retrieval of the held-out split against chance and a map of the
+   embeddings
+   (``retrieval.csv``, ``embedding_map.png``; :mod:`eoreps.evaluation.headline_retrieval`).
 
-Sizes: the default (``cnn-tiny`` encoders) fits in 10 minutes on 2 CPU cores; ``quick`` in about 3; ``full`` runs every
+Sizes: the default (``cnn-tiny`` encoders) fits in 10 minutes on 2 CPU cores; ``quick`` in about 3; ``full``
+runs every
 protocol (linear, kNN, fine-tuning, adapter) at 1, 10, 20, 50 and 100 % with 5 seeds. Killed runs resume:
 the pretraining is skipped when its export exists and finished cells are never recomputed.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from eoreps.evaluation.encoders import MethodSpec
+from eoreps.evaluation.headline_retrieval import append_markdown, retrieval_section
 from eoreps.evaluation.study import DataConfig, StudyConfig, collect, run_study, smoke_detail
 from eoreps.io import read_json
 
@@ -43,6 +47,7 @@ class HeadlinePlan:
     supervised: list[str]
     steps: tuple[int, int, int]  # epochs, min_steps, max_steps
     arch: str = "cnn-small"
+    batch_size: int = 256  # pretraining batch
 
 
 def plan(quick: bool, full: bool) -> HeadlinePlan:
@@ -53,9 +58,17 @@ def plan(quick: bool, full: bool) -> HeadlinePlan:
                             protocols=["linear", "knn", "finetune", "adapter"],
                             supervised=["s2", "s1", "early", "late"], steps=(30, 100, 0))
     if quick:
-        return HeadlinePlan(simeo_n=6000, pretrain_epochs=4, pretrain_samples=1024,
-                            limits={"train": 600, "val": 200, "test": 400}, fractions=[0.01, 0.1, 1.0], seeds=3,
-                            protocols=["linear", "finetune"], supervised=["early", "late"], steps=(3, 15, 30))
+        return HeadlinePlan(
+            simeo_n=6000,
+            pretrain_epochs=4,
+            pretrain_samples=1024,
+            limits={"train": 600, "val": 200, "test": 400},
+            fractions=[0.01, 0.1, 1.0],
+            seeds=3,
+            protocols=["linear", "finetune"],
+            supervised=["early", "late"],
+            steps=(3, 15, 30),
+        )
     # The default is sized for <= 10 min on 2 slow cores (measured: docs/evaluation.md). The monitor's kNN
     # accuracy of the Dual-SimCLR encoders plateaus after ~4 epochs on 2,048 samples, hence 8 epochs.
     return HeadlinePlan(simeo_n=6000, pretrain_epochs=8, pretrain_samples=2048,
@@ -77,10 +90,21 @@ def pretrain_dual(out: Path, data: str, p: HeadlinePlan, seed: int) -> tuple[Pat
     summary = out / "pretrain.json"
     if summary.is_file() and (out / "encoders.json").is_file():
         return out, read_json(summary)
-    cfg = PretrainConfig(method="multimodal", data=data, modalities=["s2", "s1"], backbone=p.arch,
-                         epochs=p.pretrain_epochs, batch_size=256, max_samples=p.pretrain_samples, seed=seed,
-                         out=str(out), resume=(out / "checkpoints" / "last.ckpt").is_file(),
-                         knn_train_samples=1000, knn_val_samples=300, monitor_samples=256)
+    cfg = PretrainConfig(
+        method="multimodal",
+        data=data,
+        modalities=["s2", "s1"],
+        backbone=p.arch,
+        epochs=p.pretrain_epochs,
+        batch_size=p.batch_size,
+        max_samples=p.pretrain_samples,
+        seed=seed,
+        out=str(out),
+        resume=(out / "checkpoints" / "last.ckpt").is_file(),
+        knn_train_samples=1000,
+        knn_val_samples=300,
+        monitor_samples=256,
+    )
     run_pretrain(cfg)
     return out, read_json(summary)
 
@@ -92,18 +116,28 @@ def headline_config(backbone: Path, data: str, p: HeadlinePlan, seed: int) -> St
     for s in p.supervised:
         mods = [s] if s in ("s2", "s1") else ["s2", "s1"]
         fusion = s if s in ("early", "late") else "early"
-        methods.append(MethodSpec(f"supervised-{s}", supervised=True, arch=p.arch, modalities=mods, fusion=fusion))
-    cfg = StudyConfig(name="Label efficiency on SimEO: Dual-SimCLR pretraining vs supervised from scratch",
-                      data=DataConfig(data=data, task="classify", modalities=["s2", "s1"], limits=dict(p.limits),
-                                      simeo_n=p.simeo_n),
-                      methods=methods, protocols=list(p.protocols), fractions=list(p.fractions), seeds=p.seeds,
-                      seed=seed)
+        methods.append(
+            MethodSpec(f"supervised-{s}", supervised=True, arch=p.arch, modalities=mods, fusion=fusion)
+        )
+    cfg = StudyConfig(
+        name="Label efficiency on SimEO: Dual-SimCLR pretraining vs supervised from scratch",
+        data=DataConfig(
+            data=data, task="classify", modalities=["s2", "s1"], limits=dict(p.limits), simeo_n=p.simeo_n
+        ),
+        methods=methods,
+        protocols=list(p.protocols),
+        fractions=list(p.fractions),
+        seeds=p.seeds,
+        seed=seed,
+    )
     t = cfg.options.train
     t.epochs, t.min_steps, t.max_steps = p.steps
     return cfg
 
 
-def run_headline(out: Path, seed: int = 0, quick: bool = False, full: bool = False, data: str = "simeo") -> Path:
+def run_headline(
+    out: Path, seed: int = 0, quick: bool = False, full: bool = False, data: str = "simeo"
+) -> Path:
     """Pretrain, evaluate and report (see the module docstring); returns the path of ``report.html``.
 
     Args:
@@ -134,20 +168,32 @@ def run_headline(out: Path, seed: int = 0, quick: bool = False, full: bool = Fal
     synthetic = bool(df["synthetic"].any())
     mon = pre.get("monitor_history") or [{}]
     knn_keys = {k: v for k, v in mon[-1].items() if "knn" in k}
-    intro = Section("What was run", paragraphs=[
-        f"Pretraining: multimodal contrastive (Dual-SimCLR: one {p.arch} encoder per modality, S2 and S1; the "
-        f"co-located S1 patch is the second view) on the SimEO training split without labels, "
-        f"{pre.get('steps', '?')} steps, {pre.get('wall_time_s', float('nan')):.0f} s; last monitor entry: "
-        + (", ".join(f"{k} {v:.3f}" for k, v in knn_keys.items()) or "n/a") + ".",
-        "Evaluation: 'linear' = frozen encoders (features concatenated) + logistic regression with C chosen on "
-        "the validation split; 'finetune' = encoders at a 10x lower learning rate + new linear head; "
-        "'supervised' = the same architecture from random initialisation, trained end to end with the same "
-        "loop, step budget and augmentation. Random-init = the same encoders untrained, linear probe.",
-        f"Wall time of this run: {t_total:.0f} s (data {t_data:.0f} s, pretraining {t_pre:.0f} s; later runs "
-        "reuse the cached data, the pretrained encoders and finished cells).",
-    ])
-    return write_study_report(df, out, title=cfg.name, synthetic=synthetic, data_name=str(data),
-                              extra_sections=[intro], smoke=cfg.smoke or None)
+    intro = Section(
+        "What was run",
+        paragraphs=[
+            f"Pretraining: multimodal contrastive (Dual-SimCLR: one {p.arch} encoder per modality, S2 and "
+            "S1; the "
+            f"co-located S1 patch is the second view) on the SimEO training split without labels, "
+            f"{pre.get('steps', '?')} steps, {pre.get('wall_time_s', float('nan')):.0f} s; last monitor "
+            "entry: "
+            + (", ".join(f"{k} {v:.3f}" for k, v in knn_keys.items()) or "n/a")
+            + ".",
+            "Evaluation: 'linear' = frozen encoders (features concatenated) + logistic regression with C "
+            "chosen on "
+            "the validation split; 'finetune' = encoders at a 10x lower learning rate + new linear head; "
+            "'supervised' = the same architecture from random initialisation, trained end to end with the "
+            "same "
+            "loop, step budget and augmentation. Random-init = the same encoders untrained, linear probe.",
+            f"Wall time of this run: {t_total:.0f} s (data {t_data:.0f} s, pretraining {t_pre:.0f} s; later "
+            "runs "
+            "reuse the cached data, the pretrained encoders and finished cells).",
+        ],
+    )
+    look = retrieval_section(out, backbone, folder, p.limits.get("test"), synthetic, seed=seed)
+    report = write_study_report(df, out, title=cfg.name, synthetic=synthetic, data_name=str(data),
+                                extra_sections=[intro, look], smoke=cfg.smoke or None)
+    append_markdown(out / "tables.md", look)
+    return report
 
 
 def _keys(cfg: StudyConfig) -> set[str]:

@@ -28,7 +28,9 @@ HEADLINE = {"classify": "aa", "multilabel": "f1_macro", "segment": "miou"}
 """The metric each task's label-efficiency plot and summary table show."""
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
     """``(N,)`` true and predicted class indices -> ``oa``, ``aa``, ``f1_macro``, ``acc/<class>``."""
     k = len(classes)
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
@@ -37,9 +39,16 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequ
     present = support > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(present, np.diag(cm) / np.maximum(support, 1), np.nan)
-    out = {"oa": float(np.trace(cm) / max(cm.sum(), 1)), "aa": float(np.nanmean(per_class)) if present.any() else float("nan")}
+    out = {
+        "oa": float(np.trace(cm) / max(cm.sum(), 1)),
+        "aa": float(np.nanmean(per_class)) if present.any() else float("nan"),
+    }
     labels = np.flatnonzero(present)
-    out["f1_macro"] = float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)) if len(labels) else float("nan")
+    out["f1_macro"] = (
+        float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+        if len(labels)
+        else float("nan")
+    )
     out.update({f"acc/{c}": float(per_class[i]) for i, c in enumerate(classes)})
     return out
 
@@ -56,14 +65,19 @@ def multilabel_metrics(y_true: np.ndarray, prob: np.ndarray, classes: Sequence[s
     out = {
         "f1_macro": float(np.nanmean(per_class)) if present.any() else float("nan"),
         "f1_micro": float(f1_score(y_true, pred, average="micro", zero_division=0)),
-        "map": float(np.mean([average_precision_score(y_true[:, j], prob[:, j]) for j in np.flatnonzero(present)]))
-        if present.any() else float("nan"),
+        "map": float(
+            np.mean([average_precision_score(y_true[:, j], prob[:, j]) for j in np.flatnonzero(present)])
+        )
+        if present.any()
+        else float("nan"),
     }
     out.update({f"f1/{c}": float(per_class[i]) for i, c in enumerate(classes)})
     return out
 
 
-def segmentation_metrics(mask_true: np.ndarray, mask_pred: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+def segmentation_metrics(
+    mask_true: np.ndarray, mask_pred: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
     """``(N, H, W)`` true and predicted class maps -> ``miou``, ``pixel_acc``, ``iou/<class>``."""
     k = len(classes)
     t = np.asarray(mask_true, dtype=np.int64).ravel()
@@ -80,7 +94,9 @@ def segmentation_metrics(mask_true: np.ndarray, mask_pred: np.ndarray, classes: 
     return out
 
 
-def task_metrics(kind: str, target: np.ndarray, output: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+def task_metrics(
+    kind: str, target: np.ndarray, output: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
     """Metrics of ``kind`` from the model output.
 
     Args:

@@ -31,6 +31,7 @@ from eoreps.digest import digest
 from eoreps.errors import ConfigError
 from eoreps.evaluation.methods import SET_BY_STUDY as _SET_BY_STUDY
 from eoreps.evaluation.methods import MethodSpec, check_pretrain
+from eoreps.vocabulary import lightning_precision
 
 if TYPE_CHECKING:  # annotations only: study imports this module, never the other way round at run time
     from eoreps.evaluation.study import StudyConfig
@@ -78,23 +79,36 @@ def _pretrain_config(cfg: StudyConfig, method: MethodSpec, out: str | Path, data
 
     check_pretrain(method)
     assert method.pretrain is not None
-    defaults: dict[str, Any] = {"data": data, "modalities": _image_modalities(list(cfg.data.modalities)),
-                                "backbone": cfg.baseline_arch, "seed": cfg.seed, "knn": False,
-                                "data_options": dict(cfg.data.options)}  # same loader options (splits) as the study
+    defaults: dict[str, Any] = {
+        "data": data,
+        "modalities": _image_modalities(list(cfg.data.modalities)),
+        "backbone": cfg.baseline_arch,
+        "seed": cfg.seed,
+        "knn": False,
+        "data_options": dict(cfg.data.options),
+    }  # same loader options (splits) as the study
     if not defaults["modalities"] and "modalities" not in method.pretrain:
         raise ConfigError(f"method '{method.name}': the study loads no image modality to pretrain on "
                           f"({', '.join(cfg.data.modalities)}); give pretrain: {{modalities: [...]}}")
-    options = {**defaults, **method.pretrain, "out": str(Path(out) / "pretrain" / method.name), "resume": False}
+    options = {
+        **defaults,
+        **method.pretrain,
+        "out": str(Path(out) / "pretrain" / method.name),
+        "resume": False,
+    }
     return load_dataclass(PretrainConfig, options)
 
 
 def _digest(pc: PretrainConfig) -> str:
     d = {k: v for k, v in dataclasses.asdict(pc).items() if k not in _SET_BY_STUDY}
-    if not d.get("data_options"):  # runs recorded before data_options existed keep their digest
-        d.pop("data_options", None)
+    # fields added after runs were recorded stay out while unset, so those runs keep their digest
+    for key, unset in (("data_options", {}), ("crop", None)):
+        if d.get(key, unset) == unset:
+            d.pop(key, None)
     from eoreps.ssl.methods.tile2vec import Tile2VecOptions  # its fields were PretrainConfig's: same digests
 
     d.update({k: d["method_kwargs"].pop(k, v) for k, v in dataclasses.asdict(Tile2VecOptions()).items()})
+    d["precision"] = lightning_precision(d["precision"])  # digests were recorded with Lightning's spelling
     return digest(d)
 
 

@@ -57,6 +57,7 @@ class DataConfig:
         task: ``classify``, ``multilabel`` or ``segment``.
         modalities: modalities loaded (methods read subsets of them).
         size: resize images to ``size x size`` (``None``: native size).
+        crop: keep the centred ``crop x crop`` px of each patch, before any resize (``None``: the full patch).
         limits: at most this many samples per split, e.g. ``{"train": 1000, "test": 500}``.
         simeo_n: SimEO patches generated (``data: simeo`` only).
         options: extra options of the dataset loader.
@@ -66,6 +67,7 @@ class DataConfig:
     task: str = "classify"
     modalities: list[str] = field(default_factory=lambda: ["s2", "s1"])
     size: int | None = None
+    crop: int | None = None
     limits: dict[str, int] = field(default_factory=dict)
     simeo_n: int = 2000
     options: dict[str, Any] = field(default_factory=dict)
@@ -117,11 +119,13 @@ class StudyConfig:
 
         self.data.task = normalize_task(self.data.task, TASKS)  # 'single' / 'multi' are accepted too
         if self.data.size is not None and self.data.size < 1:
-            raise ConfigError(f"data.size={self.data.size}: the image side must be >= 1 (--size; 0 = native)")
+            raise ConfigError(f"data.size={self.data.size}: the image side must be >= 1 (0 = native size)")
         if isinstance(self.options, dict):
             self.options = load_dataclass(ProtocolOptions, self.options)
         self.methods = [m if isinstance(m, MethodSpec) else _method(m) for m in self.methods]
-        representation = [p for p in PROTOCOL_REGISTRY.names() if protocol_info(p).method_kinds != ("supervised",)]
+        representation = [
+            p for p in PROTOCOL_REGISTRY.names() if protocol_info(p).method_kinds != ("supervised",)
+        ]
         for p in self.protocols:
             if p not in representation:
                 raise ConfigError(f"protocols: '{p}' is not one of {', '.join(representation)} "
@@ -137,8 +141,11 @@ class StudyConfig:
         return [int(s) for s in self.seeds]
 
 
-def load_study(source: str | Path | dict[str, Any], data: str | None = None, seed: int | None = None) -> StudyConfig:
-    """A :class:`StudyConfig` from YAML (or a dict), with optional overrides of the data spec and first seed."""
+def load_study(
+    source: str | Path | dict[str, Any], data: str | None = None, seed: int | None = None
+) -> StudyConfig:
+    """A :class:`StudyConfig` from YAML (or a dict), with optional overrides of the data spec and first
+    seed."""
     cfg = load_dataclass(StudyConfig, source)
     if data is not None:
         cfg.data.data = data
@@ -149,14 +156,17 @@ def load_study(source: str | Path | dict[str, Any], data: str | None = None, see
     return cfg
 
 
-def quick_study(cfg: StudyConfig, keep: Collection[str] = (), changes: list[str] | None = None) -> StudyConfig:
+def quick_study(
+    cfg: StudyConfig, keep: Collection[str] = (), changes: list[str] | None = None
+) -> StudyConfig:
     """A shrunken copy for smoke runs: at most 2 seeds, small splits at 32 x 32, a few dozen steps per cell.
 
     Args:
         cfg: the study.
         keep: attribute paths the user set (``"seeds"``, ``"options.train.epochs"``, ``"data.size"`` ...):
             left alone (an explicit epoch count also keeps the step limits).
-        changes: when given, receives what was changed (``"seeds 3 -> 0,1"``, see :func:`eoreps.quick.shrink`).
+        changes: when given, receives what was changed (``"seeds 3 -> 0,1"``, see
+        :func:`eoreps.quick.shrink`).
     """
     import copy
 
@@ -204,7 +214,9 @@ def with_baselines(cfg: StudyConfig) -> list[MethodSpec]:
             arch, fusion = _pretrained_arch(m) or (arch, fusion)
             break
     mods = list(cfg.data.modalities)
-    extra = [MethodSpec("random-init", backbone="random", arch=arch, fusion=fusion if len(mods) > 1 else "early")]
+    extra = [
+        MethodSpec("random-init", backbone="random", arch=arch, fusion=fusion if len(mods) > 1 else "early")
+    ]
     extra += [MethodSpec(f"supervised-{m}", supervised=True, arch=arch, modalities=[m]) for m in mods]
     if len(mods) > 1:
         extra += [MethodSpec("supervised-early", supervised=True, arch=arch, modalities=mods, fusion="early"),
@@ -280,11 +292,32 @@ def _relevant_options(protocol: str, opts: ProtocolOptions) -> dict[str, Any]:
     return protocol_info(protocol).relevant_options(opts)
 
 
+def _data_record(d: DataConfig) -> dict[str, Any]:
+    """``d`` for the cell hash; ``crop`` only when set, so the hashes of existing studies stay valid."""
+    rec = dataclasses.asdict(d)
+    if rec.get("crop") is None:
+        rec.pop("crop", None)
+    return rec
+
+
+def view_of(d: DataConfig) -> str:
+    """What the encoders see of each patch, as the output states it."""
+    view = f"centre crop {d.crop} px" if d.crop else "full patch"
+    return view + (f", resized to {d.size} px" if d.size else "")
+
+
 def cell_hash(cfg: StudyConfig, method: MethodSpec, cell: CellSpec) -> str:
     """Hash of everything that determines a cell's result."""
-    spec = {k: v for k, v in dataclasses.asdict(method).items() if k != "pretrain" or v is not None}  # old hashes stay
-    payload = {"method": spec, "cell": dataclasses.asdict(cell),
-               "options": _relevant_options(cell.protocol, cfg.options), "data": dataclasses.asdict(cfg.data), "v": 1}
+    spec = {
+        k: v for k, v in dataclasses.asdict(method).items() if k != "pretrain" or v is not None
+    }  # old hashes stay
+    payload = {
+        "method": spec,
+        "cell": dataclasses.asdict(cell),
+        "options": _relevant_options(cell.protocol, cfg.options),
+        "data": _data_record(cfg.data),
+        "v": 1,
+    }
     if cfg.label_noise > 0:  # only then, so the hashes of existing noise-free studies stay valid
         payload["noise"] = [cfg.label_noise, cfg.noise_kind]
     return digest(payload)
@@ -324,37 +357,75 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
     if todo:
         if data is None:
             d = cfg.data
-            data = load_eval_data(d.data, d.task, d.modalities, size=d.size, limits=d.limits, simeo_n=d.simeo_n,
-                                  seed=cfg.seed, options=d.options)
+            data = load_eval_data(
+                d.data,
+                d.task,
+                d.modalities,
+                size=d.size,
+                limits=d.limits,
+                simeo_n=d.simeo_n,
+                crop=d.crop,
+                seed=cfg.seed,
+                options=d.options,
+            )
         subsets = {s: data.fraction_indices(cfg.fractions, s) for s in sorted({c.seed for c in todo})}
         noisy: dict[int, EvalData] = {}
         for c in progress(todo, desc="study cells", total=len(todo), unit="cell"):
             if on_cell is not None:
                 on_cell(c)
             idx = subsets[c.seed][c.fraction]
-            cell = Cell(_noisy_train(data, cfg, c.seed, noisy), by_name[c.method], c.protocol, c.fraction, c.seed, idx,
-                        cfg.options, out / "cache")
+            cell = Cell(
+                _noisy_train(data, cfg, c.seed, noisy),
+                by_name[c.method],
+                c.protocol,
+                c.fraction,
+                c.seed,
+                idx,
+                cfg.options,
+                out / "cache",
+            )
             t0, c0 = time.perf_counter(), time.process_time()
             result = run_protocol(cell)
-            rec = {"key": c.key, "config_hash": hashes[c.key], **dataclasses.asdict(c),
-                   "method_kind": by_name[c.method].kind, "task": data.task.kind, "classes": list(data.classes),
-                   "synthetic": data.synthetic, "subset_sha": bytes_digest(np.asarray(idx, dtype=np.int64).tobytes()),
-                   **({"label_noise": cfg.label_noise, "noise_kind": cfg.noise_kind} if cfg.label_noise > 0 else {}),
-                   "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   "result": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in result.items()}}
+            rec = {
+                "key": c.key,
+                "config_hash": hashes[c.key],
+                **dataclasses.asdict(c),
+                "method_kind": by_name[c.method].kind,
+                "task": data.task.kind,
+                "classes": list(data.classes),
+                "synthetic": data.synthetic,
+                "subset_sha": bytes_digest(np.asarray(idx, dtype=np.int64).tobytes()),
+                **(
+                    {"label_noise": cfg.label_noise, "noise_kind": cfg.noise_kind}
+                    if cfg.label_noise > 0
+                    else {}
+                ),
+                "wall_s": time.perf_counter() - t0,
+                "cpu_s": time.process_time() - c0,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "result": {
+                    k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
+                    for k, v in result.items()
+                },
+            }
             write_json(out / "cells" / f"{c.key}.json", rec)
     synthetic = bool(data.synthetic) if data is not None else None
     return write_outputs(cfg, out, [c.key for c in cells], synthetic=synthetic)
 
 
 def _noisy_train(data: EvalData, cfg: StudyConfig, seed: int, cache: dict[int, EvalData]) -> EvalData:
-    """``data`` with ``cfg.label_noise`` of its training targets corrupted (seeded by ``seed``; cached per seed)."""
+    """``data`` with ``cfg.label_noise`` of its training targets corrupted (seeded by ``seed``; cached per
+    seed)."""
     if cfg.label_noise <= 0:
         return data
     if seed not in cache:
         train = data.splits["train"]
-        target = corrupt_targets(train.target, data.task.kind, len(data.classes), cfg.label_noise, cfg.noise_kind, seed)
-        cache[seed] = dataclasses.replace(data, splits={**data.splits, "train": dataclasses.replace(train, target=target)})
+        target = corrupt_targets(
+            train.target, data.task.kind, len(data.classes), cfg.label_noise, cfg.noise_kind, seed
+        )
+        cache[seed] = dataclasses.replace(
+            data, splits={**data.splits, "train": dataclasses.replace(train, target=target)}
+        )
     return cache[seed]
 
 

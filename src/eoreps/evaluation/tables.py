@@ -35,7 +35,8 @@ def _pct(f: float) -> str:
 
 
 def efficiency_table(df: pd.DataFrame, task: str, digits: int = 1) -> pd.DataFrame:
-    """Rows: method, protocol; columns: label fractions; cells: headline metric in % (mean ± std over seeds)."""
+    """Rows: method, protocol; columns: label fractions; cells: headline metric in % (mean ± std over
+    seeds)."""
     metric = HEADLINE[task]
     rows = []
     for (method, protocol), g in df.groupby(["method", "protocol"], sort=False):
@@ -80,7 +81,8 @@ def efficiency_plot(df: pd.DataFrame, task: str, path: str | Path, synthetic: bo
 
 def write_study_report(df: pd.DataFrame, out: str | Path, title: str, synthetic: bool, data_name: str = "",
                        extra_sections: list[Section] | None = None, smoke: str | None = None) -> Path:
-    """Write ``results.parquet``, ``results.csv``, ``tables.md``, ``label_efficiency.png`` and ``report.html``.
+    """Write ``results.parquet``, ``results.csv``, ``tables.md``, ``label_efficiency.png`` and
+    ``report.html``.
 
     Args:
         df: one row per cell (:func:`eoreps.evaluation.study.collect`).
@@ -126,12 +128,25 @@ def write_study_report(df: pd.DataFrame, out: str | Path, title: str, synthetic:
     cost = df.groupby(["method", "protocol"], sort=False).agg(
         trainable_params=("trainable_params", "max"), seconds_per_cell=("wall_s", "mean")).reset_index()
     sections = list(extra_sections or [])
-    sections.append(Section("Label efficiency", paragraphs=[
-        f"Task: {task}; headline metric: {metric_name}. Label fractions are stratified, nested subsets of the "
-        "training split, fixed per seed and shared by every method. Test-set metrics."],
-        tables=tables[:1], figures=[("Label efficiency (log x axis), mean ± std over seeds", png.name)]))
+    sections.append(
+        Section(
+            "Label efficiency",
+            paragraphs=[
+                f"Task: {task}; headline metric: {metric_name}. Label fractions are stratified, nested "
+                "subsets of the "
+                "training split, fixed per seed and shared by every method. Test-set metrics."
+            ],
+            tables=tables[:1],
+            figures=[("Label efficiency (log x axis), mean ± std over seeds", png.name)],
+        )
+    )
     sections.append(Section("Per-class results", tables=tables[1:]))
-    sections.append(Section("Cost", paragraphs=["Trainable parameters per protocol and mean wall time per cell."],
-                            tables=[("Cost", cost)]))
+    sections.append(
+        Section(
+            "Cost",
+            paragraphs=["Trainable parameters per protocol and mean wall time per cell."],
+            tables=[("Cost", cost)],
+        )
+    )
     return write_report(out, title, sections, synthetic=synthetic, meta={"data": data_name, "cells": len(df)},
                         smoke=smoke)

@@ -75,8 +75,12 @@ def match_perms(permuter: Permuter, reference: torch.Tensor, weights: torch.Tens
 def match(permuter: Permuter, reference: torch.Tensor, weights: torch.Tensor, batch_size: int = 512
           ) -> torch.Tensor:
     """(B, D) weights with their hidden units permuted to match ``reference`` (same functions)."""
-    out = [permuter.apply(weights[s:s + batch_size], match_perms(permuter, reference, weights[s:s + batch_size]))
-           for s in range(0, len(weights), batch_size)]
+    out = [
+        permuter.apply(
+            weights[s : s + batch_size], match_perms(permuter, reference, weights[s : s + batch_size])
+        )
+        for s in range(0, len(weights), batch_size)
+    ]
     return torch.cat(out) if out else weights.clone()
 
 

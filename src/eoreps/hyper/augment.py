@@ -89,7 +89,9 @@ class Permuter:
         perms = []
         for li in self.hidden:
             sp = self.layers[li]
-            rows = weights[:, sp.weight_offset: sp.weight_offset + sp.n_out * sp.fan_in].reshape(-1, sp.n_out, sp.fan_in)
+            rows = weights[:, sp.weight_offset : sp.weight_offset + sp.n_out * sp.fan_in].reshape(
+                -1, sp.n_out, sp.fan_in
+            )
             bias = weights[:, sp.bias_offset: sp.bias_offset + sp.n_out]
             key = rows.double().pow(2).sum(-1) + bias.double().pow(2)  # (B, n_l), float64: fewer exact ties
             perms.append(torch.argsort(key, dim=1, stable=True))
@@ -135,14 +137,18 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise ConfigError(f"reconstruction target '{self.target}' is unknown: use one of {', '.join(TARGETS)}")
+            raise ConfigError(
+                f"reconstruction target '{self.target}' is unknown: use one of {', '.join(TARGETS)}"
+            )
         if self.noise < 0:
-            raise ConfigError(f"--noise {self.noise} must be >= 0")
+            raise ConfigError(f"noise={self.noise} must be >= 0")
         if not 0.0 <= self.erase_prob < 1.0:
-            raise ConfigError(f"--erase {self.erase_prob} must lie in [0, 1)")
+            raise ConfigError(f"erase_prob={self.erase_prob} must lie in [0, 1)")
         if self.align and (self.permute or self.target != "view" or self.canonical_input):
-            raise ConfigError("--align matches every model to one reference unit order; it cannot be combined with "
-                              "the permutation augmentation, --target canonical or --canonical-input")
+            raise ConfigError(
+                "align=True matches every model to one reference unit order; it cannot be combined with "
+                "the permutation augmentation, target=canonical or canonical_input=True"
+            )
 
 
 def add_noise(tokens: torch.Tensor, mask: torch.Tensor, sigma: float,
@@ -179,7 +185,9 @@ def augmented_view(weights: torch.Tensor, tokenizer: Tokenizer, scaler: TokenSca
     view = erase_tokens(view, cfg.erase_prob, generator)
     if cfg.target == "view":
         return view, clean
-    return view, canonical if canonical is not None else canonical_tokens(weights, tokenizer, scaler, permuter)
+    return view, canonical if canonical is not None else canonical_tokens(
+        weights, tokenizer, scaler, permuter
+    )
 
 
 def canonical_tokens(weights: torch.Tensor, tokenizer: Tokenizer, scaler: TokenScaler, permuter: Permuter

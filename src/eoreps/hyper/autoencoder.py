@@ -10,7 +10,8 @@
 Positions are learned embeddings of the token's layer and of its index within the layer; the decoder
 receives the latent broadcast over the T positions, so everything it reconstructs must pass through z.
 
-With ``token_stats`` (the default) the token embedding also gets an MLP of six statistics of the token's own entries
+With ``token_stats`` (the default) the token embedding also gets an MLP of six statistics of the token's own
+entries
 (mean, standard deviation, mean absolute value, maximum and minimum of its incoming weights, and its
 bias): a linear embedding of a token can form weighted sums of its entries but not their spread or
 extremes, which the s(W) baseline is built from. Measured (docs/hyper.md): R^2 of test accuracy from z
@@ -104,7 +105,9 @@ class HyperAutoencoder(nn.Module):
         self.from_latent = nn.Linear(self.cfg.latent_dim, d)
         self.decoder = _stack(self.cfg, self.cfg.dec_layers)
         self.to_tokens = nn.Linear(d, width)
-        self.projection = nn.Sequential(nn.Linear(self.cfg.latent_dim, d), nn.GELU(), nn.Linear(d, self.cfg.proj_dim))
+        self.projection = nn.Sequential(
+            nn.Linear(self.cfg.latent_dim, d), nn.GELU(), nn.Linear(d, self.cfg.proj_dim)
+        )
 
     @property
     def n_tokens(self) -> int:

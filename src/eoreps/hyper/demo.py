@@ -3,7 +3,8 @@
 Full mode: builds (or reuses) the ``digits-small`` zoo (256 real-digits CNNs x 15 epochs) under
 ``OUT/zoo``, trains a small transformer autoencoder on its training models (bf16 autocast) under
 ``OUT/rep``, and writes the property table (W / s(W) / learned / z) to ``OUT/properties.{md,csv}``
-(4 min 46 s on 2 CPU cores with token statistics and the block readout, measured 2026-11-24; the issue's limit is 10 min). ``quick``: 16 models x 2 epochs on 300 training images,
+(4 min 46 s on 2 CPU cores with token statistics and the block readout, measured 2026-11-24; the issue's limit
+is 10 min). ``quick``: 16 models x 2 epochs on 300 training images,
 a tiny transformer and 2 epochs of fitting (seconds; used by the tests and CI).
 """
 
@@ -22,8 +23,12 @@ from eoreps.io import atomic_write_text
 QUICK_GRID = {"seed": [0, 1, 2], "activation": ["relu", "tanh"], "init": ["kaiming_uniform", "normal"],
               "optimizer": ["adam"], "lr": [1e-2, 1e-3], "weight_decay": [1e-4], "dropout": [0.0],
               "train_fraction": [1.0], "sampling": "random", "n_models": 16}
-DEMO_MODEL = ModelConfig(d_model=128, n_heads=4, enc_layers=2, dec_layers=2, ff_mult=2, latent_dim=32, proj_dim=32)
-QUICK_MODEL = ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, ff_mult=2, latent_dim=8, proj_dim=8)
+DEMO_MODEL = ModelConfig(
+    d_model=128, n_heads=4, enc_layers=2, dec_layers=2, ff_mult=2, latent_dim=32, proj_dim=32
+)
+QUICK_MODEL = ModelConfig(
+    d_model=32, n_heads=2, enc_layers=1, dec_layers=1, ff_mult=2, latent_dim=8, proj_dim=8
+)
 
 
 def build_demo_zoo(out: Path, quick: bool, seed: int = 0) -> dict[str, Any]:
@@ -37,8 +42,18 @@ def build_demo_zoo(out: Path, quick: bool, seed: int = 0) -> dict[str, Any]:
     if quick:
         d = load_digits(seed=seed)
         n = 300
-        data = ZooData("digits", d.x_train[:n], d.y_train[:n], d.x_val, d.y_val, d.x_test, d.y_test, d.num_classes,
-                       False, f"sklearn digits (first {n} training images)")
+        data = ZooData(
+            "digits",
+            d.x_train[:n],
+            d.y_train[:n],
+            d.x_val,
+            d.y_val,
+            d.x_test,
+            d.y_test,
+            d.num_classes,
+            False,
+            f"sklearn digits (first {n} training images)",
+        )
         cfg = BuildConfig(out=out, dataset="digits", arch="cnn_digits", grid=load_grid(QUICK_GRID), epochs=2,
                           seed=seed, options=TrainOptions(precision="fp32"), chunk_size=64)
         return build_zoo(cfg, data=data)
@@ -47,7 +62,9 @@ def build_demo_zoo(out: Path, quick: bool, seed: int = 0) -> dict[str, Any]:
     return build_zoo(cfg)
 
 
-def run_demo(out: str | Path, quick: bool = False, seed: int = 0, epochs: int | None = None) -> dict[str, Any]:
+def run_demo(
+    out: str | Path, quick: bool = False, seed: int = 0, epochs: int | None = None
+) -> dict[str, Any]:
     """Zoo -> representation -> property table; returns the tables, timings and output paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,11 +85,17 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, epochs: int | 
     t = time.perf_counter()
     res = evaluate(zoo_dir, rep_dir, out / "evaluate", max_train_rows=6000, seed=seed, smoke=quick)
     times["evaluate"] = time.perf_counter() - t
-    md = ("# Hyper-representation demo (real sklearn digits zoo)\n\n" + res["header"]
-          + "Properties predicted from raw weights W, weight statistics s(W) and the learned representation "
-            "(the compression token after every encoder block; z: the latent alone) (R2 for continuous properties, accuracy for categorical ones; n/a: constant in this zoo).\n\n"
-          + to_markdown(res["properties"]) + "\n## Model selection\n\n" + res["sel_note"]
-          + to_markdown(res["model_selection"]))
+    md = (
+        "# Hyper-representation demo (real sklearn digits zoo)\n\n"
+        + res["header"]
+        + "Properties predicted from raw weights W, weight statistics s(W) and the learned representation "
+        "(the compression token after every encoder block; z: the latent alone) (R2 for continuous "
+        "properties, accuracy for categorical ones; n/a: constant in this zoo).\n\n"
+        + to_markdown(res["properties"])
+        + "\n## Model selection\n\n"
+        + res["sel_note"]
+        + to_markdown(res["model_selection"])
+    )
     atomic_write_text(out / "properties.md", md)
     atomic_write_text(out / "properties.csv", res["properties"].to_csv(index=False))
     return {"properties": res["properties"], "model_selection": res["model_selection"], "markdown": md,

@@ -61,7 +61,9 @@ def finetune_curve(arch: Arch, weights: torch.Tensor | None, recipe: Recipe, dat
 
 def random_weights(arch: Arch, recipe: Recipe, n: int, seed: int = 0) -> torch.Tensor:
     """(n, D) freshly initialised weights of the recipe (seeds ``seed ..``)."""
-    return torch.stack([flatten_state(build_model(arch, recipe.activation, recipe.init, seed + i)) for i in range(n)])
+    return torch.stack(
+        [flatten_state(build_model(arch, recipe.activation, recipe.init, seed + i)) for i in range(n)]
+    )
 
 
 def resized(data: ZooData, in_shape: tuple[int, int, int], name: str | None = None) -> ZooData:
@@ -74,10 +76,22 @@ def resized(data: ZooData, in_shape: tuple[int, int, int], name: str | None = No
         return data
 
     def rs(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False).contiguous()
+        return F.interpolate(
+            x, size=(h, w), mode="bilinear", antialias=True, align_corners=False
+        ).contiguous()
 
-    return ZooData(name or f"{data.name}@{h}x{w}", rs(data.x_train), data.y_train, rs(data.x_val), data.y_val,
-                   rs(data.x_test), data.y_test, data.num_classes, data.synthetic, f"{data.source} resized to {h}x{w}")
+    return ZooData(
+        name or f"{data.name}@{h}x{w}",
+        rs(data.x_train),
+        data.y_train,
+        rs(data.x_val),
+        data.y_val,
+        rs(data.x_test),
+        data.y_test,
+        data.num_classes,
+        data.synthetic,
+        f"{data.source} resized to {h}x{w}",
+    )
 
 
 def load_transfer_data(spec: str, in_shape: tuple[int, int, int], seed: int = 0) -> ZooData:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from eoreps.cli_config import opt
 from eoreps.vocabulary import normalize_precision
@@ -24,6 +24,8 @@ class FitOptions:
     ``n_heads`` (YAML only): attention heads (default ``d_model // 32``, at least one).
     """
 
+    ERROR_NAMES: ClassVar[dict[str, str]] = {"erase_prob": "erase"}  # AugmentConfig's name of --erase
+
     epochs: int = opt(30, help="Training epochs over the zoo's training models.")
     batch_size: int = opt(64, help="Models per batch (two views each).")
     lr: float = opt(3e-4, help="AdamW learning rate (warm-up + cosine).")
@@ -35,8 +37,9 @@ class FitOptions:
     layers: int = opt(4, help="Encoder and decoder depth.")
     latent_dim: int = opt(64, help="Size of the embedding z.")
     dropout: float = opt(0.0, help="Dropout in the transformer layers.")
-    token_stats: bool = opt(True, help="Add each token's weight statistics (mean, std, |w|, max, min, bias) to its "
-                                       "embedding.")
+    token_stats: bool = opt(
+        True, help="Add each token's weight statistics (mean, std, |w|, max, min, bias) to its embedding."
+    )
     noise: float = opt(0.05, help="Additive noise std (standardised units).")
     erase: float = opt(0.1, help="Probability of erasing each token.")
     no_permute: bool = opt(False, help="Disable permutation augmentation.", flag="--no-permute")
@@ -44,15 +47,25 @@ class FitOptions:
                                    "canonical (the clean model, hidden units in canonical order).")
     canonical_input: bool = opt(False, help="Encode models in canonical unit order (exactly permutation "
                                             "invariant).", flag="--canonical-input")
-    align: bool = opt(False, help="Weight-match every model to a reference unit order before training (replaces "
-                                  "the permutation augmentation; the setting for 'hyper sample').", flag="--align")
+    align: bool = opt(
+        False,
+        help="Weight-match every model to a reference unit order before training (replaces "
+        "the permutation augmentation; the setting for 'hyper sample').",
+        flag="--align",
+    )
     zoo_epochs: list[int] | None = opt(None, help="Train on these checkpoint epochs only, e.g. '15,20,25' "
                                                   "(default: all).", none="")
-    zoo_query: str | None = opt(None, help="Train on the checkpoints matching this pandas query on the zoo index "
-                                           "only, e.g. \"activation == 'relu' and test_acc >= 0.5\" (default: all).")
-    functional: float = opt(0.0, help="Weight of the functional reconstruction loss: KL between the class "
-                                      "distributions of original and decoded models on the zoo's training images "
-                                      "(0 = token MSE only; for generative use, docs/hyper.md).")
+    zoo_query: str | None = opt(
+        None,
+        help="Train on the checkpoints matching this pandas query on the zoo index "
+        "only, e.g. \"activation == 'relu' and test_acc >= 0.5\" (default: all).",
+    )
+    functional: float = opt(
+        0.0,
+        help="Weight of the functional reconstruction loss: KL between the class "
+        "distributions of original and decoded models on the zoo's training images "
+        "(0 = token MSE only; for generative use, docs/hyper.md).",
+    )
     functional_images: int = opt(64, help="Images per step for --functional.")
     n_heads: int | None = None
     seed: int = 0
@@ -63,7 +76,8 @@ class FitOptions:
             self.n_heads = max(1, self.d_model // 32)
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
-        """``--quick``: at most 2 epochs and a tiny transformer, except the options in ``keep`` (those the user
+        """``--quick``: at most 2 epochs and a tiny transformer, except the options in ``keep`` (those the
+        user
         gave; ``--d-model`` also keeps the heads); returns what changed."""
         from eoreps.quick import shrink
 
@@ -80,9 +94,28 @@ class FitOptions:
         model = ModelConfig(d_model=self.d_model, n_heads=int(self.n_heads or 1), enc_layers=self.layers,
                             dec_layers=self.layers, latent_dim=self.latent_dim, proj_dim=self.latent_dim,
                             token_stats=self.token_stats, dropout=self.dropout)
-        augment = AugmentConfig(permute=not (self.no_permute or self.align), noise=self.noise, erase_prob=self.erase,
-                                target=self.target, canonical_input=self.canonical_input, align=self.align)
-        return FitConfig(zoo=zoo, out=out, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                         gamma=self.gamma, temperature=self.temperature, precision=self.precision, seed=self.seed,
-                         model=model, zoo_epochs=self.zoo_epochs, zoo_query=self.zoo_query,
-                         functional=self.functional, functional_images=self.functional_images, augment=augment)
+        augment = AugmentConfig(
+            permute=not (self.no_permute or self.align),
+            noise=self.noise,
+            erase_prob=self.erase,
+            target=self.target,
+            canonical_input=self.canonical_input,
+            align=self.align,
+        )
+        return FitConfig(
+            zoo=zoo,
+            out=out,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            gamma=self.gamma,
+            temperature=self.temperature,
+            precision=self.precision,
+            seed=self.seed,
+            model=model,
+            zoo_epochs=self.zoo_epochs,
+            zoo_query=self.zoo_query,
+            functional=self.functional,
+            functional_images=self.functional_images,
+            augment=augment,
+        )

@@ -43,13 +43,17 @@ class FunctionalLoss(nn.Module):
     def __init__(self, arch: Arch, images: torch.Tensor, activations: list[str], batch: int = 64) -> None:
         super().__init__()
         if images.dim() != 4 or tuple(images.shape[1:]) != tuple(arch.in_shape):
-            raise ConfigError(f"functional loss: probe images have shape {tuple(images.shape[1:])}, architecture "
-                              f"{arch.name} expects {tuple(arch.in_shape)}")
+            raise ConfigError(
+                f"functional loss: probe images have shape {tuple(images.shape[1:])}, architecture "
+                f"{arch.name} expects {tuple(arch.in_shape)}"
+            )
         if batch < 1:
-            raise ConfigError(f"--functional-images {batch} must be >= 1")
+            raise ConfigError(f"functional_images={batch} must be >= 1")
         unknown = [a for a in activations if a not in ACTIVATIONS]
         if unknown:
-            raise ConfigError(f"functional loss: unknown activation(s) {unknown}; known: {sorted(ACTIVATIONS)}")
+            raise ConfigError(
+                f"functional loss: unknown activation(s) {unknown}; known: {sorted(ACTIVATIONS)}"
+            )
         self.arch, self.activations, self.batch = arch, list(activations), int(batch)
         # not saved in checkpoints: rebuilt from the zoo's data set when a fit resumes
         self.register_buffer("images", images.float().contiguous(), persistent=False)

@@ -42,14 +42,24 @@ class HyperLoss(nn.Module):
     def __init__(self, gamma: float = 0.1, temperature: float = 0.1) -> None:
         super().__init__()
         if not 0.0 <= gamma <= 1.0:
-            raise ConfigError(f"--gamma {gamma} must lie in [0, 1] (0 = autoencoder only, 1 = contrastive only)")
+            raise ConfigError(
+                f"gamma={gamma} must lie in [0, 1] (0 = autoencoder only, 1 = contrastive only)"
+            )
         if temperature <= 0:
-            raise ConfigError(f"--temperature {temperature} must be positive")
+            raise ConfigError(f"temperature={temperature} must be positive")
         self.gamma, self.temperature = float(gamma), float(temperature)
         self.ntxent = NTXentLoss(temperature=temperature)
 
-    def forward(self, p1: torch.Tensor, p2: torch.Tensor, r1: torch.Tensor, t1: torch.Tensor, r2: torch.Tensor,
-                t2: torch.Tensor, mask: torch.Tensor) -> LossParts:
+    def forward(
+        self,
+        p1: torch.Tensor,
+        p2: torch.Tensor,
+        r1: torch.Tensor,
+        t1: torch.Tensor,
+        r2: torch.Tensor,
+        t2: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> LossParts:
         """``p*``: (B, P) projections; ``r*``/``t*``: (B, T, W) reconstructions/targets; ``mask`` (T, W)."""
         c = self.ntxent(p1.float(), p2.float()) if self.gamma > 0 else p1.new_zeros((), dtype=torch.float32)
         m = masked_mse(torch.cat([r1, r2]), torch.cat([t1, t2]), mask)

@@ -37,8 +37,12 @@ class HyperModule(L.LightningModule):
         self.save_hyperparameters(ignore=["scaler_mean", "scaler_std", "probe_images"])
         self.tokenizer = Tokenizer([(k, tuple(s)) for k, s in param_order])
         t = self.tokenizer
-        self.register_buffer("scaler_mean", scaler_mean if scaler_mean is not None else torch.zeros(t.n_tokens, t.width))
-        self.register_buffer("scaler_std", scaler_std if scaler_std is not None else torch.ones(t.n_tokens, t.width))
+        self.register_buffer(
+            "scaler_mean", scaler_mean if scaler_mean is not None else torch.zeros(t.n_tokens, t.width)
+        )
+        self.register_buffer(
+            "scaler_std", scaler_std if scaler_std is not None else torch.ones(t.n_tokens, t.width)
+        )
         self.net = HyperAutoencoder(t.width, t.positions, ModelConfig(**model), t.mask)
         self.loss_fn = HyperLoss(gamma, temperature)
         self.augment_cfg = AugmentConfig(**augment)
@@ -56,7 +60,9 @@ class HyperModule(L.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         weights = batch[0]
-        v1, t1, v2, t2 = two_views(weights.float().cpu(), self.tokenizer, self.scaler, self.permuter, self.augment_cfg)
+        v1, t1, v2, t2 = two_views(
+            weights.float().cpu(), self.tokenizer, self.scaler, self.permuter, self.augment_cfg
+        )
         B = v1.shape[0]
         z, rec, proj = self.net(torch.cat([v1, v2]).to(self.device))
         parts = self.loss_fn(proj[:B], proj[B:], rec[:B], t1.to(self.device), rec[B:], t2.to(self.device),

@@ -33,9 +33,18 @@ CONTINUOUS = ("test_acc", "epoch", "ggap", "lr", "weight_decay", "dropout", "tra
 CATEGORICAL = ("activation", "init", "optimizer")
 LOG_TARGETS = ("lr", "weight_decay")
 COLUMNS = ("W", "s(W)", "learned", "z")
-ROW_LABELS = {"test_acc": "test accuracy", "epoch": "epoch", "ggap": "generalization gap", "lr": "learning rate",
-              "weight_decay": "weight decay", "dropout": "dropout", "train_fraction": "data fraction",
-              "activation": "activation", "init": "initialization", "optimizer": "optimizer"}
+ROW_LABELS = {
+    "test_acc": "test accuracy",
+    "epoch": "epoch",
+    "ggap": "generalization gap",
+    "lr": "learning rate",
+    "weight_decay": "weight decay",
+    "dropout": "dropout",
+    "train_fraction": "data fraction",
+    "activation": "activation",
+    "init": "initialization",
+    "optimizer": "optimizer",
+}
 
 
 @dataclass
@@ -106,12 +115,18 @@ def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int
         res = ridge_probe(x[tr], ys[tr], x[va], ys[va], x[te], ys[te])
         for c, r in zip(cont, res, strict=True):
             const = np.unique(ys[:, cont.index(c)]).size < 2
-            rows.setdefault(c, {"property": ROW_LABELS[c], "metric": "R2"})[col] = float("nan") if const else r.r2
+            rows.setdefault(c, {"property": ROW_LABELS[c], "metric": "R2"})[col] = (
+                float("nan") if const else r.r2
+            )
         for c in CATEGORICAL:
             if c not in p.columns:
                 continue
             y = p[c].astype(str).to_numpy()
-            acc = float("nan") if np.unique(y).size < 2 else logistic_probe(x[tr], y[tr], x[va], y[va], x[te], y[te])[0]
+            acc = (
+                float("nan")
+                if np.unique(y).size < 2
+                else logistic_probe(x[tr], y[tr], x[va], y[va], x[te], y[te])[0]
+            )
             rows.setdefault(c, {"property": ROW_LABELS[c], "metric": "accuracy"})[col] = acc
     order = [c for c in (*CONTINUOUS, *CATEGORICAL) if c in rows]
     return pd.DataFrame([rows[c] for c in order])[["property", "metric", *COLUMNS]]
@@ -127,7 +142,7 @@ def model_selection_table(data: ProbeData, early_epoch: int | None = None) -> pd
     if early_epoch is None:
         early_epoch = 1 if final_epoch >= 2 else 0
     if not 0 <= early_epoch < final_epoch:
-        raise DataError(f"--early-epoch {early_epoch} must lie in [0, {final_epoch}) for this zoo")
+        raise DataError(f"early_epoch={early_epoch} must lie in [0, {final_epoch}) for this zoo")
     early = p[p["epoch"] == early_epoch].sort_values("model_id")
     final = p[p["epoch"] == final_epoch].set_index("model_id").loc[early["model_id"]]
     y = final["test_acc"].to_numpy(dtype=np.float64)
@@ -152,11 +167,37 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     return markdown_table(df, floatfmt=f".{digits}f")
 
 
-def evaluate(zoo_dir: str | Path, rep_dir: str | Path, out: str | Path | None = None, early_epoch: int | None = None,
-             max_train_rows: int | None = 6000, seed: int = 0, smoke: bool = False) -> dict[str, Any]:
+MAP_KEYS = ("test_acc", "epoch", "lr", "weight_decay", "dropout", "train_fraction", "activation", "init",
+            "optimizer")
+
+
+def model_map(data: ProbeData, path: Path, seed: int = 0) -> Path:
+    """2-D map of the models' learned embeddings ``z`` (every checkpoint), one panel per property that varies
+    in
+    the zoo: test accuracy, epoch and the hyperparameters (:func:`eoreps.report.maps.map_figure`)."""
+    from eoreps.report.maps import map_figure
+
+    p = data.props
+    colours = {ROW_LABELS[c]: p[c].to_numpy() for c in MAP_KEYS if c in p.columns and p[c].nunique() > 1}
+    return map_figure(
+        data.features["z"], colours, path, "Hyper-representation: embeddings of the zoo's models", seed=seed
+    )
+
+
+def evaluate(
+    zoo_dir: str | Path,
+    rep_dir: str | Path,
+    out: str | Path | None = None,
+    early_epoch: int | None = None,
+    max_train_rows: int | None = 6000,
+    seed: int = 0,
+    smoke: bool = False,
+    plot: bool = False,
+) -> dict[str, Any]:
     """Property table and model-selection table; written as markdown + CSV under ``out``
     (default ``REP/evaluate-<zoo name>``). Returns the tables and the paths. ``smoke`` (a ``--quick`` run)
-    marks every table and ``summary.json`` as a smoke run (:mod:`eoreps.smoke`)."""
+    marks every table and ``summary.json`` as a smoke run (:mod:`eoreps.smoke`). ``plot`` also draws
+    ``model_map.png`` (:func:`model_map`; its path is returned as ``"map"``)."""
     from eoreps.smoke import smoke_fields, smoke_markdown
 
     rep = load_representation(rep_dir)
@@ -174,21 +215,40 @@ def evaluate(zoo_dir: str | Path, rep_dir: str | Path, out: str | Path | None = 
     kind = "in distribution" if in_dist else "out of distribution (encoder not trained on this zoo)"
     smoke_detail = f"{n_models.get('test', 0)} test models"
     smoke_line = smoke_markdown(smoke_detail) if smoke else ""
-    header = smoke_line + (f"Zoo `{zoo_dir}` ({kind}); test models: {n_models.get('test', 0)}, validation: "
-              f"{n_models.get('val', 0)}, training: {n_models.get('train', 0)}; checkpoints: {len(data.props)}. "
-              f"Columns: raw weights (W), weight statistics (s(W)), the compression token after every encoder block (learned) "
-              f"and its latent alone (z).\n\n")
+    header = smoke_line + (
+        f"Zoo `{zoo_dir}` ({kind}); test models: {n_models.get('test', 0)}, validation: "
+        f"{n_models.get('val', 0)}, training: {n_models.get('train', 0)}; checkpoints: {len(data.props)}. "
+        "Columns: raw weights (W), weight statistics (s(W)), the compression token after every encoder "
+        "block (learned) "
+        f"and its latent alone (z).\n\n"
+    )
     atomic_write_text(out / "properties.md", header + to_markdown(table))
     atomic_write_text(out / "properties.csv", table.to_csv(index=False))
     sel_note = smoke_line + (f"Rank correlation (Spearman) of predicted vs true final test accuracy (epoch "
                 f"{sel.attrs['final_epoch']}) over {sel.attrs['n_test_models']} test models.\n\n")
     atomic_write_text(out / "model_selection.md", sel_note + to_markdown(sel))
     atomic_write_text(out / "model_selection.csv", sel.to_csv(index=False))
-    write_json(out / "summary.json", {"zoo": str(zoo_dir), "representation": str(rep_dir),
-                                      "in_distribution": in_dist, "models": n_models,
-                                      "checkpoints": len(data.props),
-                                      "properties": table.to_dict(orient="records"),
-                                      "model_selection": sel.to_dict(orient="records"),
-                                      "early_epoch": sel.attrs["early_epoch"], **smoke_fields(smoke, smoke_detail)})
-    return {"properties": table, "model_selection": sel, "out": out, "in_distribution": in_dist, "header": header,
-            "sel_note": sel_note, "smoke": smoke_line}
+    write_json(
+        out / "summary.json",
+        {
+            "zoo": str(zoo_dir),
+            "representation": str(rep_dir),
+            "in_distribution": in_dist,
+            "models": n_models,
+            "checkpoints": len(data.props),
+            "properties": table.to_dict(orient="records"),
+            "model_selection": sel.to_dict(orient="records"),
+            "early_epoch": sel.attrs["early_epoch"],
+            **smoke_fields(smoke, smoke_detail),
+        },
+    )
+    return {
+        "properties": table,
+        "model_selection": sel,
+        "out": out,
+        "in_distribution": in_dist,
+        "header": header,
+        "sel_note": sel_note,
+        "smoke": smoke_line,
+        "map": model_map(data, out / "model_map.png", seed) if plot else None,
+    }

@@ -31,7 +31,13 @@ class Representation:
 
     def __init__(self, meta: dict[str, Any], tokenizer: Tokenizer, scaler: TokenScaler, net: HyperAutoencoder,
                  root: Path | None = None, reference: torch.Tensor | None = None) -> None:
-        self.meta, self.tokenizer, self.scaler, self.net, self.root = meta, tokenizer, scaler, net.eval(), root
+        self.meta, self.tokenizer, self.scaler, self.net, self.root = (
+            meta,
+            tokenizer,
+            scaler,
+            net.eval(),
+            root,
+        )
         self.reference = reference  # (D,) unit order models are matched to before encoding (``--align``)
 
     @property
@@ -52,9 +58,11 @@ class Representation:
         want = [(k, tuple(s)) for k, s in self.tokenizer.param_order]
         got = [(k, tuple(int(v) for v in s)) for k, s in param_order]
         if want != got:
-            raise DataError(f"{where}: its architecture ({len(got)} tensors, {sum(_n(s) for _, s in got)} params) "
-                            f"differs from the one the representation was trained on "
-                            f"({self.meta.get('architecture')}); use a zoo of the same architecture")
+            raise DataError(
+                f"{where}: its architecture ({len(got)} tensors, {sum(_n(s) for _, s in got)} params) "
+                f"differs from the one the representation was trained on "
+                f"({self.meta.get('architecture')}); use a zoo of the same architecture"
+            )
 
     @torch.no_grad()
     def embed(self, weights: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -124,12 +132,18 @@ def load_representation(root: str | Path) -> Representation:
     except (SafetensorError, OSError, ValueError) as e:
         raise DataError(f"{root / 'model.safetensors'}: unreadable ({e}); refit the representation") from None
     tok = Tokenizer([(k, tuple(s)) for k, s in meta["param_order"]])
-    scaler = TokenScaler.from_state_dict({"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok)
+    scaler = TokenScaler.from_state_dict(
+        {"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok
+    )
     reference = state.pop("align.reference", None)
     if reference is not None and tuple(reference.shape) != (tok.num_params,):
-        raise DataError(f"{root / 'model.safetensors'}: its align.reference has shape {tuple(reference.shape)}, "
-                        f"the architecture has {tok.num_params} parameters; refit the representation")
+        raise DataError(
+            f"{root / 'model.safetensors'}: its align.reference has shape {tuple(reference.shape)}, "
+            f"the architecture has {tok.num_params} parameters; refit the representation"
+        )
     # representations written before token statistics existed were trained without them
-    net = HyperAutoencoder(tok.width, tok.positions, ModelConfig(**{"token_stats": False, **meta["model"]}), tok.mask)
+    net = HyperAutoencoder(
+        tok.width, tok.positions, ModelConfig(**{"token_stats": False, **meta["model"]}), tok.mask
+    )
     net.load_state_dict(state)
     return Representation(meta, tok, scaler, net, root, reference)

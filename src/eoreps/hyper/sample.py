@@ -23,7 +23,8 @@ Sample from a representation fitted with ``hyper fit --align --functional 0.1`` 
 functional loss decoded weights compute what the encoded model computed (full MNIST CNN-s zoo: 0.855
 zero-shot against 0.198 from the token MSE alone; docs/hyper.md).
 
-The diversity of the samples (pairwise prediction disagreement and weight distance, :mod:`eoreps.hyper.diversity`)
+The diversity of the samples (pairwise prediction disagreement and weight distance,
+:mod:`eoreps.hyper.diversity`)
 is reported beside that of the anchors: a decoder can reach a high zero-shot accuracy by decoding every
 latent to nearly the same model.
 
@@ -34,7 +35,6 @@ Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,33 +47,13 @@ from eoreps.hyper.align import fit_reference, match
 from eoreps.hyper.augment import Permuter
 from eoreps.hyper.diversity import diversity
 from eoreps.hyper.finetune import Recipe, finetune_curve, load_transfer_data, random_weights
+from eoreps.hyper.options import SampleConfig
 from eoreps.hyper.probes import to_markdown
 from eoreps.hyper.representation import Representation, load_representation
 from eoreps.io import atomic_path, atomic_write_text, write_json
 from eoreps.progress import progress
 from eoreps.smoke import smoke_fields, smoke_markdown
 from eoreps.zoo.datasets import ZooData
-
-
-@dataclass
-class SampleConfig:
-    """Options of ``eoreps hyper sample``."""
-
-    zoo: Path
-    rep: Path
-    out: Path | None = None
-    n: int = 50
-    top_k: int = 30
-    activation: str | None = None
-    epochs: list[int] = field(default_factory=lambda: [0, 1, 5])
-    transfer: str | None = None
-    seed: int = 0
-    bandwidth_scale: float = 1.0
-    smoke: bool = False  # a --quick run: tables and summary.json say it is not a measurement
-
-    def __post_init__(self) -> None:
-        if not 0 < self.bandwidth_scale <= 10:
-            raise ConfigError(f"--bandwidth-scale {self.bandwidth_scale} must lie in (0, 10]; 1 = Scott's bandwidth")
 
 
 def _mode(s: pd.Series) -> Any:
@@ -102,7 +82,9 @@ def kde_sample(z: np.ndarray, n: int, seed: int = 0, bandwidth_scale: float = 1.
     from sklearn.neighbors import KernelDensity
 
     if len(z) < 2:
-        raise DataError(f"a density needs at least 2 anchor models, got {len(z)}; raise --top-k or build a larger zoo")
+        raise DataError(
+            f"a density needs at least 2 anchor models, got {len(z)}; raise top_k or build a larger zoo"
+        )
     mu, sd = z.mean(0), z.std(0) + 1e-8
     scott = len(z) ** (-1.0 / (z.shape[1] + 4))  # scikit-learn's "scott" for standardised data
     kde = KernelDensity(kernel="gaussian", bandwidth=scott * bandwidth_scale).fit((z - mu) / sd)
@@ -168,8 +150,13 @@ def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg
     W = torch.stack([weights_of(int(i)) for i in anchors.index])
     z = rep.embed(W)
     zs = torch.as_tensor(kde_sample(z.numpy(), cfg.n, cfg.seed, cfg.bandwidth_scale), dtype=torch.float32)
-    recipe = Recipe(act, str(_mode(anchors["init"])), str(_mode(anchors["optimizer"])), float(_mode(anchors["lr"])),
-                    float(_mode(anchors["weight_decay"])))
+    recipe = Recipe(
+        act,
+        str(_mode(anchors["init"])),
+        str(_mode(anchors["optimizer"])),
+        float(_mode(anchors["lr"])),
+        float(_mode(anchors["weight_decay"])),
+    )
     return rep.decode(zs), recipe, anchors, W, z
 
 
@@ -181,7 +168,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     from eoreps.zoo.modelzoo import ModelZoo
 
     if cfg.n < 1:
-        raise ConfigError(f"--n {cfg.n} must be >= 1")
+        raise ConfigError(f"n={cfg.n} must be >= 1")
     rep = load_representation(cfg.rep)
     zoo = ModelZoo(cfg.zoo)
     rep.check_compatible(zoo.param_order, str(cfg.zoo))
@@ -206,16 +193,24 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     }
     curves = {name: job() for name, job in progress(list(jobs.items()), desc="hyper sample: fine-tuning",
                                                     unit="curve")}
-    matched = match(Permuter(rep.tokenizer), rep.reference, anchor_w) if rep.reference is not None else anchor_w
+    matched = (
+        match(Permuter(rep.tokenizer), rep.reference, anchor_w) if rep.reference is not None else anchor_w
+    )
     images = data.x_test[:2000]
     div = {name: diversity(arch, w, recipe.activation, images) for name, w in
            (("anchors", matched), ("anchors reconstructed", anchors_decoded), ("sampled", sampled))}
     tables = {f"{data.name}": _rows(curves, epochs)}
     if cfg.transfer or transfer_data is not None:
-        tdata = transfer_data if transfer_data is not None else load_transfer_data(str(cfg.transfer), arch.in_shape)
+        tdata = (
+            transfer_data
+            if transfer_data is not None
+            else load_transfer_data(str(cfg.transfer), arch.in_shape)
+        )
         rnd = random_weights(arch, recipe, cfg.n, seed=20_000 + cfg.seed)
         tcurves = {
-            "sampled (KDE on hyper-representation)": finetune_curve(arch, sampled, recipe, tdata, epochs, seed=cfg.seed),
+            "sampled (KDE on hyper-representation)": finetune_curve(
+                arch, sampled, recipe, tdata, epochs, seed=cfg.seed
+            ),
             f"random init ({recipe.init})": finetune_curve(arch, rnd, recipe, tdata, epochs, seed=cfg.seed),
         }
         tables[f"transfer to {tdata.name}"] = _rows(tcurves, epochs)
@@ -225,20 +220,27 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     md: list[str] = [smoke_markdown(smoke_detail)] if cfg.smoke else []
     frames = []
     for title, df in tables.items():
-        md.append(f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} sampled and {cfg.n} random models, the "
-                  f"zoo's models, one weight-matched average and the {len(anchors)} anchors reconstructed; anchors: "
-                  f"top {len(anchors)} training models with activation {recipe.activation} (recipe: "
-                  f"{recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init})"
-                  + (f"; KDE bandwidth {cfg.bandwidth_scale:g} x Scott's" if cfg.bandwidth_scale != 1 else "") + ".\n\n"
-                  + to_markdown(df[["method", *[f"epoch {e}" for e in epochs]]]))
+        md.append(
+            f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} sampled and {cfg.n} random "
+            "models, the "
+            f"zoo's models, one weight-matched average and the {len(anchors)} anchors reconstructed; "
+            "anchors: "
+            f"top {len(anchors)} training models with activation {recipe.activation} (recipe: "
+            f"{recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init})"
+            + (f"; KDE bandwidth {cfg.bandwidth_scale:g} x Scott's" if cfg.bandwidth_scale != 1 else "")
+            + ".\n\n"
+            + to_markdown(df[["method", *[f"epoch {e}" for e in epochs]]])
+        )
         frames.append(df.assign(setting=title))
     div_df = pd.DataFrame([{"models": k, "prediction disagreement": v["prediction_disagreement"],
                             "weight distance": v["weight_distance"]} for k, v in div.items()])
-    md.append("### Diversity\n\nMean over pairs of models: the fraction of test images on which two models predict "
-              "different classes, and the L2 distance of their weights (anchors in the representation's matched "
-              "unit order" + ("" if rep.reference is not None else ", here their own order: no --align") + "). "
-              "Samples far less diverse than the anchors are copies of one model, not a population.\n\n"
-              + to_markdown(div_df))
+    md.append(
+        "### Diversity\n\nMean over pairs of models: the fraction of test images on which two models predict "
+        "different classes, and the L2 distance of their weights (anchors in the representation's matched "
+        "unit order" + ("" if rep.reference is not None else ", here their own order: no --align") + "). "
+        "Samples far less diverse than the anchors are copies of one model, not a population.\n\n"
+        + to_markdown(div_df)
+    )
     atomic_write_text(out / "sample.md", "\n".join(md))
     atomic_write_text(out / "sample.csv", pd.concat(frames).to_csv(index=False))
     _plot(tables, epochs, out / "sample.png")
@@ -247,18 +249,34 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     functional = float(rep.meta.get("config", {}).get("functional", 0.0) or 0.0)
     note = None
     if rep.reference is None:
-        note = (f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded models are "
-                f"usually near chance; refit with 'eoreps hyper fit --align --functional 0.1' to sample (docs/hyper.md)")
+        note = (
+            f"{cfg.rep} was fitted without --align: its decoder averages over unit orders, so decoded "
+            "models are "
+            "usually near chance; refit with 'eoreps hyper fit --align --functional 0.1' to sample "
+            "(docs/hyper.md)"
+        )
     elif functional == 0:
-        note = (f"{cfg.rep} was fitted without --functional: decoded models keep little of the encoded models' "
-                f"accuracy (MNIST CNN-s: 0.25 of 0.95); refit with 'eoreps hyper fit --align --functional 0.1' "
-                f"(docs/hyper.md)")
-    summary = {"n": cfg.n, "anchors": len(anchors), "aligned_representation": rep.reference is not None,
-               "functional": functional,
-               "anchor_epochs": anchors["epoch"].astype(int).tolist(), "bandwidth_scale": cfg.bandwidth_scale,
-               "note": note, "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
-               "zoo_final_mean_test_acc": float(props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()),
-               "recipe": recipe.__dict__, "diversity": div, "tables": {k: v.to_dict(orient="records") for k, v in tables.items()},
-               **smoke_fields(cfg.smoke, smoke_detail)}
+        note = (
+            f"{cfg.rep} was fitted without --functional: decoded models keep little of the encoded models' "
+            f"accuracy (MNIST CNN-s: 0.25 of 0.95); refit with 'eoreps hyper fit --align --functional 0.1' "
+            f"(docs/hyper.md)"
+        )
+    summary = {
+        "n": cfg.n,
+        "anchors": len(anchors),
+        "aligned_representation": rep.reference is not None,
+        "functional": functional,
+        "anchor_epochs": anchors["epoch"].astype(int).tolist(),
+        "bandwidth_scale": cfg.bandwidth_scale,
+        "note": note,
+        "anchor_mean_test_acc": float(anchors["test_acc"].mean()),
+        "zoo_final_mean_test_acc": float(
+            props.loc[props["epoch"] == props["epoch"].max(), "test_acc"].mean()
+        ),
+        "recipe": recipe.__dict__,
+        "diversity": div,
+        "tables": {k: v.to_dict(orient="records") for k, v in tables.items()},
+        **smoke_fields(cfg.smoke, smoke_detail),
+    }
     write_json(out / "summary.json", summary)
     return {"tables": tables, "out": out, "summary": summary, "markdown": "\n".join(md), "note": note}

@@ -23,9 +23,13 @@ def split_models(model_ids: list[int] | np.ndarray, val_fraction: float = 0.15, 
     """
     ids = np.unique(np.asarray(model_ids, dtype=np.int64))
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ConfigError(f"split fractions val={val_fraction}, test={test_fraction} must be >= 0 and sum below 1")
+        raise ConfigError(
+            f"split fractions val={val_fraction}, test={test_fraction} must be >= 0 and sum below 1"
+        )
     if len(ids) < 3:
-        raise ConfigError(f"the zoo has {len(ids)} model(s); splitting by model needs at least 3 (build a larger zoo)")
+        raise ConfigError(
+            f"the zoo has {len(ids)} model(s); splitting by model needs at least 3 (build a larger zoo)"
+        )
     perm = np.random.default_rng([int(seed), 5150]).permutation(ids)
     n = len(ids)
     n_test = max(1, int(round(test_fraction * n))) if test_fraction > 0 else 0
@@ -41,6 +45,8 @@ def split_column(index: pd.DataFrame, assignment: dict[int, str]) -> pd.Series:
     col = index["model_id"].astype(int).map(assignment)
     if col.isna().any():
         missing = sorted(set(index.loc[col.isna(), "model_id"].astype(int)))[:5]
-        raise DataError(f"models {missing} have no split; the zoo changed since the split was made, refit the "
-                        f"representation")
+        raise DataError(
+            f"models {missing} have no split; the zoo changed since the split was made, refit the "
+            f"representation"
+        )
     return col.astype(str)

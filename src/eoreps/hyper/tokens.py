@@ -64,11 +64,15 @@ def layer_specs(param_order: ParamOrder) -> list[LayerSpec]:
         n = math.prod(shape)
         if key.endswith(".weight"):
             if pending is not None:
-                raise DataError(f"parameter order: layer '{pending[0]}' has no bias; hyper-representations need "
-                                f"weight+bias per layer")
+                raise DataError(
+                    f"parameter order: layer '{pending[0]}' has no bias; hyper-representations need "
+                    f"weight+bias per layer"
+                )
             if len(shape) not in (2, 4):
-                raise DataError(f"parameter order: '{key}' has shape {shape}; only conv (4-D) and linear (2-D) "
-                                f"layers can be tokenized")
+                raise DataError(
+                    f"parameter order: '{key}' has shape {shape}; only conv (4-D) and linear (2-D) "
+                    f"layers can be tokenized"
+                )
             pending = (key[: -len(".weight")], shape, offset)
         elif key.endswith(".bias"):
             name = key[: -len(".bias")]

@@ -105,7 +105,7 @@ def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_see
     zoo = ModelZoo(zoo_dir, epochs=zoo_epochs)
     if zoo_epochs is not None and len(zoo.index) == 0:
         have = sorted(ModelZoo(zoo_dir).index["epoch"].unique().tolist())
-        raise ConfigError(f"{zoo_dir}: no checkpoint at --zoo-epochs {','.join(map(str, zoo_epochs))}; "
+        raise ConfigError(f"{zoo_dir}: no checkpoint at zoo_epochs={','.join(map(str, zoo_epochs))}; "
                           f"its epochs are {have[0]}..{have[-1]}")
     props = zoo.properties.copy()
     if assignment is None:
@@ -121,15 +121,15 @@ def query_mask(props: pd.DataFrame, query: str, zoo_dir: Path) -> pd.Series:
     try:
         mask = props.eval(query, local_dict={})  # no '@name' access to this function's variables
     except Exception as e:  # pandas raises many types (SyntaxError, UndefinedVariableError, TypeError, ...)
-        raise ConfigError(f"--zoo-query {query!r} is not a valid query on the index of {zoo_dir} "
+        raise ConfigError(f"zoo_query={query!r} is not a valid query on the index of {zoo_dir} "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); columns: "
                           f"{', '.join(map(str, props.columns))}") from None
     if not (isinstance(mask, pd.Series) and pd.api.types.is_bool_dtype(mask)):
-        raise ConfigError(f"--zoo-query {query!r} must be a condition (true/false per checkpoint), e.g. "
+        raise ConfigError(f"zoo_query={query!r} must be a condition (true/false per checkpoint), e.g. "
                           f"\"test_acc >= 0.5\"")
     mask = mask.fillna(False).astype(bool)  # nullable booleans: a missing value does not match
     if not mask.any():
-        raise ConfigError(f"--zoo-query {query!r} matches no checkpoint of {zoo_dir}")
+        raise ConfigError(f"zoo_query={query!r} matches no checkpoint of {zoo_dir}")
     return mask
 
 
@@ -153,11 +153,17 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         old = _upgrade_plan(read_json(out / "fit_plan.json"))
         diff = [k for k in _PLAN_KEYS if old.get(k) != plan.get(k)]
         if diff:
-            raise ConfigError(f"{out}: holds a representation fitted with other options (differs in "
-                              f"{', '.join(diff)}); use a new --out or repeat the original options to resume")
+            raise ConfigError(
+                f"{out}: holds a representation fitted with other options (differs in "
+                f"{', '.join(diff)}); use a new output folder or repeat the original options to resume"
+            )
     write_json(out / "fit_plan.json", plan)
     # hyper.json's "seconds" accumulates over the calls that finished (a resumed fit adds to it)
-    earlier = float(read_json(out / "hyper.json").get("seconds", 0.0)) if last.is_file() and (out / "hyper.json").is_file() else 0.0
+    earlier = (
+        float(read_json(out / "hyper.json").get("seconds", 0.0))
+        if last.is_file() and (out / "hyper.json").is_file()
+        else 0.0
+    )
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     zoo, W, props = load_split_weights(Path(cfg.zoo), None, cfg.seed, cfg.val_fraction, cfg.test_fraction,
@@ -167,8 +173,10 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         keep = query_mask(props, cfg.zoo_query, Path(cfg.zoo)).to_numpy(copy=True)
         W, props = W[torch.from_numpy(keep)], props[keep].reset_index(drop=True)
     if int((props["split"] == "train").sum()) < 2:
-        raise ConfigError(f"{cfg.zoo}: fewer than 2 training checkpoints left to fit on (--zoo-query/--zoo-epochs "
-                          f"select too few training models; NT-Xent needs a batch of 2); widen the selection")
+        raise ConfigError(
+            f"{cfg.zoo}: fewer than 2 training checkpoints left to fit on (zoo_query/zoo_epochs "
+            f"select too few training models; NT-Xent needs a batch of 2); widen the selection"
+        )
     tok = Tokenizer(zoo.param_order)
     train_mask = torch.tensor((props["split"] == "train").to_numpy())
     val_mask = torch.tensor((props["split"] == "val").to_numpy())
@@ -182,11 +190,18 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     # activation of each checkpoint (an index into the zoo's sorted activations): the functional loss runs
     # every model with its own activation
     activations = sorted(str(a) for a in all_props["activation"].unique())
-    act = torch.tensor(props["activation"].astype(str).map({a: i for i, a in enumerate(activations)}).to_numpy())
+    act = torch.tensor(
+        props["activation"].astype(str).map({a: i for i, a in enumerate(activations)}).to_numpy()
+    )
     bs = min(cfg.batch_size, len(W_train))
-    train_dl = DataLoader(TensorDataset(W_train, act[train_mask]), batch_size=bs, shuffle=True, drop_last=True)
-    val_dl = DataLoader(TensorDataset(W_val, act[val_mask]), batch_size=min(cfg.batch_size, max(2, len(W_val))),
-                        drop_last=True)
+    train_dl = DataLoader(
+        TensorDataset(W_train, act[train_mask]), batch_size=bs, shuffle=True, drop_last=True
+    )
+    val_dl = DataLoader(
+        TensorDataset(W_val, act[val_mask]),
+        batch_size=min(cfg.batch_size, max(2, len(W_val))),
+        drop_last=True,
+    )
     kwargs = module_kwargs(tok.to_dict()["param_order"], cfg.model, cfg.augment, cfg.gamma, cfg.temperature,
                            cfg.lr, cfg.weight_decay, cfg.functional, cfg.functional_images)
     functional_kw: dict[str, Any] = {}
@@ -202,23 +217,35 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         # write last.ckpt only when training ends, and a killed run could not resume
         checkpoint=ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1),
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator="cpu", devices=1,
-        precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
+        precision=cfg.precision,
         log_every_n_steps=max(1, min(50, len(train_dl))), num_sanity_val_steps=0,
         limit_val_batches=1.0 if len(val_dl) else 0, deterministic=False)
     trainer = run.trainer
     run.fit(module, train_dl, val_dl if len(val_dl) else None)
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    metrics = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1
+    }
     export(module, cfg, zoo, all_props, out, metrics, earlier + time.perf_counter() - t0, reference)
-    return {"out": str(out), "train_checkpoints": int(train_mask.sum()), "val_checkpoints": int(val_mask.sum()),
-            "epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
-            "seconds": round(time.perf_counter() - t0, 1), **{k: round(v, 5) for k, v in metrics.items()}}
+    return {
+        "out": str(out),
+        "train_checkpoints": int(train_mask.sum()),
+        "val_checkpoints": int(val_mask.sum()),
+        "epochs": int(trainer.current_epoch),
+        "steps": int(trainer.global_step),
+        "seconds": round(time.perf_counter() - t0, 1),
+        **{k: round(v, 5) for k, v in metrics.items()},
+    }
 
 
-def zoo_reference(permuter: Permuter, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256) -> torch.Tensor:
+def zoo_reference(
+    permuter: Permuter, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256
+) -> torch.Tensor:
     """(D,) reference unit order for ``--align``: :func:`fit_reference` on the final checkpoints of (at most
     ``max_models``) training models. Deterministic, so a resumed fit recomputes the same reference."""
-    final = (props["split"] == "train") & (props["epoch"] == props.groupby("model_id")["epoch"].transform("max"))
+    final = (props["split"] == "train") & (
+        props["epoch"] == props.groupby("model_id")["epoch"].transform("max")
+    )
     return fit_reference(permuter, W[torch.tensor(final.to_numpy())][:max_models].float())
 
 
@@ -237,10 +264,16 @@ def export(module: HyperModule, cfg: FitConfig, zoo: Any, props: pd.DataFrame, o
     with atomic_path(out / "splits.csv") as tmp:
         splits.to_csv(tmp, index=False)
     meta = {
-        "zoo_path": str(Path(cfg.zoo).resolve()), "architecture": zoo.manifest["architecture"], "in_shape": zoo.manifest["in_shape"],
-        "num_classes": zoo.manifest["num_classes"], "zoo_dataset": zoo.manifest.get("dataset", {}),
+        "zoo_path": str(Path(cfg.zoo).resolve()),
+        "architecture": zoo.manifest["architecture"],
+        "in_shape": zoo.manifest["in_shape"],
+        "num_classes": zoo.manifest["num_classes"],
+        "zoo_dataset": zoo.manifest.get("dataset", {}),
         "param_order": [[k, list(s)] for k, s in zoo.param_order],
-        "model": cfg.model.to_dict(), "augment": dataclasses.asdict(cfg.augment),
-        "config": to_dict(cfg), "final_metrics": metrics, "seconds": round(seconds, 1),
+        "model": cfg.model.to_dict(),
+        "augment": dataclasses.asdict(cfg.augment),
+        "config": to_dict(cfg),
+        "final_metrics": metrics,
+        "seconds": round(seconds, 1),
     }
     write_json(out / "hyper.json", meta)

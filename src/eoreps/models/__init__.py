@@ -8,4 +8,11 @@ from eoreps.models.base import Backbone
 from eoreps.models.io import load_backbone, save_backbone
 from eoreps.models.registry import create_backbone, list_backbones, register_backbone
 
-__all__ = ["Backbone", "create_backbone", "list_backbones", "load_backbone", "register_backbone", "save_backbone"]
+__all__ = [
+    "Backbone",
+    "create_backbone",
+    "list_backbones",
+    "load_backbone",
+    "register_backbone",
+    "save_backbone",
+]

@@ -30,7 +30,9 @@ class BasicBlock(nn.Module):
         # shared layer" is found in registration order; see eoreps.tasks.multitask.last_shared_weight).
         self.shortcut: nn.Module
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
         else:
             self.shortcut = nn.Identity()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
@@ -69,7 +71,9 @@ class SmallResNet(Backbone):
         if not isinstance(in_chans, int) or in_chans < 1:
             raise ConfigError(f"in_chans={in_chans!r}: a backbone needs at least one input channel")
         if len(widths) != len(depths) or not widths:
-            raise ConfigError(f"widths {tuple(widths)} and depths {tuple(depths)} must be non-empty and of equal length")
+            raise ConfigError(
+                f"widths {tuple(widths)} and depths {tuple(depths)} must be non-empty and of equal length"
+            )
         self.in_chans = in_chans
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, widths[0], 3, stride=stem_stride, padding=1, bias=False),
@@ -92,7 +96,8 @@ class SmallResNet(Backbone):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        # Zero-init the last BN of each residual branch: each block starts as the identity (Goyal et al. 2017).
+        # Zero-init the last BN of each residual branch: each block starts as the identity (Goyal et al.
+        # 2017).
         for m in self.modules():
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)

@@ -72,7 +72,12 @@ def input_specs(sample: dict[str, Any], modalities: Sequence[str]) -> list[Input
 def _encode(batch: dict[str, torch.Tensor], spec: InputSpec) -> torch.Tensor:
     """The float tensor for ``spec``: one-hot for categorical, NaN -> 0."""
     x = batch[spec.name]
-    if spec.num_classes is not None and x.is_floating_point() and x.dim() == 4 and x.shape[1] == spec.num_classes:
+    if (
+        spec.num_classes is not None
+        and x.is_floating_point()
+        and x.dim() == 4
+        and x.shape[1] == spec.num_classes
+    ):
         return torch.nan_to_num(x, nan=0.0)  # already one-hot (eoreps.data.stats.Normalizer does this)
     if spec.num_classes is not None:
         idx = x.long()
@@ -94,13 +99,17 @@ class EarlyFusion(nn.Module):
         **backbone_kwargs: passed to :func:`~eoreps.models.registry.create_backbone`.
     """
 
-    def __init__(self, specs: Sequence[InputSpec], backbone: str, grid_size: tuple[int, int], **backbone_kwargs: Any):
+    def __init__(
+        self, specs: Sequence[InputSpec], backbone: str, grid_size: tuple[int, int], **backbone_kwargs: Any
+    ):
         super().__init__()
         if not specs:
             raise ConfigError("fusion needs at least one modality")
         self.specs = list(specs)
         self.grid_size = tuple(grid_size)
-        self.backbone = create_backbone(backbone, in_chans=sum(s.channels for s in self.specs), **backbone_kwargs)
+        self.backbone = create_backbone(
+            backbone, in_chans=sum(s.channels for s in self.specs), **backbone_kwargs
+        )
         self.num_features = self.backbone.num_features
         self.feature_info = self.backbone.feature_info
 
@@ -113,7 +122,12 @@ class EarlyFusion(nn.Module):
                 x = x[:, :, None, None].expand(-1, -1, *self.grid_size)
             elif tuple(x.shape[-2:]) != self.grid_size:
                 mode = "nearest" if spec.num_classes is not None else "bilinear"
-                x = F.interpolate(x, size=self.grid_size, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+                x = F.interpolate(
+                    x,
+                    size=self.grid_size,
+                    mode=mode,
+                    **({} if mode == "nearest" else {"align_corners": False}),
+                )
             planes.append(x)
         return torch.cat(planes, dim=1)
 
@@ -198,17 +212,27 @@ class LateFusion(nn.Module):
                 continue
             if tuple(x.shape[-2:]) != self.grid_size:
                 mode = "nearest" if s.num_classes is not None else "bilinear"
-                x = F.interpolate(x, size=self.grid_size, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+                x = F.interpolate(
+                    x,
+                    size=self.grid_size,
+                    mode=mode,
+                    **({} if mode == "nearest" else {"align_corners": False}),
+                )
             if s.name in self.adapters:
                 x = self.adapters[s.name](x)
             z, maps = self.encoders[s.name].forward_all(x)
             pooled.append(z)
             stage_maps.append(maps)
         if stage_maps:
-            maps = [torch.cat(level, dim=1) if len(level) > 1 else level[0] for level in zip(*stage_maps, strict=True)]
+            maps = [
+                torch.cat(level, dim=1) if len(level) > 1 else level[0]
+                for level in zip(*stage_maps, strict=True)
+            ]
             if vec:
                 v = torch.cat(vec, dim=1)
-                maps[-1] = torch.cat([maps[-1], v[:, :, None, None].expand(-1, -1, *maps[-1].shape[-2:])], dim=1)
+                maps[-1] = torch.cat(
+                    [maps[-1], v[:, :, None, None].expand(-1, -1, *maps[-1].shape[-2:])], dim=1
+                )
         else:
             maps = [torch.cat(vec, dim=1)[:, :, None, None]]
         return (torch.cat(pooled, dim=1) if len(pooled) > 1 else pooled[0]), maps
@@ -226,7 +250,7 @@ def build_encoder(fusion: str, specs: Sequence[InputSpec], backbone: str, grid_s
     """``"early"`` -> :class:`EarlyFusion`, ``"late"`` -> :class:`LateFusion`."""
     if fusion == "early":
         if share_weights:
-            raise ConfigError("share_weights applies to late fusion only; drop it or use --fusion late")
+            raise ConfigError("share_weights applies to late fusion only; drop it or use fusion=late")
         return EarlyFusion(specs, backbone, grid_size, **backbone_kwargs)
     if fusion == "late":
         return LateFusion(specs, backbone, grid_size, share_weights=share_weights, **backbone_kwargs)

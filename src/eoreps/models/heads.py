@@ -33,7 +33,9 @@ class MLPHead(nn.Module):
         dropout: dropout probability before each linear layer.
     """
 
-    def __init__(self, in_features: int, out_features: int, hidden: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, hidden: int | None = None, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         if hidden:
@@ -51,7 +53,9 @@ class MLPHead(nn.Module):
 class RegressionHead(MLPHead):
     """Scalar (``out_dim=1`` -> ``(B,)``) or vector (``(B, D)``) regression."""
 
-    def __init__(self, in_features: int, out_dim: int = 1, hidden: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_features: int, out_dim: int = 1, hidden: int | None = None, dropout: float = 0.0
+    ) -> None:
         super().__init__(in_features, out_dim, hidden, dropout)
         self.out_dim = out_dim
 
@@ -68,7 +72,9 @@ class HeteroscedasticHead(nn.Module):
     clamped to [-10, 10] for numerical safety (variances between 4.5e-5 and 2.2e4 in normalised units).
     """
 
-    def __init__(self, in_features: int, out_dim: int = 1, hidden: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_features: int, out_dim: int = 1, hidden: int | None = None, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.body = MLPHead(in_features, 2 * out_dim, hidden, dropout)
         self.out_dim = out_dim
@@ -139,7 +145,9 @@ class ConvBNReLU(nn.Sequential):
     """3x3 conv, batch norm, ReLU."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+        )
 
 
 class UNetDecoder(nn.Module):
@@ -167,7 +175,9 @@ class UNetDecoder(nn.Module):
         deep = feature_channels[::-1]
         self.bottleneck = nn.Conv2d(deep[0], widths[0], 1)
         self.blocks = nn.ModuleList(
-            nn.Sequential(ConvBNReLU(widths[i] + deep[i + 1], widths[i + 1]), ConvBNReLU(widths[i + 1], widths[i + 1]))
+            nn.Sequential(
+                ConvBNReLU(widths[i] + deep[i + 1], widths[i + 1]), ConvBNReLU(widths[i + 1], widths[i + 1])
+            )
             for i in range(n - 1)
         )
         self.drop = nn.Dropout2d(dropout)

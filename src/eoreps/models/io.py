@@ -68,7 +68,9 @@ def save_backbone(backbone: Backbone, path: str | Path,
     from safetensors.torch import save_file
 
     if not getattr(backbone, "spec", None):
-        raise DataError(f"{path}: this backbone has no spec; build it with eoreps.models.create_backbone to save it")
+        raise DataError(
+            f"{path}: this backbone has no spec; build it with eoreps.models.create_backbone to save it"
+        )
     weights, card_path = _paths(path)
     spec = {k: v for k, v in backbone.spec.items() if k != "checkpoint"}
     full: dict[str, Any] = {k: None for k in CARD_KEYS}
@@ -95,7 +97,9 @@ def load_backbone(path: str | Path, map_location: str | torch.device = "cpu") ->
 
     weights, card_path = _paths(path)
     if not weights.is_file():
-        raise DataError(f"{weights}: backbone weights not found; pass the .safetensors file written by save_backbone")
+        raise DataError(
+            f"{weights}: backbone weights not found; pass the .safetensors file written by save_backbone"
+        )
     try:
         if card_path.is_file():
             card = read_json(card_path)
@@ -111,8 +115,10 @@ def load_backbone(path: str | Path, map_location: str | torch.device = "cpu") ->
     try:
         missing, unexpected = bb.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatch
-        raise DataError(f"{weights}: weights do not match backbone '{name}' ({str(e).splitlines()[-1].strip()}); "
-                        "the card or the file is wrong") from None
+        raise DataError(
+            f"{weights}: weights do not match backbone '{name}' ({str(e).splitlines()[-1].strip()}); "
+            "the card or the file is wrong"
+        ) from None
     if missing or unexpected:
         raise DataError(
             f"{weights}: weights do not match backbone '{name}' (missing {list(missing)[:3]}, "

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eoreps.errors import ConfigError
+from eoreps.models.arch_registry import ARCHITECTURES
 from eoreps.models.base import Backbone
 from eoreps.models.cnn import CNN_VARIANTS, create_cnn
 from eoreps.registry import Registry
@@ -60,10 +61,13 @@ def canonical_backbone_name(name: str) -> str:
     if name in BACKBONES:
         return BACKBONES.canonical(name)
     from eoreps.errors import unknown_name
-    from eoreps.zoo.architectures import ARCHITECTURES
 
-    note = (f"'{name}' is a model-zoo architecture (eoreps zoo build --arch), not a backbone; "
-            f"the nearest backbones are cnn-tiny/cnn-small (see docs/zoo.md)" if name in ARCHITECTURES else "")
+    note = (
+        f"'{name}' is a model-zoo architecture (eoreps zoo build --arch), not a backbone; "
+        f"the nearest backbones are cnn-tiny/cnn-small (see docs/zoo.md)"
+        if name in ARCHITECTURES
+        else ""
+    )
     raise unknown_name("backbone", name, list_backbones(), note)
 
 
@@ -93,7 +97,9 @@ def create_backbone(name: str, in_chans: int, **kwargs: Any) -> Backbone:
         try:
             inspect.signature(factory).bind(in_chans, **kwargs)
         except TypeError as e:
-            raise ConfigError(f"backbone '{name}': invalid option ({e}); check the keyword arguments") from None
+            raise ConfigError(
+                f"backbone '{name}': invalid option ({e}); check the keyword arguments"
+            ) from None
         bb = factory(in_chans, **kwargs)
     bb.spec = {"name": name, "in_chans": in_chans, **{k: _plain(v) for k, v in kwargs.items()}}
     return bb

@@ -35,7 +35,9 @@ class TimmBackbone(Backbone):
         **kwargs: passed to ``timm.create_model`` (``img_size``, ``patch_size``, ``drop_rate`` ...).
     """
 
-    def __init__(self, model_name: str, in_chans: int, checkpoint: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, model_name: str, in_chans: int, checkpoint: str | Path | None = None, **kwargs: Any
+    ) -> None:
         super().__init__()
         import timm
 
@@ -44,7 +46,9 @@ class TimmBackbone(Backbone):
         if not timm.is_model(model_name):
             close = difflib.get_close_matches(model_name, timm.list_models(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"unknown timm model '{model_name}'{hint}; see timm.list_models() for valid names")
+            raise ConfigError(
+                f"unknown timm model '{model_name}'{hint}; see timm.list_models() for valid names"
+            )
         create: dict[str, Any] = {"pretrained": False, "in_chans": in_chans, "num_classes": 0, **kwargs}
         if checkpoint is not None:
             path = Path(checkpoint)
@@ -54,16 +58,24 @@ class TimmBackbone(Backbone):
         try:
             self.model = timm.create_model(model_name, **create)
         except TypeError as e:
-            raise ConfigError(f"timm model '{model_name}': invalid option ({e}); check the keyword arguments") from None
+            raise ConfigError(
+                f"timm model '{model_name}': invalid option ({e}); check the keyword arguments"
+            ) from None
         except RuntimeError as e:  # shape mismatch while loading a checkpoint
             msg = str(e).splitlines()[0]
-            raise DataError(f"{checkpoint}: cannot load into timm '{model_name}' ({msg}); use matching weights") from None
+            raise DataError(
+                f"{checkpoint}: cannot load into timm '{model_name}' ({msg}); use matching weights"
+            ) from None
         self.in_chans = in_chans
         self.num_features = int(self.model.num_features)
         info = list(getattr(self.model, "feature_info", None) or [])
         self._has_maps = hasattr(self.model, "forward_intermediates") and bool(info)
         indices = list(range(len(info)))
-        if info and all(int(f["reduction"]) == int(info[0]["reduction"]) for f in info) and len(info) > _VIT_MAX_MAPS:
+        if (
+            info
+            and all(int(f["reduction"]) == int(info[0]["reduction"]) for f in info)
+            and len(info) > _VIT_MAX_MAPS
+        ):
             # Transformers: every block has the same stride; keep evenly spaced blocks ending at the last.
             step = len(info) / _VIT_MAX_MAPS
             indices = sorted({int(round((k + 1) * step)) - 1 for k in range(_VIT_MAX_MAPS)})
@@ -75,7 +87,8 @@ class TimmBackbone(Backbone):
     def _require_maps(self) -> None:
         if not self._has_maps:
             raise ConfigError(
-                f"timm model '{self.spec.get('name', type(self.model).__name__)}' does not expose feature maps "
+                f"timm model '{self.spec.get('name', type(self.model).__name__)}' does not expose feature "
+                "maps "
                 "(no forward_intermediates); use a ResNet/ConvNeXt/ViT-style model for segmentation"
             )
 

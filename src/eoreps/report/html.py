@@ -68,8 +68,10 @@ def write_report(
     if smoke is not None:
         from eoreps.smoke import smoke_note
 
-        parts.append(f"<p class='synthetic'><b>{html.escape(smoke_note(smoke))}</b> A --quick run: the numbers "
-                     "only show that it works.</p>")
+        parts.append(
+            f"<p class='synthetic'><b>{html.escape(smoke_note(smoke))}</b> A --quick run: the numbers "
+            "only show that it works.</p>"
+        )
     if synthetic:
         parts.append(f"<p class='synthetic'><b>Synthetic data.</b> {html.escape(SYNTHETIC_NOTE)}</p>")
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")

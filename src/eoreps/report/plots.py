@@ -152,7 +152,11 @@ def metric_curves(
     keys = list(dict.fromkeys(str(g[color].iloc[0]) if color else str(name) for name, g in groups))
     cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
     colours = {k: cmap(i % cmap.N) for i, k in enumerate(keys)}
-    styles = {k: _STYLES[i % len(_STYLES)] for i, k in enumerate(dict.fromkeys(df[style].astype(str)))} if style else {}
+    styles = (
+        {k: _STYLES[i % len(_STYLES)] for i, k in enumerate(dict.fromkeys(df[style].astype(str)))}
+        if style
+        else {}
+    )
     many = len(groups) > 6
     fig, ax = plt.subplots(figsize=(9.5, 4.8) if many else (6, 4))
     for name, g in groups:
@@ -160,8 +164,13 @@ def metric_curves(
         ls = styles.get(str(g[style].iloc[0]), "-") if style else "-"
         agg = g.groupby(x)[metric].agg(["mean", "std"]).reset_index().sort_values(x)
         ax.plot(agg[x], agg["mean"], marker="o", markersize=4, color=c, linestyle=ls, label=str(name))
-        ax.fill_between(agg[x], agg["mean"] - agg["std"].fillna(0), agg["mean"] + agg["std"].fillna(0), color=c,
-                        alpha=0.08 if many else 0.2)
+        ax.fill_between(
+            agg[x],
+            agg["mean"] - agg["std"].fillna(0),
+            agg["mean"] + agg["std"].fillna(0),
+            color=c,
+            alpha=0.08 if many else 0.2,
+        )
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(x)

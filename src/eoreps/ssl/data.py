@@ -13,12 +13,18 @@ the method's ``on_after_batch_transfer`` (see :mod:`eoreps.ssl.methods.base`).
 * :class:`BatchDataset` / :class:`TripletDataset` serve batches; :class:`PretrainDataModule`
   wraps them for Lightning (shuffled, sharded and resumable:
   :class:`eoreps.checkpoints.ResumableSampler`).
+* :class:`StreamedPatches` -- a packed archive (``eoreps data pack``) *streamed* instead: the same face
+  as :class:`PretrainData` for a run (``modalities``, ``in_chans``, ``image_size``, ``stats()``,
+  ``info``), served by LitData's ``StreamingDataLoader`` with worker processes, random crops cut per
+  sample in the workers, rank-disjoint under DDP and resumable mid-epoch (the loader's state is in the
+  Lightning checkpoint). The in-memory classes above stay the fast path for small sources.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -26,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from eoreps.data.crops import centre_crop
 from eoreps.data.datasets.base import describe_dataset
 from eoreps.data.stats import BandStats, compute_stats
 from eoreps.errors import ConfigError, DataError
@@ -53,7 +60,9 @@ class PretrainData:
         if not sizes:
             raise DataError(f"{self.info.get('data', 'dataset')}: no image modality to pretrain on")
         if len(set(sizes.values())) != 1:
-            raise DataError(f"{self.info.get('data', 'dataset')}: modalities have different sample counts {sizes}")
+            raise DataError(
+                f"{self.info.get('data', 'dataset')}: modalities have different sample counts {sizes}"
+            )
         for m, x in self.images.items():
             if x.ndim != 4:
                 raise DataError(f"{self.info.get('data', 'dataset')}: '{m}' must be (N, C, H, W) images, got "
@@ -100,7 +109,8 @@ def _open(data: str, split: str, modalities: Sequence[str], options: dict[str, A
 
 
 def load_patches(data: str, modalities: Sequence[str], split: str = "train", max_samples: int | None = None,
-                 seed: int = 0, with_labels: bool = True, options: dict[str, Any] | None = None) -> PretrainData:
+                 seed: int = 0, with_labels: bool = True, options: dict[str, Any] | None = None,
+                 crop: int | None = None) -> PretrainData:
     """Open ``data`` (``"simeo"`` or a dataset path) and hold ``modalities`` of ``split`` in memory.
 
     Args:
@@ -112,6 +122,7 @@ def load_patches(data: str, modalities: Sequence[str], split: str = "train", max
         with_labels: keep single-label classes (``label``) when the dataset has them.
         options: dataset loader options (:func:`eoreps.data.formats.open_dataset`); ``seed`` also seeds
             an automatic split.
+        crop: keep the centred ``crop`` px of each patch (``None``: whole patches).
     """
     ds = _open(data, split, modalities, options, seed)
     n = len(ds)
@@ -124,22 +135,29 @@ def load_patches(data: str, modalities: Sequence[str], split: str = "train", max
     for m in modalities:
         if m not in first:
             raise DataError(f"{data}: samples have no modality '{m}' (keys: {', '.join(map(str, first))}); "
-                            "choose --modalities among them")
+                            "choose modalities among them")
     labels = torch.empty(len(idx), dtype=torch.int64) if with_labels and "label" in first else None
     arrays, rows = getattr(ds, "arrays", None), getattr(ds, "indices", None)
     if isinstance(arrays, dict) and rows is not None and all(m in arrays for m in modalities):
         # array-backed datasets (SimEO): one fancy-index per modality instead of a loop over samples
         sel = np.asarray(rows)[idx]
-        images = {m: torch.from_numpy(np.asarray(arrays[m][sel], dtype=np.float32)) for m in modalities}
+        images = {
+            m: centre_crop(torch.from_numpy(np.asarray(arrays[m][sel], dtype=np.float32)), crop).contiguous()
+            for m in modalities
+        }
         if labels is not None:
             labels = torch.from_numpy(np.asarray(arrays["label"][sel], dtype=np.int64))
     else:
-        images = {m: torch.empty((len(idx), *torch.as_tensor(first[m]).shape), dtype=torch.float32)
-                  for m in modalities}
+        images = {
+            m: torch.empty(
+                (len(idx), *centre_crop(torch.as_tensor(first[m]), crop).shape), dtype=torch.float32
+            )
+            for m in modalities
+        }
         for row, i in enumerate(progress(idx, desc=f"loading {split}", total=len(idx), unit="sample")):
             s = first if row == 0 else ds[int(i)]
             for m in modalities:
-                images[m][row] = torch.as_tensor(s[m], dtype=torch.float32)
+                images[m][row] = centre_crop(torch.as_tensor(s[m], dtype=torch.float32), crop)
             if labels is not None:
                 labels[row] = int(s["label"])
     bands = getattr(ds, "band_names", {}) or {}
@@ -150,11 +168,41 @@ def load_patches(data: str, modalities: Sequence[str], split: str = "train", max
     return PretrainData(images, labels, {m: tuple(bands.get(m, ())) for m in modalities}, info)
 
 
+def default_crop(backbone: str, backbone_kwargs: dict[str, Any]) -> int | None:
+    """``--crop`` left unset: the ViT's ``img_size`` when given, 32 px for the ``cnn-*`` backbones (the size
+    they are built and benchmarked at), else ``None`` (whole patches)."""
+    size = backbone_kwargs.get("img_size")
+    if size is not None:
+        return int(size[0] if isinstance(size, (list, tuple)) else size)
+    return 32 if backbone.startswith("cnn-") else None
+
+
+def stream_source(
+    data: str,
+    modalities: Sequence[str],
+    crop: int | None,
+    seed: int = 0,
+    max_samples: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> StreamedPatches | None:
+    """The training split of ``data`` as :class:`StreamedPatches` when ``data`` is a packed archive, else
+    ``None``
+    (the in-memory path). ``crop``: px per random crop, ``None`` = whole patches."""
+    from eoreps.data.formats import detect_format
+
+    if str(data) == "simeo" or not Path(data).is_dir() or detect_format(data) != "packed":
+        return None
+    return StreamedPatches(
+        _open(data, "train", modalities, options, seed), modalities, crop, seed, max_samples, data
+    )
+
+
 def load_scenes(data: str, modalities: Sequence[str], num_scenes: int = 16, scene_size: int = 256,
                 seed: int = 0, options: dict[str, Any] | None = None) -> PretrainData:
     """Large images for Tile2Vec triplets.
 
-    ``"simeo"``: ``num_scenes`` SimEO scenes of ``scene_size`` px (:class:`eoreps.data.datasets.simeo.SimEOScenes`,
+    ``"simeo"``: ``num_scenes`` SimEO scenes of ``scene_size`` px
+    (:class:`eoreps.data.datasets.simeo.SimEOScenes`,
     generated once and cached); a SimEO folder with a ``scenes`` part: its scenes; any other dataset:
     its training patches serve as scenes (tiles must then be smaller than the patches).
     """
@@ -201,6 +249,70 @@ class BatchDataset(Dataset):
         return out
 
 
+class StreamedPatches:
+    """The training split of a packed archive, streamed (see the module docstring).
+
+    Args:
+        packed: the split (:class:`eoreps.data.datasets.packed.PackedDataset`).
+        modalities: image modalities to pretrain on.
+        crop: random crop in px per sample (``None``: whole patches).
+        seed: shuffle (and crop) seed; the order is a function of ``(seed, epoch)``.
+        max_samples: stream about this many samples per epoch (all when ``None``).
+        data: what ``--data`` said (the card's ``data``).
+    """
+
+    labels = None
+
+    def __init__(self, packed: Any, modalities: Sequence[str], crop: int | None, seed: int = 0,
+                 max_samples: int | None = None, data: str = "") -> None:
+        self.packed, self.modalities, self.seed, self.max_samples = (
+            packed,
+            tuple(modalities),
+            seed,
+            max_samples,
+        )
+        self.band_names = {m: tuple(packed.band_names.get(m, ())) for m in self.modalities}
+        shape = {m: tuple(packed.manifest["modalities"][m]["shape"]) for m in self.modalities}
+        bad = [m for m, sh in shape.items() if len(sh) != 3]
+        if bad:
+            raise DataError(f"{packed.root}: '{bad[0]}' is not an image modality (shape {shape[bad[0]]}); "
+                            "pretrain on image modalities only")
+        self.in_chans = {m: int(sh[0]) for m, sh in shape.items()}
+        h, w = next(iter(shape.values()))[1:]
+        self.crop = crop if crop is not None and crop < min(h, w) else None
+        self.image_size = (self.crop, self.crop) if self.crop else (int(h), int(w))
+        self._len = len(self.stream())
+        self.info = {"data": str(data), "split": packed.split, "num_samples": self._len, **packed.describe(),
+                     "synthetic": bool(packed.synthetic), "streamed": True,
+                     "crop": f"random {self.crop} px" if self.crop else "full patch"}
+
+    def __len__(self) -> int:
+        return self._len
+
+    def stats(self) -> BandStats:
+        """The pack's per-band statistics (from its manifest; computed when it has none)."""
+        from eoreps.data.stats import cached_stats
+        from eoreps.tasks.data import stats_cache_dir
+
+        return cached_stats(
+            self.packed, stats_cache_dir(), modalities=list(self.modalities), max_samples=2000
+        )
+
+    def stream(self) -> Any:
+        """A fresh LitData stream (call it in the process that iterates it: DDP ranks are detected then)."""
+        return self.packed.stream(shuffle=True, seed=self.seed, crop=self.crop, keys=(*self.modalities,),
+                                  max_samples=self.max_samples)
+
+    def loader(self, batch_size: int, num_workers: int = 0) -> Any:
+        """LitData's ``StreamingDataLoader`` of :meth:`stream`: batches ``{modality: (B, C, H, W)}``,
+        incomplete last batches dropped; its ``state_dict`` resumes mid-epoch."""
+        from litdata import StreamingDataLoader
+
+        return StreamingDataLoader(
+            self.stream(), batch_size=batch_size, num_workers=num_workers, drop_last=True
+        )
+
+
 def collate_batch(batch: Any) -> Any:
     """The loader's ``collate_fn``: batches arrive already collated from ``__getitems__``."""
     return batch
@@ -225,7 +337,8 @@ class TripletDataset(Dataset):
                  length: int | None = None, seed: int = 0) -> None:
         h, w = scenes.image_size
         if tile > min(h, w):
-            raise ConfigError(f"tile size {tile} exceeds the scenes' {h}x{w} px; use a smaller tile_size (--method-kwargs tile_size=16)")
+            raise ConfigError(f"tile size {tile} exceeds the scenes' {h}x{w} px; use a smaller tile_size "
+                              "(method_kwargs tile_size=16)")
         self.scenes, self.tile, self.neighborhood, self.seed = scenes, tile, neighborhood, seed
         self.length = length if length is not None else len(scenes) * max(1, (h // tile) * (w // tile))
         self.epoch = 0
@@ -267,7 +380,11 @@ class TripletDataset(Dataset):
             sd = s
             yd = (ya + 2 * r + torch.randint(0, max(1, h - t - 4 * r), (b,), generator=g)) % (h - t + 1)
             xd = (xa + 2 * r + torch.randint(0, max(1, w - t - 4 * r), (b,), generator=g)) % (w - t + 1)
-        return {"anchor": self._cut(s, ya, xa), "neighbor": self._cut(s, yn, xn), "distant": self._cut(sd, yd, xd)}
+        return {
+            "anchor": self._cut(s, ya, xa),
+            "neighbor": self._cut(s, yn, xn),
+            "distant": self._cut(sd, yd, xd),
+        }
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -283,14 +400,19 @@ class PretrainDataModule(L.LightningDataModule):
     def __init__(self, dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
         if batch_size < 2:
-            raise ConfigError(f"batch size {batch_size}: contrastive methods need at least 2 samples per batch")
+            raise ConfigError(
+                f"batch size {batch_size}: contrastive methods need at least 2 samples per batch"
+            )
         if len(dataset) < batch_size:  # type: ignore[arg-type]
             raise ConfigError(f"only {len(dataset)} training samples for batch size {batch_size}; "  # type: ignore[arg-type]
-                              "lower --batch-size or use more data")
+                              f"lower batch_size={batch_size} or use more data")
         self.dataset, self.batch_size, self.num_workers, self.seed = dataset, batch_size, num_workers, seed
 
     def train_dataloader(self) -> DataLoader:
         from eoreps.checkpoints import resumable_loader
+
+        if isinstance(self.dataset, StreamedPatches):  # built here, after DDP started: LitData shards by rank
+            return self.dataset.loader(self.batch_size, self.num_workers)
 
         # sharded over processes by the sampler itself (the Trainer runs with use_distributed_sampler=False)
         return resumable_loader(self.dataset, self.batch_size, self.seed, self.trainer, drop_last=True,

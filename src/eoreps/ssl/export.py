@@ -6,7 +6,11 @@ Layout of an ``eoreps pretrain --out OUT`` run::
                                                     mae, tile2vec): one encoder reading the
                                                     modalities stacked along channels
     OUT/backbone_<modality>.safetensors + .json     multimodal: one encoder per modality
-    OUT/encoders.json                               index: method, encoder key -> file, modalities
+    OUT/head_<key>.safetensors + .json              projection head of encoder <key> (simclr, moco, byol,
+                                                    dino, multimodal): its output is the "joint" space
+                                                    (:mod:`eoreps.ssl.heads`); none for mae, tile2vec, pretext
+    OUT/encoders.json                               index: method, encoder key -> file, modalities;
+                                                    spaces, heads (key -> file, output_dim)
     OUT/pretrain.json                               run summary: config, metrics, monitor history, time
     OUT/checkpoints/last.ckpt                       Lightning checkpoint (``--resume`` continues it)
 
@@ -21,14 +25,15 @@ Multimodal cards add ``group``: the sibling encoders of the same run, for late f
 Downstream::
 
     from eoreps.ssl.export import LateFusionEncoder, load_encoders, merged_normalizer
-    encoders = load_encoders("OUT")                 # {"s2": Backbone, "s1": Backbone}
+    encoders = load_encoders("OUT")                 # {"s2": Backbone, "s1": Backbone} (an Encoders)
+    z = encoders.embed(raw_s1, modality="s1", space="joint")  # aligned with the S2 joint embeddings
     fused = LateFusionEncoder(encoders)             # batch dict of normalised modalities -> concat features
     feats = fused(merged_normalizer(encoders)(raw_batch))   # (B, D_s2 + D_s1)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +41,11 @@ import torch
 from torch import nn
 
 from eoreps.data.stats import BandStats, Normalizer
-from eoreps.errors import DataError
+from eoreps.errors import ConfigError, DataError
 from eoreps.io import read_json, write_json
 from eoreps.models import Backbone, load_backbone, save_backbone
 from eoreps.models.card import BackboneCard
+from eoreps.ssl.heads import head_filename, load_head, save_head
 
 INDEX_FILE = "encoders.json"
 
@@ -81,29 +87,184 @@ def export_encoders(module: Any, out: str | Path, card: Mapping[str, Any]) -> di
             "metrics": metrics,
         }
         if not single:
-            enc_card["group"] = {"encoder": key, "members": {k: {"file": files[k], "modalities": module.encoder_inputs[k]}
-                                                              for k in module.encoders}}
+            enc_card["group"] = {
+                "encoder": key,
+                "members": {
+                    k: {"file": files[k], "modalities": module.encoder_inputs[k]} for k in module.encoders
+                },
+            }
         paths[key] = save_backbone(enc.float(), out / files[key], enc_card)
+    heads = export_heads(module, out, card.get("method"))
     write_json(out / INDEX_FILE, {"method": card.get("method"), "late_fusion": not single,
                                   "encoders": {k: {"file": files[k], "modalities": module.encoder_inputs[k]}
-                                               for k in module.encoders}})
+                                               for k in module.encoders},
+                                  "spaces": ["backbone", "joint"] if heads else ["backbone"], "heads": heads})
     return paths
 
 
-def load_encoders(out: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Backbone]:
-    """All encoders of a pretraining run folder (``{key: Backbone}``, each with ``.card``)."""
+def export_heads(module: Any, out: Path, method: str | None) -> dict[str, dict[str, Any]]:
+    """Save the projection heads of ``module`` (``projection_heads()``) as ``head_<key>.safetensors`` + card;
+    returns the ``heads`` entry of ``encoders.json`` (encoder key -> file and joint-space size)."""
+    heads: dict[str, dict[str, Any]] = {}
+    for key, (head, spec) in getattr(module, "projection_heads", dict)().items():
+        card = {"method": method, "encoder": key, "modalities": list(module.encoder_inputs[key]),
+                "input_dim": int(module.encoders[key].num_features)}
+        save_head(head.float(), spec, out / head_filename(key), card)
+        heads[key] = {"file": head_filename(key), "output_dim": spec.output_dim}
+    return heads
+
+
+SPACES = ("backbone", "joint")
+
+
+class Encoders(dict[str, Backbone]):
+    """The encoders of a run, ``{key: Backbone}`` as before (each with ``.card``), plus their projection
+    heads.
+
+    ``embed(x, modality=..., space="backbone" | "joint")`` runs one encoder (and, for ``"joint"``, its
+    projection head) on raw inputs, normalised as its card says::
+
+        enc = load_encoders("runs/mm")              # a multimodal run: keys s2, s1
+        z1 = enc.embed({"s1": s1_raw}, modality="s1", space="joint")  # (B, D_joint), aligned with ...
+        z2 = enc.embed(s2_raw, modality="s2", space="joint")          # ... the S2 embeddings
+
+    Attributes:
+        run: the run folder.
+        method: the pretraining method (from ``encoders.json`` / the cards).
+        heads: encoder key -> projection head (eval mode); empty for old exports and methods without one.
+        head_cards: encoder key -> the head's card.
+    """
+
+    def __init__(self, encoders: Mapping[str, Backbone], run: str | Path, method: str | None = None,
+                 heads: Mapping[str, nn.Module] | None = None,
+                 head_cards: Mapping[str, dict[str, Any]] | None = None) -> None:
+        super().__init__(encoders)
+        self.run = Path(run)
+        self.method = method
+        self.heads = dict(heads or {})
+        self.head_cards = dict(head_cards or {})
+        self._norms: dict[str, Normalizer] = {}
+
+    def spaces(self, key: str | None = None) -> list[str]:
+        """The embedding spaces of encoder ``key`` (every encoder's when ``None``): ``backbone`` and,
+        where a projection head was exported, ``joint``."""
+        has_head = key in self.heads if key is not None else bool(self.heads) and set(self.heads) == set(self)
+        return ["backbone", "joint"] if has_head else ["backbone"]
+
+    def key(self, modality: str | None = None) -> str:
+        """The encoder key of ``modality`` (``None``: the only encoder); a one-line error naming the run."""
+        if modality is None:
+            if len(self) == 1:
+                return next(iter(self))
+            raise DataError(f"{self.run}: the run has several encoders ({', '.join(self)}); pass modality=")
+        if modality in self:
+            return modality
+        raise DataError(
+            f"{self.run}: the run never saw modality '{modality}' (its encoders: {', '.join(self)}); "
+            "pass one of those"
+        )
+
+    def dim(self, key: str, space: str = "backbone") -> int:
+        """Size of the embeddings of encoder ``key`` in ``space``."""
+        self._check_space(key, space)
+        if space == "joint":
+            return int(self.head_cards[key]["output_dim"])
+        return int(self[key].num_features)
+
+    def _check_space(self, key: str, space: str) -> None:
+        if space not in SPACES:
+            raise ConfigError(f"space '{space}' unknown; choose one of {', '.join(SPACES)}")
+        if space == "joint" and key not in self.heads:
+            raise DataError(
+                f"{self.run}: no 'joint' space for encoder '{key}' (method {self.method} exported no "
+                f"projection head); spaces: {', '.join(self.spaces(key))}"
+            )
+
+    def normalizer(self, key: str) -> Normalizer:
+        """The input normaliser of encoder ``key`` (statistics from its card)."""
+        if key not in self._norms:
+            self._norms[key] = input_normalizer(self[key].card)
+        return self._norms[key]
+
+    def inputs(self, x: Mapping[str, torch.Tensor] | torch.Tensor, key: str) -> dict[str, torch.Tensor]:
+        """``x`` as a dict of the modalities encoder ``key`` reads: a tensor is split by the card's band
+        counts."""
+        mods = self[key].card.input_stack
+        if isinstance(x, Mapping):
+            return {m: x[m] for m in mods if m in x}
+        sizes = [len((self[key].card.normalization or {}).get(m, {}).get("mean", ())) for m in mods]
+        if x.ndim < 2 or sum(sizes) != x.shape[1]:
+            raise DataError(
+                f"{self.run}: encoder '{key}' reads {'+'.join(mods)} with {sum(sizes)} channels, got a "
+                f"tensor of shape {tuple(x.shape)}; pass (B, {sum(sizes)}, H, W) or a dict of modalities"
+            )
+        return dict(zip(mods, torch.split(x, sizes, dim=1), strict=True))
+
+    @torch.no_grad()
+    def embed(self, x: Mapping[str, torch.Tensor] | torch.Tensor, modality: str | None = None,
+              space: str = "backbone", normalized: bool = False) -> torch.Tensor:
+        """Embeddings ``(B, D)`` of one encoder in ``space`` (modules run in eval mode, no gradients).
+
+        Args:
+            x: a batch dict ``{modality: (B, C, H, W)}`` or the tensor of the encoder's (stacked) input, in
+                physical units (normalised here as the card says) unless ``normalized``.
+            modality: the encoder key (``s2``, ``s1``, ``s2+s1``); ``None`` for a run with one encoder.
+            space: ``"backbone"`` (the encoder's pooled features) or ``"joint"`` (its projection head's
+            output,
+                the space the method aligned; S1 and S2 of a multimodal run meet there).
+            normalized: ``x`` is already normalised.
+        """
+        return self.embed_spaces(x, modality, (space,), normalized)[space]
+
+    @torch.no_grad()
+    def embed_spaces(self, x: Mapping[str, torch.Tensor] | torch.Tensor, modality: str | None = None,
+                     spaces: Sequence[str] = SPACES, normalized: bool = False) -> dict[str, torch.Tensor]:
+        """:meth:`embed` in several ``spaces`` at once (the encoder runs once): ``{space: (B, D_space)}``."""
+        key = self.key(modality)
+        for space in spaces:
+            self._check_space(key, space)
+        batch = self.inputs(x, key)
+        if not normalized:
+            batch = self.normalizer(key)(batch)
+        enc = self[key]
+        modules = [enc, self.heads[key]] if "joint" in spaces else [enc]
+        modes = [m.training for m in modules]
+        try:
+            for m in modules:
+                m.eval()
+            z = enc(stack_inputs(batch, enc.card))
+            return {space: self.heads[key](z) if space == "joint" else z for space in spaces}
+        finally:
+            for m, mode in zip(modules, modes, strict=True):
+                m.train(mode)
+
+
+def load_encoders(out: str | Path, map_location: str | torch.device = "cpu") -> Encoders:
+    """All encoders of a pretraining run folder (``{key: Backbone}``, each with ``.card``) and their
+    projection
+    heads (:class:`Encoders`; exports older than the heads load with the ``backbone`` space only)."""
     out = Path(out)
     index_path = out / INDEX_FILE
     if not index_path.is_file():
         if (out / "backbone.safetensors").is_file():
             bb = load_backbone(out / "backbone.safetensors", map_location)
-            return {"+".join(bb.card.modalities or ["x"]): bb}
-        raise DataError(f"{out}: no {INDEX_FILE} or backbone.safetensors; pass the --out folder of `eoreps pretrain`")
+            return Encoders({"+".join(bb.card.modalities or ["x"]): bb}, out, bb.card.method)
+        raise DataError(
+            f"{out}: no {INDEX_FILE} or backbone.safetensors; pass the --out folder of `eoreps pretrain`"
+        )
     index = read_json(index_path)
     try:
-        return {k: load_backbone(out / v["file"], map_location) for k, v in index["encoders"].items()}
-    except (KeyError, TypeError):
+        encoders = {k: load_backbone(out / v["file"], map_location) for k, v in index["encoders"].items()}
+        loaded = {
+            k: load_head(out / v["file"], str(map_location)) for k, v in (index.get("heads") or {}).items()
+        }
+    except (KeyError, TypeError, AttributeError):
         raise DataError(f"{index_path}: malformed encoder index; re-export the run") from None
+    unknown = [k for k in loaded if k not in encoders]
+    if unknown:
+        raise DataError(f"{index_path}: head(s) {', '.join(unknown)} have no encoder; re-export the run")
+    return Encoders(encoders, out, index.get("method"), {k: h for k, (h, _) in loaded.items()},
+                    {k: c for k, (_, c) in loaded.items()})
 
 
 def _card(card: BackboneCard | Mapping[str, Any]) -> BackboneCard:
@@ -140,7 +301,9 @@ def stack_inputs(batch: Mapping[str, torch.Tensor], card: BackboneCard | Mapping
     mods = _card(card).input_stack
     missing = [m for m in mods if m not in batch]
     if missing:
-        raise DataError(f"batch has no {missing} (keys: {', '.join(batch)}); the backbone was pretrained on {mods}")
+        raise DataError(
+            f"batch has no {missing} (keys: {', '.join(batch)}); the backbone was pretrained on {mods}"
+        )
     xs = [batch[m] for m in mods]
     return xs[0] if len(xs) == 1 else torch.cat(xs, dim=1)
 

@@ -29,7 +29,9 @@ from eoreps.errors import ConfigError
 from eoreps.ssl import dist
 
 
-def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1, gather: bool = True) -> tuple[torch.Tensor, int]:
+def nt_xent(
+    a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1, gather: bool = True
+) -> tuple[torch.Tensor, int]:
     """NT-Xent of ``N`` positive pairs over the ``2N`` projections (see the module docstring).
 
     Args:
@@ -42,7 +44,9 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1, gather: 
         of candidates in each softmax denominator (``2 * W * n - 1``).
     """
     if a.shape != b.shape or a.ndim != 2:
-        raise ConfigError(f"nt_xent needs two (N, D) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ConfigError(
+            f"nt_xent needs two (N, D) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if temperature <= 0:
         raise ConfigError(f"temperature must be > 0, got {temperature}")
     n = a.shape[0]
@@ -94,7 +98,9 @@ class NTXent(nn.Module):
         return torch.stack(losses).mean()
 
 
-def triplet_loss(anchor: torch.Tensor, neighbor: torch.Tensor, distant: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+def triplet_loss(
+    anchor: torch.Tensor, neighbor: torch.Tensor, distant: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
     """Tile2Vec's triplet loss ``mean_k [ ||f(a) - f(n)||_2 - ||f(a) - f(d)||_2 + m ]_+`` (Jean et al. 2019).
 
     Args:
@@ -107,13 +113,16 @@ def triplet_loss(anchor: torch.Tensor, neighbor: torch.Tensor, distant: torch.Te
     return F.triplet_margin_loss(anchor, neighbor, distant, margin=margin, p=2.0, eps=1e-6, reduction="mean")
 
 
-def mae_loss(pred: torch.Tensor, target: torch.Tensor, norm_pix: bool = True, eps: float = 1e-6) -> torch.Tensor:
+def mae_loss(
+    pred: torch.Tensor, target: torch.Tensor, norm_pix: bool = True, eps: float = 1e-6
+) -> torch.Tensor:
     """MAE reconstruction loss on the masked patches (He et al. 2022).
 
     Args:
         pred: ``(B, M, P)`` predicted pixels of the ``M`` masked patches (``P = p * p * C`` values each).
         target: ``(B, M, P)`` true pixels of the same patches.
-        norm_pix: normalise every target patch by its own mean and variance (``(t - mean) / sqrt(var + eps)``).
+        norm_pix: normalise every target patch by its own mean and variance (``(t - mean) / sqrt(var +
+        eps)``).
 
     Returns:
         mean over masked patches of the per-patch mean squared error.

@@ -92,8 +92,16 @@ class SSLMonitor(L.Callback):
             "collapsed"}``.
     """
 
-    def __init__(self, data: PretrainData, knn_train: PretrainData | None = None, knn_val: PretrainData | None = None,
-                 every_n_epochs: int = 1, std_ratio_min: float = 0.05, erank_min: float = 1.5, k: int = 20) -> None:
+    def __init__(
+        self,
+        data: PretrainData,
+        knn_train: PretrainData | None = None,
+        knn_val: PretrainData | None = None,
+        every_n_epochs: int = 1,
+        std_ratio_min: float = 0.05,
+        erank_min: float = 1.5,
+        k: int = 20,
+    ) -> None:
         self.data, self.knn_train, self.knn_val = data, knn_train, knn_val
         self.every_n_epochs = max(1, every_n_epochs)
         self.std_ratio_min, self.erank_min, self.k = std_ratio_min, erank_min, k
@@ -107,13 +115,17 @@ class SSLMonitor(L.Callback):
             st = collapse_stats(z)
             row[f"{key}/std_ratio"], row[f"{key}/erank"] = st["std_ratio"], st["erank"]
             if st["std_ratio"] < self.std_ratio_min or st["erank"] < self.erank_min:
-                collapsed.append(f"{key} (std_ratio {st['std_ratio']:.3f}, effective rank {st['erank']:.2f} of "
-                                 f"{int(st['dim'])})")
+                collapsed.append(
+                    f"{key} (std_ratio {st['std_ratio']:.3f}, effective rank {st['erank']:.2f} of "
+                    f"{int(st['dim'])})"
+                )
         if self.knn_train is not None and self.knn_val is not None and self.knn_train.labels is not None \
                 and self.knn_val.labels is not None:
             tr, va = embed_data(module, self.knn_train), embed_data(module, self.knn_val)
             for key in tr:
-                row[f"{key}/knn_acc"] = knn_accuracy(tr[key], self.knn_train.labels, va[key], self.knn_val.labels, self.k)
+                row[f"{key}/knn_acc"] = knn_accuracy(
+                    tr[key], self.knn_train.labels, va[key], self.knn_val.labels, self.k
+                )
             if len(tr) > 1:  # several encoders: late fusion of their features as well
                 cat_tr = torch.cat([F.normalize(z, dim=1) for z in tr.values()], dim=1)
                 cat_va = torch.cat([F.normalize(z, dim=1) for z in va.values()], dim=1)
@@ -134,7 +146,7 @@ class SSLMonitor(L.Callback):
         if row["collapsed"] and trainer.is_global_zero:
             bar = "!" * 78
             warnings.warn(f"\n{bar}\nREPRESENTATION COLLAPSE at epoch {trainer.current_epoch}: "
-                          f"{'; '.join(row['collapsed'])}.\nThe loss may still be falling. Try a lower --lr, a "
+                          f"{'; '.join(row['collapsed'])}.\nThe loss may still be falling. Try a lower lr, a "
                           f"higher temperature, or a larger batch.\n{bar}", CollapseWarning, stacklevel=1)
 
     @staticmethod

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from eoreps.cli_config import opt, parse_devices, parse_kwargs
 from eoreps.errors import ConfigError
 from eoreps.ssl.methods.registry import list_methods
-from eoreps.vocabulary import PRECISION_HELP, PRECISIONS, lightning_precision, normalize_precision
+from eoreps.vocabulary import PRECISION_HELP, run_precision
 
 if TYPE_CHECKING:
     from eoreps.checkpoints import ResumePoint
@@ -43,9 +43,14 @@ DEFAULT_BACKBONE_KWARGS = {"timm:vit": {"img_size": 32, "patch_size": 4}}  # img
 
 
 _QUICK: dict[str, Any] = {  # what --quick shrinks (each to at most this), unless in quick_keep
-    "epochs": lambda v: min(v, 1), "batch_size": lambda v: min(v, 32), "max_samples": lambda v: min(v or 128, 128),
-    "monitor_samples": lambda v: min(v, 64), "knn_train_samples": lambda v: min(v, 128),
-    "knn_val_samples": lambda v: min(v, 64), "checkpoint_every": lambda v: min(v, 2)}
+    "epochs": lambda v: min(v, 1),
+    "batch_size": lambda v: min(v, 32),
+    "max_samples": lambda v: min(v or 128, 128),
+    "monitor_samples": lambda v: min(v, 64),
+    "knn_train_samples": lambda v: min(v, 128),
+    "knn_val_samples": lambda v: min(v, 64),
+    "checkpoint_every": lambda v: min(v, 2),
+}
 
 
 @dataclass
@@ -66,7 +71,7 @@ class PretrainConfig:
         lr, weight_decay: AdamW settings (linear warmup, cosine decay).
         max_samples: cap on training samples (all when ``None``).
         precision: ``fp32``, ``bf16`` (fast for ViTs on AMX CPUs), ``fp16`` or ``auto`` (= fp32) in any
-            spelling of :mod:`eoreps.vocabulary`; stored as Lightning's (``"32-true"``, ``"bf16-mixed"``).
+            spelling of :mod:`eoreps.vocabulary`; stored in the short form (``"fp32"``, ``"bf16"``).
         seed: seed of everything.
         out: output folder.
         checkpoint_every: steps between checkpoints (``last.ckpt``).
@@ -75,7 +80,10 @@ class PretrainConfig:
         knn: online kNN accuracy on the validation split each epoch (labelled data only).
         knn_train_samples, knn_val_samples: sizes of the kNN bank and validation set.
         accelerator, devices, num_nodes, strategy: Lightning distribution settings.
-        num_workers: DataLoader processes (0: batches are an index_select on in-memory data).
+        num_workers: DataLoader processes (0: batches are an index_select on in-memory data; a packed
+            archive is streamed by that many LitData workers).
+        crop: random crop in px of streamed (packed) training patches, cut per sample in the workers;
+            ``None``: the backbone's default (:func:`eoreps.ssl.data.default_crop`), ``0``: whole patches.
         quick: shrink everything to seconds (tests, smoke runs).
         quick_keep: options ``quick`` leaves alone (those the user set, e.g. ``["epochs"]``).
         data_options: dataset loader options (:func:`eoreps.data.formats.open_dataset`, e.g. the GeoTIFF
@@ -85,19 +93,27 @@ class PretrainConfig:
     method: str = opt("multimodal", help=f"One of: {', '.join(list_methods())}.")
     data: str = "simeo"
     modalities: list[str] = opt(factory=lambda: ["s2", "s1"], help="Comma-separated image modalities.")
-    backbone: str = opt("", help="cnn-tiny|cnn-small|cnn-base|timm:<name> (default: the method's: a ViT for mae, "
-                            "cnn-small for the others).")
-    backbone_kwargs: dict[str, Any] = opt(factory=dict, parse=functools.partial(parse_kwargs, what="--backbone-kwargs"),
-                                          help="Backbone options KEY=VALUE,... (ViT default: img_size=the images' "
-                                               "size,patch_size=4).")
-    method_kwargs: dict[str, Any] = opt(factory=dict, parse=functools.partial(parse_kwargs, what="--method-kwargs"),
-                                        help="Method options KEY=VALUE,... e.g. temperature=0.1.")
+    backbone: str = opt(
+        "",
+        help="cnn-tiny|cnn-small|cnn-base|timm:<name> (default: the method's: a ViT for mae, "
+        "cnn-small for the others).",
+    )
+    backbone_kwargs: dict[str, Any] = opt(
+        factory=dict,
+        parse=functools.partial(parse_kwargs, what="--backbone-kwargs"),
+        help="Backbone options KEY=VALUE,... (ViT default: img_size=the images' size,patch_size=4).",
+    )
+    method_kwargs: dict[str, Any] = opt(
+        factory=dict,
+        parse=functools.partial(parse_kwargs, what="--method-kwargs"),
+        help="Method options KEY=VALUE,... e.g. temperature=0.1.",
+    )
     epochs: int = opt(30, help="Passes over the training data.")
     batch_size: int = opt(256, help="Samples per step and process.")
     lr: float = opt(2e-3, help="Peak AdamW learning rate.")
     weight_decay: float = 1e-4
     max_samples: int | None = opt(None, help="Cap on training samples (0 = all).", none=0)
-    precision: str = opt("32-true", help=PRECISION_HELP)
+    precision: str = opt("fp32", help=PRECISION_HELP)
     seed: int = 0
     out: str = "runs/pretrain"
     checkpoint_every: int = opt(50, help="Steps between checkpoints.")
@@ -110,7 +126,14 @@ class PretrainConfig:
     devices: int | str = opt(1, help="Processes/devices per node (int or 'auto').", parse=parse_devices)
     num_nodes: int = opt(1, help="Nodes (multi-node DDP).")
     strategy: str = opt("auto", help="Lightning strategy: auto, ddp, ddp_spawn.")
-    num_workers: int = 0
+    num_workers: int = opt(
+        0, help="DataLoader worker processes (streamed packed data; 0 for in-memory data)."
+    )
+    crop: int | None = opt(
+        None,
+        help="Random crop in px of streamed (packed) training patches (default: 32 for cnn-*, "
+        "the ViT's img_size; 0 = whole patches).",
+    )
     # Tile2Vec's options moved to method_kwargs; PretrainConfig(tile_size=16) still works (moved there)
     tile_size: InitVar[int | None] = None
     neighborhood: InitVar[int | None] = None
@@ -123,11 +146,12 @@ class PretrainConfig:
     def __post_init__(self, *moved: int | None) -> None:
         names = ("tile_size", "neighborhood", "num_scenes", "scene_size")
         self.method_kwargs.update({k: v for k, v in zip(names, moved, strict=True) if v is not None})
-        # one vocabulary (eoreps.vocabulary), stored in the Lightning spelling the trainer takes
-        self.precision = lightning_precision(normalize_precision(self.precision, (*PRECISIONS, "fp64")))
+        # one vocabulary (eoreps.vocabulary): the short form is stored; training.build_run converts it
+        self.precision = run_precision(self.precision)
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
-        """``--quick``: shrink to seconds except the fields in ``keep`` (those the user gave); the shrinkage is
+        """``--quick``: shrink to seconds except the fields in ``keep`` (those the user gave); the shrinkage
+        is
         applied by :meth:`resolved`. Returns what it changes."""
         self.quick, self.quick_keep = True, sorted(keep)
         return self.quick_changes()
@@ -137,6 +161,15 @@ class PretrainConfig:
         from eoreps.quick import shrink
 
         return shrink(PretrainConfig(**asdict(self)), _QUICK, self.quick_keep) if self.quick else []
+
+    def crop_px(self) -> int | None:
+        """The random crop of streamed patches: ``crop``, or the backbone's default when unset; ``None`` =
+        whole."""
+        from eoreps.ssl.data import default_crop
+
+        if self.crop is None:
+            return default_crop(self.backbone, self.backbone_kwargs)
+        return self.crop or None
 
     def resolved(self) -> PretrainConfig:
         """A copy with ``quick`` shrinkage and backbone defaults applied, validated."""
@@ -158,6 +191,8 @@ class PretrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(c, name)}")
         if c.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {c.lr}")
+        if c.crop is not None and c.crop < 0:
+            raise ConfigError(f"crop must be >= 0 px (0 = whole patches), got {c.crop}")
         _check_run_options(c)
         info.check_modalities(c.modalities)
         return c
@@ -169,14 +204,16 @@ def _check_run_options(c: PretrainConfig) -> None:
 
     from eoreps.errors import unknown_name
     from eoreps.ssl.methods import check_method_kwargs
-    from eoreps.tasks.fit_config import ACCELERATORS, PRECISIONS
+    from eoreps.tasks.fit_config import ACCELERATORS
 
     if c.max_samples is not None and c.max_samples < 1:
         raise ConfigError(f"max_samples must be >= 1 (or unset for all), got {c.max_samples}")
     if c.num_nodes < 1:
         raise ConfigError(f"num_nodes must be >= 1, got {c.num_nodes}")
-    for kind, value, choices in (("precision", c.precision, PRECISIONS), ("accelerator", c.accelerator, ACCELERATORS),
-                                 ("strategy", c.strategy, ["auto", *StrategyRegistry.available_strategies()])):
+    for kind, value, choices in (
+        ("accelerator", c.accelerator, ACCELERATORS),  # precision: __post_init__
+        ("strategy", c.strategy, ["auto", *StrategyRegistry.available_strategies()]),
+    ):
         if value not in choices:
             raise unknown_name(kind, value, list(choices))
     check_method_kwargs(c.method, c.method_kwargs)
@@ -200,7 +237,11 @@ def _world_size(cfg: PretrainConfig) -> int:
     for var in ("WORLD_SIZE", "SLURM_NTASKS"):
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
-    devices = cfg.devices if isinstance(cfg.devices, int) else (1 if str(cfg.devices) == "auto" else int(cfg.devices))
+    devices = (
+        cfg.devices
+        if isinstance(cfg.devices, int)
+        else (1 if str(cfg.devices) == "auto" else int(cfg.devices))
+    )
     return max(1, devices) * max(1, cfg.num_nodes)
 
 
@@ -219,8 +260,15 @@ def build_data(cfg: PretrainConfig) -> tuple[MethodData, Any, Any]:
     knn = None
     if cfg.knn and patches.labels is not None:
         try:
-            val = load_patches(cfg.data, cfg.modalities, "val", max_samples=cfg.knn_val_samples, seed=cfg.seed,
-                               options=cfg.data_options)
+            val = load_patches(
+                cfg.data,
+                cfg.modalities,
+                "val",
+                max_samples=cfg.knn_val_samples,
+                seed=cfg.seed,
+                options=cfg.data_options,
+                crop=getattr(md.train, "crop", None),
+            )
         except EoRepsError as e:  # a dataset without a validation split: no kNN monitor, say so
             import warnings
 
@@ -240,8 +288,13 @@ def _resume_point(cfg: PretrainConfig, last: Path) -> ResumePoint | None:
     """The checkpoint ``--resume`` continues from (checked), or ``None`` (no ``--resume``, or none yet)."""
     from eoreps.training import resume_point
 
-    return resume_point(last, run_identity(cfg), "use another --out or drop --resume", wanted=cfg.resume,
-                        warn_missing=True)
+    return resume_point(
+        last,
+        run_identity(cfg),
+        "use another output folder or drop resume=True",
+        wanted=cfg.resume,
+        warn_missing=True,
+    )
 
 
 def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> PretrainResult:
@@ -278,14 +331,23 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     per_rank = math.ceil(len(dataset) / world)
     steps_per_epoch = per_rank // cfg.batch_size
     if steps_per_epoch < 1:
-        raise ConfigError(f"{len(dataset)} training samples over {world} process(es) do not fill one batch of "
-                          f"{cfg.batch_size}; lower --batch-size")
+        raise ConfigError(
+            f"{len(dataset)} training samples over {world} process(es) do not fill one batch of "
+            f"{cfg.batch_size}; lower batch_size={cfg.batch_size}"
+        )
     max_steps = cfg.epochs * steps_per_epoch
-    if cfg.backbone.startswith("timm:vit") and not config.backbone_kwargs:  # the default ViT: sized for the data
+    if (
+        cfg.backbone.startswith("timm:vit") and not config.backbone_kwargs
+    ):  # the default ViT: sized for the data
         patch = cfg.backbone_kwargs.get("patch_size", 4)
         if all(s % patch == 0 for s in image_size):
-            cfg.backbone_kwargs["img_size"] = list(image_size) if image_size[0] != image_size[1] else image_size[0]
-    method_cls, method_kwargs = get_method(cfg.method), method_info(cfg.method).split_kwargs(cfg.method_kwargs)[1]
+            cfg.backbone_kwargs["img_size"] = (
+                list(image_size) if image_size[0] != image_size[1] else image_size[0]
+            )
+    method_cls, method_kwargs = (
+        get_method(cfg.method),
+        method_info(cfg.method).split_kwargs(cfg.method_kwargs)[1],
+    )
     method = method_cls(
         modalities=cfg.modalities, in_chans=train.in_chans, stats=stats.to_dict(), backbone=cfg.backbone,
         backbone_kwargs=cfg.backbone_kwargs, image_size=image_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -294,10 +356,23 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=cfg.checkpoint_every,
                            save_last=True, save_top_k=1, monitor=None)
     run = build_run(
-        out, run_identity(cfg), resume=resume_at, checkpoint=ckpt, callbacks=[monitor, *(callbacks or [])],
-        final=last, t0=t0, max_steps=max_steps, max_epochs=-1, accelerator=cfg.accelerator, devices=cfg.devices,
-        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision,
-        log_every_n_steps=max(1, min(50, steps_per_epoch)), gradient_clip_val=3.0, num_sanity_val_steps=0,
+        out,
+        run_identity(cfg),
+        resume=resume_at,
+        checkpoint=ckpt,
+        callbacks=[monitor, *(callbacks or [])],
+        final=last,
+        t0=t0,
+        max_steps=max_steps,
+        max_epochs=-1,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+        gradient_clip_val=3.0,
+        num_sanity_val_steps=0,
         use_distributed_sampler=False,  # PretrainDataModule shards with its resumable sampler
     )
     trainer = run.trainer
@@ -315,11 +390,22 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
                 "metrics": metrics, "pretrain_modalities": cfg.modalities, "seed": cfg.seed,
                 "config": {k: v for k, v in asdict(cfg).items() if k not in ("out",)}}
         encoders = export_encoders(method, out, card)
-        write_json(out / "pretrain.json", {
-            "config": asdict(cfg), "steps": steps, "max_steps": max_steps,
-            "steps_per_epoch": steps_per_epoch, "world_size": world, "wall_time_s": wall, "metrics": metrics,
-            "monitor_history": monitor.history, "encoders": {k: str(p) for k, p in encoders.items()},
-            "checkpoint": str(last) if last.is_file() else None, "synthetic_data": bool(train.info.get("synthetic")),
-            "data": train.info, **smoke_fields(cfg.quick, f"{steps} steps"),
-        })
+        write_json(
+            out / "pretrain.json",
+            {
+                "config": asdict(cfg),
+                "steps": steps,
+                "max_steps": max_steps,
+                "steps_per_epoch": steps_per_epoch,
+                "world_size": world,
+                "wall_time_s": wall,
+                "metrics": metrics,
+                "monitor_history": monitor.history,
+                "encoders": {k: str(p) for k, p in encoders.items()},
+                "checkpoint": str(last) if last.is_file() else None,
+                "synthetic_data": bool(train.info.get("synthetic")),
+                "data": train.info,
+                **smoke_fields(cfg.quick, f"{steps} steps"),
+            },
+        )
     return PretrainResult(out, encoders, last if last.is_file() else None, steps, metrics, wall)

@@ -59,20 +59,37 @@ class EODataModule(L.LightningDataModule):
         seed: seed of the training shuffle.
     """
 
-    def __init__(self, train: Dataset, val: Dataset, modalities: Sequence[str], evals: Mapping[str, Dataset] | None = None,
-                 batch_size: int = 64, stats: BandStats | None = None, train_indices: np.ndarray | None = None,
-                 num_workers: int = 0, seed: int = 0, stats_samples: int = 2000) -> None:
+    def __init__(
+        self,
+        train: Dataset,
+        val: Dataset,
+        modalities: Sequence[str],
+        evals: Mapping[str, Dataset] | None = None,
+        batch_size: int = 64,
+        stats: BandStats | None = None,
+        train_indices: np.ndarray | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        stats_samples: int = 2000,
+    ) -> None:
         super().__init__()
         if len(train) == 0 or len(val) == 0:
-            raise DataError(f"empty split (train {len(train)}, val {len(val)} samples); check the dataset and --data")
-        self.train_set = Subset(train, [int(i) for i in train_indices]) if train_indices is not None else train
+            raise DataError(
+                f"empty split (train {len(train)}, val {len(val)} samples); check the dataset and the data "
+                "path"
+            )
+        self.train_set = (
+            Subset(train, [int(i) for i in train_indices]) if train_indices is not None else train
+        )
         self.val_set = val
         self.evals = dict(evals or {})
         self.modalities = list(modalities)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
-        self.data_info: dict[str, Any] = {}  # what the data was (eoreps.data.datasets.base.data_record), set by fit
+        self.data_info: dict[
+            str, Any
+        ] = {}  # what the data was (eoreps.data.datasets.base.data_record), set by fit
         numeric = [m for m in self.modalities if not _categorical(m)]
         self.stats = stats if stats is not None else (
             cached_stats(train, stats_cache_dir(), modalities=numeric, max_samples=stats_samples, seed=0)
@@ -133,11 +150,13 @@ def require_target(dataset: Dataset, task: str, where: str) -> None:
     sample = dataset[0]
     if key not in sample:
         keys = ", ".join(k for k in sample if not k.startswith("valid_"))
-        raise DataError(f"{where}: samples have no '{key}', so --task {task} is not available (keys: {keys}); "
-                        "choose another --task")
+        raise DataError(f"{where}: samples have no '{key}', so task={task} is not available (keys: {keys}); "
+                        "choose another task")
 
 
-def regression_stats(dataset: Dataset, key: str = "target", indices: np.ndarray | None = None) -> tuple[float, float]:
+def regression_stats(
+    dataset: Dataset, key: str = "target", indices: np.ndarray | None = None
+) -> tuple[float, float]:
     """Mean and std of a scalar target over ``dataset`` (for standardisation), reading arrays if it can."""
     arrays = getattr(dataset, "arrays", None)
     rows = getattr(dataset, "indices", None)

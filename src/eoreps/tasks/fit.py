@@ -61,7 +61,9 @@ def _open(cfg: FitConfig, split: str) -> Any:
     mods = list(cfg.modalities)
     if cfg.data == "simeo":
         if cfg.data_options:
-            raise ConfigError(f"dataset options {sorted(cfg.data_options)} apply to dataset folders, not --data simeo")
+            raise ConfigError(
+                f"dataset options {sorted(cfg.data_options)} apply to dataset folders, not data=simeo"
+            )
         from eoreps.data.datasets.simeo import SimEODataset, SimEOPowerPlants
 
         if cfg.task == "multitask":
@@ -84,7 +86,9 @@ def _cap(ds: Any, n: int | None, seed: int) -> Any:
         if hasattr(ds, attr):
             setattr(sub, attr, getattr(ds, attr))
     # tells cached band statistics of different subsets apart (eoreps.data.stats.dataset_fingerprint)
-    sub.cache_key = f"{type(ds).__name__}:{getattr(ds, 'root', '')}:{getattr(ds, 'split', '')}:{len(ds)}:{n}:{seed}"
+    sub.cache_key = (
+        f"{type(ds).__name__}:{getattr(ds, 'root', '')}:{getattr(ds, 'split', '')}:{len(ds)}:{n}:{seed}"
+    )
     return sub
 
 
@@ -93,11 +97,15 @@ def _tasks(cfg: FitConfig, train: Any, train_idx: np.ndarray | None) -> list[Tas
     classes = list(task_classes(train, cfg.task))
     if cfg.task == "multitask":
         if cfg.data != "simeo":
-            raise ConfigError("--task multitask needs the SimEO power-plant data (--data simeo)")
+            raise ConfigError("task=multitask needs the SimEO power-plant data (data=simeo)")
         mean, std = regression_stats(train, "target", train_idx)
-        specs = [TaskSpec("segment", name="plume", num_classes=2, positive_class=1),
-                 TaskSpec("regress", name="power", target_mean=mean, target_std=std, heteroscedastic=cfg.heteroscedastic),
-                 TaskSpec("classify", name="fuel", num_classes=len(classes))]
+        specs = [
+            TaskSpec("segment", name="plume", num_classes=2, positive_class=1),
+            TaskSpec(
+                "regress", name="power", target_mean=mean, target_std=std, heteroscedastic=cfg.heteroscedastic
+            ),
+            TaskSpec("classify", name="fuel", num_classes=len(classes)),
+        ]
         if cfg.tasks:
             names = [t.name for t in specs]
             for t in cfg.tasks:
@@ -109,17 +117,23 @@ def _tasks(cfg: FitConfig, train: Any, train_idx: np.ndarray | None) -> list[Tas
         mean, std = regression_stats(train, "target", train_idx)
         return [TaskSpec("regress", heteroscedastic=cfg.heteroscedastic, target_mean=mean, target_std=std)]
     if cfg.heteroscedastic:
-        raise ConfigError("--heteroscedastic applies to --task regress only")
+        raise ConfigError("heteroscedastic=True applies to task=regress only")
     if len(classes) < 2:
-        raise DataError(f"{cfg.data}: the dataset declares {len(classes)} classes; a {cfg.task} task needs >= 2")
-    return [TaskSpec(cfg.task, num_classes=len(classes), supervision=cfg.supervision, pooling=cfg.cam_pooling)]
+        raise DataError(
+            f"{cfg.data}: the dataset declares {len(classes)} classes; a {cfg.task} task needs >= 2"
+        )
+    return [
+        TaskSpec(cfg.task, num_classes=len(classes), supervision=cfg.supervision, pooling=cfg.cam_pooling)
+    ]
 
 
 def _training_labels(cfg: FitConfig, train: Any, val: Any) -> tuple[Any, Any]:
     """Label noise on the training split, then the weak labels of ``cfg.supervision`` on train and val."""
     k = len(task_classes(train, cfg.task))
     if cfg.label_noise > 0:
-        train = NoisyLabels(train, cfg.label_noise, cfg.noise_kind, k, noisy_keys(cfg.task, cfg.supervision), cfg.seed)
+        train = NoisyLabels(
+            train, cfg.label_noise, cfg.noise_kind, k, noisy_keys(cfg.task, cfg.supervision), cfg.seed
+        )
     if cfg.supervision != "full":
         train = WeakLabels(train, cfg.supervision, k, cfg.points_per_class, cfg.seed, salt=0)
         val = WeakLabels(val, cfg.supervision, k, cfg.points_per_class, cfg.seed, salt=1)
@@ -141,19 +155,42 @@ def build(cfg: FitConfig) -> tuple[SupervisedModule, EODataModule]:
         if labels is None:
             raise ConfigError("label_fraction < 1 needs a dataset with label_matrix()")
         train_idx = label_fraction_indices(labels, [cfg.label_fraction], seed=cfg.seed)[cfg.label_fraction]
-    dm = EODataModule(train, val, cfg.modalities, evals=evals, batch_size=cfg.batch_size, train_indices=train_idx,
-                      num_workers=cfg.num_workers, seed=cfg.seed)
+    dm = EODataModule(
+        train,
+        val,
+        cfg.modalities,
+        evals=evals,
+        batch_size=cfg.batch_size,
+        train_indices=train_idx,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed,
+    )
     dm.data_info = data_record(opened)
     example = dm.example()
     specs = input_specs(example, cfg.modalities)
     image = [example[m] for m in cfg.modalities if torch.as_tensor(example[m]).dim() == 3]
-    grid = tuple(example["mask"].shape[-2:]) if "mask" in example else tuple(image[0].shape[-2:]) if image else (32, 32)
+    grid = (
+        tuple(example["mask"].shape[-2:])
+        if "mask" in example
+        else tuple(image[0].shape[-2:])
+        if image
+        else (32, 32)
+    )
     tasks = _tasks(cfg, train, train_idx)
     module = SupervisedModule(
-        tasks, specs, backbone=cfg.backbone, fusion=cfg.fusion, grid_size=grid, share_weights=cfg.share_weights,
+        tasks,
+        specs,
+        backbone=cfg.backbone,
+        fusion=cfg.fusion,
+        grid_size=grid,
+        share_weights=cfg.share_weights,
         weighting=cfg.weighting if len(tasks) > 1 else "fixed",
         task_weights=cfg.task_weights if len(tasks) > 1 else None,
-        lr=cfg.lr, weight_decay=cfg.weight_decay, dropout=cfg.dropout, hidden=cfg.hidden, head_pooling=cfg.head_pooling,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        dropout=cfg.dropout,
+        hidden=cfg.hidden,
+        head_pooling=cfg.head_pooling,
         channels_last=cfg.channels_last,
     )
     return module, dm
@@ -186,8 +223,15 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / "last.ckpt"
-    identity = {"task": cfg.task, "backbone": cfg.backbone, "modalities": list(cfg.modalities), "fusion": cfg.fusion}
-    resume_at = resume_point(last, identity, f"use another --out or delete {last.parent}", wanted=cfg.checkpoints)
+    identity = {
+        "task": cfg.task,
+        "backbone": cfg.backbone,
+        "modalities": list(cfg.modalities),
+        "fusion": cfg.fusion,
+    }
+    resume_at = resume_point(
+        last, identity, f"use another output folder or delete {last.parent}", wanted=cfg.checkpoints
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module, dm = build(cfg)
     ckpt = None
@@ -196,15 +240,27 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
                                save_last=True)
     with _quiet_lightning(quiet):
         run = build_run(
-            out, identity, resume=resume_at, checkpoint=ckpt, quiet=quiet,
+            out,
+            identity,
+            resume=resume_at,
+            checkpoint=ckpt,
+            quiet=quiet,
             callbacks=[EarlyStopping("val/loss", patience=cfg.patience, mode="min")],
-            max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
+            max_epochs=cfg.epochs,
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            precision=cfg.precision,
             use_distributed_sampler=False,  # EODataModule's resumable training sampler shards itself
-            enable_checkpointing=cfg.checkpoints, log_every_n_steps=1, num_sanity_val_steps=0, deterministic=False,
+            enable_checkpointing=cfg.checkpoints,
+            log_every_n_steps=1,
+            num_sanity_val_steps=0,
+            deterministic=False,
         )
     trainer = run.trainer
     with warnings.catch_warnings(), _quiet_lightning(quiet):
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance\\(treespec).*")
+        warnings.filterwarnings(
+            "ignore", message=".*(does not have many workers|LeafSpec|isinstance\\(treespec).*"
+        )
         run.fit(module, datamodule=dm)
     seconds = run.elapsed()
     if ckpt is not None and ckpt.best_model_path:
@@ -212,6 +268,14 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
         module.load_state_dict(state)
     module.to("cpu")
     metrics = {s: evaluate(module, dm.eval_dataloader(s)) for s in cfg.eval_splits}
-    write_json(out / "results.json", {"config": dataclasses.asdict(cfg), "data": dm.data_info, "metrics": metrics,
-                                      "epochs": int(trainer.current_epoch), "seconds": seconds})
+    write_json(
+        out / "results.json",
+        {
+            "config": dataclasses.asdict(cfg),
+            "data": dm.data_info,
+            "metrics": metrics,
+            "epochs": int(trainer.current_epoch),
+            "seconds": seconds,
+        },
+    )
     return FitResult(module, dm, metrics, int(trainer.current_epoch), seconds, out)

@@ -11,11 +11,15 @@ from typing import Any
 
 from eoreps.cli_config import opt, parse_devices
 from eoreps.errors import ConfigError, unknown_name
-from eoreps.vocabulary import PRECISION_HELP, lightning_precision, normalize_precision, normalize_task
-from eoreps.vocabulary import PRECISIONS as USER_PRECISIONS
+from eoreps.vocabulary import PRECISION_HELP, normalize_task, run_precision
 
 FIT_TASKS = ("classify", "multilabel", "segment", "regress", "multitask")
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
+PRECISIONS = (
+    "fp32",
+    "bf16",
+    "fp16",
+    "fp64",
+)  # what FitConfig.precision holds (eoreps.vocabulary.run_precision)
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")  # Lightning's, less those needing extra packages (tpu)
 
 
@@ -36,7 +40,9 @@ class FitConfig:
         label_fraction: train on this stratified fraction of the training labels.
         max_train, max_eval: cap on samples per split (quick runs).
         eval_splits: splits evaluated after training (``test``, ``shifted``, ``val``).
-        accelerator, devices, precision: Lightning trainer settings (``bf16-mixed`` works on CPU).
+        accelerator, devices, precision: Lightning trainer settings (precision ``fp32``, ``bf16`` (works on
+        CPU),
+            ``fp16``; Lightning's spellings are accepted and stored in the short form).
         patience: early-stopping patience in epochs on ``val/loss``; checkpoints: write checkpoints.
         channels_last: channels-last memory format.
         supervision: ``segment`` only: ``full`` masks, ``image`` labels (pooled class activation map,
@@ -65,7 +71,9 @@ class FitConfig:
     weight_decay: float = opt(1e-4, help="AdamW weight decay.")
     dropout: float = opt(0.0, help="Dropout in the heads (MC dropout).")
     hidden: int | None = None
-    heteroscedastic: bool = opt(False, help="Regression: predict mean and variance.", flag="--heteroscedastic")
+    heteroscedastic: bool = opt(
+        False, help="Regression: predict mean and variance.", flag="--heteroscedastic"
+    )
     weighting: str = opt("fixed", help="Multitask: fixed | uncertainty | dwa | gradnorm.")
     task_weights: list[float] | None = opt(None, help="Fixed weights, e.g. 0.15,0.7,0.15.", none="")
     tasks: list[str] | None = None
@@ -75,7 +83,7 @@ class FitConfig:
     eval_splits: list[str] = opt(factory=lambda: ["test"], help="Splits evaluated at the end.")
     accelerator: str = opt("cpu", help="cpu | gpu | auto.")
     devices: int | str = opt(1, help="Number of devices or 'auto'.", parse=parse_devices)
-    precision: str = opt("32-true", help=PRECISION_HELP)
+    precision: str = opt("fp32", help=PRECISION_HELP)
     patience: int = opt(5, help="Early-stopping patience (epochs).")
     checkpoints: bool = True
     channels_last: bool = opt(False, help="Channels-last memory format.", flag="--channels-last")
@@ -95,7 +103,13 @@ class FitConfig:
         (those the user gave); returns what changed (:func:`eoreps.quick.shrink`)."""
         from eoreps.quick import shrink
 
-        small: dict[str, Any] = {"epochs": 1, "max_train": 64, "max_eval": 64, "batch_size": 32, "backbone": "cnn-tiny"}
+        small: dict[str, Any] = {
+            "epochs": 1,
+            "max_train": 64,
+            "max_eval": 64,
+            "batch_size": 32,
+            "backbone": "cnn-tiny",
+        }
         if self.data == "simeo":
             small["simeo_n"] = 400 if self.task != "multitask" else 120
         return shrink(self, small, keep=keep)
@@ -112,8 +126,9 @@ class FitConfig:
             raise unknown_name("fusion", self.fusion, FUSIONS)
         if self.weighting not in WEIGHTINGS:
             raise unknown_name("task weighting", self.weighting, WEIGHTINGS)
-        # one vocabulary (eoreps.vocabulary); stored in the Lightning spelling results.json has always shown
-        self.precision = lightning_precision(normalize_precision(self.precision, (*USER_PRECISIONS, "fp64")))
+        # one vocabulary (eoreps.vocabulary): the short form is stored; Lightning's spelling only builds the
+        # Trainer
+        self.precision = run_precision(self.precision)
         if isinstance(self.modalities, str):
             self.modalities = [m.strip() for m in self.modalities.split(",") if m.strip()]
         if not self.modalities:
@@ -127,14 +142,20 @@ class FitConfig:
             if value is not None and value < low:
                 raise ConfigError(f"{name}={value} must be >= {low}")
         if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.dropout < 1):
-            raise ConfigError(f"lr={self.lr}, weight_decay={self.weight_decay}, dropout={self.dropout}: need lr > 0, "
-                              "weight_decay >= 0 and dropout in [0, 1)")
+            raise ConfigError(
+                f"lr={self.lr}, weight_decay={self.weight_decay}, dropout={self.dropout}: need lr > 0, "
+                "weight_decay >= 0 and dropout in [0, 1)"
+            )
         if self.accelerator not in ACCELERATORS:
             raise unknown_name("accelerator", self.accelerator, ACCELERATORS)
         if check_supervision(self.supervision) != "full" and self.task != "segment":
-            raise ConfigError(f"supervision={self.supervision} applies to task=segment only (got task={self.task})")
+            raise ConfigError(
+                f"supervision={self.supervision} applies to task=segment only (got task={self.task})"
+            )
         if self.points_per_class < 1:
-            raise ConfigError(f"points_per_class={self.points_per_class}: need at least one labelled pixel per class")
+            raise ConfigError(
+                f"points_per_class={self.points_per_class}: need at least one labelled pixel per class"
+            )
         if self.cam_pooling not in POOLINGS:
             raise unknown_name("CAM pooling", self.cam_pooling, POOLINGS)
         check_noise(self.label_noise, self.noise_kind)
@@ -143,5 +164,7 @@ class FitConfig:
         if self.head_pooling not in HEAD_POOLINGS:
             raise unknown_name("head pooling", self.head_pooling, HEAD_POOLINGS)
         if self.label_noise > 0 and self.task not in ("classify", "multilabel", "segment"):
-            raise ConfigError(f"label_noise={self.label_noise} applies to classify, multilabel and segment tasks, "
-                              f"not task={self.task}")
+            raise ConfigError(
+                f"label_noise={self.label_noise} applies to classify, multilabel and segment tasks, "
+                f"not task={self.task}"
+            )

@@ -32,10 +32,16 @@ class TaskMetrics(nn.Module):
         k = spec.num_classes
         m: dict[str, torchmetrics.Metric]
         if spec.kind == "classify":
-            m = {"acc": C.MulticlassAccuracy(k, average="micro"), "f1": C.MulticlassF1Score(k, average="macro")}
+            m = {
+                "acc": C.MulticlassAccuracy(k, average="micro"),
+                "f1": C.MulticlassF1Score(k, average="macro"),
+            }
         elif spec.kind == "multilabel":
-            m = {"f1_macro": C.MultilabelF1Score(k, average="macro"), "f1_micro": C.MultilabelF1Score(k, average="micro"),
-                 "map": C.MultilabelAveragePrecision(k, average="macro")}
+            m = {
+                "f1_macro": C.MultilabelF1Score(k, average="macro"),
+                "f1_micro": C.MultilabelF1Score(k, average="micro"),
+                "map": C.MultilabelAveragePrecision(k, average="macro"),
+            }
         elif spec.kind == "segment":
             m = {"miou": C.MulticlassJaccardIndex(k, average="macro", ignore_index=IGNORE_INDEX),
                  "pixel_acc": C.MulticlassAccuracy(k, average="micro", ignore_index=IGNORE_INDEX)}

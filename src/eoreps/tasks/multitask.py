@@ -25,7 +25,9 @@ def build_head(spec: TaskSpec, encoder: EarlyFusion | LateFusion, dropout: float
     if spec.kind in ("classify", "multilabel"):
         return MLPHead(encoder.num_features, spec.num_classes, hidden, dropout)
     if spec.kind == "segment":
-        return UNetDecoder([f["num_chs"] for f in encoder.feature_info], spec.num_classes, decoder_channels, dropout)
+        return UNetDecoder(
+            [f["num_chs"] for f in encoder.feature_info], spec.num_classes, decoder_channels, dropout
+        )
     if spec.heteroscedastic:
         return HeteroscedasticHead(encoder.num_features, 1, hidden, dropout)
     return RegressionHead(encoder.num_features, 1, hidden, dropout)
@@ -69,17 +71,23 @@ class MultiHeadModel(nn.Module):
             raise unknown_name("head pooling", pooling, HEAD_POOLINGS)
         self.encoder = encoder
         self.tasks = list(tasks)
-        self.heads = nn.ModuleDict({t.name: build_head(t, encoder, dropout, hidden, decoder_channels) for t in tasks})
+        self.heads = nn.ModuleDict(
+            {t.name: build_head(t, encoder, dropout, hidden, decoder_channels) for t in tasks}
+        )
         self.pools = nn.ModuleDict()
         if pooling == "attention":
             deepest = encoder.feature_info[-1]["num_chs"]
             if deepest != encoder.num_features:
-                raise ConfigError(f"attention pooling needs the deepest feature map to carry all {encoder.num_features} "
-                                  f"features (it has {deepest} channels); use --head-pooling avg with this encoder")
+                raise ConfigError(
+                    f"attention pooling needs the deepest feature map to carry all {encoder.num_features} "
+                    f"features (it has {deepest} channels); use head_pooling=avg with this encoder"
+                )
             self.pools = nn.ModuleDict({t.name: AttentionPool(deepest) for t in tasks if t.kind != "segment"})
         self._needs_maps = any(t.kind == "segment" for t in tasks) or len(self.pools) > 0
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, batch: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         """Batch dict -> ``{task: output}`` (see :mod:`eoreps.tasks.spec` for the shapes)."""
         if self._needs_maps:
             pooled, maps = self.encoder.forward_all(batch)
@@ -96,7 +104,8 @@ class MultiHeadModel(nn.Module):
         return out
 
     def losses(self, outputs: dict, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``{task: scalar loss}`` (weakly supervised tasks read their weak target, :attr:`TaskSpec.loss_target`)."""
+        """``{task: scalar loss}`` (weakly supervised tasks read their weak target,
+        :attr:`TaskSpec.loss_target`)."""
         return {t.name: t.loss(outputs[t.name], batch[t.loss_target]) for t in self.tasks}
 
     def shared_parameters(self) -> list[torch.Tensor]:

@@ -46,7 +46,9 @@ def check_noise(fraction: float, kind: str) -> None:
     if kind not in NOISE_KINDS:
         raise unknown_name("noise kind", kind, NOISE_KINDS)
     if not 0.0 <= fraction < 1.0:
-        raise ConfigError(f"label_noise={fraction} must be in [0, 1) (the fraction of training labels corrupted)")
+        raise ConfigError(
+            f"label_noise={fraction} must be in [0, 1) (the fraction of training labels corrupted)"
+        )
 
 
 def transition_matrix(num_classes: int, kind: str = "uniform", seed: int = 0) -> np.ndarray:
@@ -79,9 +81,17 @@ class LabelNoise:
         seed: run seed.
     """
 
-    def __init__(self, n: int, num_classes: int, fraction: float, kind: str = "uniform", seed: int = 0) -> None:
+    def __init__(
+        self, n: int, num_classes: int, fraction: float, kind: str = "uniform", seed: int = 0
+    ) -> None:
         check_noise(fraction, kind)
-        self.n, self.k, self.fraction, self.kind, self.seed = int(n), int(num_classes), float(fraction), kind, int(seed)
+        self.n, self.k, self.fraction, self.kind, self.seed = (
+            int(n),
+            int(num_classes),
+            float(fraction),
+            kind,
+            int(seed),
+        )
         self.matrix = transition_matrix(self.k, kind, seed)
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, _SALT, 2])
         #: (n,) bool: the samples whose single label is corrupted (exactly round(f n))
@@ -124,7 +134,8 @@ class LabelNoise:
         return y
 
     def mask(self, index: int, mask: np.ndarray | torch.Tensor) -> np.ndarray:
-        """The (possibly corrupted) ``(H, W)`` int64 mask: each connected class region relabelled with prob. ``f``."""
+        """The (possibly corrupted) ``(H, W)`` int64 mask: each connected class region relabelled with prob.
+        ``f``."""
         from scipy import ndimage
 
         m = np.asarray(mask).astype(np.int64)
@@ -213,5 +224,9 @@ def corrupt_targets(target: torch.Tensor, task: str, num_classes: int, fraction:
         y = target.numpy()
         return torch.as_tensor([plan.label(i, int(v)) for i, v in enumerate(y)], dtype=target.dtype)
     if key == "multilabel":
-        return torch.from_numpy(np.stack([plan.multilabel(i, r) for i, r in enumerate(target.numpy())])).to(target.dtype)
-    return torch.from_numpy(np.stack([plan.mask(i, m) for i, m in enumerate(target.numpy())])).to(target.dtype)
+        return torch.from_numpy(np.stack([plan.multilabel(i, r) for i, r in enumerate(target.numpy())])).to(
+            target.dtype
+        )
+    return torch.from_numpy(np.stack([plan.mask(i, m) for i, m in enumerate(target.numpy())])).to(
+        target.dtype
+    )

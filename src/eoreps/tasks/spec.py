@@ -45,7 +45,8 @@ class TaskSpec:
         supervision: segmentation only: ``full`` (masks), ``image`` (image-level labels through a pooled
             class activation map, :mod:`eoreps.tasks.cam`) or ``points`` (cross-entropy on a few labelled
             pixels); the weak targets come from :class:`eoreps.tasks.weak_labels.WeakLabels`.
-        pooling, lse_r: ``image`` supervision: how the map is pooled (``lse`` | ``gap``) and the LSE sharpness.
+        pooling, lse_r: ``image`` supervision: how the map is pooled (``lse`` | ``gap``) and the LSE
+        sharpness.
     """
 
     kind: str
@@ -65,18 +66,27 @@ class TaskSpec:
             raise unknown_name("task", self.kind, KINDS)
         self.name = self.name or self.kind
         self.target = self.target or TARGET_KEYS[self.kind]
-        if self.kind != "regress" and self.num_classes < 2 and not (self.kind == "multilabel" and self.num_classes >= 1):
-            raise ConfigError(f"task '{self.name}': num_classes={self.num_classes}; a {self.kind} task needs >= 2 classes")
+        if (
+            self.kind != "regress"
+            and self.num_classes < 2
+            and not (self.kind == "multilabel" and self.num_classes >= 1)
+        ):
+            raise ConfigError(
+                f"task '{self.name}': num_classes={self.num_classes}; a {self.kind} task needs >= 2 classes"
+            )
         if self.heteroscedastic and self.kind != "regress":
             raise ConfigError(f"task '{self.name}': heteroscedastic applies to regression only")
         if check_supervision(self.supervision) != "full" and self.kind != "segment":
-            raise ConfigError(f"task '{self.name}': supervision '{self.supervision}' applies to segmentation only")
+            raise ConfigError(
+                f"task '{self.name}': supervision '{self.supervision}' applies to segmentation only"
+            )
         if self.target_std <= 0:
             raise ConfigError(f"task '{self.name}': target_std={self.target_std} must be positive")
 
     @property
     def loss_target(self) -> str:
-        """Batch key the training loss reads: ``target``, or the weak labels' key (metrics still use ``target``)."""
+        """Batch key the training loss reads: ``target``, or the weak labels' key (metrics still use
+        ``target``)."""
         return WEAK_KEYS.get(self.supervision, self.target)
 
     @property
@@ -84,7 +94,9 @@ class TaskSpec:
         """True for regression (Gaussian likelihood in uncertainty weighting)."""
         return self.kind == "regress"
 
-    def loss(self, output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], target: torch.Tensor
+    ) -> torch.Tensor:
         """Training loss of ``output`` (model space: standardised for regression) against ``target``."""
         if self.kind == "classify":
             return F.cross_entropy(output.float(), target.long())

@@ -70,14 +70,26 @@ class SupervisedModule(L.LightningModule):
         super().__init__()
         task_specs = [t if isinstance(t, TaskSpec) else TaskSpec(**t) for t in tasks]
         input_specs = [s if isinstance(s, InputSpec) else InputSpec(**s) for s in inputs]
-        self.save_hyperparameters({
-            "tasks": [dataclasses.asdict(t) for t in task_specs], "inputs": [dataclasses.asdict(s) for s in input_specs],
-            "backbone": backbone, "fusion": fusion, "grid_size": list(grid_size), "share_weights": share_weights,
-            "weighting": weighting, "task_weights": list(task_weights) if task_weights is not None else None,
-            "lr": lr, "weight_decay": weight_decay, "dropout": dropout, "hidden": hidden,
-            "decoder_channels": decoder_channels, "backbone_kwargs": dict(backbone_kwargs or {}),
-            "channels_last": channels_last, "head_pooling": head_pooling,
-        })
+        self.save_hyperparameters(
+            {
+                "tasks": [dataclasses.asdict(t) for t in task_specs],
+                "inputs": [dataclasses.asdict(s) for s in input_specs],
+                "backbone": backbone,
+                "fusion": fusion,
+                "grid_size": list(grid_size),
+                "share_weights": share_weights,
+                "weighting": weighting,
+                "task_weights": list(task_weights) if task_weights is not None else None,
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "dropout": dropout,
+                "hidden": hidden,
+                "decoder_channels": decoder_channels,
+                "backbone_kwargs": dict(backbone_kwargs or {}),
+                "channels_last": channels_last,
+                "head_pooling": head_pooling,
+            }
+        )
         encoder = build_encoder(fusion, input_specs, backbone, tuple(grid_size), share_weights=share_weights,
                                 **(backbone_kwargs or {}))
         self.model = MultiHeadModel(encoder, task_specs, dropout=dropout, hidden=hidden,
@@ -124,7 +136,9 @@ class SupervisedModule(L.LightningModule):
     def _eval_step(self, batch: dict[str, Any], stage: str, metrics: torch.nn.ModuleDict) -> None:
         outputs = self.model(batch)
         losses = self.model.losses(outputs, batch)
-        self.log(f"{stage}/loss", sum(losses.values()), on_step=False, on_epoch=True, batch_size=_batch_size(batch))
+        self.log(
+            f"{stage}/loss", sum(losses.values()), on_step=False, on_epoch=True, batch_size=_batch_size(batch)
+        )
         for t in self.task_specs:
             metrics[t.name].update(outputs[t.name], batch[t.target])
 

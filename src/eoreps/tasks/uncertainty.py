@@ -41,7 +41,9 @@ def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
             m.train(mode)
 
 
-def _regression_pass(model: nn.Module, batch: dict[str, Any], task: TaskSpec) -> tuple[torch.Tensor, torch.Tensor]:
+def _regression_pass(
+    model: nn.Module, batch: dict[str, Any], task: TaskSpec
+) -> tuple[torch.Tensor, torch.Tensor]:
     out = model(batch)[task.name]
     mean = task.to_units(out)
     if task.heteroscedastic:
@@ -80,7 +82,13 @@ def mc_dropout_predict(model: nn.Module, batch: dict[str, Any], task: TaskSpec, 
     epistemic = m.var(dim=0, unbiased=False)
     aleatoric = v.mean(dim=0)
     total = epistemic + aleatoric
-    return {"mean": m.mean(0), "epistemic": epistemic, "aleatoric": aleatoric, "total": total, "std": total.sqrt()}
+    return {
+        "mean": m.mean(0),
+        "epistemic": epistemic,
+        "aleatoric": aleatoric,
+        "total": total,
+        "std": total.sqrt(),
+    }
 
 
 @contextlib.contextmanager
@@ -142,8 +150,11 @@ def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
             "mae": float(np.mean(np.abs(y - pred))), "mse": mse}
 
 
-def calibration_table(y: np.ndarray, pred: np.ndarray, std: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
-    """Equal-count bins of predicted std: ``predicted_std`` (RMS of std in the bin), ``observed_rmse``, ``count``."""
+def calibration_table(
+    y: np.ndarray, pred: np.ndarray, std: np.ndarray, bins: int = 10
+) -> dict[str, np.ndarray]:
+    """Equal-count bins of predicted std: ``predicted_std`` (RMS of std in the bin), ``observed_rmse``,
+    ``count``."""
     y, pred, std = (np.asarray(a, np.float64) for a in (y, pred, std))
     order = np.argsort(std, kind="stable")
     groups = [g for g in np.array_split(order, min(bins, max(1, y.size))) if g.size]
@@ -165,7 +176,9 @@ def calibration_figure(tables: dict[str, dict[str, np.ndarray]], title: str) -> 
     hi = 0.0
     for name, t in tables.items():
         ax.plot(t["predicted_std"], t["observed_rmse"], "o-", label=name)
-        hi = max(hi, float(np.max(t["predicted_std"], initial=0)), float(np.max(t["observed_rmse"], initial=0)))
+        hi = max(
+            hi, float(np.max(t["predicted_std"], initial=0)), float(np.max(t["observed_rmse"], initial=0))
+        )
     ax.plot([0, hi], [0, hi], "k--", lw=1, label="ideal")
     ax.set_xlabel("predicted uncertainty (std)")
     ax.set_ylabel("observed error (RMSE)")

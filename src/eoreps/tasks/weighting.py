@@ -58,7 +58,9 @@ class FixedWeighting(TaskWeighting):
         super().__init__(tasks)
         w = list(weights) if weights is not None else [1.0 / len(self.tasks)] * len(self.tasks)
         if len(w) != len(self.tasks) or any(x < 0 for x in w):
-            raise ConfigError(f"fixed weights {w}: need {len(self.tasks)} non-negative numbers, one per task {self.tasks}")
+            raise ConfigError(
+                f"fixed weights {w}: need {len(self.tasks)} non-negative numbers, one per task {self.tasks}"
+            )
         self.weights = dict(zip(self.tasks, (float(x) for x in w), strict=True))
 
     def forward(self, losses, shared=None):

@@ -9,7 +9,8 @@ Parameter order (the order of a model's flat weight vector everywhere in eoreps,
 ``state_dict`` key order of :class:`ZooNet`) is layer order, weight before bias, e.g. for ``cnn_s``::
 
     conv1.weight (8,1,5,5), conv1.bias (8,), conv2.weight (6,8,5,5), conv2.bias (6,),
-    conv3.weight (4,6,2,2), conv3.bias (4,), fc1.weight (20,36), fc1.bias (20,), fc2.weight (10,20), fc2.bias (10,)
+    conv3.weight (4,6,2,2), conv3.bias (4,), fc1.weight (20,36), fc1.bias (20,), fc2.weight (10,20), fc2.bias
+    (10,)
 
 Registered architectures (``in_shape`` is the default input; any shape the layers fit is accepted):
 
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eoreps.errors import ConfigError, unknown_name
-from eoreps.registry import Registry
+from eoreps.models.arch_registry import ARCHITECTURES
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
@@ -178,7 +179,7 @@ def _cnn(name: str, in_shape: tuple[int, int, int], k_out: int, convs: list[tupl
         c, shape = cout, layer_shapes(in_shape, ops)[-1].out_shape
         if min(shape[1:]) < 1:
             raise ConfigError(f"architecture '{name}' does not fit input {in_shape}: feature map vanishes "
-                              f"after conv{i}; use a larger input or another --arch")
+                              f"after conv{i}; use a larger input or another arch")
     flat = math.prod(shape)
     ops += [Op("flatten"), Op("linear", "fc1", flat, hidden), Op("act"), Op("linear", "fc2", hidden, k_out)]
     return Arch(name, in_shape, k_out, tuple(ops))
@@ -201,8 +202,9 @@ class ArchEntry:
     channels: int | None = None
 
 
-ARCHITECTURES: Registry[ArchEntry] = Registry("architecture")
 ArchBuilder = Callable[[tuple[int, int, int], int], Arch]
+# ARCHITECTURES (eoreps.models.arch_registry) lists the built-in names below so that the backbone registry
+# knows them without importing this module
 
 
 def register_arch(name: str, *, in_shape: tuple[int, int, int],
@@ -254,8 +256,11 @@ def canonical_arch_name(name: str) -> str:
         return ARCHITECTURES.canonical(name)
     from eoreps.models.registry import is_backbone_name
 
-    note = (f"'{name}' is a backbone for fit/pretrain/evaluate, not a model-zoo architecture (see docs/zoo.md)"
-            if is_backbone_name(name) else "")
+    note = (
+        f"'{name}' is a backbone for fit/pretrain/evaluate, not a model-zoo architecture (see docs/zoo.md)"
+        if is_backbone_name(name)
+        else ""
+    )
     return ARCHITECTURES.canonical(name, note)  # raises the one-line unknown-name error
 
 
@@ -267,8 +272,10 @@ def make_arch(name: str, in_shape: tuple[int, int, int] | None = None, num_class
     entry = ARCHITECTURES.get(name)
     shape = tuple(int(v) for v in (in_shape or entry.in_shape))
     if entry.channels is not None and shape[0] != entry.channels:
-        raise ConfigError(f"architecture '{name}' needs {entry.channels}-channel input, the dataset has {shape[0]}; "
-                          f"choose another --arch (e.g. cnn_s)")
+        raise ConfigError(
+            f"architecture '{name}' needs {entry.channels}-channel input, the dataset has {shape[0]}; "
+            f"choose another arch (e.g. arch=cnn_s)"
+        )
     return entry.build(shape, int(num_classes))  # type: ignore[arg-type]
 
 
@@ -346,7 +353,9 @@ def load_flat(model: ZooNet, flat: torch.Tensor) -> ZooNet:
     shapes = model.arch.param_shapes()
     total = sum(math.prod(s) for _, s in shapes)
     if flat.numel() != total:
-        raise ValueError(f"weight vector has {flat.numel()} values, architecture {model.arch.name} needs {total}")
+        raise ValueError(
+            f"weight vector has {flat.numel()} values, architecture {model.arch.name} needs {total}"
+        )
     sd, o = {}, 0
     for key, shape in shapes:
         n = math.prod(shape)

@@ -100,15 +100,21 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         opts = cfg.options
         if opts.engine == "auto":  # continue on the engine (and precision) the zoo was built with
             cfg.options = dataclasses.replace(
-                opts, engine=old["options"]["engine"],
-                precision=old["options"].get("precision", "auto") if opts.precision == "auto" else opts.precision)
+                opts,
+                engine=old["options"]["engine"],
+                precision=old["options"].get("precision", "auto")
+                if opts.precision == "auto"
+                else opts.precision,
+            )
     cfg.options = resolve_options(cfg.options, arch)
     manifest = _manifest(cfg, arch, data, chunks)
     if old is not None:
         diff = [k for k in _PLAN_KEYS if old.get(k) != _jsonable(manifest.get(k))]
         if diff:
-            raise ConfigError(f"{cfg.out}: holds a zoo built with other options (differs in {', '.join(diff)}); "
-                              f"use a new --out or repeat the original options to resume")
+            raise ConfigError(
+                f"{cfg.out}: holds a zoo built with other options (differs in {', '.join(diff)}); "
+                f"use a new output folder or repeat the original options to resume"
+            )
     else:
         store.write_manifest(manifest)
     extra = {"arch": arch.name, "dataset": data.name}
@@ -122,10 +128,18 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         trained_images = sum(_run_local(store, arch, chunks, c, data, cfg, extra) for c in todo)
     index = store.write_index(len(chunks), cfg.epochs)
     secs = time.perf_counter() - t0
-    return {"out": str(cfg.out), "n_models": len(members), "n_chunks": len(chunks), "chunks_trained": len(todo),
-            "epochs": cfg.epochs, "rows": len(index), "seconds": round(secs, 2),
-            "models_trained": sum(len(chunks[c]) for c in todo), "trained_images": trained_images,
-            "images_per_s": round(trained_images / secs, 1) if secs > 0 else 0.0}
+    return {
+        "out": str(cfg.out),
+        "n_models": len(members),
+        "n_chunks": len(chunks),
+        "chunks_trained": len(todo),
+        "epochs": cfg.epochs,
+        "rows": len(index),
+        "seconds": round(secs, 2),
+        "models_trained": sum(len(chunks[c]) for c in todo),
+        "trained_images": trained_images,
+        "images_per_s": round(trained_images / secs, 1) if secs > 0 else 0.0,
+    }
 
 
 def _jsonable(v: Any) -> Any:
@@ -134,8 +148,15 @@ def _jsonable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
 
-def _run_local(store: ZooStore, arch: Arch, chunks: list[list[Member]], c: int, data: ZooData, cfg: BuildConfig,
-               extra: dict[str, Any]) -> int:
+def _run_local(
+    store: ZooStore,
+    arch: Arch,
+    chunks: list[list[Member]],
+    c: int,
+    data: ZooData,
+    cfg: BuildConfig,
+    extra: dict[str, Any],
+) -> int:
     """Train (or finish) chunk ``c`` in this process; returns the number of images trained."""
     members = chunks[c]
     done = store.completed_epochs(c, cfg.epochs)
@@ -143,12 +164,24 @@ def _run_local(store: ZooStore, arch: Arch, chunks: list[list[Member]], c: int, 
     if state is not None and not (0 <= int(state["epoch"]) < done):
         state = None  # state ahead of the verified shards (or stale): restart the chunk
 
-    def sink(epoch: int, weights: torch.Tensor, rows: list[dict[str, Any]], st: dict[str, torch.Tensor]) -> None:
+    def sink(
+        epoch: int, weights: torch.Tensor, rows: list[dict[str, Any]], st: dict[str, torch.Tensor]
+    ) -> None:
         store.write_shard(c, epoch, [m.model_id for m in members], weights, rows)
         if epoch < cfg.epochs:
             store.save_state(c, st)
 
-    images = run_chunk(arch, members, data, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), sink, extra, state,
-                       desc=f"zoo chunk {c + 1}/{len(chunks)} ({len(members)} models)")
+    images = run_chunk(
+        arch,
+        members,
+        data,
+        cfg.options,
+        cfg.epochs,
+        chunk_seed(cfg.seed, c),
+        sink,
+        extra,
+        state,
+        desc=f"zoo chunk {c + 1}/{len(chunks)} ({len(members)} models)",
+    )
     store.clear_state(c)
     return images

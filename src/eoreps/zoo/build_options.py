@@ -1,4 +1,5 @@
-"""``BuildOptions``: the options of ``eoreps zoo build``, from which the command's options, ``--help`` and YAML
+"""``BuildOptions``: the options of ``eoreps zoo build``, from which the command's options, ``--help`` and
+YAML
 keys are generated (:mod:`eoreps.cli_config`). They are the flat, user-facing view of
 :class:`eoreps.zoo.build.BuildConfig`: :meth:`BuildOptions.to_config` applies the preset (options given win),
 reads the grid file and nests the training options.
@@ -25,18 +26,26 @@ class BuildOptions:
     ``quick``, ``quick_keep``: the smoke-run shrinkage (:meth:`apply_quick`) and the options it leaves alone.
     """
 
-    dataset: str | None = opt(None, help="'digits', 'simeo' or a PATH to an MNIST-style folder (idx/csv/npz).")
+    dataset: str | None = opt(
+        None, help="'digits', 'simeo' or a PATH to an MNIST-style folder (idx/csv/npz)."
+    )
     arch: str | None = opt(None, help="cnn_s | cnn_s_rgb | cnn_digits | mlp | cnn_ms.")
     grid: Path | None = opt(None, help="Grid YAML of generating factors.", click={"dir_okay": False})
     epochs: int | None = opt(None, help="Training epochs (checkpoints 0..E).")
-    preset: str | None = opt(None, help="digits-small | mnist-cnn-s (dataset, arch, grid, epochs; options given win).")
+    preset: str | None = opt(
+        None, help="digits-small | mnist-cnn-s (dataset, arch, grid, epochs; options given win)."
+    )
     batch_size: int = opt(10, help="Images per step per model.")
     precision: str = opt("auto", help="auto (native engine: fp32, torch: bf16), fp32 or bf16 (torch engine).")
-    engine: str = opt("auto", help="auto (native when a C++ compiler is found), native (compiled kernel) or torch.")
+    engine: str = opt(
+        "auto", help="auto (native when a C++ compiler is found), native (compiled kernel) or torch."
+    )
     data_order: str = opt("per_model", help="per_model (each model its own order) or shared (faster).")
     chunk_size: int = opt(256, help="Models trained together per chunk.")
     backend: str = opt("local", help="local or ray.")
-    ray_address: str | None = opt(None, help="Ray cluster address ('auto' on a cluster node); default: a local Ray.")
+    ray_address: str | None = opt(
+        None, help="Ray cluster address ('auto' on a cluster node); default: a local Ray."
+    )
     seed: int = 0
     quick: bool = False
     quick_keep: list[str] = field(default_factory=list)
@@ -45,7 +54,8 @@ class BuildOptions:
         self.precision = normalize_precision(self.precision, ZOO_PRECISIONS)
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
-        """``--quick``: at most 2 epochs and 16 randomly drawn models of the grid, except the options in ``keep``
+        """``--quick``: at most 2 epochs and 16 randomly drawn models of the grid, except the options in
+        ``keep``
         (those the user gave: ``epochs``, ``grid``); returns what changes."""
         self.quick, self.quick_keep = True, sorted(keep)
         changes: list[str] = []
@@ -63,7 +73,9 @@ class BuildOptions:
         p = get_preset(self.preset) if self.preset else None
         dataset = self.dataset or (p.dataset if p else None) or ("digits" if not p else None)
         if dataset is None:
-            raise ConfigError(f"preset '{self.preset}' needs --dataset PATH (an MNIST folder with idx or csv files)")
+            raise ConfigError(
+                f"preset={self.preset} needs dataset=PATH (an MNIST folder with idx or csv files)"
+            )
         if dataset not in ("digits", "simeo"):
             dataset = str(Path(dataset).resolve())
         g: Grid = load_grid(self.grid) if self.grid else (p.grid if p else Grid())
@@ -75,11 +87,26 @@ class BuildOptions:
                 epochs = QUICK_EPOCHS
             if "grid" not in self.quick_keep:
                 done += [f"models {g.size} -> {QUICK_MODELS} (random)"] if g.size > QUICK_MODELS else []
-                g = load_grid({**dict(g.__dict__), "sampling": "random", "n_models": min(QUICK_MODELS, g.size)})
+                g = load_grid(
+                    {**dict(g.__dict__), "sampling": "random", "n_models": min(QUICK_MODELS, g.size)}
+                )
         if changes is not None:
             changes.extend(done)
-        options = TrainOptions(batch_size=self.batch_size, precision=self.precision, data_order=self.data_order,
-                               engine=self.engine)
-        return BuildConfig(out=out, dataset=dataset, arch=self.arch or (p.arch if p else "cnn_digits"), grid=g,
-                           epochs=epochs, seed=self.seed, options=options, chunk_size=self.chunk_size,
-                           backend=self.backend, ray_address=self.ray_address)
+        options = TrainOptions(
+            batch_size=self.batch_size,
+            precision=self.precision,
+            data_order=self.data_order,
+            engine=self.engine,
+        )
+        return BuildConfig(
+            out=out,
+            dataset=dataset,
+            arch=self.arch or (p.arch if p else "cnn_digits"),
+            grid=g,
+            epochs=epochs,
+            seed=self.seed,
+            options=options,
+            chunk_size=self.chunk_size,
+            backend=self.backend,
+            ray_address=self.ray_address,
+        )

@@ -130,7 +130,9 @@ def _read_idx(path: Path) -> np.ndarray:
     dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise DataError(f"{path}: truncated idx file ({data.size} of {int(np.prod(dims))} values); re-download it")
+        raise DataError(
+            f"{path}: truncated idx file ({data.size} of {int(np.prod(dims))} values); re-download it"
+        )
     return data.reshape(dims)
 
 
@@ -187,7 +189,9 @@ def load_mnist_folder(path: str | Path, seed: int = 0, val_fraction: float = 0.2
         name = f.name.lower()
         pool = "test" if ("test" in name or "t10k" in name) else "train"
         if "-images-idx" in name or "_images_idx" in name:
-            lab = f.parent / f.name.replace("images-idx3", "labels-idx1").replace("images_idx3", "labels_idx1")
+            lab = f.parent / f.name.replace("images-idx3", "labels-idx1").replace(
+                "images_idx3", "labels_idx1"
+            )
             if not lab.exists():
                 raise DataError(f"{f}: no matching labels file {lab.name}; put it beside the images")
             x, y = _read_idx(f), _read_idx(lab).astype(np.int64)
@@ -206,10 +210,14 @@ def load_mnist_folder(path: str | Path, seed: int = 0, val_fraction: float = 0.2
                 xk = "x" if "x" in z else "images"
                 yk = "y" if "y" in z else "labels"
                 if xk not in z or yk not in z:
-                    raise DataError(f"{f}: npz needs arrays x/y, images/labels or x_train/y_train; has {sorted(z)}")
+                    raise DataError(
+                        f"{f}: npz needs arrays x/y, images/labels or x_train/y_train; has {sorted(z)}"
+                    )
                 pools[pool].append((_as_nchw(z[xk], f), z[yk].astype(np.int64)))
     if not pools["train"]:
-        raise DataError(f"{root}: no training images found (idx, csv or npz files whose name lacks 'test'/'t10k')")
+        raise DataError(
+            f"{root}: no training images found (idx, csv or npz files whose name lacks 'test'/'t10k')"
+        )
 
     def cat(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         shapes = {a.shape[1:] for a, _ in items}
@@ -220,14 +228,22 @@ def load_mnist_folder(path: str | Path, seed: int = 0, val_fraction: float = 0.2
     xtr, ytr = cat(pools["train"])
     xte, yte = cat(pools["test"]) if pools["test"] else (None, None)
     if xte is not None and xte.shape[1:] != xtr.shape[1:]:
-        raise DataError(f"{root}: train images {xtr.shape[1:]} and test images {xte.shape[1:]} differ in shape")
+        raise DataError(
+            f"{root}: train images {xtr.shape[1:]} and test images {xte.shape[1:]} differ in shape"
+        )
     scale = 255.0 if float(xtr.max()) > 1.0 else None
     return _finish(root.name or "mnist", xtr, ytr, xte, yte, seed=seed, val_fraction=val_fraction,
                    synthetic=False, source=str(root), scale=scale)
 
 
-def from_eodataset(dataset: torch.utils.data.Dataset, modality: str, name: str = "eodataset", seed: int = 0,
-                   test_dataset: torch.utils.data.Dataset | None = None, val_fraction: float = 0.33) -> ZooData:
+def from_eodataset(
+    dataset: torch.utils.data.Dataset,
+    modality: str,
+    name: str = "eodataset",
+    seed: int = 0,
+    test_dataset: torch.utils.data.Dataset | None = None,
+    val_fraction: float = 0.33,
+) -> ZooData:
     """A zoo data set from any eoreps single-label dataset (dict samples with ``modality`` and ``label``).
 
     ``modality`` is the image key to use (e.g. ``"s2"``); NaN no-data is filled with the band mean.
@@ -237,16 +253,28 @@ def from_eodataset(dataset: torch.utils.data.Dataset, modality: str, name: str =
         for i in range(len(ds)):  # type: ignore[arg-type]
             s = ds[i]
             if modality not in s or "label" not in s:
-                raise DataError(f"{name}: sample {i} lacks '{modality}' or 'label'; pick a single-label dataset "
-                                f"and one of its image modalities")
+                raise DataError(
+                    f"{name}: sample {i} lacks '{modality}' or 'label'; pick a single-label dataset "
+                    f"and one of its image modalities"
+                )
             xs.append(np.asarray(s[modality], dtype=np.float32))
             ys.append(int(s["label"]))
         return np.stack(xs), np.asarray(ys, dtype=np.int64)
 
     x, y = stack(dataset)
     xt, yt = stack(test_dataset) if test_dataset is not None else (None, None)
-    return _finish(name, x, y, xt, yt, seed=seed, val_fraction=val_fraction,
-                   synthetic=bool(getattr(dataset, "synthetic", False)), source=type(dataset).__name__, scale=None)
+    return _finish(
+        name,
+        x,
+        y,
+        xt,
+        yt,
+        seed=seed,
+        val_fraction=val_fraction,
+        synthetic=bool(getattr(dataset, "synthetic", False)),
+        source=type(dataset).__name__,
+        scale=None,
+    )
 
 
 def load_dataset(spec: str, seed: int = 0) -> ZooData:

@@ -116,7 +116,7 @@ def load_grid(source: str | Path | dict[str, Any] | None) -> Grid:
     """A :class:`Grid` from a YAML file or dict (``seed: {range: N}`` expands to 0..N-1)."""
     where = str(source) if isinstance(source, (str, Path)) else "grid"
     data: dict[str, Any] = {} if source is None else (
-        dict(source) if isinstance(source, dict) else read_yaml(source, what="--grid"))
+        dict(source) if isinstance(source, dict) else read_yaml(source, what="grid"))
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     names = [f.name for f in dataclasses.fields(Grid)]
     for k in data:
@@ -154,7 +154,9 @@ def plan_members(grid: Grid, seed: int = 0) -> list[Member]:
     else:
         n = int(grid.n_models or 0)
         if n > total:
-            raise ConfigError(f"grid: n_models {n} exceeds the {total} points of the grid; add seeds or lower n_models")
+            raise ConfigError(
+                f"grid: n_models {n} exceeds the {total} points of the grid; add seeds or lower n_models"
+            )
         rng = np.random.default_rng([seed, 20240601])
         flat = rng.choice(total, size=n, replace=False)
         dims = [len(v) for v in values]

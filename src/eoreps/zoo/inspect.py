@@ -28,21 +28,40 @@ def inspect_zoo(root: str | Path, verify: bool = True, figure: bool = True,
             store.check_shard(str(name))
     last = index[index["epoch"] == index["epoch"].max()]
     members = index.drop_duplicates("model_id")
-    counts = {"models": int(index["model_id"].nunique()), "epochs": f"0..{int(index['epoch'].max())}",
-              "checkpoints": len(index), "shards": int(index["shard"].nunique()),
-              "architecture": f"{m['architecture']} ({m['num_params']} params)",
-              "dataset": f"{m['dataset']['name']} ({'synthetic' if m['dataset']['synthetic'] else 'real'}, "
-                         f"{m['dataset']['n_train']} train / {m['dataset']['n_val']} val / {m['dataset']['n_test']} test)",
-              "precision": m["options"]["precision"], "data_order": m["options"]["data_order"]}
-    factors = {f: {str(k): int(v) for k, v in members[f].value_counts().sort_index().items()} for f in FACTORS}
+    counts = {
+        "models": int(index["model_id"].nunique()),
+        "epochs": f"0..{int(index['epoch'].max())}",
+        "checkpoints": len(index),
+        "shards": int(index["shard"].nunique()),
+        "architecture": f"{m['architecture']} ({m['num_params']} params)",
+        "dataset": f"{m['dataset']['name']} ({'synthetic' if m['dataset']['synthetic'] else 'real'}, "
+        f"{m['dataset']['n_train']} train / {m['dataset']['n_val']} val / {m['dataset']['n_test']} test)",
+        "precision": m["options"]["precision"],
+        "data_order": m["options"]["data_order"],
+    }
+    factors = {
+        f: {str(k): int(v) for k, v in members[f].value_counts().sort_index().items()} for f in FACTORS
+    }
     metrics = {}
     for col in ("train_acc", "val_acc", "test_acc", "test_loss", "ggap"):
         q = last[col].quantile([0.0, 0.1, 0.5, 0.9, 1.0]).to_numpy()
-        metrics[col] = {"min": q[0], "p10": q[1], "median": q[2], "p90": q[3], "max": q[4], "mean": last[col].mean()}
+        metrics[col] = {
+            "min": q[0],
+            "p10": q[1],
+            "median": q[2],
+            "p90": q[3],
+            "max": q[4],
+            "mean": last[col].mean(),
+        }
     fig_path = Path(out if out is not None else root) / "inspect.png" if figure else None
     if fig_path is not None:
         _figure(index, last, fig_path)
-    return {"counts": counts, "factors": factors, "metrics": metrics, "figure": str(fig_path) if fig_path else None}
+    return {
+        "counts": counts,
+        "factors": factors,
+        "metrics": metrics,
+        "figure": str(fig_path) if fig_path else None,
+    }
 
 
 def _figure(index: pd.DataFrame, last: pd.DataFrame, path: Path) -> None:
@@ -96,7 +115,9 @@ def format_report(rep: dict[str, Any]) -> str:
         lines.append(f"  {f:<13} " + ", ".join(f"{k}: {v}" for k, v in vals.items()))
     lines.append("last epoch          min     p10  median     p90     max    mean")
     for col, q in rep["metrics"].items():
-        lines.append(f"  {col:<13} " + " ".join(f"{q[k]:7.3f}" for k in ("min", "p10", "median", "p90", "max", "mean")))
+        lines.append(
+            f"  {col:<13} " + " ".join(f"{q[k]:7.3f}" for k in ("min", "p10", "median", "p90", "max", "mean"))
+        )
     if rep["figure"]:
         lines.append(f"figure: {rep['figure']}")
     return "\n".join(lines)

@@ -30,8 +30,25 @@ from eoreps.zoo.architectures import ZooNet, load_flat, make_arch
 from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.store import ZooStore, param_order_of
 
-PROPERTY_COLUMNS = ("model_id", "epoch", "seed", "activation", "init", "optimizer", "lr", "weight_decay", "dropout",
-                    "train_fraction", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "ggap")
+PROPERTY_COLUMNS = (
+    "model_id",
+    "epoch",
+    "seed",
+    "activation",
+    "init",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "dropout",
+    "train_fraction",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "ggap",
+)
 
 
 class ModelZoo(Dataset):
@@ -102,13 +119,18 @@ class ModelZoo(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         row = self.index.iloc[i]
-        props = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k not in ("shard", "row")}
+        props = {
+            k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k not in ("shard", "row")
+        }
         return self.weights(i), props
 
     def state_dict(self, i: int) -> dict[str, torch.Tensor]:
         """Item ``i`` as a state_dict of the architecture."""
         w = self.weights(i)
-        return {k: w[sl].reshape(s) for (k, s), sl in zip(self.param_order, self.layer_slices().values(), strict=True)}
+        return {
+            k: w[sl].reshape(s)
+            for (k, s), sl in zip(self.param_order, self.layer_slices().values(), strict=True)
+        }
 
     def build_model(self, i: int) -> ZooNet:
         """Item ``i`` rebuilt as a ready ``nn.Module`` in eval mode (its activation and dropout)."""
@@ -117,10 +139,13 @@ class ModelZoo(Dataset):
         return load_flat(net, self.weights(i)).eval()
 
     def dataset(self) -> ZooData:
-        """The data set the zoo was trained on, as its manifest names it (``dataset_spec``, the build's seed)."""
+        """The data set the zoo was trained on, as its manifest names it (``dataset_spec``, the build's
+        seed)."""
         spec = self.manifest.get("dataset_spec")
         if not spec:
-            raise DataError(f"{self.store.root}: the zoo manifest names no data set; pass the data explicitly")
+            raise DataError(
+                f"{self.store.root}: the zoo manifest names no data set; pass the data explicitly"
+            )
         return load_dataset(str(spec), int(self.manifest.get("seed", 0)))
 
     def weights_matrix(self) -> torch.Tensor:
@@ -128,5 +153,7 @@ class ModelZoo(Dataset):
         out = torch.empty(len(self), self.num_params)
         for name, grp in self.index.groupby("shard", sort=False):
             w = self._shard(str(name))
-            out[torch.as_tensor(grp.index.to_numpy().copy())] = w[torch.as_tensor(grp["row"].to_numpy().copy())]
+            out[torch.as_tensor(grp.index.to_numpy().copy())] = w[
+                torch.as_tensor(grp["row"].to_numpy().copy())
+            ]
         return out

@@ -94,8 +94,15 @@ class StackedOptimizer:
     which costs two extra flat buffers and leaves the SGD members' updates unchanged).
     """
 
-    def __init__(self, stack: StackedParams, kind: str | Sequence[str], lr: torch.Tensor, weight_decay: torch.Tensor,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        stack: StackedParams,
+        kind: str | Sequence[str],
+        lr: torch.Tensor,
+        weight_decay: torch.Tensor,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         kinds = [kind] if isinstance(kind, str) else list(kind)
         bad = sorted({k for k in kinds if k not in ("sgd", "adam")})
         if bad:
@@ -104,8 +111,11 @@ class StackedOptimizer:
             raise ValueError(f"{len(kinds)} optimizer kinds given for {stack.P} members")
         self.stack = stack
         self.kind = kinds[0] if len(set(kinds)) == 1 else "mixed"
-        self.adam_mask = (stack.per_element(torch.tensor([k == "adam" for k in kinds], dtype=torch.float32)) > 0
-                          if self.kind == "mixed" else None)
+        self.adam_mask = (
+            stack.per_element(torch.tensor([k == "adam" for k in kinds], dtype=torch.float32)) > 0
+            if self.kind == "mixed"
+            else None
+        )
         self.lr = stack.per_element(lr)
         self.wd = stack.per_element(weight_decay)
         self.has_wd = bool((weight_decay != 0).any())

@@ -73,9 +73,9 @@ class TrainOptions:
     def check_engine(self) -> None:
         """One-line :class:`ConfigError` for an unknown engine or precision name."""
         if self.engine not in ENGINES:
-            raise ConfigError(f"--engine '{self.engine}' must be one of {', '.join(ENGINES)}")
+            raise ConfigError(f"engine='{self.engine}' must be one of {', '.join(ENGINES)}")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision '{self.precision}' must be one of {', '.join(PRECISIONS)}")
+            raise ConfigError(f"precision='{self.precision}' must be one of {', '.join(PRECISIONS)}")
 
 
 ENGINES = ("auto", "native", "torch")
@@ -91,7 +91,7 @@ def resolve_options(options: TrainOptions, arch: Arch) -> TrainOptions:
     options.check_engine()
     engine = options.engine
     if engine == "native" and options.precision == "bf16":
-        raise ConfigError("--precision bf16 needs --engine torch (the native engine computes in float32)")
+        raise ConfigError("precision=bf16 needs engine=torch (the native engine computes in float32)")
     if engine == "auto":
         engine = "torch" if options.precision == "bf16" else "native"
         if engine == "native":
@@ -106,7 +106,7 @@ def resolve_options(options: TrainOptions, arch: Arch) -> TrainOptions:
         try:
             native.load(arch)
         except native.NativeUnavailable as e:
-            raise ConfigError(f"--engine native cannot run here: {e}; use --engine torch") from None
+            raise ConfigError(f"engine=native cannot run here: {e}; use engine=torch") from None
     precision = options.precision
     if precision == "auto":
         precision = "fp32" if engine == "native" else "bf16"
@@ -179,7 +179,9 @@ class PopulationTrainer:
         if shared:
             orders = torch.from_numpy(member_order(self.chunk_seed, epoch, self.subset))
         else:
-            orders = torch.from_numpy(np.stack([member_order(m.seed, epoch, self.subset) for m in self.members]))
+            orders = torch.from_numpy(
+                np.stack([member_order(m.seed, epoch, self.subset) for m in self.members])
+            )
         gen = torch.Generator().manual_seed(self.chunk_seed * 100_003 + epoch)
         drop = self.dropout if bool((self.dropout > 0).any()) else None
         n, bs = len(self.subset), self.opt.batch_size
@@ -199,7 +201,10 @@ class PopulationTrainer:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = population_forward(self.arch, self.stack.params, x, self.activation, shared=shared,
                                             dropout=drop, generator=gen)
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum") / b
+            loss = (
+                F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+                / b
+            )
             loss.backward()
             self.optim.step()
         self.epoch = epoch
@@ -207,7 +212,9 @@ class PopulationTrainer:
     def _train_epoch_native(self) -> None:
         epoch = self.epoch + 1
         if self.opt.data_order == "shared":
-            orders = np.broadcast_to(member_order(self.chunk_seed, epoch, self.subset), (self.P, len(self.subset)))
+            orders = np.broadcast_to(
+                member_order(self.chunk_seed, epoch, self.subset), (self.P, len(self.subset))
+            )
         else:
             orders = np.stack([member_order(m.seed, epoch, self.subset) for m in self.members])
         # one dropout stream per member and epoch
@@ -218,7 +225,9 @@ class PopulationTrainer:
         moments = opt.kind != "sgd"
         m = ng.to_lanes(stack.rows(opt.exp_avg)) if moments else None
         v = ng.to_lanes(stack.rows(opt.exp_avg_sq)) if moments else None
-        ng.train_epoch(self._x_native, self._y_native, orders, self.opt.batch_size, w, m, v, opt.step_count, seeds)
+        ng.train_epoch(
+            self._x_native, self._y_native, orders, self.opt.batch_size, w, m, v, opt.step_count, seeds
+        )
         stack.set_members(ng.from_lanes(w))
         if moments:
             stack.set_rows(opt.exp_avg, ng.from_lanes(m))  # type: ignore[arg-type]
@@ -229,7 +238,9 @@ class PopulationTrainer:
     # ---------------------------------------------------------------- evaluation
     def _eval_split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         params = {k: v.detach() for k, v in self.stack.params.items()}
-        return eval_population(self.arch, params, self.activation, x, y, self.opt.eval_batch, engine=self.opt.engine)
+        return eval_population(
+            self.arch, params, self.activation, x, y, self.opt.eval_batch, engine=self.opt.engine
+        )
 
     def evaluate(self) -> dict[str, np.ndarray]:
         """Per-member metrics (P,) on train (the member's subset), validation and test, float32 forward."""
@@ -261,8 +272,15 @@ class PopulationTrainer:
 
 
 @torch.no_grad()
-def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str | list[str], x: torch.Tensor,
-                    y: torch.Tensor, batch: int = 1000, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def eval_population(
+    arch: Arch,
+    params: dict[str, torch.Tensor],
+    activation: str | list[str],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int = 1000,
+    engine: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean cross-entropy and accuracy (P,) of stacked members on images ``x`` (N, C, H, W), labels ``y``
     (N,); float32, eval mode (no dropout).
 
@@ -272,11 +290,18 @@ def eval_population(arch: Arch, params: dict[str, torch.Tensor], activation: str
     P = next(iter(params.values())).shape[0]
     on_cpu = x.device.type == "cpu" and all(v.device.type == "cpu" for v in params.values())
     if engine == "native" or (engine == "auto" and on_cpu and native.available(arch)):
-        weights = torch.cat([params[k].detach().reshape(P, -1).float() for k, _ in arch.param_shapes()], dim=1)
+        weights = torch.cat(
+            [params[k].detach().reshape(P, -1).float() for k, _ in arch.param_shapes()], dim=1
+        )
         acts = [activation] * P if isinstance(activation, str) else list(activation)
-        ng = native.NativeGroups.for_eval(native.load(arch), P, arch.num_params,
-                                          torch.tensor([native.ACT_CODES[a] for a in acts]), torch.get_num_threads(),
-                                          arch.num_classes)
+        ng = native.NativeGroups.for_eval(
+            native.load(arch),
+            P,
+            arch.num_params,
+            torch.tensor([native.ACT_CODES[a] for a in acts]),
+            torch.get_num_threads(),
+            arch.num_classes,
+        )
         return ng.evaluate(x.reshape(len(x), -1).float().contiguous(), y.to(torch.int32).contiguous(),
                            ng.to_lanes(weights))
     retain_freed_memory()
@@ -306,7 +331,9 @@ def stack_params(arch: Arch, weights: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
-def train_alone(arch: Arch, member: Member, data: ZooData, epochs: int, batch_size: int = 10) -> torch.nn.Module:
+def train_alone(
+    arch: Arch, member: Member, data: ZooData, epochs: int, batch_size: int = 10
+) -> torch.nn.Module:
     """Reference: one member trained by itself with ``nn.Module`` + ``torch.optim`` (float32).
 
     Same initialisation and data order as the member gets in a vectorized chunk; used by the

@@ -148,7 +148,11 @@ def population_forward(
             b = params[f"{op.name}.bias"]  # (P, out)
             if is_shared:  # (B, D) shared: one GEMM against all members' stacked weights
                 bsz = h.shape[0]
-                h = F.linear(h, w.reshape(P * op.cout, op.cin), b.reshape(-1)).view(bsz, P, op.cout).transpose(0, 1)
+                h = (
+                    F.linear(h, w.reshape(P * op.cout, op.cin), b.reshape(-1))
+                    .view(bsz, P, op.cout)
+                    .transpose(0, 1)
+                )
                 is_shared = False
             else:
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))

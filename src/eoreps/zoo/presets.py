@@ -34,15 +34,41 @@ _ACTS = ["tanh", "relu", "sigmoid", "gelu"]
 
 PRESETS: dict[str, Preset] = {
     "digits-small": Preset(
-        "digits-small", "digits", "cnn_digits",
-        Grid(seed=[0, 1, 2, 3], activation=_ACTS, init=list(INITS), optimizer=["sgd", "adam"], lr=[1e-2, 1e-3],
-             weight_decay=[1e-4], dropout=[0.0], train_fraction=[1.0]),
-        15, "real sklearn digits, cnn_digits, 256 members, 15 epochs"),
+        "digits-small",
+        "digits",
+        "cnn_digits",
+        Grid(
+            seed=[0, 1, 2, 3],
+            activation=_ACTS,
+            init=list(INITS),
+            optimizer=["sgd", "adam"],
+            lr=[1e-2, 1e-3],
+            weight_decay=[1e-4],
+            dropout=[0.0],
+            train_fraction=[1.0],
+        ),
+        15,
+        "real sklearn digits, cnn_digits, 256 members, 15 epochs",
+    ),
     "mnist-cnn-s": Preset(
-        "mnist-cnn-s", None, "cnn_s",
-        Grid(seed=list(range(10)), activation=_ACTS, init=list(INITS), optimizer=["sgd", "adam"], lr=[1e-3, 1e-4],
-             weight_decay=[1e-3, 1e-4], dropout=[0.0, 0.5], train_fraction=[1.0], sampling="random", n_models=1000),
-        25, "real MNIST (idx/csv folder), published CNN (2,464 params), 1,000 members, 25 epochs"),
+        "mnist-cnn-s",
+        None,
+        "cnn_s",
+        Grid(
+            seed=list(range(10)),
+            activation=_ACTS,
+            init=list(INITS),
+            optimizer=["sgd", "adam"],
+            lr=[1e-3, 1e-4],
+            weight_decay=[1e-3, 1e-4],
+            dropout=[0.0, 0.5],
+            train_fraction=[1.0],
+            sampling="random",
+            n_models=1000,
+        ),
+        25,
+        "real MNIST (idx/csv folder), published CNN (2,464 params), 1,000 members, 25 epochs",
+    ),
 }
 
 

@@ -63,8 +63,14 @@ def magnitude_prune(weights: torch.Tensor, prunable: torch.Tensor, sparsity: flo
     return out
 
 
-def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | None = None,
-                 data: ZooData | None = None, batch: int = 256, out: str | Path | None = None) -> pd.DataFrame:
+def sparsify_zoo(
+    root: str | Path,
+    sparsities: list[float],
+    epochs: list[int] | None = None,
+    data: ZooData | None = None,
+    batch: int = 256,
+    out: str | Path | None = None,
+) -> pd.DataFrame:
     """Prune every member of the zoo at ``root`` (at ``epochs``, default: the last) and evaluate.
 
     Results (table, figure, ``twins/``) go to ``out`` (default: the zoo folder).
@@ -77,14 +83,18 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
         epochs = [int(m["epochs"])]
     zoo = ModelZoo(zoo_dir, epochs=epochs)
     if len(zoo) == 0:
-        raise ConfigError(f"{zoo_dir}: no checkpoints at epochs {epochs}; the zoo has epochs 0..{m['epochs']}")
+        raise ConfigError(
+            f"{zoo_dir}: no checkpoints at epochs {epochs}; the zoo has epochs 0..{m['epochs']}"
+        )
     data = data if data is not None else zoo.dataset()
     arch = zoo.arch
     W = zoo.weights_matrix()
     props = zoo.properties
     prunable = weight_mask(arch)
     twins = ZooStore(out_dir / "twins")
-    twins.write_manifest({**{k: v for k, v in m.items() if k != "format_version"}, "sparsities": list(sparsities)})
+    twins.write_manifest(
+        {**{k: v for k, v in m.items() if k != "format_version"}, "sparsities": list(sparsities)}
+    )
     rows = []
     names = []
     for si, s in enumerate(progress(sparsities, desc="sparsity", unit="ratio")):
@@ -96,7 +106,9 @@ def sparsify_zoo(root: str | Path, sparsities: list[float], epochs: list[int] | 
             idx = grp.index.to_numpy()
             for o in range(0, len(idx), batch):
                 sel = torch.as_tensor(idx[o:o + batch].copy())  # pandas may hand out a read-only view
-                lo, ac = eval_population(arch, stack_params(arch, Wp[sel]), str(act), data.x_test, data.y_test)
+                lo, ac = eval_population(
+                    arch, stack_params(arch, Wp[sel]), str(act), data.x_test, data.y_test
+                )
                 loss[idx[o:o + batch]], acc[idx[o:o + batch]] = lo, ac
         for e in epochs:
             sel = (props["epoch"] == e).to_numpy().copy()  # writable: torch warns on a read-only view

@@ -36,13 +36,20 @@ def _train_chunk_remote(arch: Arch, members: list[Member], data: ZooData, option
     return out, images
 
 
-def run_chunks_ray(store: Any, arch: Arch, chunks: list[list[Member]], todo: list[int], data: ZooData, cfg: Any,
-                   extra: dict[str, Any]) -> int:
+def run_chunks_ray(
+    store: Any,
+    arch: Arch,
+    chunks: list[list[Member]],
+    todo: list[int],
+    data: ZooData,
+    cfg: Any,
+    extra: dict[str, Any],
+) -> int:
     """Train chunks ``todo`` as Ray tasks and write their shards as they complete; returns images trained."""
     try:
         import ray
     except ImportError:
-        raise ConfigError("--backend ray needs Ray: pip install 'eoreps[ray]'") from None
+        raise ConfigError("backend=ray needs Ray: pip install 'eoreps[ray]'") from None
     started = False
     if not ray.is_initialized():
         if cfg.ray_address:
@@ -55,15 +62,21 @@ def run_chunks_ray(store: Any, arch: Arch, chunks: list[list[Member]], todo: lis
     try:
         task = ray.remote(num_cpus=1)(_train_chunk_remote)
         data_ref = ray.put(data)
-        pending = {task.remote(arch, chunks[c], data_ref, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), extra,
-                               1): c for c in todo}
+        pending = {
+            task.remote(
+                arch, chunks[c], data_ref, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), extra, 1
+            ): c
+            for c in todo
+        }
         for _ in progress(range(len(pending)), desc="zoo chunks (ray)", unit="chunk"):
             ready, _rest = ray.wait(list(pending), num_returns=1)
             c = pending.pop(ready[0])
             ids = [m.model_id for m in chunks[c]]
             try:
                 results, images = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as e:  # e.g. a worker without a C++ compiler for --engine native
+            except (
+                ray.exceptions.RayTaskError
+            ) as e:  # e.g. a worker without a C++ compiler for --engine native
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, ConfigError):
                     raise ConfigError(f"zoo chunk {c} on a Ray worker: {cause}") from None

@@ -74,7 +74,9 @@ class ZooStore:
     def read_manifest(self) -> dict[str, Any]:
         """The manifest; a missing one is a one-line :class:`DataError`."""
         if not self.exists():
-            raise DataError(f"{self.root}: not a zoo directory (no zoo.json); build one with 'eoreps zoo build'")
+            raise DataError(
+                f"{self.root}: not a zoo directory (no zoo.json); build one with 'eoreps zoo build'"
+            )
         m = read_json(self.manifest_path)
         if m.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{self.manifest_path}: zoo format {m.get('format_version')} unsupported "
@@ -107,11 +109,15 @@ class ZooStore:
         """Raise a one-line :class:`DataError` naming the shard if it is missing or corrupt."""
         p = self.shards / name
         if not p.is_file():
-            raise DataError(f"{p}: shard missing; rerun 'eoreps zoo build' with the same options to rebuild it")
+            raise DataError(
+                f"{p}: shard missing; rerun 'eoreps zoo build' with the same options to rebuild it"
+            )
         want = self.checksums().get(name)
         if want is None:
-            raise DataError(f"{p}: shard has no recorded checksum (build interrupted); rerun 'eoreps zoo build' "
-                            f"with the same options to finish it")
+            raise DataError(
+                f"{p}: shard has no recorded checksum (build interrupted); rerun 'eoreps zoo build' "
+                f"with the same options to finish it"
+            )
         got = sha256_file(p)
         if got != want:
             raise DataError(f"{p}: shard is corrupt (sha256 {got[:12]}... != recorded {want[:12]}...); rerun "
@@ -123,7 +129,10 @@ class ZooStore:
         """Write one shard atomically and record its checksum; returns its file name."""
         name = shard_name(chunk, epoch)
         self.shards.mkdir(parents=True, exist_ok=True)
-        tensors = {"weights": weights.contiguous().float(), "model_id": torch.tensor(model_ids, dtype=torch.int64)}
+        tensors = {
+            "weights": weights.contiguous().float(),
+            "model_id": torch.tensor(model_ids, dtype=torch.int64),
+        }
         meta = {"chunk": str(chunk), "epoch": str(epoch), "rows": json.dumps(rows)}
         with atomic_path(self.shards / name) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
@@ -137,8 +146,10 @@ class ZooStore:
         try:
             return load_file(str(self.shards / name))
         except (SafetensorError, OSError, ValueError) as e:
-            raise DataError(f"{self.shards / name}: unreadable shard ({e}); rerun 'eoreps zoo build' with the same "
-                            f"options to rebuild it") from None
+            raise DataError(
+                f"{self.shards / name}: unreadable shard ({e}); rerun 'eoreps zoo build' with the same "
+                f"options to rebuild it"
+            ) from None
 
     def shard_rows(self, name: str) -> list[dict[str, Any]]:
         """The property rows stored in a shard's metadata."""
@@ -148,7 +159,9 @@ class ZooStore:
             with safe_open(str(self.shards / name), framework="pt") as f:
                 meta = f.metadata() or {}
         except (SafetensorError, OSError) as e:
-            raise DataError(f"{self.shards / name}: unreadable shard ({e}); rerun 'eoreps zoo build'") from None
+            raise DataError(
+                f"{self.shards / name}: unreadable shard ({e}); rerun 'eoreps zoo build'"
+            ) from None
         return json.loads(meta.get("rows", "[]"))
 
     # ------------------------------------------------------------- resume state
@@ -203,7 +216,9 @@ class ZooStore:
         """The index table (one row per model and epoch)."""
         p = self.root / "index.parquet"
         if not p.is_file():
-            raise DataError(f"{p}: index missing (build unfinished); rerun 'eoreps zoo build' with the same options")
+            raise DataError(
+                f"{p}: index missing (build unfinished); rerun 'eoreps zoo build' with the same options"
+            )
         try:
             return pd.read_parquet(p)
         except Exception as e:  # pyarrow raises several types for a damaged file

@@ -15,7 +15,9 @@ from eoreps.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return write_simeo(tmp_path_factory.mktemp("simeo") / "d", n=60, seed=2, scenes=2, scene_size=96, power_plants=12)
+    return write_simeo(
+        tmp_path_factory.mktemp("simeo") / "d", n=60, seed=2, scenes=2, scene_size=96, power_plants=12
+    )
 
 
 def test_patch_dataset_samples(folder):
@@ -27,18 +29,29 @@ def test_patch_dataset_samples(folder):
     assert s["s2"].shape == (12, 32, 32) and s["s2"].dtype == torch.float32
     assert s["landcover"].dtype == torch.int64 and s["weather"].shape == (3,) and s["season"].shape == (2,)
     assert s["mask"].shape == (32, 32) and s["mask"].dtype == torch.int64
-    assert s["label"].dtype == torch.int64 and s["multilabel"].shape == (8,) and s["target"].dtype == torch.float32
+    assert (
+        s["label"].dtype == torch.int64
+        and s["multilabel"].shape == (8,)
+        and s["target"].dtype == torch.float32
+    )
     assert s["cloud"].dtype == torch.bool and s["id"].startswith("simeo-p")
     assert int(s["label"]) == int(torch.bincount(s["mask"].flatten(), minlength=8).argmax())
     batch = next(iter(DataLoader(ds, batch_size=4)))
     assert batch["s1"].shape == (4, 2, 32, 32) and batch["label"].shape == (4,)
     assert torch.equal(ds.label_matrix(), torch.stack([ds[i]["label"] for i in range(len(ds))]))
     multi = SimEODataset(folder, split="train", task="multi", modalities=["s1"])
-    assert multi.label_matrix().shape == (len(ds), 8) and set(multi[0]) >= {"s1", "label"} and "s2" not in multi[0]
+    assert (
+        multi.label_matrix().shape == (len(ds), 8)
+        and set(multi[0]) >= {"s1", "label"}
+        and "s2" not in multi[0]
+    )
 
 
 def test_splits_partition(folder):
-    sizes = {s: len(SimEODataset(folder, split=s, modalities=["season"])) for s in ("train", "val", "test", "shifted")}
+    sizes = {
+        s: len(SimEODataset(folder, split=s, modalities=["season"]))
+        for s in ("train", "val", "test", "shifted")
+    }
     assert sum(sizes.values()) == len(SimEODataset(folder, split="all")) == 60
     assert sizes["train"] > sizes["val"] > 0
     ids = [SimEODataset(folder, split=s, modalities=["season"])[0]["id"] for s in ("train", "val", "test")]
@@ -66,7 +79,9 @@ def test_power_plants(folder):
     ds = SimEOPowerPlants(folder, split="all")
     assert len(ds) == 12 and ds.classes == FUEL_TYPES and ds.synthetic
     s = ds[0]
-    assert s["s2"].shape == (12, 64, 64) and s["mask"].shape == (64, 64) and torch.equal(s["mask"], s["plume"])
+    assert (
+        s["s2"].shape == (12, 64, 64) and s["mask"].shape == (64, 64) and torch.equal(s["mask"], s["plume"])
+    )
     assert s["target"] == s["power"] and s["label"] == s["fuel"]
     assert ds.label_matrix().shape == (12,)
     with pytest.raises(ConfigError, match="split"):

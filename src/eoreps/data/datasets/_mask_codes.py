@@ -55,17 +55,24 @@ def read_mask_classes_file(path: Path) -> dict[int, str]:
 
 
 def parse_mask_classes(spec: str | Path | Mapping[int, str] | None) -> dict[int, str] | None:
-    """A class map from a mapping, a file path or an inline ``"10:tree,20:shrub"`` (``None`` stays ``None``)."""
+    """A class map from a mapping, a file path or an inline ``"10:tree,20:shrub"`` (``None`` stays
+    ``None``)."""
     if spec is None or isinstance(spec, Mapping):
-        return None if spec is None else _parse_pairs([(str(k), str(v)) for k, v in spec.items()], "mask_classes")
+        return (
+            None
+            if spec is None
+            else _parse_pairs([(str(k), str(v)) for k, v in spec.items()], "mask_classes")
+        )
     text = str(spec).strip()
     if Path(text).is_file():
         return read_mask_classes_file(Path(text))
     if ":" not in text:
-        raise ConfigError(f"--mask-classes {text!r}: no such file and not 'code:name,...'; write e.g. "
+        raise ConfigError(f"mask_classes={text!r}: no such file and not 'code:name,...'; write e.g. "
                           "'10:tree,20:shrub' or give a file of 'code name' lines")
-    return _parse_pairs([tuple(p.split(":", 1)) if ":" in p else (p, "") for p in text.split(",") if p.strip()],
-                        f"--mask-classes {text!r}")
+    return _parse_pairs(
+        [tuple(p.split(":", 1)) if ":" in p else (p, "") for p in text.split(",") if p.strip()],
+        f"mask_classes={text!r}",
+    )
 
 
 def _read_codes(path: Path) -> tuple[np.ndarray, float | None]:
@@ -80,7 +87,9 @@ def _read_codes(path: Path) -> tuple[np.ndarray, float | None]:
             with rasterio.open(path) as src:
                 return src.read(1), src.nodata
     except (RasterioError, OSError, ValueError, RuntimeError) as e:
-        raise DataError(f"{path}: corrupt or truncated GeoTIFF ({gdal_reason(e, path)}); re-export the file") from None
+        raise DataError(
+            f"{path}: corrupt or truncated GeoTIFF ({gdal_reason(e, path)}); re-export the file"
+        ) from None
 
 
 def scan_mask_codes(paths: Sequence[Path]) -> dict[int, int]:
@@ -97,7 +106,11 @@ def scan_mask_codes(paths: Sequence[Path]) -> dict[int, int]:
     for p in progress(list(paths), desc="scanning masks", unit="mask"):
         arr, nodata = _read_codes(p)
         arr = np.asarray(arr)
-        bad = np.zeros(arr.shape, bool) if nodata is None else (np.isnan(arr) if np.isnan(nodata) else arr == nodata)
+        bad = (
+            np.zeros(arr.shape, bool)
+            if nodata is None
+            else (np.isnan(arr) if np.isnan(nodata) else arr == nodata)
+        )
         if np.issubdtype(arr.dtype, np.floating):
             bad |= ~np.isfinite(arr)
         if bad.any():

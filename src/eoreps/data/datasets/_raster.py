@@ -72,7 +72,9 @@ def read_band(path: Path, expected_shape: tuple[int, int] | None = None) -> np.n
     except DataError:
         raise
     except (RasterioError, OSError, ValueError, RuntimeError) as e:
-        raise DataError(f"{path}: corrupt or truncated GeoTIFF ({gdal_reason(e, path)}); re-download the patch") from None
+        raise DataError(
+            f"{path}: corrupt or truncated GeoTIFF ({gdal_reason(e, path)}); re-download the patch"
+        ) from None
     if expected_shape is not None and tuple(arr.shape) != tuple(expected_shape):
         raise DataError(
             f"{path}: band shape {tuple(arr.shape)} does not match the expected {tuple(expected_shape)}; "

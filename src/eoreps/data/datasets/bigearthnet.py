@@ -57,7 +57,9 @@ def read_v1_metadata(folder: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{path}: labels metadata file is missing; every BigEarthNet patch folder needs one") from None
+        raise DataError(
+            f"{path}: labels metadata file is missing; every BigEarthNet patch folder needs one"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: unreadable labels metadata ({e}); re-download the patch") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("labels"), list):
@@ -78,7 +80,9 @@ def list_patch_folders(root: Path, kind: str) -> list[Path]:
     """Sorted patch folders of ``kind`` (``"s2"``/``"s1"``) directly under ``root``."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder; expected a BigEarthNet v1 {kind.upper()} root with one folder per patch")
+        raise DataError(
+            f"{root}: not a folder; expected a BigEarthNet v1 {kind.upper()} root with one folder per patch"
+        )
     return sorted(p for p in root.iterdir() if p.is_dir() and is_patch_folder(p, kind))
 
 
@@ -90,7 +94,8 @@ def _check_bands(folder: Path, bands: Sequence[str]) -> None:
 
 
 def _read_split_names(root: Path, split: str, split_dir: Path | None) -> set[str]:
-    """Patch names (every column) of the official split file ``<split>.csv``, searched in split_dir/root/parent."""
+    """Patch names (every column) of the official split file ``<split>.csv``, searched in
+    split_dir/root/parent."""
     candidates = [split_dir] if split_dir is not None else [root, root.parent]
     for d in candidates:
         f = Path(d) / f"{split}.csv"
@@ -169,7 +174,9 @@ class BigEarthNetV1(EODataset):
         s2 = list_patch_folders(self.s2_root, "s2") if self.s2_root is not None else []
         s1 = list_patch_folders(self.s1_root, "s1") if self.s1_root is not None else []
         if self.s2_root is not None and not s2:
-            raise DataError(f"{self.s2_root}: no BigEarthNet S2 patch folders (<patch>/<patch>_B02.tif) found")
+            raise DataError(
+                f"{self.s2_root}: no BigEarthNet S2 patch folders (<patch>/<patch>_B02.tif) found"
+            )
         if self.s1_root is not None and not s1:
             raise DataError(f"{self.s1_root}: no BigEarthNet S1 patch folders (<patch>/<patch>_VV.tif) found")
         for f in s2:
@@ -200,7 +207,9 @@ class BigEarthNetV1(EODataset):
             out.append(_Patch(f.name, f, t, tuple(read_v1_metadata(f)["labels"]), s1_id=t.name))
         for twin, f in s1_by_twin.items():
             if twin not in s2_names:
-                raise DataError(f"{f}: its S2 twin {twin} is missing from {self.s2_root}; add it or load S1 alone")
+                raise DataError(
+                    f"{f}: its S2 twin {twin} is missing from {self.s2_root}; add it or load S1 alone"
+                )
         return out
 
     # ---------------------------------------------------------------- access
@@ -215,7 +224,9 @@ class BigEarthNetV1(EODataset):
     def _read_s2(self, folder: Path) -> np.ndarray:
         ref = read_band(folder / f"{folder.name}_B02.tif")
         if ref.shape[0] != ref.shape[1]:
-            raise DataError(f"{folder / (folder.name + '_B02.tif')}: non-square patch {ref.shape}; expected 120 x 120")
+            raise DataError(
+                f"{folder / (folder.name + '_B02.tif')}: non-square patch {ref.shape}; expected 120 x 120"
+            )
         bands = []
         for b in S2_L2A_BANDS:
             factor = _GSD[b] / 10.0

@@ -67,14 +67,18 @@ def _band_groups(z: np.lib.npyio.NpzFile) -> dict[str, tuple[str, ...]]:
 
 
 @lru_cache(maxsize=2)
-def _read_npz(path: str, mtime_ns: int, size: int) -> tuple[dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
+def _read_npz(
+    path: str, mtime_ns: int, size: int
+) -> tuple[dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
     """Decompress the arrays once per file version (train/val/test views of one file share them)."""
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as z:
             missing = [k for k in REQUIRED_KEYS if k not in z.files]
             if missing:
-                raise DataError(f"{p}: missing arrays {', '.join(missing)}; expected the bigearthnet-npz layout")
+                raise DataError(
+                    f"{p}: missing arrays {', '.join(missing)}; expected the bigearthnet-npz layout"
+                )
             groups = _band_groups(z)
             arrays = {k: z[k] for k in (*REQUIRED_KEYS, "s1_name", "split", "class_names") if k in z.files}
     except DataError:
@@ -128,24 +132,36 @@ class BigEarthNetNpz(EODataset):
     def _load(self) -> None:
         p = self.path
         if not p.is_file():
-            raise DataError(f"{p}: file not found; expected a BigEarthNet .npz (s2_10m, s2_20m, s2_60m, s1_vv_vh_db, ...)")
+            raise DataError(
+                f"{p}: file not found; expected a BigEarthNet .npz (s2_10m, s2_20m, s2_60m, s1_vv_vh_db, ...)"
+            )
         st = p.stat()
         groups, arrays = _read_npz(str(p.resolve()), st.st_mtime_ns, st.st_size)
         n = len(arrays["s2_name"])
         for k in ("s2_10m", "s2_20m", "s2_60m", "s1_vv_vh_db", "labels19"):
             if arrays[k].shape[0] != n:
-                raise DataError(f"{p}: array {k} has {arrays[k].shape[0]} rows but s2_name has {n}; the file is inconsistent")
+                raise DataError(
+                    f"{p}: array {k} has {arrays[k].shape[0]} rows but s2_name has {n}; the file is "
+                    "inconsistent"
+                )
         for k, bands in groups.items():
             if arrays[k].ndim != 4 or arrays[k].shape[1] != len(bands):
-                raise DataError(f"{p}: array {k} has shape {arrays[k].shape}; expected (N, {len(bands)}, H, W)")
+                raise DataError(
+                    f"{p}: array {k} has shape {arrays[k].shape}; expected (N, {len(bands)}, H, W)"
+                )
         if set(b for bs in groups.values() for b in bs) != set(S2_L2A_BANDS):
-            raise DataError(f"{p}: S2 groups cover {sorted(b for bs in groups.values() for b in bs)}; expected the 12 L2A bands")
+            raise DataError(
+                f"{p}: S2 groups cover {sorted(b for bs in groups.values() for b in bs)}; expected the 12 "
+                "L2A bands"
+            )
         if arrays["labels19"].shape[1:] != (len(BEN19_CLASSES),):
             raise DataError(f"{p}: labels19 has shape {arrays['labels19'].shape}; expected (N, 19)")
         if "class_names" in arrays and tuple(map(str, arrays["class_names"])) != BEN19_CLASSES:
             raise DataError(f"{p}: class_names differ from the BigEarthNet-19 names/order; cannot map labels")
         if arrays["s1_vv_vh_db"].shape[1:2] != (2,):
-            raise DataError(f"{p}: s1_vv_vh_db has shape {arrays['s1_vv_vh_db'].shape}; expected (N, 2, H, W)")
+            raise DataError(
+                f"{p}: s1_vv_vh_db has shape {arrays['s1_vv_vh_db'].shape}; expected (N, 2, H, W)"
+            )
         splits = arrays["split"].astype(str) if "split" in arrays else np.full(n, "", dtype=str)
         self._rows = np.arange(n) if self.split == "all" else np.flatnonzero(splits == self.split)
         self._a = arrays

@@ -94,7 +94,9 @@ def read_raster(path: Path) -> tuple[np.ndarray, tuple[str | None, ...]]:
                 arr = src.read()
                 nodata, desc = src.nodata, tuple(src.descriptions)
     except (RasterioError, OSError, ValueError, RuntimeError) as e:
-        raise DataError(f"{path}: corrupt or truncated GeoTIFF ({gdal_reason(e, path)}); re-export the file") from None
+        raise DataError(
+            f"{path}: corrupt or truncated GeoTIFF ({gdal_reason(e, path)}); re-export the file"
+        ) from None
     out = arr.astype(np.float32)
     if nodata is not None and not np.isnan(nodata):
         out[arr == nodata] = np.nan
@@ -110,10 +112,12 @@ def _read_labels_csv(path: Path, id_column: str | None = None):
     except Exception as e:  # pandas raises many parser/IO types; all mean "bad labels.csv"
         raise DataError(f"{path}: unreadable CSV ({' '.join(str(e).split())[:150]})") from None
     if id_column is not None and id_column not in df.columns:
-        raise ConfigError(f"{path}: no id column {id_column!r} (--id-column); columns: {', '.join(df.columns)}")
+        raise ConfigError(
+            f"{path}: id_column={id_column!r} is not a column; columns: {', '.join(df.columns)}"
+        )
     col = id_column or next((c for c in ID_COLUMNS if c in df.columns), None)
     if col is None:
-        raise DataError(f"{path}: no id column ({'/'.join(ID_COLUMNS)}); rename yours or pass --id-column NAME "
+        raise DataError(f"{path}: no id column ({'/'.join(ID_COLUMNS)}); rename yours or pass id_column=NAME "
                         "(columns: id[,label|labels|<class columns>|target][,split])")
     if df[col].duplicated().any():
         dup = df[col][df[col].duplicated()].iloc[0]
@@ -160,7 +164,9 @@ class GeoTiffFolder(EODataset):
     ) -> None:
         self.root = Path(root)
         if not is_geotiff_folder(self.root):
-            raise DataError(f"{self.root}: not a GeoTIFF folder; expected labels.csv and <modality>/<id>.tif sub-folders")
+            raise DataError(
+                f"{self.root}: not a GeoTIFF folder; expected labels.csv and <modality>/<id>.tif sub-folders"
+            )
         self.size = size
         self.resampling = check_mode(resampling)
         folders = sorted(d.name for d in self.root.iterdir() if d.is_dir() and any(d.glob("*.tif")))
@@ -169,12 +175,14 @@ class GeoTiffFolder(EODataset):
         chosen = tuple(modalities) if modalities else available
         for m in chosen:
             if m not in available:
-                raise ConfigError(f"modality '{m}' has no folder in {self.root}; choose from: {', '.join(available)}")
+                raise ConfigError(
+                    f"modality '{m}' has no folder in {self.root}; choose from: {', '.join(available)}"
+                )
         self.modalities = chosen
         csv_path = self.root / "labels.csv"
         df, self.id_column = _read_labels_csv(csv_path, id_column)
         if split_column is not None and split_column not in df.columns:
-            raise ConfigError(f"{csv_path}: no split column {split_column!r} (--split-column); "
+            raise ConfigError(f"{csv_path}: split_column={split_column!r} is not a column; "
                               f"columns: {', '.join(df.columns)}")
         self.split_column = split_column or ("split" if "split" in df.columns else None)
         self._all_ids = [str(i) for i in df[self.id_column]]
@@ -189,7 +197,10 @@ class GeoTiffFolder(EODataset):
         for m in (*self.modalities, *(("mask",) if self.has_mask else ())):
             for i in self._ids:
                 if not (self.root / m / f"{i}.tif").is_file():
-                    raise DataError(f"{self.root / m / (i + '.tif')}: file is missing for sample {i!r} listed in labels.csv")
+                    raise DataError(
+                        f"{self.root / m / (i + '.tif')}: file is missing for sample {i!r} listed in "
+                        "labels.csv"
+                    )
         self.band_names = {m: self._band_names(m) for m in self.modalities}
         self._mask_map = parse_mask_classes(mask_classes)
         if self._mask_map is None and (self.root / "mask_classes.txt").is_file():
@@ -221,19 +232,29 @@ class GeoTiffFolder(EODataset):
                                "counts": {"all": n}}
             return np.arange(n)
         if split not in SPLIT_NAMES:
-            raise ConfigError(f"split '{split}' is not one of {', '.join(SPLIT_NAMES)} (automatic split of {csv_path}, "
-                              "which has no split column)")
+            raise ConfigError(
+                f"split '{split}' is not one of {', '.join(SPLIT_NAMES)} (automatic split of {csv_path}, "
+                "which has no split column)"
+            )
         strata = self._labels if self._labels is not None else np.zeros(n, np.int64)
         assigned = assign_splits(strata, ratios, seed)
-        self.split_info = {"source": "automatic, stratified", "ratios": list(check_split_ratios(ratios)), "seed": seed,
-                           "counts": {s: int((assigned == s).sum()) for s in SPLIT_NAMES}}
+        self.split_info = {
+            "source": "automatic, stratified",
+            "ratios": list(check_split_ratios(ratios)),
+            "seed": seed,
+            "counts": {s: int((assigned == s).sum()) for s in SPLIT_NAMES},
+        }
         return np.flatnonzero(assigned == split)
 
     # ---------------------------------------------------------------- labels
     def _parse_labels(self, df) -> None:
         csv_path = self.root / "labels.csv"
         names_file = self.root / "classes.txt"
-        given = tuple(x.strip() for x in names_file.read_text().splitlines() if x.strip()) if names_file.is_file() else ()
+        given = (
+            tuple(x.strip() for x in names_file.read_text().splitlines() if x.strip())
+            if names_file.is_file()
+            else ()
+        )
         reserved = {self.id_column, self.split_column, *_LABEL_COLUMNS}
         class_cols = [c for c in df.columns if c not in reserved]
         self._labels: np.ndarray | None = None
@@ -243,8 +264,10 @@ class GeoTiffFolder(EODataset):
             empty = [r for r, v in enumerate(vals) if not v]
             if empty:
                 r = empty[0]
-                raise DataError(f"{csv_path}: row {r + 1} (line {r + 2}, sample {self._all_ids[r]!r}) has an empty "
-                                f"label; fill in its class or remove the row ({len(empty)} empty in all)")
+                raise DataError(
+                    f"{csv_path}: row {r + 1} (line {r + 2}, sample {self._all_ids[r]!r}) has an empty "
+                    f"label; fill in its class or remove the row ({len(empty)} empty in all)"
+                )
             if all(v.lstrip("-").isdigit() for v in vals):
                 idx = np.array([int(v) for v in vals], dtype=np.int64)
                 k = max(len(given), int(idx.max()) + 1 if len(idx) else 0)
@@ -260,7 +283,9 @@ class GeoTiffFolder(EODataset):
             self._labels = idx
         elif "labels" in df.columns:
             self.task = "multi"
-            lists = [[s.strip() for s in str(v).replace("|", ";").split(";") if s.strip()] for v in df["labels"]]
+            lists = [
+                [s.strip() for s in str(v).replace("|", ";").split(";") if s.strip()] for v in df["labels"]
+            ]
             self.classes = given or tuple(sorted({c for row in lists for c in row}))
             m = np.zeros((len(lists), len(self.classes)), dtype=np.float32)
             for r, row in enumerate(lists):
@@ -301,7 +326,9 @@ class GeoTiffFolder(EODataset):
             with rasterio.open(first) as src:
                 count, desc = src.count, tuple(src.descriptions)
         except Exception as e:  # rasterio/GDAL error types vary by driver; all mean a bad file
-            raise DataError(f"{first}: corrupt or truncated GeoTIFF ({gdal_reason(e, first)}); re-export the file") from None
+            raise DataError(
+                f"{first}: corrupt or truncated GeoTIFF ({gdal_reason(e, first)}); re-export the file"
+            ) from None
         known = MODALITIES.get(m)
         if known is not None and known.num_bands == count:
             return known.bands
@@ -322,10 +349,14 @@ class GeoTiffFolder(EODataset):
         path = self.root / m / f"{sid}.tif"
         arr, _ = read_raster(path)
         if arr.shape[0] != len(self.band_names[m]):
-            raise DataError(f"{path}: {arr.shape[0]} bands but {m} files have {len(self.band_names[m])}; re-export it")
+            raise DataError(
+                f"{path}: {arr.shape[0]} bands but {m} files have {len(self.band_names[m])}; re-export it"
+            )
         if self.strict_nodata and arr.size and np.isnan(arr).all():
-            raise DataError(f"{path}: every pixel is no-data (sample {sid!r}); remove the sample from labels.csv "
-                            "or pass --skip-nodata (skip_nodata=True) to leave such samples out")
+            raise DataError(
+                f"{path}: every pixel is no-data (sample {sid!r}); remove the sample from labels.csv "
+                "or pass skip_nodata=True to leave such samples out"
+            )
         return arr, path
 
     def __getitem__(self, index: int) -> Sample:
@@ -340,7 +371,9 @@ class GeoTiffFolder(EODataset):
             elif shape is None:
                 shape, first = arr.shape[1:], path
             elif arr.shape[1:] != shape:
-                raise DataError(f"{path}: shape {arr.shape[1:]} differs from {first} {shape}; give size= to resample")
+                raise DataError(
+                    f"{path}: shape {arr.shape[1:]} differs from {first} {shape}; give size= to resample"
+                )
             sample[m] = torch.from_numpy(np.ascontiguousarray(arr))
         if self.has_mask:
             path = self.root / "mask" / f"{sid}.tif"
@@ -377,14 +410,20 @@ class GeoTiffFolder(EODataset):
         return self.mask_codes.names if self.has_mask else ()
 
     def mask_pixel_report(self) -> dict[str, object]:
-        """Pixel share per mask class and the ignored share over every mask of the folder (one cached scan)."""
+        """Pixel share per mask class and the ignored share over every mask of the folder (one cached
+        scan)."""
         if not self.has_mask:
             return {}
         counts = scan_mask_codes(self._mask_paths())
         shares, ignored = self.mask_codes.shares(counts)
         total = sum(counts.values())
-        return {"codes": dict(zip(self.mask_codes.names, self.mask_codes.codes, strict=True)), "shares": shares,
-                "ignored_share": ignored, "ignored_pixels": int(round(ignored * total)), "pixels": int(total)}
+        return {
+            "codes": dict(zip(self.mask_codes.names, self.mask_codes.codes, strict=True)),
+            "shares": shares,
+            "ignored_share": ignored,
+            "ignored_pixels": int(round(ignored * total)),
+            "pixels": int(total),
+        }
 
     # ---------------------------------------------------------------- no-data
     def nodata_samples(self) -> list[tuple[str, str]]:
@@ -416,7 +455,11 @@ class GeoTiffFolder(EODataset):
 
     def describe(self) -> dict[str, object]:
         """What a run used (results.json, pretrain.json): classes, id column, split rule, mask classes."""
-        out: dict[str, object] = {**super().describe(), "id_column": self.id_column, "splits": dict(self.split_info)}
+        out: dict[str, object] = {
+            **super().describe(),
+            "id_column": self.id_column,
+            "splits": dict(self.split_info),
+        }
         if self.has_mask:
             out["mask_classes"] = list(self.mask_classes)
             out["mask_codes"] = list(self.mask_codes.codes)

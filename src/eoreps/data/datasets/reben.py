@@ -39,7 +39,13 @@ from eoreps.errors import ConfigError, DataError
 METADATA = "metadata.parquet"
 SNOW_CLOUD = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
 REQUIRED_COLUMNS = ("patch_id", "labels", "split", "s1_name")
-_SPLIT_ALIASES = {"all": "all", "train": "train", "val": "validation", "validation": "validation", "test": "test"}
+_SPLIT_ALIASES = {
+    "all": "all",
+    "train": "train",
+    "val": "validation",
+    "validation": "validation",
+    "test": "test",
+}
 _GSD = dict(zip(S2_L2A.bands, S2_L2A.gsd_m, strict=True))
 # (resolved LMDB path, process id) -> open environment. An LMDB environment must not be used across
 # fork(), and py-lmdb refuses to open a path twice in one process; so a forked child (DataLoader
@@ -67,7 +73,11 @@ def find_lmdb(root: Path) -> Path | None:
     preferred = root / "BigEarthNet-V2-LMDB"
     if (preferred / "data.mdb").is_file():
         return preferred
-    subs = sorted(d for d in root.iterdir() if d.is_dir() and (d / "data.mdb").is_file()) if root.is_dir() else []
+    subs = (
+        sorted(d for d in root.iterdir() if d.is_dir() and (d / "data.mdb").is_file())
+        if root.is_dir()
+        else []
+    )
     return subs[0] if subs else None
 
 
@@ -86,10 +96,14 @@ def read_metadata(path: Path, columns: Sequence[str] = REQUIRED_COLUMNS):
     except FileNotFoundError:
         raise DataError(f"{path}: metadata parquet is missing; expected the reBEN layout") from None
     except Exception as e:  # pyarrow raises ArrowInvalid/OSError variants for corrupt files
-        raise DataError(f"{path}: unreadable parquet ({' '.join(str(e).split())[:150]}); re-download it") from None
+        raise DataError(
+            f"{path}: unreadable parquet ({' '.join(str(e).split())[:150]}); re-download it"
+        ) from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise DataError(f"{path}: missing columns {', '.join(missing)}; expected reBEN metadata ({', '.join(columns)})")
+        raise DataError(
+            f"{path}: missing columns {', '.join(missing)}; expected reBEN metadata ({', '.join(columns)})"
+        )
     return df
 
 
@@ -138,7 +152,9 @@ class ReBEN(EODataset):
             raise DataError(f"{self.root}: not a folder; expected a reBEN root with {METADATA} and an LMDB")
         lmdb_dir = find_lmdb(self.root)
         if lmdb_dir is None:
-            raise DataError(f"{self.root}: no LMDB (data.mdb) found; expected {self.root / 'BigEarthNet-V2-LMDB'}")
+            raise DataError(
+                f"{self.root}: no LMDB (data.mdb) found; expected {self.root / 'BigEarthNet-V2-LMDB'}"
+            )
         self.lmdb_path = lmdb_dir
         meta = read_metadata(self.root / METADATA)
         snow_path = self.root / SNOW_CLOUD
@@ -169,9 +185,13 @@ class ReBEN(EODataset):
         env = _ENVS.get(key)
         if env is None:
             try:
-                env = lmdb.open(key[0], readonly=True, lock=False, readahead=False, subdir=True, max_readers=512)
+                env = lmdb.open(
+                    key[0], readonly=True, lock=False, readahead=False, subdir=True, max_readers=512
+                )
             except lmdb.Error as e:
-                raise DataError(f"{self.lmdb_path / 'data.mdb'}: unreadable LMDB ({e}); re-download or re-extract it") from None
+                raise DataError(
+                    f"{self.lmdb_path / 'data.mdb'}: unreadable LMDB ({e}); re-download or re-extract it"
+                ) from None
             _ENVS[key] = env
         return env
 
@@ -186,11 +206,14 @@ class ReBEN(EODataset):
                 for pid, key in needed:
                     if txn.get(key.encode()) is None:
                         raise DataError(
-                            f"{self.lmdb_path / 'data.mdb'}: no entry for {key} (patch {pid}) listed in {METADATA}; "
+                            f"{self.lmdb_path / 'data.mdb'}: no entry for {key} (patch {pid}) listed in "
+                            f"{METADATA}; "
                             "the LMDB and metadata do not match"
                         )
         except lmdb.Error as e:
-            raise DataError(f"{self.lmdb_path / 'data.mdb'}: unreadable LMDB ({e}); re-download or re-extract it") from None
+            raise DataError(
+                f"{self.lmdb_path / 'data.mdb'}: unreadable LMDB ({e}); re-download or re-extract it"
+            ) from None
 
     def _blob(self, key: str) -> dict[str, np.ndarray]:
         import lmdb
@@ -233,7 +256,10 @@ class ReBEN(EODataset):
         for b in names:
             side = int(round(ref.shape[0] * grid[ref_name] / grid[b]))
             if d[b].shape != (side, side):
-                raise DataError(f"{where}: band {b} has shape {d[b].shape}; expected {(side, side)} next to {ref_name} {ref.shape}")
+                raise DataError(
+                    f"{where}: band {b} has shape {d[b].shape}; expected {(side, side)} next to {ref_name} "
+                    f"{ref.shape}"
+                )
             out.append(d[b].astype(np.float32))
         return stack_on_grid(out, self.size, self.resampling)
 

@@ -87,14 +87,23 @@ class SimEODataset(EODataset):
     synthetic = True
     classes = SIMEO_CLASSES
 
-    def __init__(self, root: str | Path | None = None, split: str = "train", modalities: Sequence[str] | None = None,
-                 n: int | None = None, seed: int | None = None, params: SimEOParams | None = None,
-                 task: str = "single") -> None:
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        split: str = "train",
+        modalities: Sequence[str] | None = None,
+        n: int | None = None,
+        seed: int | None = None,
+        params: SimEOParams | None = None,
+        task: str = "single",
+    ) -> None:
         _check_root_args(root, n=n, seed=seed, params=params)
         if task not in ("single", "multi"):
             raise ConfigError(f"SimEODataset task must be 'single' or 'multi', got '{task}'")
         self.task = task
-        self.root = Path(root) if root is not None else cached_simeo(DEFAULT_N if n is None else n, seed or 0, params)
+        self.root = (
+            Path(root) if root is not None else cached_simeo(DEFAULT_N if n is None else n, seed or 0, params)
+        )
         self.arrays, self.meta = load_simeo(self.root, "patches")
         self.modalities = _modalities(modalities, PATCH_MODALITIES)
         self.band_names = {m: get_modality(m).bands for m in self.modalities}
@@ -141,8 +150,15 @@ class SimEOPowerPlants(EODataset):
     classes = FUEL_TYPES
     task = "single"
 
-    def __init__(self, root: str | Path | None = None, split: str = "train", modalities: Sequence[str] | None = None,
-                 n: int | None = None, seed: int | None = None, params: SimEOParams | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        split: str = "train",
+        modalities: Sequence[str] | None = None,
+        n: int | None = None,
+        seed: int | None = None,
+        params: SimEOParams | None = None,
+    ) -> None:
         _check_root_args(root, n=n, seed=seed, params=params)
         self.root = (Path(root) if root is not None
                      else cached_simeo(0, seed or 0, params, power_plants=DEFAULT_PLANTS if n is None else n))
@@ -216,11 +232,17 @@ class SimEOScenes(EODataset):
         mask = np.array(a["mask"][scene][win])
         cover = np.bincount(mask.ravel(), minlength=len(SIMEO_CLASSES)) / mask.size
         thr = float(self.meta["params"]["multilabel_threshold"])
-        sample.update({"mask": torch.from_numpy(mask), "cloud": _t(a["cloud"][scene][win]),
-                       "label": torch.tensor(int(cover.argmax())),
-                       "multilabel": torch.from_numpy((cover >= thr).astype(np.float32)),
-                       "region": torch.tensor(int(a["region"][scene])), "doy": torch.tensor(int(a["doy"][scene])),
-                       "id": f"simeo-s{scene:06d}-y{y}-x{x}"})
+        sample.update(
+            {
+                "mask": torch.from_numpy(mask),
+                "cloud": _t(a["cloud"][scene][win]),
+                "label": torch.tensor(int(cover.argmax())),
+                "multilabel": torch.from_numpy((cover >= thr).astype(np.float32)),
+                "region": torch.tensor(int(a["region"][scene])),
+                "doy": torch.tensor(int(a["doy"][scene])),
+                "id": f"simeo-s{scene:06d}-y{y}-x{x}",
+            }
+        )
         return sample
 
 
@@ -245,10 +267,19 @@ class SimEOTriplets(EODataset):
     classes = SIMEO_CLASSES
     task = "none"
 
-    def __init__(self, n_triplets: int = 10000, tile_size: int = 32, neighborhood: int = 32,
-                 scenes: SimEOScenes | None = None, root: str | Path | None = None, n_scenes: int | None = None,
-                 scene_size: int | None = None, seed: int = 0, params: SimEOParams | None = None,
-                 modalities: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        n_triplets: int = 10000,
+        tile_size: int = 32,
+        neighborhood: int = 32,
+        scenes: SimEOScenes | None = None,
+        root: str | Path | None = None,
+        n_scenes: int | None = None,
+        scene_size: int | None = None,
+        seed: int = 0,
+        params: SimEOParams | None = None,
+        modalities: Sequence[str] | None = None,
+    ) -> None:
         if scenes is None:
             scenes = SimEOScenes(root, modalities=modalities, n=n_scenes, size=scene_size,
                                  seed=None if root is not None else seed, params=params)

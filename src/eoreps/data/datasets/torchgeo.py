@@ -96,15 +96,24 @@ class TorchGeoWrapper(EODataset):
                 band_names = list(bands)
         first = self._raw(0) if len(dataset) else {}
         if "image" not in first:
-            raise DataError(f"{self.name}: samples have no 'image' key (keys: {sorted(first)}); not a torchgeo image dataset")
+            raise DataError(
+                f"{self.name}: samples have no 'image' key (keys: {sorted(first)}); not a torchgeo image "
+                "dataset"
+            )
         channels = int(first["image"].shape[0])
         if band_names is None:
             self._groups = {"image": [(i, f"b{i + 1}") for i in range(channels)]}
         else:
             if len(band_names) != channels:
-                hint = " (SSL4EO-S12 stacks seasons: use seasons=1)" if channels % max(len(band_names), 1) == 0 else ""
-                raise ConfigError(f"{self.name}: {len(band_names)} band names for {channels} image channels{hint}; "
-                                  "pass band_names= matching the image")
+                hint = (
+                    " (SSL4EO-S12 stacks seasons: use seasons=1)"
+                    if channels % max(len(band_names), 1) == 0
+                    else ""
+                )
+                raise ConfigError(
+                    f"{self.name}: {len(band_names)} band names for {channels} image channels{hint}; "
+                    "pass band_names= matching the image"
+                )
             self._groups = split_bands(band_names, drop_b10=drop_b10)
         self.modalities = tuple(self._groups)
         self.band_names = {m: tuple(n for _, n in g) for m, g in self._groups.items()}
@@ -131,7 +140,9 @@ class TorchGeoWrapper(EODataset):
             raise DataError(f"{self.name}[{index}] ({self._id(index)}): cannot read the sample ({msg}); "
                             "check or re-download the file") from None
         if not isinstance(sample, dict):
-            raise DataError(f"{self.name}: samples are {type(sample).__name__}, not dicts; wrap a torchgeo NonGeoDataset")
+            raise DataError(
+                f"{self.name}: samples are {type(sample).__name__}, not dicts; wrap a torchgeo NonGeoDataset"
+            )
         return sample
 
     def _id(self, index: int) -> str:
@@ -185,13 +196,17 @@ def open_torchgeo(name: str, drop_b10: bool = False, **kwargs: Any) -> TorchGeoW
 
     cls = getattr(tgd, name, None)
     if not isinstance(cls, type):
-        raise unknown_name("torchgeo dataset", name, [n for n in dir(tgd) if n[:1].isupper() and "Error" not in n])
+        raise unknown_name(
+            "torchgeo dataset", name, [n for n in dir(tgd) if n[:1].isupper() and "Error" not in n]
+        )
     try:
         ds = cls(**kwargs)
     except DatasetNotFoundError as e:
         raise DataError(f"torchgeo {name}: {' '.join(str(e).split())}") from None
     except (AssertionError, ValueError, TypeError) as e:
-        raise ConfigError(f"torchgeo {name}: invalid options {kwargs} ({' '.join(str(e).split()) or type(e).__name__})") from None
+        raise ConfigError(
+            f"torchgeo {name}: invalid options {kwargs} ({' '.join(str(e).split()) or type(e).__name__})"
+        ) from None
     return TorchGeoWrapper(ds, drop_b10=drop_b10)
 
 

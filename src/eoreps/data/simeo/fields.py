@@ -125,7 +125,10 @@ def half_plane_mask(rng: np.random.Generator, n: int, size: int, max_fraction: f
     theta = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
     frac = rng.uniform(0.03, max_fraction, n).astype(np.float32)
     coord = (np.arange(size, dtype=np.float32) - (size - 1) / 2) / size
-    proj = np.cos(theta)[:, None, None] * coord[None, None, :] + np.sin(theta)[:, None, None] * coord[None, :, None]
+    proj = (
+        np.cos(theta)[:, None, None] * coord[None, None, :]
+        + np.sin(theta)[:, None, None] * coord[None, :, None]
+    )
     # proj spans roughly [-r, r]; its empirical quantile gives the threshold for the wanted fraction.
     flat = np.sort(proj.reshape(n, -1), axis=1)
     k = np.clip(((1.0 - frac) * flat.shape[1]).astype(np.int64), 0, flat.shape[1] - 1)

@@ -163,7 +163,9 @@ def generate_patches(n: int, seed: int = 0, params: SimEOParams | None = None) -
     return out
 
 
-def generate_scenes(n: int, size: int = 256, seed: int = 0, params: SimEOParams | None = None) -> dict[str, np.ndarray]:
+def generate_scenes(
+    n: int, size: int = 256, seed: int = 0, params: SimEOParams | None = None
+) -> dict[str, np.ndarray]:
     """Generate ``n`` large SimEO scenes ``size x size`` px (same keys and units as patches, no ``split``).
 
     Scenes mix more classes (``scene_concentration``) and add large-scale land-cover zones

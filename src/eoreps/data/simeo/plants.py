@@ -56,12 +56,18 @@ def _edit(p: SimEOParams):
             return
         pl = ctx["plant"]
         fuel, cy, cx, half = pl["fuel"], pl["cy"], pl["cx"], pl["half"]
-        pile = _rect(g, cy + half / 2, cx - half / 2, half / 3) & np.isin(fuel, (_COAL, _LIGNITE))[:, None, None]
-        refl *= np.where(pile, np.float32(p.coal_pile_reflectance) / np.maximum(refl.mean(1), 1.0), 1.0)[:, None]
+        pile = (
+            _rect(g, cy + half / 2, cx - half / 2, half / 3) & np.isin(fuel, (_COAL, _LIGNITE))[:, None, None]
+        )
+        refl *= np.where(pile, np.float32(p.coal_pile_reflectance) / np.maximum(refl.mean(1), 1.0), 1.0)[
+            :, None
+        ]
         ax = np.arange(g.G, dtype=np.float32)
         tanks = np.zeros((n, g.G, g.G), bool)
         for dy, dx in ((-0.5, 0.5), (0.5, 0.5), (-0.5, -0.2)):
-            r2 = (ax[None, :, None] - (cy + dy * half)[:, None, None]) ** 2 + (ax[None, None, :] - (cx + dx * half)[:, None, None]) ** 2
+            r2 = (ax[None, :, None] - (cy + dy * half)[:, None, None]) ** 2 + (
+                ax[None, None, :] - (cx + dx * half)[:, None, None]
+            ) ** 2
             tanks |= r2 <= 4.0
         tanks &= (fuel == _OIL)[:, None, None]
         refl[np.broadcast_to(tanks[:, None], refl.shape)] = 3800.0

@@ -19,7 +19,14 @@ _GSD = np.asarray(S2_L2A.gsd_m)
 
 
 # Rows of the per-class table looked up for every pixel (see :func:`class_tables`).
-S2_DORMANT, S2_DELTA, GREEN, ACTIVE, TEXTURE_SD, S1_DB = slice(0, 12), slice(12, 24), 24, 25, 26, slice(27, 29)
+S2_DORMANT, S2_DELTA, GREEN, ACTIVE, TEXTURE_SD, S1_DB = (
+    slice(0, 12),
+    slice(12, 24),
+    24,
+    25,
+    26,
+    slice(27, 29),
+)
 
 
 def class_tables(rng: np.random.Generator, ctx: dict, ground: dict, humidity: np.ndarray,
@@ -83,7 +90,9 @@ def terrain_shading(dem: np.ndarray, ctx: dict, p: SimEOParams) -> np.ndarray:
     return (1.0 + p.terrain_shading * (ratio - 1.0)).astype(np.float32)
 
 
-def s2_surface(rng: np.random.Generator, ctx: dict, ground: dict, pix: np.ndarray, p: SimEOParams) -> np.ndarray:
+def s2_surface(
+    rng: np.random.Generator, ctx: dict, ground: dict, pix: np.ndarray, p: SimEOParams
+) -> np.ndarray:
     """Surface reflectance x1e4 ``(n, 12, G, G)`` before atmosphere and sensor.
 
     ``pix`` is :func:`lookup` of :func:`class_tables`. Per pixel: dormant + greenness x difference, with

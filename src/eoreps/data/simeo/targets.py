@@ -30,11 +30,17 @@ def no2_column(rng: np.random.Generator, ctx: dict, urban_cover: np.ndarray, siz
     n = len(ctx["region"])
     bg = np.asarray(p.region_no2_background, np.float32)[ctx["region"]]
     true = (bg + p.no2_urbanisation_gain * ctx["urbanisation"] + p.no2_urban_gain * urban_cover)
-    true = true * (1 + p.no2_season_amplitude * seasonal(ctx["doy"], 15.0)) / (1 + ctx["wind"] / p.no2_wind_scale)
+    true = (
+        true
+        * (1 + p.no2_season_amplitude * seasonal(ctx["doy"], 15.0))
+        / (1 + ctx["wind"] / p.no2_wind_scale)
+    )
     obs = true * np.exp(p.no2_retrieval_sd * rng.standard_normal(n)).astype(np.float32)
     coord = (np.arange(size, dtype=np.float32) - (size - 1) / 2) / 550.0  # in 5.5 km satellite pixels
     gy, gx = (p.no2_gradient_sd * rng.standard_normal((2, n))).astype(np.float32)
-    field = obs[:, None, None] * (1 + gy[:, None, None] * coord[None, :, None] + gx[:, None, None] * coord[None, None, :])
+    field = obs[:, None, None] * (
+        1 + gy[:, None, None] * coord[None, :, None] + gx[:, None, None] * coord[None, None, :]
+    )
     return field[:, None].astype(np.float32), true.astype(np.float32)
 
 
@@ -50,6 +56,8 @@ def ground_no2(rng: np.random.Generator, ctx: dict, urban_cover: np.ndarray, col
     mean = (p.target_base + p.target_urban_gain * urban_cover + p.target_column_gain * column_true
             + p.target_winter_gain * winter - p.target_wind_gain * ctx["wind"])
     mean = np.maximum(mean, p.target_min).astype(np.float32)
-    std = (p.target_noise_base + p.target_noise_relative * mean + p.target_noise_urban * urban_cover).astype(np.float32)
+    std = (p.target_noise_base + p.target_noise_relative * mean + p.target_noise_urban * urban_cover).astype(
+        np.float32
+    )
     target = mean + std * rng.standard_normal(len(mean)).astype(np.float32)
     return {"target": target.astype(np.float32), "target_mean": mean, "target_std": std}

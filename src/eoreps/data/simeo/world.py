@@ -37,7 +37,9 @@ def grid(size: int, pad: int) -> Grid:
     return Grid(G=g, off=(g - size) // 2, size=size)
 
 
-def sample_context(rng: np.random.Generator, n: int, p: SimEOParams, region: np.ndarray | None = None) -> dict:
+def sample_context(
+    rng: np.random.Generator, n: int, p: SimEOParams, region: np.ndarray | None = None
+) -> dict:
     """Per-sample acquisition context.
 
     Returns dict of ``(n,)`` arrays: ``region`` int64, ``doy`` int64 (1..365), ``wind`` m/s,
@@ -55,7 +57,13 @@ def sample_context(rng: np.random.Generator, n: int, p: SimEOParams, region: np.
     urb = rng.beta(m * conc, (1 - m) * conc).astype(np.float32)
     lo, hi = p.s1_incidence_range_deg
     inc = rng.uniform(lo, hi, n).astype(np.float32)
-    return {"region": region, "doy": doy.astype(np.int64), "wind": wind, "urbanisation": urb, "incidence": inc}
+    return {
+        "region": region,
+        "doy": doy.astype(np.int64),
+        "wind": wind,
+        "urbanisation": urb,
+        "incidence": inc,
+    }
 
 
 def seasonal(doy: np.ndarray, peak_doy: float) -> np.ndarray:
@@ -63,7 +71,9 @@ def seasonal(doy: np.ndarray, peak_doy: float) -> np.ndarray:
     return np.cos(2 * np.pi * (np.asarray(doy, dtype=np.float32) - peak_doy) / YEAR).astype(np.float32)
 
 
-def simulate_ground(rng: np.random.Generator, ctx: dict, g: Grid, p: SimEOParams, scene: bool = False) -> dict:
+def simulate_ground(
+    rng: np.random.Generator, ctx: dict, g: Grid, p: SimEOParams, scene: bool = False
+) -> dict:
     """Terrain, land cover and phenology on the padded grid.
 
     Returns:
@@ -103,7 +113,10 @@ def simulate_ground(rng: np.random.Generator, ctx: dict, g: Grid, p: SimEOParams
 
     # --- phenology: greenness per class from day of year, region shift and per-sample jitter
     jitter = rng.standard_normal((n, K)).astype(np.float32) * np.asarray(p.phenology_jitter_days, np.float32)
-    peak = np.asarray(p.phenology_peak_doy, np.float32) + np.asarray(p.region_phenology_shift, np.float32)[r, None]
+    peak = (
+        np.asarray(p.phenology_peak_doy, np.float32)
+        + np.asarray(p.region_phenology_shift, np.float32)[r, None]
+    )
     phase = 2 * np.pi * (ctx["doy"][:, None].astype(np.float32) - peak - jitter) / YEAR
     green = ((1 + np.cos(phase)) / 2) ** np.asarray(p.phenology_sharpness, np.float32)
     green *= np.asarray(p.phenology_active, np.float32)

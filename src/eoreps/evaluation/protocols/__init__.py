@@ -44,6 +44,19 @@ def run_protocol(cell: Cell) -> dict[str, Any]:
     return protocol_runner(cell.protocol, cell.data.task.kind)(cell)
 
 
-__all__ = ["AdapterOptions", "Cell", "KnnOptions", "LinearOptions", "PROTOCOLS", "PROTOCOL_REGISTRY", "ProtocolInfo",
-           "ProtocolOptions", "TrainOptions", "check_protocol", "protocol_info", "protocol_runner", "register_protocol",
-           "run_protocol"]
+__all__ = [
+    "AdapterOptions",
+    "Cell",
+    "KnnOptions",
+    "LinearOptions",
+    "PROTOCOLS",
+    "PROTOCOL_REGISTRY",
+    "ProtocolInfo",
+    "ProtocolOptions",
+    "TrainOptions",
+    "check_protocol",
+    "protocol_info",
+    "protocol_runner",
+    "register_protocol",
+    "run_protocol",
+]

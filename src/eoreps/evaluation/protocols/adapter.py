@@ -68,7 +68,9 @@ class LoRAConv2d(nn.Module):
     def __init__(self, base: nn.Conv2d, rank: int, alpha: float) -> None:
         super().__init__()
         self.base = base
-        self.down = nn.Conv2d(base.in_channels, rank, base.kernel_size, base.stride, base.padding, base.dilation, bias=False)
+        self.down = nn.Conv2d(
+            base.in_channels, rank, base.kernel_size, base.stride, base.padding, base.dilation, bias=False
+        )
         self.up = nn.Conv2d(rank, base.out_channels, 1, bias=False)
         nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.up.weight)
@@ -169,11 +171,18 @@ def _prepare(built: BuiltEncoder, cell: Cell):
         modules = []
         for g, mods in enc.groups.items():
             c_in = sum(cell.data.channels(m) for m in mods)
-            enc.adapters[g] = SpectralAdapter(c_in, enc.backbones[g].in_chans, opts.spectral_hidden, opts.spectral_kernel)
+            enc.adapters[g] = SpectralAdapter(
+                c_in, enc.backbones[g].in_chans, opts.spectral_hidden, opts.spectral_kernel
+            )
             modules.append(enc.adapters[g])
     else:  # fusion encoders: one residual adapter per image modality
-        adapters = {m: SpectralAdapter(cell.data.channels(m), cell.data.channels(m), opts.spectral_hidden, opts.spectral_kernel)
-                    for m in cell.data.modalities if cell.data.splits["train"].inputs[m].dim() == 4}
+        adapters = {
+            m: SpectralAdapter(
+                cell.data.channels(m), cell.data.channels(m), opts.spectral_hidden, opts.spectral_kernel
+            )
+            for m in cell.data.modalities
+            if cell.data.splits["train"].inputs[m].dim() == 4
+        }
         enc = InputAdapters(enc, adapters)
         modules = list(adapters.values())
     n_adapter = sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)

@@ -1,9 +1,11 @@
 """Trained protocols: full fine-tuning, supervised training from scratch, frozen encoder + decoder.
 
 All three build ``MultiHeadModel(FeatureNorm(encoder), [task])`` (a new linear head on standardised
-pooled features, or a U-Net decoder for segmentation) and train it with :func:`eoreps.evaluation.protocols.train.fit`:
+pooled features, or a U-Net decoder for segmentation) and train it with
+:func:`eoreps.evaluation.protocols.train.fit`:
 
-* ``finetune``: every encoder weight trains, at ``lr * backbone_lr_mult`` (default 0.1), the new head at ``lr``;
+* ``finetune``: every encoder weight trains, at ``lr * backbone_lr_mult`` (default 0.1), the new head at
+``lr``;
 * ``supervised``: a randomly initialised encoder trained end to end at ``lr`` (the from-scratch baseline);
 * frozen encoder (segmentation's ``linear`` protocol): only the decoder trains, the encoder stays in
   eval mode.
@@ -55,8 +57,13 @@ class FeatureNorm(nn.Module):
         return self._norm(pooled), maps
 
 
-def train_and_test(cell: Cell, encoder_lr_mult: float, freeze_encoder: bool, allow_channel_mismatch: bool = False,
-                   prepare=None) -> dict[str, float]:
+def train_and_test(
+    cell: Cell,
+    encoder_lr_mult: float,
+    freeze_encoder: bool,
+    allow_channel_mismatch: bool = False,
+    prepare=None,
+) -> dict[str, float]:
     """Build the method's encoder plus a new head, train on the cell's subset, return test metrics.
 
     Args:
@@ -86,7 +93,9 @@ def train_and_test(cell: Cell, encoder_lr_mult: float, freeze_encoder: bool, all
     log = fit(model, task, groups, train_inputs, data.splits["train"].target, cell.train_idx, opts, cell.seed,
               frozen=[built.encoder] if freeze_encoder else [], desc=f"{cell.method.name} {cell.protocol}")
     test_inputs = {m: x for m, x in data.normalized("test", stats).items() if m in mods}
-    out = task_metrics(task.kind, data.splits["test"].target.numpy(), predict(model, task, test_inputs), data.classes)
+    out = task_metrics(
+        task.kind, data.splits["test"].target.numpy(), predict(model, task, test_inputs), data.classes
+    )
     out.update(n_train=float(len(cell.train_idx)), trainable_params=float(count_trainable(model)),
                steps=log["steps"], final_loss=log["final_loss"], seconds=time.perf_counter() - t0, **info)
     return out

@@ -25,8 +25,16 @@ from eoreps.evaluation.protocols.registry import register_protocol
 
 
 @torch.no_grad()
-def knn_scores(train_feats: torch.Tensor, train_targets: torch.Tensor, query_feats: torch.Tensor, k: int,
-               temperature: float, num_classes: int, multilabel: bool = False, chunk: int = 1024) -> torch.Tensor:
+def knn_scores(
+    train_feats: torch.Tensor,
+    train_targets: torch.Tensor,
+    query_feats: torch.Tensor,
+    k: int,
+    temperature: float,
+    num_classes: int,
+    multilabel: bool = False,
+    chunk: int = 1024,
+) -> torch.Tensor:
     """Temperature-weighted cosine kNN votes.
 
     Args:
@@ -68,14 +76,23 @@ def run_knn(cell: Cell) -> dict[str, float]:
     """Frozen encoder + weighted cosine kNN (``k`` and ``T`` from :class:`KnnOptions`)."""
     kind = cell.data.task.kind
     if kind == "segment":
-        raise ConfigError("kNN classifies pooled features; for segmentation use protocol linear, finetune or adapter")
+        raise ConfigError(
+            "kNN classifies pooled features; for segmentation use protocol linear, finetune or adapter"
+        )
     t0 = time.perf_counter()
     feats, _ = frozen_features(cell)
     idx = torch.as_tensor(cell.train_idx)
     ytr = cell.data.splits["train"].target[idx]
     opts = cell.options.knn
-    scores = knn_scores(feats["train"][idx], ytr, feats["test"], opts.k, opts.temperature, len(cell.data.classes),
-                        multilabel=kind == "multilabel")
+    scores = knn_scores(
+        feats["train"][idx],
+        ytr,
+        feats["test"],
+        opts.k,
+        opts.temperature,
+        len(cell.data.classes),
+        multilabel=kind == "multilabel",
+    )
     out = task_metrics(kind, cell.data.splits["test"].target.numpy(), scores.numpy(), cell.data.classes)
     out.update(n_train=float(len(idx)), trainable_params=0.0, k=float(min(opts.k, len(idx))),
                temperature=float(opts.temperature), seconds=time.perf_counter() - t0)

@@ -54,7 +54,9 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, c: float, k: int, max_iter: int, s
     return scores
 
 
-def fit_multilabel_linear(x: np.ndarray, y: np.ndarray, c: float, max_iter: int = 200, seed: int = 0) -> torch.nn.Linear:
+def fit_multilabel_linear(
+    x: np.ndarray, y: np.ndarray, c: float, max_iter: int = 200, seed: int = 0
+) -> torch.nn.Linear:
     """Full-batch L-BFGS fit of ``(N, D)`` features to ``(N, K)`` multi-hot targets; returns the layer."""
     torch.manual_seed(seed)
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
@@ -68,7 +70,10 @@ def fit_multilabel_linear(x: np.ndarray, y: np.ndarray, c: float, max_iter: int 
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(layer(xt), yt, reduction="sum") / len(xt) + 0.5 * lam * layer.weight.pow(2).sum()
+        loss = (
+            F.binary_cross_entropy_with_logits(layer(xt), yt, reduction="sum") / len(xt)
+            + 0.5 * lam * layer.weight.pow(2).sum()
+        )
         loss.backward()
         return loss
 
@@ -86,8 +91,11 @@ def run_linear(cell: Cell) -> dict[str, float]:
     t0 = time.perf_counter()
     feats, _ = frozen_features(cell)
     idx = cell.train_idx
-    xtr, xva, xte = _standardise(feats["train"][idx].numpy().astype(np.float64), feats["val"].numpy().astype(np.float64),
-                                 feats["test"].numpy().astype(np.float64))
+    xtr, xva, xte = _standardise(
+        feats["train"][idx].numpy().astype(np.float64),
+        feats["val"].numpy().astype(np.float64),
+        feats["test"].numpy().astype(np.float64),
+    )
     ytr = cell.data.splits["train"].target[idx].numpy()
     yva = cell.data.splits["val"].target.numpy()
     yte = cell.data.splits["test"].target.numpy()

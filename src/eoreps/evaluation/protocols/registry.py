@@ -48,7 +48,8 @@ class ProtocolInfo:
     options: tuple[type, ...]
 
     def option_groups(self) -> list[str]:
-        """The fields of :class:`ProtocolOptions` holding one of :attr:`options` (e.g. ``["linear", "train"]``)."""
+        """The fields of :class:`ProtocolOptions` holding one of :attr:`options` (e.g. ``["linear",
+        "train"]``)."""
         from eoreps.evaluation.protocols.base import ProtocolOptions
 
         hints = typing.get_type_hints(ProtocolOptions)
@@ -71,7 +72,9 @@ def register_protocol(name: str, *, tasks: tuple[str, ...], method_kinds: tuple[
     """
     bad = [t for t in tasks if t not in TASKS]
     if bad:
-        raise ConfigError(f"register_protocol('{name}'): unknown task kind '{bad[0]}'; use {', '.join(TASKS)}")
+        raise ConfigError(
+            f"register_protocol('{name}'): unknown task kind '{bad[0]}'; use {', '.join(TASKS)}"
+        )
 
     def deco(runner: Runner) -> Runner:
         old = PROTOCOL_REGISTRY.registered(name)
@@ -83,7 +86,9 @@ def register_protocol(name: str, *, tasks: tuple[str, ...], method_kinds: tuple[
         if taken:
             raise ConfigError(f"protocol '{name}' already has a runner for task '{taken[0]}'")
         runners.update(dict.fromkeys(tasks, runner))
-        PROTOCOL_REGISTRY.add(name, ProtocolInfo(name, runners, tuple(method_kinds), tuple(options)), replace=True)
+        PROTOCOL_REGISTRY.add(
+            name, ProtocolInfo(name, runners, tuple(method_kinds), tuple(options)), replace=True
+        )
         return runner
 
     return deco
@@ -95,8 +100,13 @@ def protocol_info(name: str) -> ProtocolInfo:
 
 
 def _kinds_text(kinds: tuple[str, ...]) -> str:
-    return "supervised" if kinds == ("supervised",) else "representation" if set(kinds) == set(REPRESENTATION) \
+    return (
+        "supervised"
+        if kinds == ("supervised",)
+        else "representation"
+        if set(kinds) == set(REPRESENTATION)
         else "/".join(kinds)
+    )
 
 
 def check_protocol(protocol: str, method_kind: str, task: str) -> None:
@@ -109,7 +119,9 @@ def check_protocol(protocol: str, method_kind: str, task: str) -> None:
     if task not in info.runners:
         fits = [n for n in PROTOCOL_REGISTRY.names() if task in protocol_info(n).runners
                 and method_kind in protocol_info(n).method_kinds]
-        raise ConfigError(f"protocol '{protocol}' has no {task} variant; use {' / '.join(fits) or 'another task'}")
+        raise ConfigError(
+            f"protocol '{protocol}' has no {task} variant; use {' / '.join(fits) or 'another task'}"
+        )
 
 
 def protocol_runner(protocol: str, task: str) -> Runner:

@@ -111,7 +111,9 @@ def fit(model: nn.Module, task: TaskSpec, groups: Sequence[dict], inputs: dict[s
 
 
 @torch.no_grad()
-def predict(model: nn.Module, task: TaskSpec, inputs: dict[str, torch.Tensor], batch_size: int = 256) -> np.ndarray:
+def predict(
+    model: nn.Module, task: TaskSpec, inputs: dict[str, torch.Tensor], batch_size: int = 256
+) -> np.ndarray:
     """Model outputs on a whole split, eval mode: ``(N, K)`` scores (classify), probabilities
     (multilabel) or ``(N, H, W)`` predicted classes (segment)."""
     model.eval()

@@ -60,13 +60,19 @@ class BandPrediction(SSLMethod):
             maps (``forward_maps``), as every eoreps CNN and timm ResNet / ConvNeXt / ViT does.
     """
 
-
-    def __init__(self, bands: Sequence[str] = DEFAULT_HELD_OUT, modality: str = "s2", decoder_channels: int = 32,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        bands: Sequence[str] = DEFAULT_HELD_OUT,
+        modality: str = "s2",
+        decoder_channels: int = 32,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if modality not in self.modalities:
-            raise ConfigError(f"band-prediction holds out bands of '{modality}', which is not a pretraining modality "
-                              f"({', '.join(self.modalities)}); add it to --modalities or set modality=...")
+            raise ConfigError(
+                f"band-prediction holds out bands of '{modality}', which is not a pretraining modality "
+                f"({', '.join(self.modalities)}); add it to modalities or set modality=..."
+            )
         names = self._band_names(modality)
         if isinstance(bands, str):
             bands = [b.strip() for b in bands.split("+") if b.strip()]
@@ -86,7 +92,9 @@ class BandPrediction(SSLMethod):
         self.modality = modality
         self.held_out = [offset + names.index(b) for b in bands]
         if not self.encoder.feature_info:
-            raise ConfigError(f"band-prediction decodes feature maps; backbone '{self.backbone_name}' has none")
+            raise ConfigError(
+                f"band-prediction decodes feature maps; backbone '{self.backbone_name}' has none"
+            )
         from eoreps.models.heads import UNetDecoder
 
         self.decoder = UNetDecoder([f["num_chs"] for f in self.encoder.feature_info], len(bands),
@@ -107,12 +115,15 @@ class BandPrediction(SSLMethod):
         if not names and modality in MODALITIES:
             names = list(MODALITIES[modality].bands)
         if len(names) != self.in_chans[modality]:
-            raise ConfigError(f"'{modality}' has {self.in_chans[modality]} channels but {len(names)} known band names "
-                              f"({', '.join(names) or 'none'}); use data whose bands are named")
+            raise ConfigError(
+                f"'{modality}' has {self.in_chans[modality]} channels but {len(names)} known band names "
+                f"({', '.join(names) or 'none'}); use data whose bands are named"
+            )
         return names
 
     def make_views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encoder input ``(B, C, H, W)`` (held-out channels 0), targets ``(B, K, H, W)``, valid ``(B, H, W)``."""
+        """Encoder input ``(B, C, H, W)`` (held-out channels 0), targets ``(B, K, H, W)``, valid ``(B, H,
+        W)``."""
         key = f"valid_{self.modality}"
         views = self.augment({**{m: batch[m] for m in self.modalities}, key: batch[key]})
         x = self.stack(views)
@@ -125,7 +136,9 @@ class BandPrediction(SSLMethod):
         """Encoder input ``(B, C, H, W)`` -> predicted held-out bands ``(B, K, H, W)``."""
         return self.decoder(self.encoder.forward_maps(x), out_size=tuple(x.shape[-2:]))
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         x, target, valid = views
         loss = masked_mse(self.predict(x), target, valid)
         return loss, {"valid_fraction": float(valid.float().mean())}

@@ -25,6 +25,7 @@ from torch import nn
 from eoreps.data.stats import BandStats, Normalizer
 from eoreps.errors import ConfigError
 from eoreps.models import Backbone, create_backbone
+from eoreps.ssl.heads import HeadSpec
 
 Batch = dict[str, Any]
 
@@ -66,9 +67,15 @@ class SSLMethod(L.LightningModule):
         self.backbone_name = backbone
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.lr, self.weight_decay, self.warmup_frac, self.max_steps = lr, weight_decay, warmup_frac, max_steps
+        self.lr, self.weight_decay, self.warmup_frac, self.max_steps = (
+            lr,
+            weight_decay,
+            warmup_frac,
+            max_steps,
+        )
         self.encoders = nn.ModuleDict()
         self.encoder_inputs: dict[str, list[str]] = {}
+        self._joint_heads: dict[str, tuple[nn.Module, HeadSpec]] = {}  # exported beside their encoders
         if self.single_encoder:
             self.add_encoder("+".join(self.modalities), self.modalities)
 
@@ -80,6 +87,20 @@ class SSLMethod(L.LightningModule):
         self.encoders[key] = bb
         self.encoder_inputs[key] = list(modalities)
         return bb
+
+    def make_head(self, key: str, kind: str, **kwargs: Any) -> nn.Module:
+        """A projection head (:class:`~eoreps.ssl.heads.HeadSpec` ``kind`` with ``kwargs``) whose output is
+        the
+        joint embedding space of encoder ``key``; the export saves it beside the encoder."""
+        spec = HeadSpec(kind, dict(kwargs))
+        head = spec.build()
+        self._joint_heads[key] = (head, spec)
+        return head
+
+    def projection_heads(self) -> dict[str, tuple[nn.Module, HeadSpec]]:
+        """Encoder key -> (projection head, its spec) for the heads made with :meth:`make_head` (none for
+        methods without a projection: MAE, the pretext tasks, Tile2Vec)."""
+        return dict(self._joint_heads)
 
     @property
     def encoder(self) -> Backbone:
@@ -125,7 +146,7 @@ class SSLMethod(L.LightningModule):
         loss, logs = self.loss(views)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{self.name}: non-finite loss at step {self.global_step}; "
-                                     "lower --lr or check the data for extreme values")
+                                     "lower lr or check the data for extreme values")
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         for k, v in logs.items():
             self.log(f"train/{k}", v, on_step=False, on_epoch=True, sync_dist=True)

@@ -26,14 +26,16 @@ class BYOL(EMAMixin, SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-
-    def __init__(self, momentum: float = 0.99, proj_dim: int = 128, hidden_dim: int = 512, **kwargs: Any) -> None:
+    def __init__(
+        self, momentum: float = 0.99, proj_dim: int = 128, hidden_dim: int = 512, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         from lightly.loss import NegativeCosineSimilarity
-        from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
+        from lightly.models.modules import BYOLPredictionHead
 
         d = self.encoder.num_features
-        self.projector = BYOLProjectionHead(d, hidden_dim, proj_dim)
+        self.projector = self.make_head(next(iter(self.encoders)), "byol", input_dim=d, hidden_dim=hidden_dim,
+                                        output_dim=proj_dim)
         self.predictor = BYOLPredictionHead(proj_dim, hidden_dim, proj_dim)
         self.target_encoder = frozen_copy(self.encoder)
         self.target_projector = frozen_copy(self.projector)

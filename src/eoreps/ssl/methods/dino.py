@@ -38,20 +38,32 @@ class DINO(EMAMixin, SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-
-    def __init__(self, out_dim: int = 2048, hidden_dim: int = 512, bottleneck_dim: int = 64, num_local: int = 4,
-                 local_size: int | None = None, global_scale: Sequence[float] = (0.4, 1.0),
-                 local_scale: Sequence[float] = (0.1, 0.4), teacher_temp: float = 0.04,
-                 warmup_teacher_temp: float = 0.04, warmup_frac_teacher: float = 0.3, student_temp: float = 0.1,
-                 momentum: float = 0.99, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        out_dim: int = 2048,
+        hidden_dim: int = 512,
+        bottleneck_dim: int = 64,
+        num_local: int = 4,
+        local_size: int | None = None,
+        global_scale: Sequence[float] = (0.4, 1.0),
+        local_scale: Sequence[float] = (0.1, 0.4),
+        teacher_temp: float = 0.04,
+        warmup_teacher_temp: float = 0.04,
+        warmup_frac_teacher: float = 0.3,
+        student_temp: float = 0.1,
+        momentum: float = 0.99,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         from lightly.loss import DINOLoss
         from lightly.models.modules import DINOProjectionHead
 
         d = self.encoder.num_features
-        self.head = DINOProjectionHead(d, hidden_dim, bottleneck_dim, out_dim, freeze_last_layer=1)
+        self.head = self.make_head(next(iter(self.encoders)), "dino", input_dim=d, hidden_dim=hidden_dim,
+                                   bottleneck_dim=bottleneck_dim, output_dim=out_dim, freeze_last_layer=1)
         self.teacher_encoder = frozen_copy(self.encoder)
-        # a fresh head loaded with the student's weights: the weight-normalised last layer cannot be deep-copied
+        # a fresh head loaded with the student's weights: the weight-normalised last layer cannot be
+        # deep-copied
         self.teacher_head = DINOProjectionHead(d, hidden_dim, bottleneck_dim, out_dim)
         self.teacher_head.load_state_dict(self.head.state_dict())
         for p in self.teacher_head.parameters():
@@ -79,7 +91,9 @@ class DINO(EMAMixin, SSLMethod):
         frac = self.progress_fraction() / max(1e-8, self.warmup_frac_teacher)
         return self.warmup_teacher_temp + min(1.0, frac) * (self.teacher_temp - self.warmup_teacher_temp)
 
-    def loss(self, views: tuple[list[torch.Tensor], list[torch.Tensor]]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, views: tuple[list[torch.Tensor], list[torch.Tensor]]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         glob, loc = views
         b = glob[0].shape[0]
         with torch.no_grad():

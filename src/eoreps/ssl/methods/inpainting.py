@@ -116,7 +116,9 @@ class Inpainting(SSLMethod):
         self.context_weight = float(context_weight)
         deepest = self.encoder.feature_info[-1]
         channels = sum(self.in_chans[m] for m in self.modalities)
-        self.decoder = ReconstructionDecoder(deepest["num_chs"], channels, deepest["reduction"], decoder_channels)
+        self.decoder = ReconstructionDecoder(
+            deepest["num_chs"], channels, deepest["reduction"], decoder_channels
+        )
         from eoreps.transforms import RandomFlipRotate
 
         self.augment = RandomFlipRotate(rotate=self.image_size[0] == self.image_size[1])
@@ -138,6 +140,8 @@ class Inpainting(SSLMethod):
         """Masked input ``(B, C, H, W)`` -> reconstruction ``(B, C, H, W)``."""
         return self.decoder(self.encoder.forward_maps(x)[-1], out_size=tuple(x.shape[-2:]))
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         x, target, hole, valid = views
         return inpainting_loss(self.reconstruct(x), target, hole, valid, self.context_weight), {}

@@ -79,7 +79,9 @@ def min_hamming(perms: torch.Tensor) -> int:
     return int(d.min())
 
 
-def cut_tiles(x: torch.Tensor, grid: int, tile: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def cut_tiles(
+    x: torch.Tensor, grid: int, tile: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """A ``grid x grid`` puzzle per image: tiles at random positions inside their cells.
 
     Args:
@@ -94,7 +96,9 @@ def cut_tiles(x: torch.Tensor, grid: int, tile: int, generator: torch.Generator 
     b, c_in, h, w = x.shape
     cell = min(h, w) // grid
     if not 1 <= tile <= cell:
-        raise ConfigError(f"tile size {tile} must be in [1, {cell}] for {h}x{w} images and a {grid}x{grid} grid")
+        raise ConfigError(
+            f"tile size {tile} must be in [1, {cell}] for {h}x{w} images and a {grid}x{grid} grid"
+        )
     n = grid * grid
     oy = torch.randint(0, h - grid * cell + 1, (b, 1), generator=generator)
     ox = torch.randint(0, w - grid * cell + 1, (b, 1), generator=generator)
@@ -144,7 +148,9 @@ class Jigsaw(SSLMethod):
             raise ConfigError(f"grid must be >= 2, got {grid}")
         cell = min(self.image_size) // grid
         if cell < 2:
-            raise ConfigError(f"{self.image_size} images are too small for a {grid}x{grid} jigsaw; lower grid")
+            raise ConfigError(
+                f"{self.image_size} images are too small for a {grid}x{grid} jigsaw; lower grid"
+            )
         if not 0 < tile_fraction <= 1:
             raise ConfigError(f"tile_fraction must be in (0, 1], got {tile_fraction}")
         if hidden < 1:
@@ -153,8 +159,13 @@ class Jigsaw(SSLMethod):
             permutations = select_permutations(int(num_permutations), grid * grid, int(permutation_seed))
             self.hparams["permutations"] = [list(p) for p in permutations]
         perms = torch.as_tensor([list(p) for p in permutations], dtype=torch.long)
-        if (perms.ndim != 2 or perms.shape[1] != grid * grid or len(perms) < 2
-                or not (perms.sort(1).values == torch.arange(grid * grid)).all() or len(perms.unique(dim=0)) != len(perms)):
+        if (
+            perms.ndim != 2
+            or perms.shape[1] != grid * grid
+            or len(perms) < 2
+            or not (perms.sort(1).values == torch.arange(grid * grid)).all()
+            or len(perms.unique(dim=0)) != len(perms)
+        ):
             raise ConfigError(f"permutations must be >= 2 distinct permutations of range({grid * grid})")
         self.register_buffer("permutations", perms, persistent=False)
         self.grid, self.cell = grid, cell

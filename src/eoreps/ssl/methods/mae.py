@@ -1,7 +1,8 @@
 """MAE (He et al. 2022): mask 75 % of a ViT's patches, reconstruct them from the rest.
 
 The encoder is a timm ViT (default ``--backbone timm:vit_tiny_patch16_224`` with ``img_size`` = the
-images' size, ``patch_size=4``), run on the kept patches only through lightly's ``MaskedVisionTransformerTIMM``
+images' size, ``patch_size=4``), run on the kept patches only through lightly's
+``MaskedVisionTransformerTIMM``
 (fixed 2-D sine-cosine position embeddings, as in the paper). A light decoder (lightly's
 ``MaskedVisionTransformerDecoderTIMM``) fills the masked positions with a learned mask token and
 predicts their pixels; the loss (:func:`eoreps.ssl.losses.mae_loss`) is the mean squared error on
@@ -42,8 +43,10 @@ class MAE(SSLMethod):
 
         vit = getattr(self.encoder, "model", None)
         if vit is None or not hasattr(vit, "patch_embed") or not hasattr(vit, "pos_embed"):
-            raise ConfigError(f"MAE needs a timm ViT backbone, got '{self.backbone_name}'; use e.g. "
-                              "--backbone timm:vit_tiny_patch16_224 --backbone-kwargs img_size=32,patch_size=4")
+            raise ConfigError(
+                f"MAE needs a timm ViT backbone, got '{self.backbone_name}'; use e.g. "
+                "backbone=timm:vit_tiny_patch16_224 with backbone_kwargs=img_size=32,patch_size=4"
+            )
         if not 0 < mask_ratio < 1:
             raise ConfigError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         self.mask_ratio, self.norm_pix = mask_ratio, norm_pix

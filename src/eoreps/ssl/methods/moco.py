@@ -33,10 +33,11 @@ class MoCo(EMAMixin, SSLMethod):
                  proj_dim: int = 128, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         from lightly.loss import NTXentLoss
-        from lightly.models.modules import MoCoProjectionHead
 
         d = self.encoder.num_features
-        self.head = MoCoProjectionHead(d, max(d, proj_dim), proj_dim)
+        self.head = self.make_head(
+            next(iter(self.encoders)), "moco", input_dim=d, hidden_dim=max(d, proj_dim), output_dim=proj_dim
+        )
         self.key_encoder = frozen_copy(self.encoder)
         self.key_head = frozen_copy(self.head)
         self.criterion = NTXentLoss(temperature=temperature, memory_bank_size=(queue_size, proj_dim),

@@ -8,7 +8,8 @@ view; ``augment="flip"`` adds independent D4 flips/rotations per modality, ``"fu
 augmentation per modality. With ``V > 2`` modalities the loss averages every pair of modalities.
 
 Downstream, take either encoder alone or both (late fusion: concatenate their features), see
-:func:`eoreps.ssl.export.load_encoders`.
+:func:`eoreps.ssl.export.load_encoders`. The projection heads are exported too: only their outputs (the
+``joint`` space of ``load_encoders(RUN).embed``) align the modalities, e.g. to retrieve S2 with an S1 query.
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ class Multimodal(SSLMethod):
         super().__init__(**kwargs)
         if len(self.modalities) < 2:
             raise ConfigError(f"multimodal pretraining needs at least two modalities, got {self.modalities}; "
-                              "e.g. --modalities s2,s1 (or use --method simclr for one)")
+                              "e.g. modalities=s2,s1 (or method=simclr for one)")
         if augment not in AUGMENTS:
             raise ConfigError(f"augment '{augment}' unknown; choose one of {', '.join(AUGMENTS)}")
-        from lightly.models.modules import SimCLRProjectionHead
-
         self.heads = nn.ModuleDict()
         for m in self.modalities:
             enc = self.add_encoder(m, [m])
             d = enc.num_features
-            self.heads[m] = SimCLRProjectionHead(d, max(d, proj_dim), proj_dim)
+            self.heads[m] = self.make_head(
+                m, "simclr", input_dim=d, hidden_dim=max(d, proj_dim), output_dim=proj_dim
+            )
         self.criterion = NTXent(temperature, gather=gather)
         self.augment_mode = augment
         if augment == "full":
@@ -73,4 +74,6 @@ class Multimodal(SSLMethod):
         return [self.heads[m](self.encoders[m](views[m])) for m in self.modalities]
 
     def loss(self, views: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.criterion(self.project(views)), {"num_candidates": float(self.criterion.last_num_candidates)}
+        return self.criterion(self.project(views)), {
+            "num_candidates": float(self.criterion.last_num_candidates)
+        }

@@ -63,9 +63,24 @@ DataBuilder = Callable[["PretrainConfig", Any], MethodData]
 
 
 def build_patch_data(cfg: PretrainConfig, options: Any = None) -> MethodData:
-    """The default hook: the training patches of ``cfg.data``, served a batch at a time."""
-    from eoreps.ssl.data import BatchDataset, load_patches
+    """The default hook: the training patches of ``cfg.data``, served a batch at a time (streamed from a
+    packed archive: :class:`~eoreps.ssl.data.StreamedPatches`, its monitor patches centre-cropped)."""
+    from eoreps.ssl.data import BatchDataset, load_patches, stream_source
 
+    streamed = stream_source(
+        cfg.data, cfg.modalities, cfg.crop_px(), cfg.seed, cfg.max_samples, cfg.data_options
+    )
+    if streamed is not None:
+        patches = load_patches(
+            cfg.data,
+            cfg.modalities,
+            "train",
+            max_samples=max(cfg.monitor_samples, cfg.knn_train_samples),
+            seed=cfg.seed,
+            options=cfg.data_options,
+            crop=streamed.crop,
+        )
+        return MethodData(streamed, streamed, patches, streamed.image_size)
     train = load_patches(cfg.data, cfg.modalities, "train", max_samples=cfg.max_samples, seed=cfg.seed,
                          options=cfg.data_options)
     return MethodData(BatchDataset(train), train, train, train.image_size)
@@ -98,7 +113,7 @@ class MethodInfo:
         if len(modalities) < self.min_modalities:
             need = {2: "two", 3: "three"}.get(self.min_modalities, str(self.min_modalities))
             raise ConfigError(f"{self.name} pretraining needs {need} or more modalities, got "
-                              f"{modalities}; e.g. --modalities s2,s1")
+                              f"{modalities}; e.g. modalities=s2,s1")
 
 
 def register_method(name: str, *, encoders: str = "stacked", min_modalities: int | None = None,
@@ -117,7 +132,9 @@ def register_method(name: str, *, encoders: str = "stacked", min_modalities: int
         options: dataclass of the ``method_kwargs`` the constructor does not take (read by ``build_data``).
     """
     if encoders not in ENCODERS:
-        raise ConfigError(f"register_method('{name}'): encoders '{encoders}' is not one of {', '.join(ENCODERS)}")
+        raise ConfigError(
+            f"register_method('{name}'): encoders '{encoders}' is not one of {', '.join(ENCODERS)}"
+        )
     if options is not None and not dataclasses.is_dataclass(options):
         raise ConfigError(f"register_method('{name}'): options must be a dataclass, got {options!r}")
 
@@ -158,7 +175,9 @@ def method_options(name: str) -> list[str]:
             break
         if "__init__" in vars(klass):
             params = inspect.signature(klass.__init__).parameters.values()
-            names |= {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+            names |= {
+                p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            }
     return sorted(names)
 
 
@@ -167,4 +186,4 @@ def check_method_kwargs(name: str, kwargs: Mapping[str, object]) -> None:
     options = method_options(name)
     for key in kwargs:
         if key not in options:
-            raise unknown_name(f"option of method '{name}' (--method-kwargs)", key, options)
+            raise unknown_name(f"option of method '{name}' (method_kwargs)", key, options)

@@ -71,7 +71,9 @@ class Rotation(SSLMethod):
         if crop_scale is not None:
             from eoreps.transforms import RandomResizedCrop
 
-            self.augment = RandomResizedCrop(self.image_size, scale=(float(crop_scale[0]), float(crop_scale[1])))
+            self.augment = RandomResizedCrop(
+                self.image_size, scale=(float(crop_scale[0]), float(crop_scale[1]))
+            )
 
     def make_views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotated images ``(4 B, C, S, S)`` and their rotation labels ``(4 B,)`` (:func:`rotate_all`)."""

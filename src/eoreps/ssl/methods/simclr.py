@@ -29,14 +29,20 @@ class SimCLR(SSLMethod):
         **kwargs: see :class:`~eoreps.ssl.methods.base.SSLMethod`.
     """
 
-
-    def __init__(self, temperature: float = 0.2, proj_dim: int = 128, crop_scale: tuple[float, float] = (0.35, 1.0),
-                 gather: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        temperature: float = 0.2,
+        proj_dim: int = 128,
+        crop_scale: tuple[float, float] = (0.35, 1.0),
+        gather: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        from lightly.models.modules import SimCLRProjectionHead
-
         d = self.encoder.num_features
-        self.head = SimCLRProjectionHead(d, max(d, proj_dim), proj_dim)
+        key = next(iter(self.encoders))
+        self.head = self.make_head(
+            key, "simclr", input_dim=d, hidden_dim=max(d, proj_dim), output_dim=proj_dim
+        )
         self.criterion = NTXent(temperature, gather=gather)
         self.augment = eo_augment(self.image_size, scale=tuple(crop_scale))
 

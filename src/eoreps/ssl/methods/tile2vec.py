@@ -58,7 +58,9 @@ def build_triplet_data(cfg: PretrainConfig, options: Tile2VecOptions) -> MethodD
     patches = load_patches(cfg.data, cfg.modalities, "train", max_samples=max(cfg.monitor_samples,
                            cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed, options=cfg.data_options)
     length = None if cfg.max_samples is None else max(cfg.batch_size, cfg.max_samples)
-    dataset = TripletDataset(scenes, tile=o.tile_size, neighborhood=o.neighborhood, length=length, seed=cfg.seed)
+    dataset = TripletDataset(
+        scenes, tile=o.tile_size, neighborhood=o.neighborhood, length=length, seed=cfg.seed
+    )
     return MethodData(dataset, scenes, patches, (o.tile_size, o.tile_size))
 
 
@@ -80,7 +82,8 @@ class Tile2Vec(SSLMethod):
         self.augment = RandomFlipRotate()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Triplet batches ``{"anchor": {m: ...}, "neighbor": ..., "distant": ...}`` are normalised part by part."""
+        """Triplet batches ``{"anchor": {m: ...}, "neighbor": ..., "distant": ...}`` are normalised part by
+        part."""
         if self.trainer is not None and self.trainer.training and "anchor" in batch:
             return self.make_views({k: self.normalize(v) for k, v in batch.items()})
         return super().on_after_batch_transfer(batch, dataloader_idx)
@@ -91,11 +94,15 @@ class Tile2Vec(SSLMethod):
                      for k in ("anchor", "neighbor", "distant"))
 
     def on_train_epoch_start(self) -> None:
-        ds = getattr(self.trainer.datamodule, "dataset", None) if self.trainer.datamodule is not None else None
+        ds = (
+            getattr(self.trainer.datamodule, "dataset", None) if self.trainer.datamodule is not None else None
+        )
         if ds is not None and hasattr(ds, "epoch"):
             ds.epoch = self.current_epoch
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         a, n, d = views
         za, zn, zd = self.encoder(torch.cat([a, n, d])).chunk(3)
         loss = triplet_loss(za, zn, zd, self.margin)

@@ -1,4 +1,5 @@
-"""``eoreps experiment fusion``: which modalities help, fused early or late (after ben-ge, Mommert et al. 2023).
+"""``eoreps experiment fusion``: which modalities help, fused early or late (after ben-ge, Mommert et al.
+2023).
 
 Grid: single modalities (S2, S1, DEM, weather, season; one encoder each, so early = late) and unions
 (S2+S1, S2+S1+DEM, all five) x {early, late} fusion, for land-cover
@@ -51,8 +52,18 @@ class FusionSettings:
 
     @classmethod
     def quick(cls) -> FusionSettings:
-        return cls(smoke=True, seeds=(0,), epochs=1, max_train=64, max_eval=64, backbone="cnn-tiny", batch_size=32,
-                   singles=(("s2",), ("season",)), unions=(("s2", "s1"),), simeo_n=400)
+        return cls(
+            smoke=True,
+            seeds=(0,),
+            epochs=1,
+            max_train=64,
+            max_eval=64,
+            backbone="cnn-tiny",
+            batch_size=32,
+            singles=(("s2",), ("season",)),
+            unions=(("s2", "s1"),),
+            simeo_n=400,
+        )
 
 
 def variants(settings: FusionSettings) -> list[Variant]:
@@ -60,12 +71,20 @@ def variants(settings: FusionSettings) -> list[Variant]:
     out = []
     for task in settings.tasks:
         for mods in settings.singles:
-            out.append(Variant({"task": task, "modalities": "+".join(NAMES[m] for m in mods), "fusion": "single"},
-                               {"task": task, "modalities": list(mods), "fusion": "late"}))
+            out.append(
+                Variant(
+                    {"task": task, "modalities": "+".join(NAMES[m] for m in mods), "fusion": "single"},
+                    {"task": task, "modalities": list(mods), "fusion": "late"},
+                )
+            )
         for mods in settings.unions:
             for fusion in ("early", "late"):
-                out.append(Variant({"task": task, "modalities": "+".join(NAMES[m] for m in mods), "fusion": fusion},
-                                   {"task": task, "modalities": list(mods), "fusion": fusion}))
+                out.append(
+                    Variant(
+                        {"task": task, "modalities": "+".join(NAMES[m] for m in mods), "fusion": fusion},
+                        {"task": task, "modalities": list(mods), "fusion": fusion},
+                    )
+                )
     return out
 
 
@@ -73,24 +92,48 @@ def run_fusion(out: str | Path, settings: FusionSettings | None = None, data: st
                command: str = "") -> tuple[pd.DataFrame, dict[str, Path]]:
     """Run the grid and write the tables and figure into ``out``."""
     s = settings or FusionSettings()
-    base = FitConfig(data=data, backbone=s.backbone, epochs=s.epochs, batch_size=s.batch_size, max_train=s.max_train,
-                     max_eval=s.max_eval, simeo_n=s.simeo_n, eval_splits=["test"], patience=max(2, s.epochs))
+    base = FitConfig(
+        data=data,
+        backbone=s.backbone,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        max_train=s.max_train,
+        max_eval=s.max_eval,
+        simeo_n=s.simeo_n,
+        eval_splits=["test"],
+        patience=max(2, s.epochs),
+    )
     df = run_grid(base, variants(s), s.seeds, out)
     # one table: classification metrics from classify runs, segmentation metrics from segment runs
     cls = df[df["task"] == "classify"].rename(columns={"classify/acc": "acc", "classify/f1": "f1"})
-    seg = df[df["task"] == "segment"].rename(columns={"segment/miou": "miou", "segment/pixel_acc": "pixel_acc"})
+    seg = df[df["task"] == "segment"].rename(
+        columns={"segment/miou": "miou", "segment/pixel_acc": "pixel_acc"}
+    )
     keys = ["modalities", "fusion", "seed"]
-    merged = cls[keys + ["acc", "f1"]].merge(seg[keys + ["miou", "pixel_acc"]], on=keys, how="outer", sort=False)
-    spec = TableSpec(by=["modalities", "fusion"],
-                     metrics={"f1": "classification F1 (%)", "acc": "accuracy (%)", "miou": "segmentation mIoU (%)",
-                              "pixel_acc": "pixel accuracy (%)"},
-                     scale={"f1": 100, "acc": 100, "miou": 100, "pixel_acc": 100},
-                     digits={"f1": 1, "acc": 1, "miou": 1, "pixel_acc": 1},
-                     figure_metric="f1", figure_x="modalities", figure_hue="fusion")
-    notes = [f"Backbone {s.backbone}, {s.epochs} epochs, <= {s.max_train} training and <= {s.max_eval} test patches "
-             f"per run, seeds {list(s.seeds)}. 'single' = one modality (one encoder: early = late fusion; vector "
-             "modalities get a small MLP). Land-cover classification is single-label (dominant class, macro F1); "
-             "segmentation is 8-class land cover (mean IoU)."]
+    merged = cls[keys + ["acc", "f1"]].merge(
+        seg[keys + ["miou", "pixel_acc"]], on=keys, how="outer", sort=False
+    )
+    spec = TableSpec(
+        by=["modalities", "fusion"],
+        metrics={
+            "f1": "classification F1 (%)",
+            "acc": "accuracy (%)",
+            "miou": "segmentation mIoU (%)",
+            "pixel_acc": "pixel accuracy (%)",
+        },
+        scale={"f1": 100, "acc": 100, "miou": 100, "pixel_acc": 100},
+        digits={"f1": 1, "acc": 1, "miou": 1, "pixel_acc": 1},
+        figure_metric="f1",
+        figure_x="modalities",
+        figure_hue="fusion",
+    )
+    notes = [
+        f"Backbone {s.backbone}, {s.epochs} epochs, <= {s.max_train} training and <= {s.max_eval} test "
+        "patches "
+        f"per run, seeds {list(s.seeds)}. 'single' = one modality (one encoder: early = late fusion; vector "
+        "modalities get a small MLP). Land-cover classification is single-label (dominant class, macro F1); "
+        "segmentation is 8-class land cover (mean IoU)."
+    ]
     paths = write_outputs(merged, out, "fusion", "Modality fusion: early vs late", spec, published=PUBLISHED,
                           notes=notes, command=command, smoke=s.smoke)
     return merged, paths

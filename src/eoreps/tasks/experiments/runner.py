@@ -56,8 +56,14 @@ def default_rows(result: FitResult, variant: Variant) -> list[Row]:
     return [{"split": split, **m} for split, m in result.metrics.items()]
 
 
-def run_grid(base: FitConfig, variants: Sequence[Variant], seeds: Sequence[int], out: str | Path,
-             rows_fn: Callable[[FitResult, Variant], list[Row]] = default_rows, keep_runs: bool = False) -> pd.DataFrame:
+def run_grid(
+    base: FitConfig,
+    variants: Sequence[Variant],
+    seeds: Sequence[int],
+    out: str | Path,
+    rows_fn: Callable[[FitResult, Variant], list[Row]] = default_rows,
+    keep_runs: bool = False,
+) -> pd.DataFrame:
     """Run every variant for every seed (skipping finished runs) and return all rows.
 
     Args:
@@ -120,7 +126,13 @@ def summarize(df: pd.DataFrame, spec: TableSpec, digits: int = 3) -> pd.DataFram
         if col not in df.columns:
             continue
         tmp = f"metric::{col}"  # a metric may be called "n", like mean_std_table's seed count
-        t = mean_std_table(df.rename(columns={col: tmp}), spec.by, [tmp], digits=spec.digits.get(col, digits), scale=spec.scale.get(col, 1.0))
+        t = mean_std_table(
+            df.rename(columns={col: tmp}),
+            spec.by,
+            [tmp],
+            digits=spec.digits.get(col, digits),
+            scale=spec.scale.get(col, 1.0),
+        )
         parts.append(t.rename(columns={tmp: header}))
     if not parts:
         return pd.DataFrame(columns=spec.by)
@@ -158,14 +170,20 @@ def write_outputs(df: pd.DataFrame, out: str | Path, name: str, title: str, spec
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"results": out / "results.csv", "summary_csv": out / "summary.csv", "summary_md": out / "summary.md"}
+    paths = {
+        "results": out / "results.csv",
+        "summary_csv": out / "summary.csv",
+        "summary_md": out / "summary.md",
+    }
     atomic_write_text(paths["results"], df.to_csv(index=False))
     table = summarize(df, spec)
     atomic_write_text(paths["summary_csv"], table.to_csv(index=False))
     figures: list[tuple[str, str]] = []
     if spec.figure_metric and spec.figure_metric in df.columns and len(df):
         plot_df = df.copy()
-        plot_df[spec.figure_metric] = plot_df[spec.figure_metric].astype(float) * spec.scale.get(spec.figure_metric, 1.0)
+        plot_df[spec.figure_metric] = plot_df[spec.figure_metric].astype(float) * spec.scale.get(
+            spec.figure_metric, 1.0
+        )
         fig = bar_with_errors(plot_df, spec.figure_x, spec.figure_metric, hue=spec.figure_hue, title=title,
                               synthetic=True, ylabel=spec.metrics.get(spec.figure_metric, spec.figure_metric))
         paths["figure"] = save_figure(fig, out / f"{name}.png")
@@ -185,9 +203,18 @@ def write_outputs(df: pd.DataFrame, out: str | Path, name: str, title: str, spec
     if command:
         md += ["Reproduce:", "", f"    {command}", ""]
     atomic_write_text(paths["summary_md"], "\n".join(md))
-    sections = [Section("Ours (SimEO, synthetic)", paragraphs=list(notes), tables=[("mean ± std over seeds", table)],
-                        figures=figures, code=[command] if command else [])]
+    sections = [
+        Section(
+            "Ours (SimEO, synthetic)",
+            paragraphs=list(notes),
+            tables=[("mean ± std over seeds", table)],
+            figures=figures,
+            code=[command] if command else [],
+        )
+    ]
     if published:
         sections.append(Section("Published", code=[published]))
-    paths["report"] = write_report(out, f"{title} (SimEO, synthetic)", sections, synthetic=True, smoke=smoke_detail)
+    paths["report"] = write_report(
+        out, f"{title} (SimEO, synthetic)", sections, synthetic=True, smoke=smoke_detail
+    )
     return paths

@@ -31,7 +31,8 @@ from eoreps.tasks.uncertainty import (
     regression_scores,
 )
 
-PUBLISHED = """| region, period (Scheibenreif et al. 2022, real data) | model | uncertainty filter | n | R^2 | MAE | MSE |
+PUBLISHED = """| region, period (Scheibenreif et al. 2022, real data) | model | uncertainty filter | n | \
+R^2 | MAE | MSE |
 |---|---|---|---|---|---|---|
 | Europe 2018–20 | satellite | no | 3087 | 0.65 | 5.18 | 48.01 |
 | Europe 2018–20 | MC dropout | no | 3087 | 0.60 | 5.52 | 50.85 |
@@ -66,8 +67,17 @@ class UncertaintySettings:
 
     @classmethod
     def quick(cls) -> UncertaintySettings:
-        return cls(smoke=True, seeds=(0,), epochs=1, max_train=64, max_eval=48, backbone="cnn-tiny", batch_size=32, passes=3,
-                   simeo_n=400)
+        return cls(
+            smoke=True,
+            seeds=(0,),
+            epochs=1,
+            max_train=64,
+            max_eval=48,
+            backbone="cnn-tiny",
+            batch_size=32,
+            passes=3,
+            simeo_n=400,
+        )
 
 
 def _rows(settings: UncertaintySettings):
@@ -78,7 +88,9 @@ def _rows(settings: UncertaintySettings):
         passes = settings.passes if mc else 0
         preds = {s: predict_regression(module.model, dm.eval_dataloader(s), task, passes=passes)
                  for s in ("val", *SPLITS)}
-        np.savez(result.out / "predictions.npz", **{f"{s}_{k}": v for s, p in preds.items() for k, v in p.items()})
+        np.savez(
+            result.out / "predictions.npz", **{f"{s}_{k}": v for s, p in preds.items() for k, v in p.items()}
+        )
         out: list[Row] = []
         filt = UncertaintyFilter(settings.q).fit(preds["val"]["std"]) if mc else None
         for s in SPLITS:
@@ -100,36 +112,79 @@ def run_uncertainty(out: str | Path, settings: UncertaintySettings | None = None
 
     s = settings or UncertaintySettings()
     out = Path(out)
-    base = FitConfig(task="regress", data="simeo", modalities=list(s.modalities), fusion="late", backbone=s.backbone,
-                     epochs=s.epochs, batch_size=s.batch_size, max_train=s.max_train, max_eval=s.max_eval,
-                     simeo_n=s.simeo_n, eval_splits=["val", *SPLITS], patience=max(2, s.epochs), hidden=64)
+    base = FitConfig(
+        task="regress",
+        data="simeo",
+        modalities=list(s.modalities),
+        fusion="late",
+        backbone=s.backbone,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        max_train=s.max_train,
+        max_eval=s.max_eval,
+        simeo_n=s.simeo_n,
+        eval_splits=["val", *SPLITS],
+        patience=max(2, s.epochs),
+        hidden=64,
+    )
     grid = [Variant({"model": "plain model"}, {"dropout": 0.0, "heteroscedastic": False}),
             Variant({"model": "MC dropout"}, {"dropout": s.dropout, "heteroscedastic": True})]
     df = run_grid(base, grid, s.seeds, out, rows_fn=_rows(s), keep_runs=True)
     df["row"] = df["model"] + np.where(df["filter"] == "no", "", " + filter")
-    spec = TableSpec(by=["split", "row"], metrics={"n": "observations", "r2": "R^2", "mae": "MAE", "mse": "MSE"}, digits={"n": 0},
-                     figure_metric="mse", figure_x="row", figure_hue="split")
+    spec = TableSpec(
+        by=["split", "row"],
+        metrics={"n": "observations", "r2": "R^2", "mae": "MAE", "mse": "MSE"},
+        digits={"n": 0},
+        figure_metric="mse",
+        figure_x="row",
+        figure_hue="split",
+    )
     # calibration of the MC-dropout predictive std, pooled over seeds
     tables = {}
     for split in SPLITS:
         ys, ms, ss = [], [], []
         for seed in s.seeds:
-            f = out / "runs" / Variant({"model": "MC dropout"}).slug / f"seed{seed}" / "fit" / "predictions.npz"
+            f = (
+                out
+                / "runs"
+                / Variant({"model": "MC dropout"}).slug
+                / f"seed{seed}"
+                / "fit"
+                / "predictions.npz"
+            )
             if f.is_file():
                 z = np.load(f)
                 ys.append(z[f"{split}_y"])
                 ms.append(z[f"{split}_mean"])
                 ss.append(z[f"{split}_std"])
         if ys:
-            tables[split] = calibration_table(np.concatenate(ys), np.concatenate(ms), np.concatenate(ss), bins=10)
+            tables[split] = calibration_table(
+                np.concatenate(ys), np.concatenate(ms), np.concatenate(ss), bins=10
+            )
     extra = []
     if tables:
         fig = calibration_figure(tables, "MC dropout calibration — SimEO (synthetic)")
         save_figure(fig, out / "calibration.png")
-        extra.append(("Observed RMSE vs predicted std (10 equal-count bins; SimEO, synthetic)", "calibration.png"))
-    notes = [f"SimEO (synthetic) NO2-like target from {'+'.join(s.modalities)} (late fusion), backbone {s.backbone}, "
-             f"{s.epochs} epochs, seeds {list(s.seeds)}; MC dropout p={s.dropout}, T={s.passes} passes; filter q={s.q:g} % "
-             "with its threshold from the validation split. 'shifted' is a held-out region."]
-    paths = write_outputs(df, out, "uncertainty", "Uncertainty: MC dropout and filtering", spec, published=PUBLISHED,
-                          notes=notes, command=command, smoke=s.smoke, extra_figures=extra)
+        extra.append(
+            ("Observed RMSE vs predicted std (10 equal-count bins; SimEO, synthetic)", "calibration.png")
+        )
+    notes = [
+        f"SimEO (synthetic) NO2-like target from {'+'.join(s.modalities)} (late fusion), backbone "
+        f"{s.backbone}, "
+        f"{s.epochs} epochs, seeds {list(s.seeds)}; MC dropout p={s.dropout}, T={s.passes} passes; filter "
+        f"q={s.q:g} % "
+        "with its threshold from the validation split. 'shifted' is a held-out region."
+    ]
+    paths = write_outputs(
+        df,
+        out,
+        "uncertainty",
+        "Uncertainty: MC dropout and filtering",
+        spec,
+        published=PUBLISHED,
+        notes=notes,
+        command=command,
+        smoke=s.smoke,
+        extra_figures=extra,
+    )
     return df, paths

@@ -1,4 +1,5 @@
-"""``eoreps experiment weak-supervision``: full masks vs image labels vs k-point labels at equal annotation budgets.
+"""``eoreps experiment weak-supervision``: full masks vs image labels vs k-point labels at equal annotation
+budgets.
 
 Land-cover segmentation on SimEO (synthetic, 8 classes, 32 x 32 patches). For each budget (seconds of
 annotation, :mod:`eoreps.tasks.budget`) every kind of supervision gets as many training patches as the
@@ -30,8 +31,10 @@ PUBLISHED = """| supervision (Bearman et al. 2016, PASCAL VOC, real data) | anno
 | one point per class present | 22.1 s |
 | full masks | 239.7 s |
 
-Lesson reported there: at an equal annotation budget, point labels trained a better model than image-level labels
-or (fewer) full masks. These are the times our budget model is scaled from (eoreps.tasks.budget); we quote no mIoU.
+Lesson reported there: at an equal annotation budget, point labels trained a better model than \
+image-level labels
+or (fewer) full masks. These are the times our budget model is scaled from (eoreps.tasks.budget); \
+we quote no mIoU.
 """
 
 LABELS = {"full": "full masks", "image": "image labels", "points": "points"}
@@ -71,7 +74,16 @@ class WeakSettings:
 
     @classmethod
     def quick(cls) -> WeakSettings:
-        return cls(smoke=True, seeds=(0,), budgets=(4,), passes=32, min_epochs=1, max_epochs=1, max_eval=32, simeo_n=400)
+        return cls(
+            smoke=True,
+            seeds=(0,),
+            budgets=(4,),
+            passes=32,
+            min_epochs=1,
+            max_epochs=1,
+            max_eval=32,
+            simeo_n=400,
+        )
 
 
 def _pool_masks(s: WeakSettings) -> tuple[np.ndarray, int]:
@@ -94,8 +106,18 @@ def variants(s: WeakSettings, masks: np.ndarray, num_classes: int) -> tuple[list
             n = patches_for_budget(budget_s, cost, len(masks))
             epochs = int(np.clip(round(s.passes / n), s.min_epochs, s.max_epochs))
             labels = {"budget": f"{budget_s / 60:.0f} min", "supervision": supervision_name(sup, k)}
-            out.append(Variant(labels, {"supervision": sup, "points_per_class": k, "max_train": n, "epochs": epochs,
-                                        "patience": epochs}))
+            out.append(
+                Variant(
+                    labels,
+                    {
+                        "supervision": sup,
+                        "points_per_class": k,
+                        "max_train": n,
+                        "epochs": epochs,
+                        "patience": epochs,
+                    },
+                )
+            )
             meta[out[-1].slug] = {"budget_s": budget_s, "patches": n, "cost_s": cost}
     return out, meta
 
@@ -103,8 +125,17 @@ def variants(s: WeakSettings, masks: np.ndarray, num_classes: int) -> tuple[list
 def _rows_fn(meta: dict[str, Row]):
     def rows(result: FitResult, variant: Variant) -> list[Row]:
         m = meta[variant.slug]
-        return [{"split": split, **values, "budget_s": m["budget_s"], "budget_min": m["budget_s"] / 60,
-                 "patches": m["patches"], "cost_per_patch_s": m["cost_s"]} for split, values in result.metrics.items()]
+        return [
+            {
+                "split": split,
+                **values,
+                "budget_s": m["budget_s"],
+                "budget_min": m["budget_s"] / 60,
+                "patches": m["patches"],
+                "cost_per_patch_s": m["cost_s"],
+            }
+            for split, values in result.metrics.items()
+        ]
 
     return rows
 
@@ -128,26 +159,54 @@ def run_weak_supervision(out: str | Path, settings: WeakSettings | None = None,
                      scale={"segment/miou": 100, "segment/pixel_acc": 100},
                      digits={"segment/miou": 1, "segment/pixel_acc": 1, "patches": 0, "epochs": 0})
     plot = df.assign(miou=df["segment/miou"].astype(float) * 100)
-    fig = metric_curves(plot, "budget_min", "miou", "supervision", title="mIoU vs annotation budget", logx=True,
-                        synthetic=True, ylabel="test mIoU (%)")
+    fig = metric_curves(
+        plot,
+        "budget_min",
+        "miou",
+        "supervision",
+        title="mIoU vs annotation budget",
+        logx=True,
+        synthetic=True,
+        ylabel="test mIoU (%)",
+    )
     fig.axes[0].set_xlabel("annotation budget (minutes, log scale)")
     save_figure(fig, out / "weak_supervision.png")
     c = s.costs
     costs = ", ".join(f"{supervision_name(sup, kk)} {mean_patch_cost(c, sup, masks, k, kk):.1f} s"
                       for sup, kk in s.supervisions)
-    notes = [f"SimEO (synthetic) land-cover segmentation, {k} classes, inputs {'+'.join(s.modalities)}, backbone "
-             f"{s.backbone} + U-Net decoder, seeds {list(s.seeds)}, <= {s.max_eval} test patches; mIoU against the "
-             "true masks. Budgets are the cost of "
-             f"{', '.join(str(b) for b in s.budgets)} full masks; mean cost per patch: {costs} (budget model in "
-             f"eoreps.tasks.budget: {c.tag_s:g} s per class tag, {c.point_s:g} s per point, full mask = "
-             f"{c.full_over_image:.2f} x image labels, after Bearman et al. 2016; our assumption). Each run sees about "
-             f"{s.passes} training samples (epochs clamped to {s.min_epochs}..{s.max_epochs}); validation labels are "
-             f"of the same kind and not counted. Image labels: SimEO's multi-hot tags (classes covering >= 10 % of a "
-             f"patch), {s.cam_pooling.upper()} pooling of the class map; points: k pixels per class present, fixed per "
-             "patch and seed."]
-    paths = write_outputs(df, out, "weak_supervision", "Weak supervision at equal annotation budgets", spec,
-                          published=PUBLISHED, notes=notes, command=command, smoke=s.smoke,
-                          extra_figures=[("Test mIoU vs annotation budget (mean ± std over seeds; SimEO, synthetic)",
-                                          "weak_supervision.png")])
+    notes = [
+        f"SimEO (synthetic) land-cover segmentation, {k} classes, inputs {'+'.join(s.modalities)}, backbone "
+        f"{s.backbone} + U-Net decoder, seeds {list(s.seeds)}, <= {s.max_eval} test patches; mIoU against "
+        "the "
+        "true masks. Budgets are the cost of "
+        f"{', '.join(str(b) for b in s.budgets)} full masks; mean cost per patch: {costs} (budget model in "
+        f"eoreps.tasks.budget: {c.tag_s:g} s per class tag, {c.point_s:g} s per point, full mask = "
+        f"{c.full_over_image:.2f} x image labels, after Bearman et al. 2016; our assumption). Each run sees "
+        "about "
+        f"{s.passes} training samples (epochs clamped to {s.min_epochs}..{s.max_epochs}); validation labels "
+        "are "
+        "of the same kind and not counted. Image labels: SimEO's multi-hot tags (classes covering >= 10 % "
+        "of a "
+        f"patch), {s.cam_pooling.upper()} pooling of the class map; points: k pixels per class present, "
+        "fixed per "
+        "patch and seed."
+    ]
+    paths = write_outputs(
+        df,
+        out,
+        "weak_supervision",
+        "Weak supervision at equal annotation budgets",
+        spec,
+        published=PUBLISHED,
+        notes=notes,
+        command=command,
+        smoke=s.smoke,
+        extra_figures=[
+            (
+                "Test mIoU vs annotation budget (mean ± std over seeds; SimEO, synthetic)",
+                "weak_supervision.png",
+            )
+        ],
+    )
     paths["figure"] = out / "weak_supervision.png"
     return df, paths

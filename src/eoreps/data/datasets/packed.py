@@ -1,0 +1,240 @@
+"""A packed archive (``eoreps data pack``): LitData chunks per split, ``labels.parquet`` and a manifest.
+
+Layout (format ``"packed"``, detected by ``eoreps_pack.json``; see ``docs/data.md``, "Streaming a packed
+archive")::
+
+    <root>/eoreps_pack.json   manifest: modalities, bands, task, classes, splits, per-band statistics
+    <root>/labels.parquet     split, index (position in the split), id, label | y_<k> columns
+    <root>/<split>/           one LitData optimized dataset (index.json + chunk-*.bin)
+
+Two ways to read it:
+
+* :class:`PackedDataset` -- map-style (``ds[i]``: eoreps' sample dict at native resolution), for the
+  code paths that index samples (``fit``, ``evaluate``, statistics). Labels (:meth:`label_matrix`)
+  come from ``labels.parquet`` without reading an image, and the manifest's statistics are served as
+  :attr:`PackedDataset.precomputed_stats` so :func:`eoreps.data.stats.cached_stats` does not re-scan.
+* :meth:`PackedDataset.stream` -- a :class:`PackedStream` (a LitData ``StreamingDataset``): shuffled
+  per ``(seed, epoch)``, each DDP rank and loader worker reads a disjoint part of each epoch, random
+  crops drawn per sample; served by LitData's ``StreamingDataLoader``, whose ``state_dict`` resumes
+  mid-epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from litdata import StreamingDataset
+
+from eoreps.data.crops import crop_sample
+from eoreps.data.datasets.base import EODataset, Sample
+from eoreps.data.pack import MANIFEST, check_manifest
+from eoreps.errors import ConfigError, DataError
+
+LABELS = "labels.parquet"  # written by eoreps.data.pack (one row per packed sample)
+_LABEL_KEYS = ("label", "multilabel", "target", "mask")
+_TENSOR_DTYPES = {"label": torch.int64, "mask": torch.int64, "multilabel": torch.float32,
+                  "target": torch.float32}
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The manifest of the pack at ``root``, checked by the writer's :func:`eoreps.data.pack.check_manifest`
+    (format and eoreps version, every chunk present with its recorded size)."""
+    return check_manifest(Path(root))
+
+
+def _to_tensor(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    dtype = _TENSOR_DTYPES.get(
+        key, torch.float32 if isinstance(value, np.ndarray) and value.ndim >= 1 else None
+    )
+    if dtype is None:
+        return torch.as_tensor(value)
+    return torch.tensor(np.asarray(value), dtype=dtype)  # a copy: LitData's buffers are read-only
+
+
+def to_sample(item: dict[str, Any], keep: Sequence[str] | None = None) -> Sample:
+    """A stored item as eoreps' sample dict (tensors; images float32 in physical units; ``keep``: keys
+    kept)."""
+    return {k: _to_tensor(k, v) for k, v in item.items() if keep is None or k in keep}
+
+
+class PackedDataset(EODataset):
+    """Map-style view of one split of a packed archive (see the module docstring).
+
+    Args:
+        root: the pack folder (holds ``eoreps_pack.json``).
+        split: ``"train"``, ``"val"``, ``"test"`` (those the pack has) or ``"all"``.
+        modalities: modalities to return (default: every packed one).
+    """
+
+    def __init__(
+        self, root: str | Path, split: str = "train", modalities: Sequence[str] | None = None
+    ) -> None:
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        packed = tuple(self.manifest.get("modalities", {}))
+        unknown = [m for m in (modalities or ()) if m not in packed]
+        if unknown:
+            raise DataError(
+                f"{self.root}: the pack has no modality '{unknown[0]}' (has: {', '.join(packed)}); "
+                "choose --modalities among them or re-pack"
+            )
+        self.modalities = tuple(modalities) if modalities else packed
+        self.band_names = {m: tuple(self.manifest["modalities"][m].get("bands", ())) for m in self.modalities}
+        self.classes = tuple(self.manifest.get("classes") or ())
+        self.task = str(self.manifest.get("task", "none"))
+        self.synthetic = str((self.manifest.get("source") or {}).get("format", "")) == "simeo"
+        mask = self.manifest.get("mask") or {}
+        self.mask_classes = tuple(mask.get("classes", ()))
+        sizes = {k: int(v) for k, v in self.manifest.get("splits", {}).items()}
+        if split != "all" and split not in sizes:
+            raise DataError(
+                f"{self.root}: the pack has no split '{split}' (has: {', '.join(sizes)}); choose one of them"
+            )
+        self.split = split
+        self.parts = [(s, n) for s, n in sizes.items() if split in ("all", s) and n > 0]
+        self._offsets = np.cumsum([0] + [n for _, n in self.parts])
+        self._readers: dict[str, Any] = {}
+        self._labels: Any = None
+
+    @property
+    def cache_key(self) -> str:
+        """Tells packs and splits apart in :func:`eoreps.data.stats.cached_stats`."""
+        return f"{self.root.resolve()}:{self.split}"
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def _reader(self, split: str) -> Any:
+        if split not in self._readers:
+            self._readers[split] = open_stream(self.root / split)
+        return self._readers[split]
+
+    def __getitem__(self, index: int) -> Sample:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} samples")
+        index %= n
+        part = int(np.searchsorted(self._offsets, index, side="right")) - 1
+        split = self.parts[part][0]
+        item = self._reader(split)[int(index - self._offsets[part])]
+        return to_sample(item, keep=[*self.modalities, *_LABEL_KEYS, "id", "season", "lat", "lon", "date"])
+
+    def __getstate__(self) -> dict[str, Any]:  # loader workers open their own readers
+        return {**self.__dict__, "_readers": {}}
+
+    # ---------------------------------------------------------------------------------- labels, stats
+    def labels_table(self) -> Any:
+        """The rows of ``labels.parquet`` for this split, in sample order."""
+        if self._labels is None:
+            import pandas as pd
+
+            path = self.root / LABELS
+            try:
+                table = pd.read_parquet(path)
+            except (OSError, ValueError) as e:
+                raise DataError(f"{path}: unreadable labels table ({e}); re-run eoreps data pack") from None
+            order = {s: i for i, (s, _) in enumerate(self.parts)}
+            table = table[table["split"].isin(list(order))]
+            table = table.assign(_part=table["split"].map(order)).sort_values(["_part", "index"])
+            if len(table) != len(self):
+                raise DataError(f"{path}: {len(table)} label rows for {len(self)} packed samples of split "
+                                f"'{self.split}'; re-run eoreps data pack")
+            self._labels = table.reset_index(drop=True)
+        return self._labels
+
+    def label_matrix(self) -> torch.Tensor:
+        """Labels of every sample from ``labels.parquet`` (no image is read): ``(N,)`` or ``(N, K)``."""
+        table = self.labels_table()
+        if self.task == "single":
+            return torch.tensor(table["label"].to_numpy(), dtype=torch.int64)
+        if self.task == "multi":
+            cols = [f"y_{k}" for k in range(len(self.classes))]
+            return torch.tensor(table[cols].to_numpy(), dtype=torch.float32)
+        raise ConfigError(f"{self.root}: the pack has no class labels (task '{self.task}')")
+
+    @property
+    def precomputed_stats(self) -> Any:
+        """The manifest's per-band statistics (:class:`~eoreps.data.stats.BandStats`) of the packed
+        modalities."""
+        from eoreps.data.stats import BandStats
+
+        stats = self.manifest.get("stats") or {}
+        mods = [m for m in self.modalities if m in stats]
+        return BandStats(
+            mean={m: tuple(stats[m]["mean"]) for m in mods},
+            std={m: tuple(stats[m]["std"]) for m in mods},
+            count={m: tuple(int(c) for c in stats[m].get("count", ())) for m in mods},
+            bands={m: self.band_names.get(m, ()) for m in mods},
+            num_samples=int(self.manifest.get("splits", {}).get("train", 0)),
+            fingerprint={"source": str(self.root / MANIFEST)},
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What a run used: the pack, its source and classes."""
+        return {"dataset": "PackedDataset", "classes": list(self.classes), "pack": str(self.root),
+                "source": self.manifest.get("source", {})}
+
+    # ---------------------------------------------------------------------------------- streaming
+    def stream(
+        self,
+        shuffle: bool = True,
+        seed: int = 0,
+        crop: int | None = None,
+        keys: Sequence[str] | None = None,
+        max_samples: int | None = None,
+        drop_last: bool | None = None,
+    ) -> PackedStream:
+        """This split as a LitData stream (build it in the process that reads it: ranks are detected then).
+
+        Args:
+            shuffle, seed: chunk and sample order, a function of ``(seed, epoch)``.
+            crop: random ``crop`` px window per sample (``None``: whole patches).
+            keys: keys of each sample kept (default: the modalities and the labels).
+            max_samples: stream about this many samples (LitData's ``subsample``), all when ``None``.
+            drop_last: LitData's (``True`` under DDP: every rank gets as many samples).
+        """
+        if self.split == "all" or len(self.parts) != 1:
+            raise ConfigError(f"{self.root}: stream one split (train, val or test), not '{self.split}'")
+        frac = 1.0 if not max_samples or max_samples >= len(self) else max(max_samples / len(self), 1e-6)
+        return PackedStream(str(self.root / self.split), shuffle=shuffle, seed=seed, drop_last=drop_last,
+                            subsample=float(frac), modalities=self.modalities, crop=crop,
+                            keys=tuple(keys) if keys is not None else (*self.modalities, "label"))
+
+
+class PackedStream(StreamingDataset):
+    """A LitData ``StreamingDataset`` yielding eoreps sample dicts, randomly cropped per sample.
+
+    The crop window is a function of ``(seed, epoch, sample id)``, so a resumed run cuts what the
+    uninterrupted one would have. Build it with :meth:`PackedDataset.stream`.
+    """
+
+    def __init__(self, input_dir: str, *, modalities: Sequence[str], crop: int | None, keys: Sequence[str],
+                 **kw: Any) -> None:
+        super().__init__(input_dir, **kw)
+        self.eo_modalities, self.crop, self.keys = tuple(modalities), crop, tuple(keys)
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        sample = to_sample(item, keep=(*self.keys, "id"))
+        if self.crop is not None:
+            rng = np.random.default_rng((self.seed, self.current_epoch, zlib.crc32(str(item["id"]).encode())))
+            sample = crop_sample(sample, self.eo_modalities, self.crop, rng)
+        if "id" not in self.keys:
+            sample.pop("id", None)
+        return sample
+
+
+def open_stream(path: Path, **kw: Any) -> StreamingDataset:
+    """A plain LitData ``StreamingDataset`` of ``path`` (random access for :class:`PackedDataset`)."""
+    try:
+        return StreamingDataset(str(path), **kw)
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable LitData dataset ({e}); re-run eoreps data pack") from None
