@@ -94,10 +94,11 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Harmless by design: LeafSpec/treespec is a torch deprecation inside Lightning's own code;
     # eoreps normalises batches in on_after_batch_transfer on purpose; the data sets are in memory,
-    # so loader workers would only add start-up time.
+    # so loader workers would only add start-up time; a packed archive's LitData stream defines __len__ and
+    # assigns each loader worker (and rank) its own chunks, so the length Lightning warns about is exact.
     warnings.filterwarnings(
         "ignore", message=r".*(LeafSpec|isinstance\(treespec|overridden `on_after_batch_transfer`|"
-                          r"does not have many workers).*")
+                          r"does not have many workers|`IterableDataset` has `__len__` defined).*")
 
 
 # Errors of the user's file system (disk full, read-only, permission denied, a file where a folder is

@@ -156,3 +156,15 @@ def test_sample_metadata_from_ids_and_day_of_year() -> None:
     sim = sample_meta({"id": "simeo-p000001", "label": torch.tensor(3), "doy": torch.tensor(200),
                        "region": torch.tensor(2)})
     assert sim == {"id": "simeo-p000001", "label": 3, "region": 2, "doy": 200, "season": "summer"}
+
+
+def test_embed_plot_draws_one_map_per_modality(mm_run: Path, simeo_small: Path, tmp_path: Path,
+                                               capsys) -> None:
+    emb = tmp_path / "emb"
+    with pytest.raises(SystemExit) as e:
+        main(["embed", "--backbone", str(mm_run), "--data", str(simeo_small), "--out", str(emb),
+              "--splits", "test", "--max-samples", "12", "--plot"])
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out
+    for name in ("map_joint_s2.png", "map_joint_s1.png"):  # the joint space where the run has one
+        assert f"map: {emb / name}" in out and (emb / name).read_bytes()[:4] == b"\x89PNG"

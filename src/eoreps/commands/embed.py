@@ -48,3 +48,8 @@ def embed(
             **{f"{name}.npy": f"{shape[0]} x {shape[1]}" for name, shape in result.arrays.items()},
             "throughput": f"{result.samples_per_s:.1f} samples/s", "out": str(result.out)}
     echo_kv(f"embedded {cfg.data} with {cfg.backbone}", rows)
+    if cfg.plot:
+        from eoreps.report.maps import plot_embedding_maps
+
+        for png in plot_embedding_maps(result.out):
+            typer.echo(f"map: {png}")

@@ -98,6 +98,8 @@ class EmbedConfig:
     thumbnails: str = opt(
         "auto", help="auto (for <= 20000 samples) | on | off: 32 px RGB thumbnails for figures."
     )
+    plot: bool = opt(False, help="Also draw map_<space>_<modality>.png: a 2-D map (UMAP if installed, else "
+                                 "t-SNE) of each modality's embeddings coloured by label, season, latitude.")
     num_workers: int = opt(0, help="DataLoader worker processes.")
     seed: int = 0
     quick: bool = False
