@@ -33,7 +33,7 @@ from litdata import StreamingDataset
 
 from eoreps.data.crops import crop_sample
 from eoreps.data.datasets.base import EODataset, Sample
-from eoreps.data.pack import MANIFEST, check_manifest
+from eoreps.data.pack_manifest import MANIFEST, check_manifest
 from eoreps.errors import ConfigError, DataError
 
 LABELS = "labels.parquet"  # written by eoreps.data.pack (one row per packed sample)
