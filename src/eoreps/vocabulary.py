@@ -51,15 +51,20 @@ _TASK_ALIASES = {
 }
 
 
+def _canonical(value: str, aliases: dict[str, str], allowed: Collection[str], what: str) -> str:
+    """``value`` stripped and lower-cased, an alias mapped to its name; not in ``allowed``: one-line error."""
+    name = str(value).strip().lower()
+    name = aliases.get(name, name)
+    if name not in allowed:
+        raise unknown_name(what, str(value), list(allowed))
+    return name
+
+
 def normalize_precision(value: str, allowed: Collection[str] = PRECISIONS, what: str = "precision") -> str:
     """The short form (``fp32``, ``bf16`` ...) of any precision spelling; a name outside ``allowed`` (short
     forms) is a one-line :class:`ConfigError` listing them, e.g. ``normalize_precision("bf16-mixed") ==
     "bf16"``."""
-    name = str(value).strip().lower()
-    name = _PRECISION_ALIASES.get(name, name)
-    if name not in allowed:
-        raise unknown_name(what, str(value), list(allowed))
-    return name
+    return _canonical(value, _PRECISION_ALIASES, allowed, what)
 
 
 def lightning_precision(value: str) -> str:
@@ -82,8 +87,4 @@ def run_precision(value: str, allowed: Collection[str] = (*PRECISIONS, "fp64")) 
 
 def normalize_task(value: str, allowed: Collection[str] = TASKS) -> str:
     """``classify`` for ``single``, ``multilabel`` for ``multi`` ...; unknown names are a one-line error."""
-    name = str(value).strip().lower()
-    name = _TASK_ALIASES.get(name, name)
-    if name not in allowed:
-        raise unknown_name("task", str(value), list(allowed))
-    return name
+    return _canonical(value, _TASK_ALIASES, allowed, "task")

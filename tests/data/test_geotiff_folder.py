@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +15,12 @@ from eoreps.data.datasets.geotiff_folder import GeoTiffFolder, is_geotiff_folder
 from eoreps.data.modalities import S2_L2A_BANDS
 from eoreps.errors import ConfigError, DataError
 
-
-def _gen():
-    spec = importlib.util.spec_from_file_location(
-        "make_geotiff_folder", Path(__file__).with_name("make_geotiff_folder.py")
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_geotiff_folder as gen  # noqa: E402
 
 
 def make(tmp_path: Path, **kw) -> Path:
-    return _gen().write_geotiff_folder(tmp_path / "gt", **kw)
+    return gen.write_geotiff_folder(tmp_path / "gt", **kw)
 
 
 def test_single_label(tmp_path):
@@ -102,7 +96,7 @@ def test_errors(tmp_path):
     victim.write_bytes(victim.read_bytes()[:400])
     with pytest.raises(DataError, match=r"dem/patch_001.tif: corrupt or truncated GeoTIFF"):
         ds[1]
-    _gen()._write(root / "dem" / "patch_003.tif", np.zeros((1, 12, 16), np.float32))
+    gen._write(root / "dem" / "patch_003.tif", np.zeros((1, 12, 16), np.float32))
     with pytest.raises(DataError, match=r"dem/patch_003.tif: shape \(12, 16\) differs"):
         ds[3]
     with pytest.raises(ConfigError, match="split 'holdout' not found"):

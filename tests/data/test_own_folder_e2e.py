@@ -6,31 +6,25 @@ land-cover mask codes (0-4 and 8) with a 255 no-data code, and one sample whose 
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from eoreps.cli import main
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_geotiff_folder as gen  # noqa: E402
+
 NAMES = ("water", "trees", "grass", "crops", "built", "bare")  # codes 0, 1, 2, 3, 4, 8
-
-
-def _gen():
-    spec = importlib.util.spec_from_file_location(
-        "make_geotiff_folder", Path(__file__).with_name("make_geotiff_folder.py")
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    root = _gen().write_geotiff_folder(tmp_path_factory.mktemp("own") / "my_fields", n=24, side=8, mask=True,
-                                       id_header="sample_id", split=False, mask_codes=(0, 1, 2, 3, 4, 8),
-                                       mask_nodata=255, empty_s1=(5,))
+    root = gen.write_geotiff_folder(tmp_path_factory.mktemp("own") / "my_fields", n=24, side=8, mask=True,
+                                    id_header="sample_id", split=False, mask_codes=(0, 1, 2, 3, 4, 8),
+                                    mask_nodata=255, empty_s1=(5,))
     (root / "mask_classes.txt").write_text(
         "".join(f"{c} {n}\n" for c, n in zip((0, 1, 2, 3, 4, 8), NAMES, strict=True))
     )
@@ -134,7 +128,7 @@ def test_own_folder_cli_errors(folder, tmp_path, capsys):
     code, _, err = cli(["data", "inspect", str(folder), "--id-column", "patch"], capsys)
     assert_one_line_error(code, err, str(folder / "labels.csv"), "'patch'")
     bad = tmp_path / "bad"
-    _gen().write_geotiff_folder(bad, n=4, side=4)
+    gen.write_geotiff_folder(bad, n=4, side=4)
     csv = bad / "labels.csv"
     csv.write_text(csv.read_text().replace("water", "", 1))
     code, _, err = cli(["data", "inspect", str(bad)], capsys)

@@ -99,6 +99,12 @@ def _run(argv, capsys):
     return e.value.code, capsys.readouterr()
 
 
+def _retrieve_s2(emb, out, capsys, *extra: str):
+    """``eoreps retrieve`` with s2 queries in an s2 gallery: its exit code and captured output."""
+    return _run(["retrieve", "--embeddings", str(emb), "--query", "s2", "--gallery", "s2", *extra,
+                 "--out", str(out)], capsys)
+
+
 def test_retrieve_cross_modal_per_split_table_and_figure(tmp_path, capsys) -> None:
     emb = write_toy_embeddings(tmp_path / "emb")
     out = tmp_path / "ret"
@@ -124,22 +130,7 @@ def test_retrieve_cross_modal_per_split_table_and_figure(tmp_path, capsys) -> No
 def test_retrieve_same_modality_by_label_and_no_thumbs_note(tmp_path, capsys) -> None:
     emb = write_toy_embeddings(tmp_path / "emb", thumbs=False)
     out = tmp_path / "ret"
-    code, cap = _run(
-        [
-            "retrieve",
-            "--embeddings",
-            str(emb),
-            "--query",
-            "s2",
-            "--gallery",
-            "s2",
-            "--splits",
-            "test",
-            "--out",
-            str(out),
-        ],
-        capsys,
-    )
+    code, cap = _retrieve_s2(emb, out, capsys, "--splits", "test")
     assert code == 0, cap.err
     row = pd.read_csv(out / "retrieval.csv").iloc[0]
     assert row["match"] == "label" and row["candidates"] == 29  # the query itself is left out
@@ -238,22 +229,7 @@ def test_multilabel_retrieval_counts_shared_labels(tmp_path, capsys) -> None:
         1,
         2,
     ]
-    code, cap = _run(
-        [
-            "retrieve",
-            "--embeddings",
-            str(emb),
-            "--query",
-            "s2",
-            "--gallery",
-            "s2",
-            "--splits",
-            "test",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capsys,
-    )
+    code, cap = _retrieve_s2(emb, tmp_path / "out", capsys, "--splits", "test")
     assert code == 0, cap.err
     row = pd.read_csv(tmp_path / "out" / "retrieval.csv").iloc[0]
     # 7 queries have a label; sample 3 has none and is left out
@@ -265,22 +241,7 @@ def test_multilabel_retrieval_counts_shared_labels(tmp_path, capsys) -> None:
 
 def test_match_by_id_within_one_modality_is_refused(tmp_path, capsys) -> None:
     emb = write_toy_embeddings(tmp_path / "emb", n_per_split=4, thumbs=False)
-    code, cap = _run(
-        [
-            "retrieve",
-            "--embeddings",
-            str(emb),
-            "--query",
-            "s2",
-            "--gallery",
-            "s2",
-            "--match",
-            "id",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capsys,
-    )
+    code, cap = _retrieve_s2(emb, tmp_path / "out", capsys, "--match", "id")
     assert code == 2 and cap.err.count("\n") == 1 and "--match label" in cap.err
 
 

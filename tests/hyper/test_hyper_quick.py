@@ -34,21 +34,13 @@ def _run(argv: list[str], capsys) -> str:
     return capsys.readouterr().out
 
 
+def _hyper(command: str, zoo: Path, rep: Path, out: Path, capsys, *extra: str) -> str:
+    """``eoreps hyper <command> --zoo --rep --out [extra]``; its stdout."""
+    return _run(["hyper", command, "--zoo", str(zoo), "--rep", str(rep), "--out", str(out), *extra], capsys)
+
+
 def test_hyper_evaluate_quick_is_a_marked_smoke_run(small_rep, tiny_zoo, tmp_path, capsys):
-    out = _run(
-        [
-            "hyper",
-            "evaluate",
-            "--zoo",
-            str(tiny_zoo),
-            "--rep",
-            str(small_rep),
-            "--out",
-            str(tmp_path / "e"),
-            "--quick",
-        ],
-        capsys,
-    )
+    out = _hyper("evaluate", tiny_zoo, small_rep, tmp_path / "e", capsys, "--quick")
     assert "--quick: max-rows 6000 -> 500" in out
     assert out.count("(smoke run: ") == 2  # above the property table and the model-selection table
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
@@ -58,49 +50,18 @@ def test_hyper_evaluate_quick_is_a_marked_smoke_run(small_rep, tiny_zoo, tmp_pat
 
 
 def test_hyper_evaluate_quick_keeps_given_max_rows(small_rep, tiny_zoo, tmp_path, capsys):
-    out = _run(
-        [
-            "hyper",
-            "evaluate",
-            "--zoo",
-            str(tiny_zoo),
-            "--rep",
-            str(small_rep),
-            "--out",
-            str(tmp_path / "e"),
-            "--quick",
-            "--max-rows",
-            "100",
-        ],
-        capsys,
-    )
+    out = _hyper("evaluate", tiny_zoo, small_rep, tmp_path / "e", capsys, "--quick", "--max-rows", "100")
     assert "max-rows" not in out and "(smoke run: " in out
 
 
 def test_full_hyper_evaluate_is_not_marked(small_rep, tiny_zoo, tmp_path, capsys):
-    out = _run(
-        ["hyper", "evaluate", "--zoo", str(tiny_zoo), "--rep", str(small_rep), "--out", str(tmp_path / "e")],
-        capsys,
-    )
+    out = _hyper("evaluate", tiny_zoo, small_rep, tmp_path / "e", capsys)
     assert "smoke" not in out.lower()
     assert json.loads((tmp_path / "e" / "summary.json").read_text())["smoke"] is False
 
 
 def test_hyper_sample_quick_is_small_and_marked(small_rep, tiny_zoo, tmp_path, capsys):
-    out = _run(
-        [
-            "hyper",
-            "sample",
-            "--zoo",
-            str(tiny_zoo),
-            "--rep",
-            str(small_rep),
-            "--out",
-            str(tmp_path / "s"),
-            "--quick",
-        ],
-        capsys,
-    )
+    out = _hyper("sample", tiny_zoo, small_rep, tmp_path / "s", capsys, "--quick")
     assert "--quick: n 50 -> 4, top-k 30 -> 8, epochs 0,1,5 -> 0,1" in out
     assert "(smoke run: 4 sampled models" in out
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())

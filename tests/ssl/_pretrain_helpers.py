@@ -18,3 +18,17 @@ def tiny_config(method: str, data: Path, out: Path, **kw):
         )
     base.update(kw)
     return PretrainConfig(**base)
+
+
+def cli_pretrain_quick(method_args: list[str], data: Path, out: Path):
+    """``eoreps pretrain`` (in-process) of a ``--quick`` cnn-tiny run on ``s2`` of the small SimEO folder."""
+    from typer.testing import CliRunner
+
+    from eoreps.cli import app
+
+    return CliRunner().invoke(
+        app,
+        ["pretrain", *method_args, "--data", str(data), "--modalities", "s2", "--backbone", "cnn-tiny",
+         "--max-samples", "64", "--batch-size", "16", "--no-knn", "--accelerator", "cpu", "--quick",
+         "--out", str(out)],
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _pretrain_helpers import tiny_config  # noqa: I001
+from _pretrain_helpers import cli_pretrain_quick, tiny_config  # noqa: I001
 
 from eoreps.errors import ConfigError
 from eoreps.models import load_backbone
@@ -74,34 +74,7 @@ def test_mae_rejects_a_cnn(simeo_small: Path, tmp_path: Path) -> None:
 
 
 def test_cli_pretrain_quick(simeo_small: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from eoreps.cli import app
-
-    res = CliRunner().invoke(
-        app,
-        [
-            "pretrain",
-            "--method",
-            "simclr",
-            "--data",
-            str(simeo_small),
-            "--modalities",
-            "s2",
-            "--backbone",
-            "cnn-tiny",
-            "--max-samples",
-            "64",
-            "--batch-size",
-            "16",
-            "--no-knn",
-            "--accelerator",
-            "cpu",
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-    )
+    res = cli_pretrain_quick(["--method", "simclr"], simeo_small, tmp_path)
     assert res.exit_code == 0, res.output
     assert "pretrained simclr" in res.output
     assert load_backbone(tmp_path).card["modalities"] == ["s2"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _pretrain_helpers import tiny_config  # noqa: I001
+from _pretrain_helpers import cli_pretrain_quick, tiny_config  # noqa: I001
 
 from eoreps.data.modalities import S2_L2A
 from eoreps.data.stats import BandStats
@@ -70,36 +70,8 @@ def test_pretext_methods_pretrain_and_export(method: str, simeo_small: Path, tmp
 
 
 def test_cli_band_prediction_with_named_bands(simeo_small: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from eoreps.cli import app
-
-    res = CliRunner().invoke(
-        app,
-        [
-            "pretrain",
-            "--method",
-            "band-prediction",
-            "--method-kwargs",
-            "bands=B11+B12",
-            "--data",
-            str(simeo_small),
-            "--modalities",
-            "s2",
-            "--backbone",
-            "cnn-tiny",
-            "--max-samples",
-            "64",
-            "--batch-size",
-            "16",
-            "--no-knn",
-            "--accelerator",
-            "cpu",
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-    )
+    args = ["--method", "band-prediction", "--method-kwargs", "bands=B11+B12"]
+    res = cli_pretrain_quick(args, simeo_small, tmp_path)
     assert res.exit_code == 0, res.output
     bb = load_backbone(tmp_path)
     assert bb.card["method"] == "band-prediction" and bb.in_chans == 12

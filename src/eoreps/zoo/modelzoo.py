@@ -30,6 +30,9 @@ from eoreps.zoo.architectures import ZooNet, load_flat, make_arch
 from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.store import ZooStore, param_order_of
 
+METRIC_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "ggap")
+"""The metrics a zoo records per checkpoint, the keys of
+:meth:`eoreps.zoo.population.PopulationTrainer.evaluate`."""
 PROPERTY_COLUMNS = (
     "model_id",
     "epoch",
@@ -41,13 +44,7 @@ PROPERTY_COLUMNS = (
     "weight_decay",
     "dropout",
     "train_fraction",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "ggap",
+    *METRIC_COLUMNS,
 )
 
 

@@ -111,3 +111,17 @@ def test_scenes_and_triplets(folder):
     assert near < 0.7 * far, (near, far)
     again = SimEOTriplets(50, tile_size=32, neighborhood=16, scenes=sc, seed=0)
     assert np.array_equal(again.plan, tr.plan)
+
+
+def test_patches_and_plants_share_loading_and_check_task_before_loading(folder, tmp_path):
+    # a bad task is refused before any data are read (the folder below does not exist)
+    with pytest.raises(ConfigError, match="'single' or 'multi', got 'bogus'"):
+        SimEODataset(tmp_path / "missing", task="bogus")
+    with pytest.raises(ConfigError):
+        SimEOPowerPlants(folder, n=5)  # root and n together
+    multi = SimEODataset(folder, split="all", modalities=["s2"], task="multi")
+    plants = SimEOPowerPlants(folder, split="all", modalities=["s2", "weather"])
+    assert multi.modalities == ("s2",) and plants.modalities == ("s2", "weather")
+    assert len(multi) == 60 and len(plants) == 12
+    assert multi.label_matrix().shape == (60, 8) and plants.label_matrix().shape == (12,)
+    assert set(plants.band_names) == {"s2", "weather"}

@@ -64,7 +64,47 @@ def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(a))  # copy out of the read-only memory map
 
 
-class SimEODataset(EODataset):
+class _SimEORows(EODataset):
+    """What the SimEO parts with one row per sample share: the arguments, loading and ``split`` rows.
+
+    Subclasses name the ``_part`` (a folder of :func:`eoreps.data.simeo.load_simeo`), its ``_available``
+    modalities and ``_splits``, and implement :meth:`_generate`.
+    """
+
+    _part = ""
+    _available: tuple[str, ...] = ()
+    _splits: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        split: str = "train",
+        modalities: Sequence[str] | None = None,
+        n: int | None = None,
+        seed: int | None = None,
+        params: SimEOParams | None = None,
+    ) -> None:
+        _check_root_args(root, n=n, seed=seed, params=params)
+        self._validate()
+        self.root = Path(root) if root is not None else self._generate(n, seed or 0, params)
+        self.arrays, self.meta = load_simeo(self.root, self._part)
+        self.modalities = _modalities(modalities, self._available)
+        self.band_names = {m: get_modality(m).bands for m in self.modalities}
+        self.split = split
+        self.indices = _split_rows(self.arrays["split"], split, self._splits)
+
+    def _validate(self) -> None:
+        """Checks of a subclass's own arguments, run before any data are generated."""
+
+    def _generate(self, n: int | None, seed: int, params: SimEOParams | None) -> Path:
+        """The cached folder generated for ``root=None``."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class SimEODataset(_SimEORows):
     """SimEO patches (synthetic). ``len`` = patches in ``split``.
 
     Args:
@@ -86,6 +126,7 @@ class SimEODataset(EODataset):
 
     synthetic = True
     classes = SIMEO_CLASSES
+    _part, _available, _splits = "patches", PATCH_MODALITIES, SPLITS
 
     def __init__(
         self,
@@ -97,21 +138,15 @@ class SimEODataset(EODataset):
         params: SimEOParams | None = None,
         task: str = "single",
     ) -> None:
-        _check_root_args(root, n=n, seed=seed, params=params)
-        if task not in ("single", "multi"):
-            raise ConfigError(f"SimEODataset task must be 'single' or 'multi', got '{task}'")
         self.task = task
-        self.root = (
-            Path(root) if root is not None else cached_simeo(DEFAULT_N if n is None else n, seed or 0, params)
-        )
-        self.arrays, self.meta = load_simeo(self.root, "patches")
-        self.modalities = _modalities(modalities, PATCH_MODALITIES)
-        self.band_names = {m: get_modality(m).bands for m in self.modalities}
-        self.split = split
-        self.indices = _split_rows(self.arrays["split"], split, SPLITS)
+        super().__init__(root, split, modalities, n, seed, params)
 
-    def __len__(self) -> int:
-        return len(self.indices)
+    def _validate(self) -> None:
+        if self.task not in ("single", "multi"):
+            raise ConfigError(f"SimEODataset task must be 'single' or 'multi', got '{self.task}'")
+
+    def _generate(self, n: int | None, seed: int, params: SimEOParams | None) -> Path:
+        return cached_simeo(DEFAULT_N if n is None else n, seed, params)
 
     def __getitem__(self, index: int) -> Sample:
         j = int(self.indices[index])
@@ -134,7 +169,7 @@ class SimEODataset(EODataset):
         return torch.from_numpy(np.asarray(self.arrays["multilabel"])[self.indices].astype(np.float32))
 
 
-class SimEOPowerPlants(EODataset):
+class SimEOPowerPlants(_SimEORows):
     """SimEO power plants (synthetic) for multi-task learning; ``classes`` are the fuel types.
 
     Args: as :class:`SimEODataset` (``n`` default :data:`DEFAULT_PLANTS`); splits ``train``, ``val``,
@@ -149,27 +184,10 @@ class SimEOPowerPlants(EODataset):
     synthetic = True
     classes = FUEL_TYPES
     task = "single"
+    _part, _available, _splits = "power_plants", PLANT_MODALITIES, ("train", "val", "test")
 
-    def __init__(
-        self,
-        root: str | Path | None = None,
-        split: str = "train",
-        modalities: Sequence[str] | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        params: SimEOParams | None = None,
-    ) -> None:
-        _check_root_args(root, n=n, seed=seed, params=params)
-        self.root = (Path(root) if root is not None
-                     else cached_simeo(0, seed or 0, params, power_plants=DEFAULT_PLANTS if n is None else n))
-        self.arrays, self.meta = load_simeo(self.root, "power_plants")
-        self.modalities = _modalities(modalities, PLANT_MODALITIES)
-        self.band_names = {m: get_modality(m).bands for m in self.modalities}
-        self.split = split
-        self.indices = _split_rows(self.arrays["split"], split, ("train", "val", "test"))
-
-    def __len__(self) -> int:
-        return len(self.indices)
+    def _generate(self, n: int | None, seed: int, params: SimEOParams | None) -> Path:
+        return cached_simeo(0, seed, params, power_plants=DEFAULT_PLANTS if n is None else n)
 
     def __getitem__(self, index: int) -> Sample:
         j = int(self.indices[index])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from eoreps.tasks.experiments.runner import TableSpec, Variant, run_grid, write_outputs
-from eoreps.tasks.fit import FitConfig
+from eoreps.tasks.experiments.settings import base_config, smoke_settings
 
 NAMES = {"s2": "S2", "s1": "S1", "dem": "DEM", "weather": "weather", "season": "season"}
 SINGLES = [["s2"], ["s1"], ["dem"], ["weather"], ["season"]]
@@ -52,13 +52,10 @@ class FusionSettings:
 
     @classmethod
     def quick(cls) -> FusionSettings:
-        return cls(
-            smoke=True,
-            seeds=(0,),
-            epochs=1,
+        return smoke_settings(
+            cls,
             max_train=64,
             max_eval=64,
-            backbone="cnn-tiny",
             batch_size=32,
             singles=(("s2",), ("season",)),
             unions=(("s2", "s1"),),
@@ -92,17 +89,7 @@ def run_fusion(out: str | Path, settings: FusionSettings | None = None, data: st
                command: str = "") -> tuple[pd.DataFrame, dict[str, Path]]:
     """Run the grid and write the tables and figure into ``out``."""
     s = settings or FusionSettings()
-    base = FitConfig(
-        data=data,
-        backbone=s.backbone,
-        epochs=s.epochs,
-        batch_size=s.batch_size,
-        max_train=s.max_train,
-        max_eval=s.max_eval,
-        simeo_n=s.simeo_n,
-        eval_splits=["test"],
-        patience=max(2, s.epochs),
-    )
+    base = base_config(s, data=data)
     df = run_grid(base, variants(s), s.seeds, out)
     # one table: classification metrics from classify runs, segmentation metrics from segment runs
     cls = df[df["task"] == "classify"].rename(columns={"classify/acc": "acc", "classify/f1": "f1"})

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from eoreps.tasks.experiments.runner import TableSpec, Variant, run_grid, write_outputs
-from eoreps.tasks.fit import FitConfig
+from eoreps.tasks.experiments.settings import base_config, smoke_settings
 
 PUBLISHED = """| setting (Hanna et al., real Sentinel-2) | IoU (%) | MAE (MW) | R^2 (%) | MAPE (%) | \
 accuracy (%) |
@@ -60,13 +60,10 @@ class MultitaskSettings:
 
     @classmethod
     def quick(cls) -> MultitaskSettings:
-        return cls(
-            smoke=True,
-            seeds=(0,),
-            epochs=1,
+        return smoke_settings(
+            cls,
             max_train=48,
             max_eval=32,
-            backbone="cnn-tiny",
             batch_size=16,
             precision="fp32",
             strategies=("fixed 1/3 each", "GradNorm (Chen)"),
@@ -87,21 +84,8 @@ def run_multitask(out: str | Path, settings: MultitaskSettings | None = None,
                   command: str = "") -> tuple[pd.DataFrame, dict[str, Path]]:
     """Run the grid and write the tables and figure into ``out``."""
     s = settings or MultitaskSettings()
-    base = FitConfig(
-        task="multitask",
-        data="simeo",
-        modalities=list(s.modalities),
-        backbone=s.backbone,
-        epochs=s.epochs,
-        batch_size=s.batch_size,
-        max_train=s.max_train,
-        max_eval=s.max_eval,
-        simeo_n=s.simeo_n,
-        eval_splits=["test"],
-        patience=max(2, s.epochs),
-        precision=s.precision,
-        head_pooling=s.head_pooling,
-    )
+    base = base_config(s, task="multitask", data="simeo", modalities=list(s.modalities),
+                       precision=s.precision, head_pooling=s.head_pooling)
     df = run_grid(base, variants(s), s.seeds, out)
     spec = TableSpec(
         by=["setting"],

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from eoreps.tasks.experiments.runner import Row, TableSpec, Variant, run_grid, write_outputs
-from eoreps.tasks.fit import FitConfig, FitResult
+from eoreps.tasks.experiments.settings import base_config, smoke_settings
+from eoreps.tasks.fit import FitResult
 from eoreps.tasks.uncertainty import (
     UncertaintyFilter,
     calibration_figure,
@@ -67,13 +68,10 @@ class UncertaintySettings:
 
     @classmethod
     def quick(cls) -> UncertaintySettings:
-        return cls(
-            smoke=True,
-            seeds=(0,),
-            epochs=1,
+        return smoke_settings(
+            cls,
             max_train=64,
             max_eval=48,
-            backbone="cnn-tiny",
             batch_size=32,
             passes=3,
             simeo_n=400,
@@ -112,21 +110,8 @@ def run_uncertainty(out: str | Path, settings: UncertaintySettings | None = None
 
     s = settings or UncertaintySettings()
     out = Path(out)
-    base = FitConfig(
-        task="regress",
-        data="simeo",
-        modalities=list(s.modalities),
-        fusion="late",
-        backbone=s.backbone,
-        epochs=s.epochs,
-        batch_size=s.batch_size,
-        max_train=s.max_train,
-        max_eval=s.max_eval,
-        simeo_n=s.simeo_n,
-        eval_splits=["val", *SPLITS],
-        patience=max(2, s.epochs),
-        hidden=64,
-    )
+    base = base_config(s, task="regress", data="simeo", modalities=list(s.modalities), fusion="late",
+                       eval_splits=["val", *SPLITS], hidden=64)
     grid = [Variant({"model": "plain model"}, {"dropout": 0.0, "heteroscedastic": False}),
             Variant({"model": "MC dropout"}, {"dropout": s.dropout, "heteroscedastic": True})]
     df = run_grid(base, grid, s.seeds, out, rows_fn=_rows(s), keep_runs=True)
