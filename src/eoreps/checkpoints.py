@@ -92,9 +92,8 @@ class RunState(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[STATE_KEY] = {"identity": self.identity, "elapsed_s": self.elapsed()}
-        for (
-            logger
-        ) in trainer.loggers:  # rows logged so far reach the disk with the checkpoint (a kill keeps them)
+        # rows logged so far reach the disk with the checkpoint (a kill keeps them)
+        for logger in trainer.loggers:
             logger.save()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

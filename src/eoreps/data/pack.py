@@ -17,9 +17,8 @@ cannot hand the per-band statistics back (they are computed in the same pass, he
 source order (``labels.parquet`` indexes the stream without reading images) and its checkpoint resume does
 not cover a kill between chunks. Each split is written in *parts* of ``part_size`` samples; a part is
 committed (its chunk list, checksums, labels, statistics) to ``.pack_state/state.json`` after its chunks are
-on
-disk, so a killed pack resumes at the first uncommitted part, removing that part's stray chunks first: no
-sample is duplicated or missing.
+on disk, so a killed pack resumes at the first uncommitted part, removing that part's stray chunks first:
+no sample is duplicated or missing.
 """
 
 from __future__ import annotations
