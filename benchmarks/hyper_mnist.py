@@ -29,6 +29,10 @@ The full preset (1,000 models x 25 epochs) takes ~3 h on 2 CPU cores. A represen
 scaled by the number of checkpoints, an estimate): ``--fit-zoo-epochs`` bounds it, ``--fit-epochs`` too.
 The ``--align`` fit has its own ``--aligned-fit-epochs`` / ``--aligned-fit-zoo-epochs`` (its query already
 bounds its data). Results go to ``WORK/results.json``.
+
+``--tokenizer window`` runs the same stages with the windowed representation (``--window``,
+``--token-width``; docs/hyper.md) into ``WORK/rep-window`` etc. and ``WORK/results-window.json``, so the two
+tokenisations can be compared on one zoo.
 """
 
 from __future__ import annotations
@@ -120,6 +124,12 @@ def main() -> None:
     )
     ap.add_argument("--sample-from", choices=("rep-aligned", "rep"), default="rep-aligned",
                     help="representation the models are sampled from")
+    ap.add_argument("--tokenizer", choices=("neuron", "window"), default="neuron",
+                    help="hyper fit --tokenizer: window fits the SANE-style windowed representation "
+                         "(its generative fit has no --align/--functional: plain, unpermuted windows); "
+                         "outputs get a '-window' suffix (rep-window, evaluate-window, results-window.json)")
+    ap.add_argument("--window", type=int, default=32, help="tokens per window (--tokenizer window)")
+    ap.add_argument("--token-width", type=int, default=64, help="values per token (--tokenizer window)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -135,39 +145,43 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     zoo = args.zoo or build_zoo(work, args.mnist, args.n_models, args.zoo_epochs, args.seed)
     t = time.perf_counter()
-    rep = work / "rep"
+    window = args.tokenizer == "window"
+    sfx = "-window" if window else ""
+    tok_kw = {"tokenizer": args.tokenizer, "window": args.window, "token_width": args.token_width}
+    rep = work / f"rep{sfx}"
     model = ModelConfig(d_model=args.d_model, n_heads=max(1, args.d_model // 32), enc_layers=args.layers,
                         dec_layers=args.layers, latent_dim=args.latent_dim, proj_dim=args.latent_dim,
                         token_stats=args.token_stats, dropout=args.dropout)
     fit_eps = args.fit_zoo_epochs
     fit_summary = fit(FitConfig(zoo=zoo, out=rep, epochs=args.fit_epochs, seed=args.seed, model=model,
-                                zoo_epochs=fit_eps))
+                                zoo_epochs=fit_eps, **tok_kw))
     t_fit = time.perf_counter() - t
     print(f"fit: {fit_summary} ({t_fit:.0f} s)", flush=True)
     t = time.perf_counter()
-    ev = evaluate(zoo, rep, work / "evaluate", seed=args.seed)
+    ev = evaluate(zoo, rep, work / f"evaluate{sfx}", seed=args.seed)
     print(
         ev["header"] + to_markdown(ev["properties"]) + "\n" + to_markdown(ev["model_selection"]), flush=True
     )
     t_eval = time.perf_counter() - t
     t = time.perf_counter()
-    rep_aligned = work / "rep-aligned"
+    rep_aligned = work / f"rep-aligned{sfx}"
     aligned_eps = getattr(args, "aligned_fit_zoo_epochs", fit_eps)
     aligned_fit_epochs = args.aligned_fit_epochs or args.fit_epochs
     fit_aligned = fit(FitConfig(zoo=zoo, out=rep_aligned, epochs=aligned_fit_epochs, lr=args.aligned_lr,
                                 seed=args.seed, model=model, zoo_epochs=aligned_eps,
-                                zoo_query=args.aligned_query or None, functional=args.aligned_functional,
-                                augment=AugmentConfig(permute=False, align=True)))
+                                zoo_query=args.aligned_query or None,
+                                functional=0.0 if window else args.aligned_functional,
+                                augment=AugmentConfig(permute=False, align=not window), **tok_kw))
     t_fit_aligned = time.perf_counter() - t
     print(f"fit --align: {fit_aligned} ({t_fit_aligned:.0f} s)", flush=True)
-    ev_aligned = evaluate(zoo, rep_aligned, work / "evaluate-aligned", seed=args.seed)
+    ev_aligned = evaluate(zoo, rep_aligned, work / f"evaluate-aligned{sfx}", seed=args.seed)
     print("--align representation:\n" + to_markdown(ev_aligned["properties"]), flush=True)
     t = time.perf_counter()
     sm = run_sample(
         SampleConfig(
             zoo=zoo,
-            rep=work / args.sample_from,
-            out=work / f"sample-{args.sample_from}",
+            rep=work / f"{args.sample_from}{sfx}",
+            out=work / f"sample-{args.sample_from}{sfx}",
             n=args.n_sample,
             epochs=[0, 1, 5],
             transfer="digits",
@@ -199,7 +213,8 @@ def main() -> None:
     print("\ntarget | measured | result")
     for name, v, ok in targets:
         print(f"{name} | {v:.3f} | {'PASS' if ok else 'FAIL'}")
-    res = {"zoo": str(zoo), "sample_from": args.sample_from, "aligned_query": args.aligned_query,
+    res = {"zoo": str(zoo), "tokenizer": tok_kw, "sample_from": args.sample_from,
+           "aligned_query": args.aligned_query,
            "fit_zoo_epochs": fit_eps, "fit_epochs": args.fit_epochs, "aligned_fit_zoo_epochs": aligned_eps,
            "aligned_fit_epochs": aligned_fit_epochs, "aligned_functional": args.aligned_functional,
            "seconds": {"fit": round(t_fit), "fit_aligned": round(t_fit_aligned), "evaluate": round(t_eval),
@@ -209,8 +224,8 @@ def main() -> None:
            "model_selection": ev["model_selection"].to_dict(orient="records"), "fit": fit_summary,
            "properties_aligned": ev_aligned["properties"].replace({np.nan: None}).to_dict(orient="records"),
            "fit_aligned": fit_aligned, "sample": sm["summary"]["tables"]}
-    (work / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
-    print(f"wrote {work / 'results.json'}")
+    (work / f"results{sfx}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(f"wrote {work / f'results{sfx}.json'}")
 
 
 if __name__ == "__main__":

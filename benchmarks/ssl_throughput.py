@@ -9,7 +9,12 @@ Same backbone, same batch size, same in-memory SimEO S2 patches for every conten
 * ``torchgeo``  -- torchgeo's ``SimCLRTask`` (its own kornia augmentation) through a Lightning Trainer;
 * ``eoreps``    -- ``eoreps.ssl`` SimCLR exactly as ``eoreps pretrain`` runs it (Lightning, in-memory
                    batches, normalisation and augmentation in ``on_after_batch_transfer``);
-* ``eoreps-bf16`` / ``limit-bf16`` -- the same under bf16 autocast.
+* ``eoreps-bf16`` / ``limit-bf16`` -- the same under bf16 autocast;
+* ``eoreps-auto`` -- the default ``--precision auto`` (bf16 where the CPU has AMX or AVX512-BF16, else fp32:
+                   :func:`eoreps.precision.resolve_auto`; the resolved precision is printed).
+
+The CPU model, its SIMD flags and what ``auto`` picks are printed and stored in the JSON. ``--quick`` is a
+smoke run (seconds; tiny backbone, no ratios worth reading).
 
 Throughput is in pairs per second (one pair = one sample seen in two views). Every contender runs
 ``--repeats`` times, round-robin, and the median is reported, with ratios against the faster anchor
@@ -32,7 +37,7 @@ from typing import Any
 
 import torch
 
-CONTENDERS = ("limit", "plain", "torchgeo", "eoreps", "eoreps-bf16", "limit-bf16")
+CONTENDERS = ("limit", "plain", "torchgeo", "eoreps", "eoreps-auto", "eoreps-bf16", "limit-bf16")
 
 
 def _backbone_kwargs(name: str) -> dict[str, Any]:
@@ -189,8 +194,18 @@ def main() -> None:
         "--only", default=",".join(CONTENDERS), help="comma-separated subset of " + ",".join(CONTENDERS)
     )
     p.add_argument("--out", default="benchmarks/results/ssl_throughput.json")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: cnn-tiny, batch 16, 2 steps, 1 repeat, no torchgeo; writes no JSON")
     args = p.parse_args()
+    if args.quick:
+        args.backbone, args.batch_size, args.steps, args.warmup, args.repeats, args.samples = (
+            "cnn-tiny", 16, 2, 1, 1, 64)
+        args.only = ",".join(c for c in args.only.split(",") if c != "torchgeo")
     torch.set_num_threads(args.threads)
+    from eoreps.precision import cpu_summary
+
+    cpu = cpu_summary()
+    print(f"CPU: {cpu['cpu']}; flags {', '.join(cpu['flags']) or '-'}; precision auto -> {cpu['reason']}")
     warnings.filterwarnings("ignore")
     import logging
 
@@ -207,6 +222,7 @@ def main() -> None:
         "torchgeo": lambda: run_torchgeo(data, args, stats),
         "eoreps": lambda: run_eoreps(data, args, stats, False),
         "eoreps-bf16": lambda: run_eoreps(data, args, stats, True),
+        "eoreps-auto": lambda: run_eoreps(data, args, stats, cpu["auto"] == "bf16"),
     }
     chosen = [c for c in args.only.split(",") if c]
     results: dict[str, list[float]] = {c: [] for c in chosen}
@@ -222,12 +238,16 @@ def main() -> None:
     print(f"{'contender':<12} {'pairs/s':>9} {'vs best anchor':>15} {'vs limit':>9}")
     for c, v in med.items():
         va = f"{v / max(anchors):.2f}x" if anchors else "-"
-        lim = med.get("limit-bf16" if c.endswith("bf16") else "limit")
+        bf16 = c.endswith("bf16") or (c == "eoreps-auto" and cpu["auto"] == "bf16")
+        lim = med.get("limit-bf16" if bf16 else "limit")
         vl = f"{v / lim:.2f}x" if lim else "-"
         print(f"{c:<12} {v:9.1f} {va:>15} {vl:>9}")
+    if args.quick:
+        return
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "runs": results, "median": med}, indent=2) + "\n")
+    record = {"args": vars(args), "cpu": cpu, "runs": results, "median": med}
+    out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

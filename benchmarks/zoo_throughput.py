@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
+from eoreps.precision import cpu_summary
 from eoreps.zoo.architectures import build_model, make_arch
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
@@ -93,10 +94,15 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per figure (the median is reported)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--quick", action="store_true", help="seconds: 16 models, 3 steps, 1 repeat (smoke run)")
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="leave glibc's allocator alone (see eoreps.zoo.memory); applies to both sides")
     args = ap.parse_args()
+    if args.quick:
+        args.models, args.steps, args.repeats, args.baseline_models = 16, 3, 1, 1
     torch.set_num_threads(args.threads)
+    cpu = cpu_summary()
+    print(f"CPU: {cpu['cpu']}; flags {', '.join(cpu['flags']) or '-'}; precision auto -> {cpu['reason']}")
     # the population trainer keeps freed memory in the heap; do the same for the baseline so that both
     # sides run under one allocator policy
     if args.no_malloc_tuning:
@@ -134,6 +140,7 @@ def main() -> None:
         for i in range(args.models)
     ]
     runs = [
+        ("default_auto", "auto", "auto", "per_model"),  # what `eoreps zoo build` does without options
         ("native_per_model", "native", "fp32", "per_model"),
         ("native_shared", "native", "fp32", "shared"),
         ("torch_bf16_per_model", "torch", "bf16", "per_model"),
@@ -144,6 +151,8 @@ def main() -> None:
         opts = TrainOptions(precision=prec, data_order=order, engine=engine)
         try:
             pop = PopulationTrainer(arch, members, data, opts)
+            if engine == "auto":
+                print(f"default (auto) resolved to engine={pop.opt.engine}, precision={pop.opt.precision}")
         except ConfigError as e:  # no C++ compiler: the native rows are skipped, with the reason
             print(f"skipped {name}: {e}")
             continue
@@ -163,6 +172,8 @@ def main() -> None:
     out = {
         "threads": args.threads,
         "repeats": args.repeats,
+        "quick": args.quick,
+        "cpu": cpu,
         "malloc_tuned": malloc_tuned,
         "models": args.models,
         "steps": args.steps,

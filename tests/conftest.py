@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("EOREPS_NO_PROGRESS", "1")
+# `--precision auto` resolves to fp32 in the suite whatever the CPU (exact numbers; eoreps.precision);
+# tests of the detection itself delete it
+os.environ.setdefault("EOREPS_AUTO_PRECISION", "fp32")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

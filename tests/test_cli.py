@@ -49,6 +49,9 @@ def test_user_error_is_one_line_exit_2(tmp_path):
         (["--functional", "-1"], "--functional"),
         (["--functional", "nan"], "--functional"),
         (["--functional", "1", "--functional-images", "0"], "--functional-images"),
+        (["--tokenizer", "sane"], "--tokenizer 'sane' must be one of neuron, window"),
+        (["--tokenizer", "window", "--token-width", "0"], "--token-width 0"),
+        (["--tokenizer", "window", "--functional", "0.1"], "--tokenizer 'neuron'"),
     ],
 )
 def test_bad_hyper_fit_option_is_one_line_exit_2(tmp_path, capsys, args, words):

@@ -71,6 +71,8 @@ CASES: list[tuple[str, str, str]] = [
     ("fit-data-missing", "fit --quick --out {o} --data {w}/missing", "{w}/missing"),
     ("fit-data-garbage-npz", "fit --quick --out {o} --data {w}/garbage.npz", "{w}/garbage.npz"),
     ("fit-data-unrelated-dir", "fit --quick --out {o} --data {w}/zoo", "{w}/zoo"),
+    ("pretrain-unknown-loader", "pretrain --quick --loader disk --out {o}", "disk"),
+    ("evaluate-unknown-loader", "evaluate --quick --loader disk --out {o}", "disk"),
     ("zoo-build-dataset-missing", "zoo build --quick --out {o} --dataset {w}/missing", "{w}/missing"),
     (
         "zoo-build-dataset-npz-no-arrays",
@@ -78,6 +80,9 @@ CASES: list[tuple[str, str, str]] = [
         "{w}/zoo_bad.npz",
     ),
     ("zoo-build-grid-missing", "zoo build --quick --out {o} --grid {w}/missing.yaml", "{w}/missing.yaml"),
+    ("zoo-build-unknown-backbone", "zoo build --quick --out {o} --backbone no-such-net", "no-such-net"),
+    ("zoo-build-from-pretraining-missing", "zoo build --out {o} --from-pretraining {w}/missing.yaml",
+     "{w}/missing.yaml"),
     ("zoo-build-grid-is-dir", "zoo build --quick --out {o} --grid {w}/empty_dir", "{w}/empty_dir"),
     (
         "zoo-build-grid-bad-key",
@@ -181,6 +186,11 @@ CASES: list[tuple[str, str, str]] = [
         "{w}/study_nested.yaml.data: key 'size'",
     ),
     ("study-config-not-mapping", "study label-efficiency --out {o} --config {w}/list.yaml", "{w}/list.yaml"),
+    ("study-backbones-missing", "study label-efficiency --out {o} --config {w}/study_ok.yaml "
+     "--backbones random,{w}/nope_backbone", "{w}/nope_backbone"),
+    ("study-backbones-no-weights", "study label-efficiency --out {o} --config {w}/study_ok.yaml "
+     "--backbones timm:resnet18", "timm:resnet18@FILE"),
+    ("study-shots-zero", "study label-efficiency --out {o} --config {w}/study_ok.yaml --shots 1,0", "shots"),
     # checkpoints and backbones
     (
         "evaluate-truncated-backbone",
@@ -191,6 +201,26 @@ CASES: list[tuple[str, str, str]] = [
         "evaluate-truncated-ckpt",
         "evaluate --quick --out {o} --backbone {w}/truncated.ckpt",
         "{w}/truncated.ckpt",
+    ),
+    (
+        "backbone-import-truncated",
+        "backbone import timm:resnet18 --weights {w}/truncated.ckpt --out {o}",
+        "{w}/truncated.ckpt",
+    ),
+    ("backbone-import-missing", "backbone import timm:resnet18 --weights {w}/nope.pth --out {o}",
+     "{w}/nope.pth"),
+    ("backbone-import-out-file", "backbone import timm:resnet18 --weights {w}/truncated.ckpt --out {w}/afile",
+     "{w}/afile"),
+    (
+        "evaluate-spec-without-weights",
+        "evaluate --quick --out {o} --backbone torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO",
+        "torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO",
+    ),
+    (
+        "evaluate-bad-key-map",
+        "evaluate --quick --out {o} --backbone timm:resnet18 --weights {w}/truncated.ckpt "
+        "--key-map backbone.",
+        "backbone.",
     ),
     (
         "pretrain-resume-truncated-ckpt",
@@ -273,6 +303,7 @@ def _write_inputs(w: Path) -> None:
     (w / "list.yaml").write_text("- 1\n- 2\n")
     (w / "study_bad_type.yaml").write_text("methods: [{name: r, backbone: random}]\nseeds: three\n")
     (w / "study_nested.yaml").write_text("methods: [{name: r, backbone: random}]\ndata: {size: big}\n")
+    (w / "study_ok.yaml").write_text("methods: [{name: r, backbone: random}]\n")
     (w / "syntax.yaml").write_text("epochs: [1, 2\nseed: 0\n")
     (w / "truncated.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{\"weight\": {\"dtype\"")
     (w / "truncated.ckpt").write_bytes(b"PK\x03\x04" + bytes(range(200)))  # a torch zip cut short

@@ -88,8 +88,8 @@ def test_cli_keeps_the_traceback_of_other_os_errors(tmp_path, monkeypatch):
 
 
 def test_cli_turns_out_of_memory_into_one_line(tmp_path, capsys, monkeypatch):
-    """Sizes beyond the machine (e.g. ``data generate --patch-size 100000``) end in one line, not a
-    traceback."""
+    """Sizes beyond the machine (e.g. ``data generate --patch-size 100000``) end in one line,
+    not a traceback."""
     import eoreps.data.simeo
 
     def fail(*args, **kwargs):

@@ -37,6 +37,9 @@ def test_quick_pretrain_log_is_clean(tmp_path):
     res = _run("pretrain", "--quick", "--out", str(tmp_path / "p"))
     err = res.stderr
     assert "/-2" not in err and "Epoch 0" not in err  # a step budget is counted in steps
-    assert all(ln.startswith("train: ") and "/4 steps" in ln for ln in err.splitlines()), err
+    # a cold pack cache adds the packing notice and its plain progress lines (at most one per 5 %) once
+    packing = [ln for ln in err.splitlines() if ln.startswith(("eoreps: packing ", "pack "))]
+    lines = [ln for ln in err.splitlines() if ln not in packing]
+    assert len(packing) <= 22 and all(ln.startswith("train: ") and "/4 steps" in ln for ln in lines), err
     assert "(smoke run: 4 steps, not a measurement)" in res.stdout
     assert json.loads((tmp_path / "p" / "pretrain.json").read_text())["smoke"] is True

@@ -1,5 +1,5 @@
-"""Checkpoints that survive a full disk and a kill, and resumes that lose nothing (pretrain and fit share
-these).
+"""Checkpoints that survive a full disk and a kill, and resumes that lose nothing (pretrain
+and fit share these).
 
 * :class:`AtomicCheckpointIO` -- Lightning's checkpoint writer, writing to a temporary file beside the
   target and ``os.replace``-ing it (:func:`eoreps.io.atomic_path`), so a failed write (full disk, kill)

@@ -51,6 +51,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from eoreps.commands import backbone as backbone_cmd
     from eoreps.commands import data as data_cmd
     from eoreps.commands import demo as demo_cmd
     from eoreps.commands import embed as embed_cmd
@@ -63,6 +64,7 @@ def _register() -> None:
     from eoreps.commands import study as study_cmd
     from eoreps.commands import zoo as zoo_cmd
 
+    app.add_typer(backbone_cmd.app, name="backbone")
     app.add_typer(data_cmd.app, name="data")
     app.command("demo")(demo_cmd.demo)
     app.command("embed")(embed_cmd.embed)

@@ -1,5 +1,5 @@
-"""Configs generate the CLI: a command's options, ``--help`` text and YAML keys come from its config
-dataclass.
+"""Configs generate the CLI: a command's options, ``--help`` text and YAML keys come from
+its config dataclass.
 
 A config field becomes a command-line option when it is declared with :func:`opt`::
 
@@ -18,10 +18,10 @@ and a Typer command takes the whole config at once::
 The option name is the field name with dashes (``--label-fraction``), the type comes from the annotation
 (``bool`` -> ``--x/--no-x``; lists -> one comma-separated string; ``X | None`` -> ``none`` is the command-line
 value meaning None, e.g. ``--max-train 0``), the help from the metadata. ``--config FILE.yaml`` keys are the
-field names: the CLI options through :func:`eoreps.commands.common._config_callback` (a wrong type names the
-file
-and key) and also the config-only fields (declared without :func:`opt`), checked against their annotation.
-``--quick`` calls the config's one ``apply_quick(keep)`` method, ``keep`` being what the user gave.
+field names: the CLI options through :func:`eoreps.commands.common._config_callback` (a wrong
+type names the file and key) and also the config-only fields (declared without :func:`opt`),
+checked against their annotation. ``--quick`` calls the config's one ``apply_quick(keep)`` method,
+``keep`` being what the user gave.
 
 Why a small generator rather than jsonargparse (which torchgeo / LightningCLI use): we keep Typer/click,
 its ``--config`` handling with one-line errors that name the file and key, our comma-separated list syntax
@@ -186,8 +186,8 @@ def parse_floats(value: str, what: str) -> list[float]:
 
 
 def parse_ints(value: str, what: str) -> list[int]:
-    """Split '0,5,10' into integers with a one-line error on a bad item (``1.5``, ``last``) or an empty
-    list."""
+    """Split '0,5,10' into integers with a one-line error on a bad item (``1.5``, ``last``)
+    or an empty list."""
     numbers = parse_floats(value, what)
     if not all(v.is_integer() for v in numbers):
         raise ConfigError(f"{what}: '{value}' is not a comma-separated list of integers")
@@ -195,8 +195,8 @@ def parse_ints(value: str, what: str) -> list[int]:
 
 
 def parse_kwargs(value: str, what: str) -> dict[str, Any]:
-    """``"img_size=32,patch_size=4"`` -> ``{"img_size": 32, "patch_size": 4}`` (values parsed as YAML
-    scalars)."""
+    """``"img_size=32,patch_size=4"`` -> ``{"img_size": 32, "patch_size": 4}`` (values parsed
+    as YAML scalars)."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -333,8 +333,7 @@ def _with_flags(message: str, flags: Mapping[str, str]) -> str:
 @contextlib.contextmanager
 def flags_in_errors(cls: type, params: Mapping[str, str] | None = None) -> Iterator[None]:
     """Library errors name config fields (``label_fraction=1.5 must be in (0, 1]``, callable from Python); on
-    the
-    command line the same message names the option: ``--label-fraction 1.5 must be in (0, 1]``.
+    the command line the same message names the option: ``--label-fraction 1.5 must be in (0, 1]``.
 
     Args:
         cls: the command's config class.

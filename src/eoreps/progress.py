@@ -64,8 +64,8 @@ class LineReporter:
         return int(100.0 * min(n, self.total) / self.total // self.step_pct)
 
     def due(self, n: int) -> bool:
-        """Whether :meth:`update` with count ``n`` would print (to compute costly ``extra`` text only
-        then)."""
+        """Whether :meth:`update` with count ``n`` would print (to compute costly ``extra``
+        text only then)."""
         now = time.monotonic()
         if self.total:
             return self._bucket(n) > self._last_bucket and now - self._last_t >= self.min_interval_s

@@ -9,8 +9,8 @@
   the rows logged before its checkpoint);
 * :class:`~eoreps.checkpoints.RunState` (the run's identity and elapsed training time in every
   checkpoint, so a resumed run reports the time of all its parts);
-* the progress bar of :func:`eoreps.lightning_progress.progress_callbacks` (``enable_progress_bar`` follows
-it);
+* the progress bar of :func:`eoreps.lightning_progress.progress_callbacks` (``enable_progress_bar``
+  follows it);
 * the caller's ``ModelCheckpoint`` and other callbacks, in the order given;
 
 and :func:`resume_point` decides where a run continues (a checked checkpoint, or from scratch).
@@ -95,7 +95,8 @@ def build_run(out: Path, identity: dict[str, Any], *, resume: ResumePoint | None
     from eoreps.vocabulary import lightning_precision
 
     if trainer_options.get("precision") is not None:
-        trainer_options["precision"] = lightning_precision(trainer_options["precision"])
+        trainer_options["precision"] = lightning_precision(trainer_options["precision"],
+                                                           str(trainer_options.get("accelerator", "cpu")))
     state = RunState(identity, time.perf_counter() if t0 is None else t0,
                      resume.elapsed_s if resume else 0.0, final=final)
     bars = progress_callbacks(not quiet)

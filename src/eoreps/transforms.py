@@ -30,8 +30,7 @@ numbers are rough): hand-written torch D4 23 ms, RandomResizedCrop 45 ms, D4 + c
 + crop 364 ms (~700 samples/s), i.e. 5x slower (3.7x in a 2-thread run). Kornia's
 RandomRotation90 also goes through an interpolating warp (up to 4e-6 off an exact rotation in a
 check; its flips are exact), so the hand-written versions are kept: D4 is one ``gather`` with a cached index
-per element, the crop one
-``grid_sample`` per tensor with a per-sample scale-and-shift grid.
+per element, the crop one ``grid_sample`` per tensor with a per-sample scale-and-shift grid.
 """
 
 from __future__ import annotations
@@ -109,8 +108,8 @@ _D4_CACHE: dict[tuple[int, str], torch.Tensor] = {}
 
 
 def _d4_index(size: int, device: torch.device) -> torch.Tensor:
-    """``(8, size*size)`` flat source index of each D4 element: ``k`` quarter turns, then a flip if ``g >=
-    4``."""
+    """``(8, size*size)`` flat source index of each D4 element: ``k`` quarter turns, then a
+    flip if ``g >= 4``."""
     key = (size, str(device))
     if key not in _D4_CACHE:
         base = torch.arange(size * size).view(size, size)
@@ -272,8 +271,8 @@ class RandomResizedCrop(BatchTransform):
 
 
 def _crop_grid(box: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
-    """``grid_sample`` grid ``(B, oh, ow, 2)`` sampling boxes ``(x0, y0, w, h)`` (shares) at output pixel
-    centres.
+    """``grid_sample`` grid ``(B, oh, ow, 2)`` sampling boxes ``(x0, y0, w, h)`` (shares) at
+    output pixel centres.
 
     The same as ``F.affine_grid`` with a scale-and-shift ``theta`` (``align_corners=False``), built
     by broadcasting because affine_grid's general matrix product was ~1/4 of the crop's CPU time.
@@ -288,8 +287,8 @@ def _crop_grid(box: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------- photometric
 class BandGainOffset(BatchTransform):
-    """``x * gain + offset`` with gain ``~ N(1, gain_std)``, offset ``~ N(0, offset_std)`` per sample and
-    band.
+    """``x * gain + offset`` with gain ``~ N(1, gain_std)``, offset ``~ N(0, offset_std)``
+    per sample and band.
 
     Args:
         gain_std, offset_std: noise scales (inputs are normalised: offsets are in band std units).

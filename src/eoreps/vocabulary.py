@@ -5,8 +5,8 @@ Precision is ``auto | fp32 | bf16 | fp16`` for users everywhere; Lightning's spe
 function that maps a spelling to the short form, :func:`lightning_precision` the one that maps it to the
 value a Lightning ``Trainer`` takes, used only where a Trainer is built (:func:`eoreps.training.build_run`);
 configs, results and cards store the short form (:func:`run_precision`). What ``auto`` means stays with each
-workflow (the zoo: engine-dependent;
-Lightning trainers: fp32).
+workflow (the zoo: engine- and CPU-dependent; Lightning trainers: bf16 where the device computes it
+natively, else fp32, :func:`eoreps.precision.resolve_auto`).
 
 Task kinds are ``classify | multilabel | segment | regress`` (and ``multitask`` for ``fit``); the dataset
 spellings ``single`` / ``multi`` are accepted as aliases (:func:`normalize_task`).
@@ -32,7 +32,6 @@ _PRECISION_ALIASES = {
     "64": "fp64",
 }
 _LIGHTNING = {
-    "auto": "32-true",
     "fp32": "32-true",
     "bf16": "bf16-mixed",
     "fp16": "16-mixed",
@@ -40,7 +39,7 @@ _LIGHTNING = {
 }
 
 PRECISION_HELP = ("auto | fp32 | bf16 | fp16 (Lightning's 32-true, bf16-mixed, 16-mixed also accepted; "
-                  "auto = fp32 for Lightning runs).")
+                  "auto = bf16 on CUDA with bf16 and CPUs with AMX or AVX512-BF16, else fp32).")
 
 TASKS = ("classify", "multilabel", "segment", "regress")
 _TASK_ALIASES = {
@@ -62,27 +61,37 @@ def _canonical(value: str, aliases: dict[str, str], allowed: Collection[str], wh
 
 def normalize_precision(value: str, allowed: Collection[str] = PRECISIONS, what: str = "precision") -> str:
     """The short form (``fp32``, ``bf16`` ...) of any precision spelling; a name outside ``allowed`` (short
-    forms) is a one-line :class:`ConfigError` listing them, e.g. ``normalize_precision("bf16-mixed") ==
-    "bf16"``."""
+    forms) is a one-line :class:`ConfigError` listing them, e.g.
+    ``normalize_precision("bf16-mixed") == "bf16"``."""
     return _canonical(value, _PRECISION_ALIASES, allowed, what)
 
 
-def lightning_precision(value: str) -> str:
-    """The Lightning ``Trainer(precision=...)`` value of any spelling (``auto`` = fp32 for Lightning runs)."""
+def lightning_precision(value: str, accelerator: str = "cpu") -> str:
+    """The Lightning ``Trainer(precision=...)`` value of any spelling (``auto``: what
+    :func:`eoreps.precision.resolve_auto` picks for ``accelerator``)."""
     name = str(value).strip().lower()
     short = _PRECISION_ALIASES.get(name, name)
+    if short == "auto":
+        from eoreps.precision import resolve_auto
+
+        short = resolve_auto(accelerator).precision
     if short not in _LIGHTNING:
         raise ConfigError(f"precision '{value}': must be one of {', '.join(PRECISIONS)}")
     return _LIGHTNING[short]
 
 
-def run_precision(value: str, allowed: Collection[str] = (*PRECISIONS, "fp64")) -> str:
-    """The short form a Lightning run stores (configs, results.json, cards): any spelling, with ``auto`` =
-    ``fp32``
-    (Lightning runs compute in fp32 unless told otherwise); :func:`lightning_precision` of it builds the
-    Trainer. ``run_precision("32-true") == "fp32"``, so what older runs recorded reads the same."""
+def run_precision(value: str, allowed: Collection[str] = (*PRECISIONS, "fp64"),
+                  accelerator: str = "cpu") -> str:
+    """The short form a Lightning run stores (configs, results.json, cards): any spelling, with ``auto``
+    resolved for ``accelerator`` (``bf16`` where the device computes it natively, else ``fp32``:
+    :func:`eoreps.precision.resolve_auto`); :func:`lightning_precision` of it builds the Trainer.
+    ``run_precision("32-true") == "fp32"``, so what older runs recorded reads the same."""
     short = normalize_precision(value, allowed)
-    return "fp32" if short == "auto" else short
+    if short == "auto":
+        from eoreps.precision import resolve_auto
+
+        return resolve_auto(accelerator).precision
+    return short
 
 
 def normalize_task(value: str, allowed: Collection[str] = TASKS) -> str:

@@ -6,7 +6,7 @@
     <root>/s1/<id>.tif     2-band float32 (VV, VH dB), same grid
     <root>/dem/<id>.tif    1-band float32 metres, same grid, no-data -9999 in one corner of sample 0
     <root>/mask/<id>.tif   optional 1-band uint8 segmentation mask (codes ``mask_codes``, no-data
-    ``mask_nodata``)
+                           ``mask_nodata``)
     <root>/labels.csv      id, label | labels | <class columns>, split (header names configurable)
 
 Random values (not real data). Usage: ``python tests/data/make_geotiff_folder.py OUT [--task single]``.

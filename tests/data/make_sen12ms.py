@@ -5,8 +5,8 @@ Layout (what ``torchgeo.datasets.SEN12MS(root, split=...)`` expects, torchgeo 0.
     <root>/train_list.txt, test_list.txt          one "ROIs<id>_<season>_s2_<scene>_p<patch>.tif" per line
     <root>/ROIs1158_spring/ ROIs1868_summer/ ROIs1970_fall/ ROIs2017_winter/   (all four must exist)
     <root>/ROIs1158_spring/s1_<scene>/ROIs1158_spring_s1_<scene>_p<patch>.tif   2 bands float32, VV/VH dB
-    <root>/ROIs1158_spring/s2_<scene>/ROIs1158_spring_s2_<scene>_p<patch>.tif   13 bands uint16, B01..B12 with
-    B8A
+    <root>/ROIs1158_spring/s2_<scene>/ROIs1158_spring_s2_<scene>_p<patch>.tif   13 bands uint16, B01..B12
+                                                                                with B8A
     <root>/ROIs1158_spring/lc_<scene>/ROIs1158_spring_lc_<scene>_p<patch>.tif   4 bands uint16: IGBP (1-17),
                                                                                 LCCS LC, LCCS LU, LCCS SH
 

@@ -135,8 +135,8 @@ def test_other_bad_input_one_line_exit_2(tmp_path, ben, capsys, problem):
 
 
 def test_inspect_own_folder_masks_and_nodata(tmp_path, capsys):
-    """GeoTIFF folder: mask classes with pixel shares (sparse codes, 255 = no-data), entirely no-data
-    samples."""
+    """GeoTIFF folder: mask classes with pixel shares (sparse codes, 255 = no-data), entirely
+    no-data samples."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("mgf", Path(__file__).with_name("make_geotiff_folder.py"))

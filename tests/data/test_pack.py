@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from litdata import StreamingDataset
 
+from eoreps.data.datasets.packed import to_sample
 from eoreps.data.formats import open_dataset
 from eoreps.data.pack import MANIFEST, STATE_DIR, PackOptions, check_manifest, pack, verify_pack
 from eoreps.data.pack_stats import BandStats, merge_all
@@ -80,7 +82,9 @@ def test_pack_simeo_round_trip_labels_and_stats(simeo, tmp_path):
             assert item["id"] == want["id"] == rows["id"].iloc[i]
             for key in ("s2", "s1", "mask", "label", "multilabel", "season", "doy"):
                 np.testing.assert_array_equal(item[key], want[key].numpy())
-            assert item["s2"].dtype == np.float32 and item["mask"].dtype == np.int64
+            # S2 DN are stored as uint16 where lossless (no NaN), read back as float32 (pack_dtypes)
+            assert item["s2"].dtype == (np.float32 if np.isnan(want["s2"].numpy()).any() else np.uint16)
+            assert to_sample(item)["s2"].dtype == torch.float32 and item["mask"].dtype == np.int64
             assert rows["label"].iloc[i] == int(want["label"])
             all_s2.append(item["s2"])
     s2 = np.stack(all_s2).transpose(1, 0, 2, 3).reshape(12, -1).astype(np.float64)

@@ -78,8 +78,12 @@ def test_stats_come_from_the_manifest(packed, tmp_path, monkeypatch):
     st = stats.cached_stats(ds, tmp_path, modalities=["s1"])
     man = json.loads((packed / "eoreps_pack.json").read_text())
     assert st.modalities == ("s1",)
-    np.testing.assert_allclose(st.mean["s1"], man["stats"]["s1"]["mean"])
-    np.testing.assert_allclose(st.std["s1"], man["stats"]["s1"]["std"])
+    # the training split's statistics (normalisation never sees val / test / shifted samples)
+    np.testing.assert_allclose(st.mean["s1"], man["train_stats"]["s1"]["mean"])
+    np.testing.assert_allclose(st.std["s1"], man["train_stats"]["s1"]["std"])
+    s1 = np.stack([ds[i]["s1"].numpy() for i in range(len(ds))]).astype(np.float64)
+    np.testing.assert_allclose(st.mean["s1"], np.nanmean(s1, axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(st.std["s1"], np.nanstd(s1, axis=(0, 2, 3)), rtol=1e-5)
 
 
 def test_stream_crops_and_covers_the_split(packed):
@@ -219,8 +223,7 @@ def test_damaged_chunk_is_one_line(packed, tmp_path, capsys, damage):
 
 def test_pretrain_resumes_the_stream_mid_epoch(packed, tmp_path, monkeypatch):
     """(b) end to end: a run stopped after its step-4 checkpoint and resumed streams what the uninterrupted
-    run
-    streamed from step 4 on (the StreamingDataLoader state is in the Lightning checkpoint)."""
+    run streamed from step 4 on (the StreamingDataLoader state is in the Lightning checkpoint)."""
     import lightning as L
 
     from eoreps.data.datasets.packed import PackedStream

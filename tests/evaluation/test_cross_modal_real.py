@@ -17,8 +17,9 @@ from eoreps.evaluation.retrieval import cross_modal_ranks
 from eoreps.ssl.pretrain import PretrainConfig, run_pretrain
 
 #: the settings of docs/ssl.md ("Cross-modal retrieval"): 90 steps, 13 s on 2 quiet cores (up to ~60 s busy)
+# crop=0: whole 120 x 120 patches as measured (cnn-* now default to random 32 px crops on any source)
 SETTINGS = dict(method="multimodal", modalities=["s2", "s1"], backbone="cnn-tiny", epochs=30, batch_size=6,
-                knn=False, accelerator="cpu", seed=0, monitor_samples=16, checkpoint_every=1000)
+                knn=False, accelerator="cpu", seed=0, monitor_samples=16, checkpoint_every=1000, crop=0)
 
 
 def test_held_out_s1_to_s2_retrieval_beats_chance_in_the_joint_space(

@@ -1,5 +1,5 @@
-"""Adding a protocol = one file + ``@register_protocol``: a toy one runs through run_protocol and a study
-grid."""
+"""Adding a protocol = one file + ``@register_protocol``: a toy one runs through run_protocol
+and a study grid."""
 
 from __future__ import annotations
 

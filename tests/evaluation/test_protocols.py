@@ -1,5 +1,5 @@
-"""Every protocol on tiny data: it learns, reports its trainable parameters, and adapters start as the
-identity."""
+"""Every protocol on tiny data: it learns, reports its trainable parameters, and adapters
+start as the identity."""
 
 from __future__ import annotations
 

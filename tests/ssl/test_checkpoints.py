@@ -137,6 +137,7 @@ def test_resumed_run_sees_the_uninterrupted_order_rows_and_time(simeo_small, tmp
     monkeypatch.setattr(ssl_data.BatchDataset, "__getitems__", lambda self, idx: fetched.append(list(idx))
                         or real(self, idx))
 
+    # the in-memory fast path's resumable sampler (the streamed path's resume: tests/ssl/test_resume.py)
     def cfg(out: Path, resume: bool = False):  # 2 epochs of 4 steps, a checkpoint every 3 steps
         return tiny_config(
             "simclr",
@@ -148,6 +149,7 @@ def test_resumed_run_sees_the_uninterrupted_order_rows_and_time(simeo_small, tmp
             checkpoint_every=3,
             resume=resume,
             quick=False,
+            loader="memory",
         )
 
     whole = run_pretrain(cfg(tmp_path / "a"))
@@ -178,8 +180,8 @@ def _rows(out: Path) -> list[dict[str, str]]:
 
 
 def test_mae_without_backbone_uses_its_default_vit(simeo_small, tmp_path, capsys):
-    """MAE needs a ViT: with no --backbone it gets one sized for the data (it used to get cnn-small and
-    fail)."""
+    """MAE needs a ViT: with no --backbone it gets one sized for the data (it used to get
+    cnn-small and fail)."""
     with pytest.raises(SystemExit) as e:
         main(
             [

@@ -1,5 +1,5 @@
-"""Pretext-task methods (rotation, jigsaw, band-prediction, inpainting): their mechanics and a pretrain +
-export each."""
+"""Pretext-task methods (rotation, jigsaw, band-prediction, inpainting): their mechanics and
+a pretrain + export each."""
 
 from __future__ import annotations
 

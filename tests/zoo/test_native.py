@@ -1,5 +1,5 @@
-"""The native engine (compiled lane-per-member kernel): activations, dropout, every architecture,
-fallbacks."""
+"""The native engine (compiled lane-per-member kernel): activations, dropout, every
+architecture, fallbacks."""
 
 from __future__ import annotations
 

@@ -117,8 +117,8 @@ def test_bf16_and_shared_order_train_and_evaluate(small_digits):
         assert set(after) == set(METRIC_COLUMNS)
         assert (after["train_loss"] < before["train_loss"]).all()
         assert after["test_acc"][[0, 2]].min() > 0.5  # members without dropout learn the digits
-        # members with dropout 0.5 after every layer learn far slower on 200 images: only their loss is
-        # checked
+        # members with dropout 0.5 after every layer learn far slower on 200 images: only their
+        # loss is checked
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -157,8 +157,8 @@ _DATA_OPTIONS: dict[str, tuple[Any, Any]] = {
 
 
 def data_options(**values: Any) -> dict[str, Any]:
-    """The dataset options among ``values`` (the ``--id-column`` ... CLI values) that differ from their
-    defaults."""
+    """The dataset options among ``values`` (the ``--id-column`` ... CLI values) that differ
+    from their defaults."""
     out = {k: v for k, v in values.items() if k in _DATA_OPTIONS and v != _DATA_OPTIONS[k][1]}
     if "split_ratios" in out:
         out["split_ratios"] = tuple(parse_floats(out["split_ratios"], "--split-ratios"))

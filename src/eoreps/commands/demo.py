@@ -33,7 +33,8 @@ def demo(
     if cfg.quick and cfg.full:
         raise ConfigError("--quick and --full exclude each other; pick one")
     set_threads(threads)
-    report = run_headline(cfg.out, seed=cfg.seed, quick=cfg.quick, full=cfg.full, data=cfg.data)
+    report = run_headline(cfg.out, seed=cfg.seed, quick=cfg.quick, full=cfg.full, data=cfg.data,
+                          loader=cfg.loader)
     tables = report.parent / "tables.md"
     if tables.is_file():  # the headline table (first section of tables.md) on the terminal
         sections = tables.read_text(encoding="utf-8").split("\n## ")

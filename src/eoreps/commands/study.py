@@ -46,4 +46,7 @@ def label_efficiency(
         f"results: {out / 'results.csv'}\ntables:  {out / 'tables.md'}\nplot:    "
         f"{out / 'label_efficiency.png'}"
     )
+    if (out / "kshot.png").is_file():
+        typer.echo(f"k-shot:  {out / 'kshot.png'}")
+    typer.echo(f"CIs:     {out / 'summary.csv'}")
     typer.echo(f"report:  {report}")

@@ -37,10 +37,10 @@ def build(
     config: ConfigOpt = None,
 ) -> None:
     """Train a zoo (vectorized across models), streaming a checkpoint per model and epoch to --out."""
-    from eoreps.zoo.build import build_zoo
+    from eoreps.zoo.build_options import run_build
 
     set_threads(threads)
-    echo_kv("zoo built", build_zoo(cfg.to_config(out)))
+    echo_kv("zoo built", run_build(cfg, out))
 
 
 ZooOutOpt = Annotated[Path | None, typer.Option(

@@ -48,3 +48,29 @@ def centre_crop(x: torch.Tensor, crop: int | None) -> torch.Tensor:
         return x
     top, left = crop_box(h, w, crop, None)
     return x[..., top:top + crop, left:left + crop]
+
+
+def gather_windows(images: torch.Tensor, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+                   size: int) -> torch.Tensor:
+    """``size`` px windows of ``images`` ``(N, C, H, W)`` in one advanced-indexing gather: window ``b`` is
+    cut from image ``rows[b]`` at ``(top[b], left[b])``; returns ``(B, C, size, size)``."""
+    ar = torch.arange(size)
+    r = (top[:, None] + ar)[:, None, :, None]  # (B, 1, t, 1)
+    c = (left[:, None] + ar)[:, None, None, :]  # (B, 1, 1, t)
+    ch = torch.arange(images.shape[1])[None, :, None, None]
+    return images[rows[:, None, None, None], ch, r, c]
+
+
+def random_crop_batch(batch: dict[str, torch.Tensor], modalities: Sequence[str], crop: int | None,
+                      generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A batch ``{modality: (B, C, H, W)}`` with one random ``crop`` px window per sample, the same window in
+    every modality (in-memory counterpart of :func:`crop_sample`); unchanged when ``crop`` is ``None`` or not
+    smaller than the images."""
+    ref = batch[modalities[0]]
+    b, h, w = int(ref.shape[0]), int(ref.shape[-2]), int(ref.shape[-1])
+    if crop is None or crop >= min(h, w):
+        return batch
+    top = torch.randint(0, h - crop + 1, (b,), generator=generator)
+    left = torch.randint(0, w - crop + 1, (b,), generator=generator)
+    rows = torch.arange(b)
+    return {**batch, **{m: gather_windows(batch[m], rows, top, left, crop) for m in modalities}}

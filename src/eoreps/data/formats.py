@@ -80,8 +80,7 @@ def formats() -> list[DataFormat]:
 
 _EXPECTED = (
     "a SimEO folder (eoreps data generate), a BigEarthNet v1 S2/S1 root (<patch>/<patch>_B02.tif or "
-    "_VV.tif), "
-    "a folder with both, a reBEN folder (metadata.parquet + LMDB), a BigEarthNet .npz, "
+    "_VV.tif), a folder with both, a reBEN folder (metadata.parquet + LMDB), a BigEarthNet .npz, "
     "or a GeoTIFF folder (labels.csv + <modality>/<id>.tif)"
 )
 _PROBE_DIRS = 8  # sub-folders looked at to recognise a v1 root (roots may hold 590k patches)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from eoreps.data.datasets.base import describe_dataset
 from eoreps.data.pack_manifest import (  # noqa: F401  (re-exported: the pack folder's names)
     ENGINE,
     FORMAT,
@@ -248,8 +249,7 @@ def _describe(src: dict[str, Any]) -> str:
 
 def _open_state(opts: PackOptions, src: dict[str, Any]) -> _State:
     """The resume state of ``opts.out``: new for an empty or missing folder, loaded for ``--resume`` of the
-    same
-    source; every other case is a one-line error and nothing in the folder is touched."""
+    same source; every other case is a one-line error and nothing in the folder is touched."""
     from eoreps.io import read_json, write_json
 
     out = opts.out
@@ -298,6 +298,7 @@ class _Part:
     stats: dict[str, dict[str, Any]]
     skipped: list[list[str]]
     labels_file: str
+    dtypes: dict[str, dict[str, int]] = field(default_factory=dict)  # modality -> storage dtype -> samples
 
     def record(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -333,6 +334,7 @@ def _write_part(opts: PackOptions, state: _State, ds: Any, split: str, number: i
     import pandas as pd
     from litdata.streaming.writer import BinaryWriter
 
+    from eoreps.data import pack_dtypes
     from eoreps.data.pack_stats import BandStats
     from eoreps.io import atomic_path
 
@@ -345,15 +347,18 @@ def _write_part(opts: PackOptions, state: _State, ds: Any, split: str, number: i
     stats: dict[str, BandStats] = {}
     rows: list[dict[str, Any]] = []
     skipped: list[list[str]] = []
+    dtypes: dict[str, dict[str, int]] = {}
     where = str(opts.source)
     for idx, item in _read(ds, indices, opts.workers):
         bar.update(1)
         if isinstance(item, str):
             if opts.strict:
-                raise DataError(
+                err = DataError(
                     f"{split}[{idx}]: {item} (--strict: fix or remove it, or pack without --strict "
                     "to skip it)"
                 )
+                err.source_message = item  # the loader's own line (a run packing its data shows it alone)
+                raise err
             skipped.append([f"{split}[{idx}]", item])
             continue
         state.schema(item).check(item, where)
@@ -364,6 +369,8 @@ def _write_part(opts: PackOptions, state: _State, ds: Any, split: str, number: i
             stats[mod] = stats[mod].merge(s) if mod in stats else s
         rows.append({"split": split, "index": first_index + len(rows), "id": str(item.get("id", idx)),
                      "source_index": int(idx), **_label_columns(item)})
+        item, stored = pack_dtypes.narrow(item, stat_mods)
+        pack_dtypes.count(dtypes, stored)
         writer.add_item(len(rows) - 1, item)
     if rows:
         writer.done()
@@ -376,7 +383,7 @@ def _write_part(opts: PackOptions, state: _State, ds: Any, split: str, number: i
         pd.DataFrame(rows).to_parquet(tmp, index=False)
     sums = {f"{split}/{c['filename']}": _synced_sha256(split_dir / c["filename"]) for c in written["chunks"]}
     return _Part(len(rows), written["chunks"], written["config"], sums,
-                 {m: s.to_dict() for m, s in stats.items()}, skipped, labels_file)
+                 {m: s.to_dict() for m, s in stats.items()}, skipped, labels_file, dtypes)
 
 
 # ----------------------------------------------------------------------------------------- pack
@@ -474,15 +481,21 @@ _MIXED_GRID_FORMATS = ("bigearthnet", "reben")
 """Formats (name prefixes) whose Sentinel-2 bands come at 10, 20 and 60 m and are resampled onto one grid."""
 
 
-def _modality_record(ds: Any, mod: str, shape: list[int], dtype: str, src: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's entry of modality ``mod``: band names, ``(C, H, W)`` shape, dtype and the resampling the
-    loader applied: to BigEarthNet's 20/60 m S2 bands (onto the 10 m grid), to every image modality when the
-    loader option ``size`` asked for another grid; ``none`` otherwise."""
+def _modality_record(ds: Any, mod: str, shape: list[int], dtype: str, src: dict[str, Any],
+                     stored: dict[str, int] | None = None) -> dict[str, Any]:
+    """The manifest's entry of modality ``mod``: band names, ``(C, H, W)`` shape, the storage ``dtype``
+    (:mod:`eoreps.data.pack_dtypes`: one dtype or ``mixed``; ``stored_dtypes`` counts the samples of each,
+    ``sample_dtype`` is what the loader gave and the reader returns) and the resampling the loader applied:
+    to BigEarthNet's 20/60 m S2 bands (onto the 10 m grid), to every image modality when the loader option
+    ``size`` asked for another grid; ``none`` otherwise."""
+    from eoreps.data.pack_dtypes import describe
+
     bands = list((getattr(ds, "band_names", {}) or {}).get(mod, ())) or [f"b{i + 1}" for i in range(shape[0])]
     mixed = mod == "s2" and src["format"].startswith(_MIXED_GRID_FORMATS)
     resampled = len(shape) == 3 and (mixed or "size" in src["options"])
     resampling = getattr(ds, "resampling", None) if resampled else None
-    return {"bands": bands, "shape": shape, "dtype": dtype, "resampling": resampling or "none"}
+    return {"bands": bands, "shape": shape, "dtype": describe(stored, dtype), "sample_dtype": dtype,
+            "stored_dtypes": dict(stored or {}), "resampling": resampling or "none"}
 
 
 def _finish(opts: PackOptions, state: _State, datasets: dict[str, Any]) -> dict[str, Any]:
@@ -491,6 +504,7 @@ def _finish(opts: PackOptions, state: _State, datasets: dict[str, Any]) -> dict[
     import pandas as pd
 
     import eoreps
+    from eoreps.data.pack_dtypes import merge as merge_dtypes
     from eoreps.data.pack_stats import merge_all
     from eoreps.io import atomic_write_text, write_json
 
@@ -508,8 +522,7 @@ def _finish(opts: PackOptions, state: _State, datasets: dict[str, Any]) -> dict[
         if len(formats) > 1:
             raise DataError(
                 f"{out / split}: the parts were written with different sample layouts "
-                f"({', '.join(formats)}); "
-                "the source's samples differ in type, pack it into another --out"
+                f"({', '.join(formats)}); the source's samples differ in type, pack it into another --out"
             )
         write_json(
             out / split / LITDATA_INDEX, {"chunks": chunks, "config": config, "updated_at": str(time.time())}
@@ -533,19 +546,29 @@ def _finish(opts: PackOptions, state: _State, datasets: dict[str, Any]) -> dict[
     atomic_write_text(out / "skipped.csv", buf.getvalue())
     first = next(iter(datasets.values()))
     stats = merge_all([p["stats"] for s in datasets for p in state.parts(s)])
+    train_stats = merge_all([p["stats"] for p in state.parts("train")]) if "train" in datasets else {}
     mask = getattr(first, "mask_classes", None)
     arrays = state.data.get("schema", {}).get("arrays", {})
+    stored = merge_dtypes([p.get("dtypes") or {} for s in datasets for p in state.parts(s)])
     import litdata
 
     manifest = {
         "format": FORMAT, "version": FORMAT_VERSION, "eoreps_version": eoreps.__version__, "engine": ENGINE,
         "litdata_version": litdata.__version__, "source": state.data["source"],
-        "modalities": {m: _modality_record(first, m, *arrays[m], state.data["source"]) for m in stats},
+        "modalities": {
+            m: _modality_record(first, m, *arrays[m], state.data["source"], stored.get(m)) for m in stats
+        },
         "task": getattr(first, "task", "none"), "classes": list(getattr(first, "classes", ()) or ()),
+        # what the source's own reader says about it (id column, split rule ...): runs on the pack report it
+        "source_description": describe_dataset(first),
         "mask": {"classes": list(mask), "codes": list(first.mask_codes.codes)} if mask else None,
         "splits": {s: sum(p["n"] for p in state.parts(s)) for s in datasets},
         "stats": {m: s.summary() for m, s in stats.items()},
+        # the training split's own (normalisation uses the training split's statistics, never val/test's)
+        "train_stats": {m: s.summary() for m, s in train_stats.items()} or None,
         "skipped": len(skipped), "unsplit": state.data.get("unsplit", 0), "checksums": checksums,
+        **({"skipped_nodata": {s: int(d.num_skipped_nodata) for s, d in datasets.items()}}
+           if hasattr(first, "num_skipped_nodata") else {}),  # skip_nodata=True (PackedDataset reports it)
         "sizes": {rel: (out / rel).stat().st_size for rel in checksums},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -588,9 +611,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def verify_pack(path: str | Path, samples: int = 0, seed: int = 0) -> VerifyResult:
-    """Re-read a pack: the manifest (:func:`check_manifest` with checksums), every sample of every split
-    (count
-    and ids against the manifest and ``labels.parquet``), and ``samples`` random samples against the source.
+    """Re-read a pack: the manifest (:func:`check_manifest` with checksums), every sample of every
+    split (count and ids against the manifest and ``labels.parquet``), and ``samples`` random
+    samples against the source.
 
     Raises:
         DataError: anything that differs, one line naming the file or sample.

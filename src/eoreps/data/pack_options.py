@@ -1,6 +1,5 @@
 """The options of ``eoreps data pack``, from which the command's options, ``--help`` and YAML keys are
-generated
-(:mod:`eoreps.cli_config`). Torch-free: building the CLI imports this module."""
+generated (:mod:`eoreps.cli_config`). Torch-free: building the CLI imports this module."""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ Construction: :func:`stratified_order` draws, once per seed, a permutation of th
 by construction, and a subset never depends on which other fractions were requested.
 
 * **Single-label** ``(N,)`` ints (every distinct value is a class: drop unlabelled samples first):
-  systematic stratified sampling. Within each class the samples are
-  shuffled; the ``j``-th of the ``n_c`` samples of class ``c`` gets the key ``(j + u) / n_c`` with
-  ``u ~ U(0, 1)``, and samples are sorted by key. Any prefix holding a share ``t`` of the keys holds
-  ``t * n_c`` samples of class ``c`` to within one sample, for every class at once.
+  systematic stratified sampling. Within each class the samples are shuffled; the ``j``-th of the ``n_c``
+  samples of class ``c`` gets the key ``(j + u) / n_c`` with ``u ~ U(0, 1)``, and samples are sorted by
+  key. Any prefix holding a share ``t`` of the keys holds ``t * n_c`` samples of class ``c`` to within
+  one sample, for every class at once.
 * **Multi-label** ``(N, K)`` multi-hot: recursive bisection with iterative stratification (Sechidis,
   Tsoumakas & Vlahavas, ECML-PKDD 2011). The samples are split into two halves by iterative
   stratification (rarest label first, each of its samples goes to the half that most wants that
@@ -37,6 +37,9 @@ number of classes). So at 1 % of a small training set every class that exists st
 ``min_per_class`` examples (all of them when it has fewer), and the subset can be slightly larger
 than ``f * N``; class ``c`` then has about ``max(min_per_class, f * n_c)`` samples. Nesting is kept
 because the forced samples are the same for every fraction.
+
+**k-shot episodes** (:func:`kshot_indices`): ``k`` labelled samples per class instead of a fraction,
+nested across ``k`` and fixed per seed (multi-label: at least ``k`` positives per label, greedy).
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ import numpy as np
 
 from eoreps.errors import ConfigError, DataError
 
-__all__ = ["assign_splits", "check_split_ratios", "label_fraction_indices", "stratified_order", "subset_size",
-           "train_val_test_split"]
+__all__ = ["assign_splits", "check_shots", "check_split_ratios", "kshot_indices", "label_fraction_indices",
+           "stratified_order", "subset_size", "train_val_test_split"]
 
 
 def _as_labels(labels: Any) -> np.ndarray:
@@ -313,3 +316,70 @@ def assign_splits(labels: Any, ratios: Sequence[float], seed: int) -> np.ndarray
     for name, idx in zip(SPLIT_NAMES, parts, strict=True):
         out[idx] = name
     return out
+
+
+# ------------------------------------------------------------------------------------------ k-shot
+def check_shots(shots: Sequence[Any]) -> list[int]:
+    """``shots`` as ints, each a whole number >= 1 (a one-line :class:`ConfigError` otherwise)."""
+    out = []
+    for k in shots:
+        try:
+            ok = float(k) == int(k) and int(k) >= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"shots: {k} is not a whole number >= 1 of labelled samples per class; "
+                              "use e.g. shots=1,5,10")
+        out.append(int(k))
+    return out
+
+
+def kshot_indices(labels: Any, shots: Sequence[int], seed: int) -> dict[int, np.ndarray]:
+    """Nested k-shot episodes: ``k`` labelled training samples per class, one subset per ``k``.
+
+    Construction (one seeded random order of the samples, then rounds): in round ``j = 1, 2, ...`` every
+    class (multi-label: every label, rarest first) that holds fewer than ``j`` chosen samples takes the
+    next sample of the order that carries it and is not chosen yet; the ``k``-shot episode is the set
+    chosen after round ``k``. So
+
+    * **nested**: the 1-shot episode lies inside the 5-shot one, which lies inside the 10-shot one
+      (each round only adds samples);
+    * **fixed per seed**: the same labels and seed give the same episodes whatever other ``k`` are asked for;
+    * **single-label**: exactly ``k`` samples of every class (all of a class's samples when it has fewer
+      than ``k``); every distinct value is a class, so drop unlabelled samples first;
+    * **multi-label**: at least ``k`` positives of every label (all when it has fewer); a sample chosen
+      for one label counts for all of its labels, so common labels usually get more than ``k``.
+
+    Args:
+        labels: ``(N,)`` integer class indices or ``(N, K)`` multi-hot (numpy or torch).
+        shots: values of ``k`` (whole numbers >= 1), e.g. ``(1, 5, 10)``.
+        seed: episode seed.
+
+    Returns:
+        ``{k: sorted int64 indices}``.
+    """
+    ks = check_shots(shots)
+    y = _as_labels(labels)
+    if len(y) == 0:
+        raise DataError("cannot draw k-shot episodes from an empty label array; check the training split")
+    onehot = y[:, None] == np.unique(y)[None, :] if y.ndim == 1 else y
+    order = np.random.default_rng(seed).permutation(len(y))
+    ordered = onehot[order]
+    positives = [np.flatnonzero(ordered[:, j]) for j in range(ordered.shape[1])]
+    labels_by_rarity = [j for j in np.argsort(ordered.sum(0), kind="stable") if len(positives[j])]
+    chosen = np.zeros(len(order), dtype=bool)
+    have = np.zeros(ordered.shape[1], dtype=np.int64)
+    cursor = np.zeros(ordered.shape[1], dtype=np.int64)
+    out: dict[int, np.ndarray] = {}
+    for round_ in range(1, max(ks) + 1):
+        for j in labels_by_rarity:
+            pos = positives[j]
+            while have[j] < round_ and cursor[j] < len(pos):
+                i = pos[cursor[j]]
+                cursor[j] += 1
+                if not chosen[i]:
+                    chosen[i] = True
+                    have += ordered[i]
+        if round_ in ks:
+            out[round_] = np.sort(order[chosen])
+    return {k: out[k] for k in ks}

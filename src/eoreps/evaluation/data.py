@@ -5,7 +5,9 @@ the splits are read once into memory (physical units, optionally resized) and ev
 
 * :func:`load_eval_data` reads ``"simeo"`` (the built-in synthetic data, generated once into the cache)
   or any dataset path :func:`eoreps.data.formats.open_dataset` recognises (BigEarthNet folders, the
-  ``.npz`` pairs, reBEN, GeoTIFF folders).
+  ``.npz`` pairs, reBEN, GeoTIFF folders): by default from a pack (``loader="stream"``: the source is
+  packed once into the cache), where a per-split ``limits`` choice is drawn from ``labels.parquet``
+  so only the chosen images are read; ``loader="memory"`` reads the source directly (same samples).
 * :class:`EvalData` holds the three splits and the task, computes training-split band statistics
   (:func:`eoreps.data.stats.compute_stats`) and normalised copies of the inputs
   (:class:`eoreps.data.stats.Normalizer`), and draws the nested stratified label-fraction subsets of
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from eoreps.data.crops import centre_crop
 from eoreps.data.datasets.base import IGNORE_INDEX, describe_dataset, task_classes
 from eoreps.data.modalities import MODALITIES
+from eoreps.data.pack_cache import check_loader, packed_source
 from eoreps.data.stats import BandStats, Normalizer, compute_stats
 from eoreps.digest import bytes_digest, digest
 from eoreps.errors import ConfigError, DataError
@@ -227,9 +230,21 @@ def _simeo_split(
     return out, ids, meta
 
 
-def _dataset_split(spec: str, split: str, modalities: Sequence[str], task: str,
-                   options: dict[str, Any], seed: int) -> tuple[dict[str, np.ndarray], list[str], Any]:
-    from torch.utils.data import DataLoader
+def _pack_selection(ds: Any, task: str, limit: int | None, seed: int) -> np.ndarray | None:
+    """The stratified ``limit`` samples of a pack's split chosen from ``labels.parquet`` before any image is
+    read (the choice :func:`_select` makes from the labels read with the images), or ``None``: no limit, not
+    a pack, or its labels are not the task's (a single-label pack evaluated as multi-label)."""
+    kind = {"classify": "single", "multilabel": "multi"}.get(task)
+    packed = hasattr(ds, "labels_table")
+    if limit is None or limit >= len(ds) or not packed or kind is None or ds.task != kind:
+        return None
+    y = ds.label_matrix().numpy()
+    return _select(len(y), _strata(task, y, y, None, 0), limit, seed)
+
+
+def _dataset_split(spec: str, split: str, modalities: Sequence[str], task: str, options: dict[str, Any],
+                   seed: int, limit: int | None = None) -> tuple[dict[str, np.ndarray], list[str], Any]:
+    from torch.utils.data import DataLoader, Subset
 
     from eoreps.data.formats import open_dataset
 
@@ -237,7 +252,9 @@ def _dataset_split(spec: str, split: str, modalities: Sequence[str], task: str,
     if len(ds) == 0:
         raise DataError(f"{spec}: split '{split}' is empty; the evaluation needs train, val and test samples")
     key = _TARGET_KEY[task]
-    loader = DataLoader(ds, batch_size=32, shuffle=False, num_workers=0)
+    chosen = _pack_selection(ds, task, limit, seed)
+    loader = DataLoader(ds if chosen is None else Subset(ds, chosen.tolist()), batch_size=32, shuffle=False,
+                        num_workers=0)
     parts: dict[str, list[Any]] = {}
     ids: list[str] = []
     for batch in loader:
@@ -262,8 +279,13 @@ def load_eval_data(
     seed: int = 0,
     options: dict[str, Any] | None = None,
     crop: int | None = None,
+    loader: str = "stream",
 ) -> EvalData:
     """Read the train / val / test splits of ``data`` into memory.
+
+    With ``loader="stream"`` (the default) the splits are read from a pack: ``data`` itself when it is one,
+    else the cached pack of it (:func:`eoreps.data.pack_cache.packed_source`, packed once); the samples
+    are the same as with ``loader="memory"``, which reads the source directly.
 
     Args:
         data: ``"simeo"`` (synthetic, ``simeo_n`` patches generated once into the cache) or a dataset path.
@@ -277,6 +299,7 @@ def load_eval_data(
             the GeoTIFF folder's ``split_ratios``, ``mask_classes``).
         crop: keep the centred ``crop x crop`` px of images and masks, before ``size`` (``None``: full
         patches).
+        loader: ``"stream"`` or ``"memory"`` (see above).
 
     Raises:
         ConfigError: unknown task; DataError: the dataset lacks the task's target or a modality.
@@ -289,6 +312,10 @@ def load_eval_data(
         raise ConfigError("no modalities given; pass e.g. modalities=s2,s1")
     if crop is not None and crop < 1:
         raise ConfigError(f"crop must be >= 1 px (or unset for the full patch), got {crop}")
+    read, read_options = str(data), dict(options or {})
+    if check_loader(loader) == "stream":
+        src = packed_source(str(data), read_options, seed, tuple(modalities), simeo_n=simeo_n)
+        read, read_options = src.data, src.options
     mods = tuple(modalities)
     key = _TARGET_KEY[task]
     limits = dict(limits or {})
@@ -301,15 +328,16 @@ def load_eval_data(
     synthetic = False
     simeo_root: Path | None = None
     if str(data) == "simeo":
+        fp["simeo_n"] = simeo_n
+    if read == "simeo":
         from eoreps.data.simeo.io import cached_simeo
 
         simeo_root = cached_simeo(simeo_n, seed=0)
-        fp["simeo_n"] = simeo_n
-    elif Path(data).is_dir():
+    elif Path(read).is_dir():
         from eoreps.data.simeo import is_simeo_folder
 
-        if is_simeo_folder(data):
-            simeo_root = Path(data)
+        if is_simeo_folder(read):
+            simeo_root = Path(read)
     if simeo_root is not None:
         from eoreps.data.simeo import SIMEO_CLASSES
 
@@ -328,7 +356,7 @@ def load_eval_data(
     else:
         ds = None
         for s in SPLIT_NAMES:
-            raw[s], ids[s], ds = _dataset_split(str(data), s, mods, task, dict(options or {}), seed)
+            raw[s], ids[s], ds = _dataset_split(read, s, mods, task, read_options, seed, limits.get(s))
         classes = task_classes(ds, task)  # segmentation: the mask classes where the dataset has its own
         fp["dataset"] = describe_dataset(ds)
         band_names = {m: tuple(v) for m, v in (getattr(ds, "band_names", {}) or {}).items() if m in mods}

@@ -181,10 +181,9 @@ class EmbeddingFolder:
         return sorted({n for v in self.meta["labels"] if isinstance(v, str) for n in v.split(";") if n})
 
     def label_matrix(self, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]] | None:
-        """``(N, K)`` multi-hot labels from ``labels`` (';'-joined names; columns = ``classes`` when they
-        cover
-        every name, else the names found) or ``label`` (int), with class names; None when the meta has
-        neither."""
+        """``(N, K)`` multi-hot labels from ``labels`` (';'-joined names; columns = ``classes`` when
+        they cover every name, else the names found) or ``label`` (int), with class names; None when
+        the meta has neither."""
         if self.multilabel:
             lists = [
                 [n for n in v.split(";") if n] if isinstance(v, str) else [] for v in self.meta["labels"]

@@ -6,9 +6,9 @@ A :class:`MethodSpec` is one of
   is a weights file, a folder holding ``backbone.safetensors``, a folder of several backbones (one per
   modality, as the multimodal pretraining exports them), or a mapping ``{name: path}``. Each backbone
   reads the modalities its card names (``card.modalities`` of its :class:`~eoreps.models.card.BackboneCard`),
-  stacked in that order; features of several
-  backbones are concatenated (late fusion of the pretrained encoders). Inputs are normalised with the
-  statistics in the card when it has them, else with the evaluation training split's.
+  stacked in that order; features of several backbones are concatenated (late fusion of the pretrained
+  encoders). Inputs are normalised with the statistics in the card when it has them, else with the
+  evaluation training split's.
 * **random** (``backbone: random``): the same kind of encoder, randomly initialised with the cell's seed:
   ``arch`` on ``modalities`` with ``fusion`` (``early``: one backbone on all channels; ``late``: one per
   modality), built by :func:`eoreps.models.fusion.build_encoder`.
@@ -35,7 +35,7 @@ from torch import nn
 from eoreps.data.stats import BandStats
 from eoreps.digest import file_sha256
 from eoreps.errors import ConfigError, DataError
-from eoreps.evaluation.data import EvalData, card_stats
+from eoreps.evaluation.data import EvalData
 from eoreps.evaluation.methods import MethodSpec
 from eoreps.models.base import Backbone
 from eoreps.models.card import BackboneCard
@@ -146,12 +146,14 @@ class BuiltEncoder:
         stats: normalisation statistics to apply to the evaluation inputs (``None``: training split's).
         identity: what determines its weights (file hashes, or arch + seed), for cache keys.
         groups: backbone group -> modalities it reads (pretrained only).
+        inputs: backbone group -> how the data reaches it: band mapping and units (pretrained only).
     """
 
     encoder: nn.Module
     stats: BandStats | None
     identity: dict[str, Any]
     groups: dict[str, list[str]] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 def _group_modalities(
@@ -177,52 +179,86 @@ def _group_modalities(
     return list(mods)
 
 
+def _load_backbones(method: MethodSpec) -> dict[str, tuple[Backbone, Path]]:
+    """``{group: (backbone, weights file)}`` of a pretrained method: eoreps backbone files, or one
+    external backbone built from ``backbone`` (a spec) and ``weights``
+    (:func:`eoreps.models.external.load_external`)."""
+    from eoreps.models.io import load_backbone
+
+    if method.weights is None:
+        return {name: (load_backbone(path), path) for name, path in backbone_files(method.backbone).items()}
+    from eoreps.models.external import load_external
+
+    mods = method.modalities or []
+    bb = load_external(str(method.backbone), method.weights, key_map=method.key_map,
+                       modality=mods[0] if len(mods) == 1 else None)
+    return {"backbone": (bb, Path(method.weights))}
+
+
 def load_pretrained(method: MethodSpec, data: EvalData, allow_channel_mismatch: bool = False) -> BuiltEncoder:
     """Load the backbones of a pretrained method and wrap them in a :class:`BackboneEncoder`.
 
-    ``allow_channel_mismatch`` lets an input adapter (spectral adapter) bridge a band count that differs
-    from the backbone's ``in_chans``; otherwise a mismatch is a :class:`DataError`.
+    The data's bands are mapped to the bands each card names and its units checked against the card's
+    normalisation (:func:`eoreps.evaluation.input_plan.plan_inputs`; ``method.band_fill``,
+    ``method.data_units``). ``allow_channel_mismatch`` lets an input adapter (spectral adapter) bridge a
+    band count that differs from the backbone's ``in_chans``; otherwise a mismatch is a :class:`DataError`.
     """
-    from eoreps.models.io import load_backbone
+    from eoreps.evaluation.input_plan import plan_inputs
 
     assert method.backbone is not None and method.backbone != "random"
-    files = backbone_files(method.backbone)
+    loaded = _load_backbones(method)
     backbones: dict[str, Backbone] = {}
     groups: dict[str, list[str]] = {}
+    selects: dict[str, nn.Module] = {}
     stats_mean: dict[str, tuple[float, ...]] = {}
     stats_std: dict[str, tuple[float, ...]] = {}
     identity: dict[str, Any] = {}
-    for name, path in files.items():
-        bb = load_backbone(path)
+    inputs: dict[str, str] = {}
+    for name, (bb, path) in loaded.items():
         card: BackboneCard = bb.card
-        mods = _group_modalities(name, card, method, data, len(files))
-        chans = sum(data.channels(m) for m in mods)
-        if chans != bb.in_chans and not allow_channel_mismatch:
+        mods = _group_modalities(name, card, method, data, len(loaded))
+        plan = plan_inputs(card, mods, data, str(path), method.band_fill, method.data_units)
+        if plan.channels != bb.in_chans and not allow_channel_mismatch:
             raise DataError(
-                f"{path}: backbone reads {bb.in_chans} channels but {'+'.join(mods)} has {chans} in this "
-                "data; use the adapter protocol (spectral adapter) or matching modalities"
+                f"{path}: backbone reads {bb.in_chans} channels but {'+'.join(mods)} has {plan.channels} in "
+                "this data; use the adapter protocol (spectral adapter) or matching modalities"
             )
         backbones[name], groups[name] = bb, mods
+        if plan.select is not None:
+            selects[name] = plan.select
         # keyed by the weights' bytes, so retrained weights never hit old features
         identity[name] = {"sha256": file_sha256(path), "modalities": mods}
-        st = card_stats(card, mods)
-        if st is not None:
-            stats_mean.update(st.mean)
-            stats_std.update(st.std)
+        if plan.changed:  # only then, so the feature caches of unmapped backbones stay valid
+            identity[name]["inputs"] = plan.report
+        if method.weights is not None:  # the same file read through another key map is other weights
+            identity[name]["external"] = [str(method.backbone), method.key_map]
+        inputs[name] = "; ".join(plan.report)
+        stats_mean.update(plan.mean)
+        stats_std.update(plan.std)
     stats = None
     if stats_mean:
         base = data.train_stats()  # modalities the cards do not cover keep the evaluation data's statistics
         mean = {m: stats_mean.get(m, base.mean[m]) for m in base.mean}
         std = {m: stats_std.get(m, base.std[m]) for m in base.std}
-        for m in stats_mean:
-            if len(stats_mean[m]) != data.channels(m):
-                raise DataError(
-                    f"method '{method.name}': the card normalises '{m}' with {len(stats_mean[m])} bands, "
-                    f"the data has {data.channels(m)}; check the band selection"
-                )
         stats = BandStats(mean=mean, std=std)
-    enc = BackboneEncoder(backbones, groups, data.grid_size)
-    return BuiltEncoder(enc, stats, {"kind": "pretrained", "backbones": identity}, groups)
+    enc = BackboneEncoder(backbones, groups, data.grid_size, adapters=selects)
+    return BuiltEncoder(enc, stats, {"kind": "pretrained", "backbones": identity}, groups, inputs)
+
+
+def input_report(method: MethodSpec, data: EvalData) -> str:
+    """How a pretrained method's inputs were fed (band mapping, units), one line for the results."""
+    built = load_pretrained(method, data, allow_channel_mismatch=True)
+    return " | ".join(f"{g}: {line}" if len(built.inputs) > 1 else line for g, line in built.inputs.items())
+
+
+def method_inputs(method: MethodSpec, data: EvalData, seen: dict[str, dict[str, str]]) -> dict[str, str]:
+    """``{"inputs": input_report(...)}`` for a pretrained method (computed once per method name into
+    ``seen``), ``{}`` for others: the field of a study's cell records."""
+    if method.kind != "pretrained":
+        return {}
+    if method.name not in seen:
+        seen[method.name] = {"inputs": input_report(method, data)}
+    return seen[method.name]
 
 
 def build_random(method: MethodSpec, data: EvalData, seed: int) -> BuiltEncoder:

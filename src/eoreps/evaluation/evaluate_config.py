@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from eoreps.cli_config import opt, parse_list
-from eoreps.vocabulary import normalize_task
+from eoreps.data.pack_cache import LOADER_HELP, check_loader
+from eoreps.vocabulary import normalize_task, run_precision
 
 EVALUATE_TASKS = ("classify", "multilabel", "segment")
 # an option of `eoreps evaluate` -> the StudyConfig path --quick must leave alone when the user gave it
@@ -27,21 +28,37 @@ def _parse_protocols(value: str) -> list[str]:
 
 @dataclass
 class EvaluateConfig:
-    """Everything ``eoreps evaluate`` needs (YAML keys = these names; ``data``/``seed`` are the shared
-    options).
+    """Everything ``eoreps evaluate`` needs (YAML keys = these names; ``data``/``seed`` are
+    the shared options).
 
     Attributes:
-        backbone: a backbone file/folder saved by eoreps, or ``random`` (a random initialisation of ``arch``).
+        backbone: a backbone file/folder saved by eoreps, ``random`` (a random initialisation of ``arch``),
+            or an external spec with ``weights`` (``torchgeo:<Enum>.<MEMBER>``, ``timm:<model>``).
+        weights, key_map, band_fill, data_units: external weights and how the data reaches them
+            (:class:`~eoreps.evaluation.methods.MethodSpec`).
         protocol: protocols to run (``linear``, ``knn``, ``finetune``, ``adapter``).
         task, fractions, seeds, modalities, size: the data and the label-fraction grid.
         arch, fusion: architecture and fusion of random / supervised encoders; baselines: add them.
         k, temperature: kNN; adapter: adapter kind; epochs: epochs of trained protocols.
         label_noise, noise_kind: corrupt the training labels (:mod:`eoreps.tasks.noise`).
+        loader: ``stream`` (read a pack, made once in the cache for other sources) or ``memory``.
+        precision: ``auto`` (bf16 on CPUs with AMX or AVX512-BF16, else fp32; stored resolved), ``fp32``
+            or ``bf16``: CPU autocast of feature extraction, fine-tuning and prediction.
         quick, quick_keep: the smoke-run shrinkage (:meth:`apply_quick`) and the options it leaves alone.
     """
 
     backbone: str = opt("random", help="Backbone file/folder saved by eoreps (one per modality allowed), or "
                                        "'random' for a random initialisation.")
+    weights: str | None = opt(None, help="Local weights file of an external --backbone spec: "
+                                         "torchgeo:<WeightsEnum>.<MEMBER>, timm:<model> or an eoreps "
+                                         "backbone name (see docs/models.md).")
+    key_map: str | None = opt(None, help="Rewrite the weights' key prefixes, e.g. 'backbone.=' "
+                                         "(comma-separated OLD=NEW, or a YAML file of them).")
+    band_fill: str | None = opt(None, help="Bands the weights expect but the data lacks: mean (0 after "
+                                           "normalisation, the default) or nearest (nearest-wavelength "
+                                           "copy).")
+    data_units: str | None = opt(None, help="The data's units if the guess from its statistics is wrong: "
+                                            "dn, reflectance, db or linear.")
     protocol: list[str] = opt(factory=lambda: ["linear"], parse=_parse_protocols,
                               help="linear, knn, finetune, adapter (comma-separated for several).")
     task: str = opt("classify", help="classify, multilabel or segment.")
@@ -66,11 +83,16 @@ class EvaluateConfig:
     data: str = "simeo"
     seed: int = 0
     data_options: dict[str, Any] = field(default_factory=dict)
+    loader: str = opt("stream", help=LOADER_HELP)
+    precision: str = opt("auto", help="auto (bf16 on CPUs with AMX or AVX512-BF16, else fp32), fp32 or bf16: "
+                                      "CPU autocast of the protocols' forward passes.")
     quick: bool = False
     quick_keep: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.task = normalize_task(self.task, EVALUATE_TASKS)
+        check_loader(self.loader)
+        self.precision = run_precision(self.precision, ("auto", "fp32", "bf16"))  # auto: for this CPU
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
         """``--quick``: shrink the study to seconds (:func:`~eoreps.evaluation.study.quick_study`) except the
@@ -92,20 +114,28 @@ class EvaluateConfig:
         if self.backbone == "random":
             method = MethodSpec("random-init", backbone="random", arch=self.arch,
                                 fusion=self.fusion if len(mods) > 1 else "early", modalities=mods)
+        elif self.weights is not None:
+            from eoreps.evaluation.backbone_list import default_name
+
+            method = MethodSpec(default_name(self.backbone), backbone=self.backbone, weights=self.weights,
+                                key_map=self.key_map, band_fill=self.band_fill, data_units=self.data_units,
+                                modalities=mods)
         else:
             path = Path(self.backbone)
             name = path.stem if path.suffix else path.name
-            method = MethodSpec(name.replace("__", "_") or "backbone", backbone=self.backbone)
+            method = MethodSpec(name.replace("__", "_") or "backbone", backbone=self.backbone,
+                                band_fill=self.band_fill, data_units=self.data_units)
         cfg = StudyConfig(
             name=f"Evaluation of {method.name}",
             data=DataConfig(data=self.data, task=self.task, modalities=mods, size=self.size,
-                            crop=self.crop, options=dict(self.data_options)),
+                            crop=self.crop, options=dict(self.data_options), loader=self.loader),
             methods=[method], protocols=list(self.protocol), fractions=list(self.fractions), seeds=self.seeds,
             seed=self.seed, baselines=self.baselines, baseline_arch=self.arch, label_noise=self.label_noise,
             noise_kind=self.noise_kind)
         cfg.options.knn.k, cfg.options.knn.temperature = self.k, self.temperature
         cfg.options.adapter.kind = self.adapter
         cfg.options.train.epochs = self.epochs
+        cfg.options.precision = self.precision
         if self.quick:  # options the user gave win
             keep = {path for name, path in _QUICK_PATHS.items() if name in self.quick_keep}
             cfg = quick_study(cfg, keep, changes)

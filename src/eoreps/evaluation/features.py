@@ -26,13 +26,14 @@ from eoreps.progress import progress
 
 @torch.no_grad()
 def extract_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int = 256,
-                     desc: str = "features") -> torch.Tensor:
+                     desc: str = "features", precision: str = "fp32") -> torch.Tensor:
     """Pooled features of every sample, encoder in eval mode.
 
     Args:
         encoder: batch dict -> ``(B, D)``.
         inputs: modality -> ``(N, C, H, W)`` / ``(N, C)`` normalised tensors.
         batch_size: samples per forward pass.
+        precision: ``fp32`` or ``bf16`` (forward passes under CPU bf16 autocast).
 
     Returns:
         ``(N, D)`` float32.
@@ -44,7 +45,8 @@ def extract_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], batch_
     for s in progress(
         range(0, n, batch_size), desc=desc, total=(n + batch_size - 1) // batch_size, unit="batch"
     ):
-        out.append(encoder({m: x[s:s + batch_size] for m, x in inputs.items()}).float())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out.append(encoder({m: x[s:s + batch_size] for m, x in inputs.items()}).float())
     encoder.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, getattr(encoder, "num_features", 0))
 
@@ -55,14 +57,18 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def cached_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], key: dict[str, Any],
-                    cache_dir: str | Path | None, batch_size: int = 256) -> torch.Tensor:
+                    cache_dir: str | Path | None, batch_size: int = 256,
+                    precision: str = "fp32") -> torch.Tensor:
     """:func:`extract_features`, read from / written to ``cache_dir/features/<hash of key>.npy``.
 
     ``key`` must identify the encoder weights, the data split and the normalisation (see the module
-    docstring); ``cache_dir=None`` disables caching. A corrupt cache file is recomputed.
+    docstring); ``cache_dir=None`` disables caching. A corrupt cache file is recomputed. bf16 features are
+    cached apart from fp32 ones (``precision`` joins the key; fp32 keys are unchanged).
     """
+    if precision != "fp32":
+        key = {**key, "precision": precision}
     if cache_dir is None:
-        return extract_features(encoder, inputs, batch_size)
+        return extract_features(encoder, inputs, batch_size, precision=precision)
     path = Path(cache_dir) / "features" / f"{cache_key(key)}.npy"
     n = int(next(iter(inputs.values())).shape[0])
     if path.is_file():
@@ -72,7 +78,8 @@ def cached_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], key: di
                 return torch.from_numpy(arr)
         except (ValueError, OSError, EOFError):
             pass  # corrupt: recompute below
-    feats = extract_features(encoder, inputs, batch_size, desc=f"features {key.get('split', '')}")
+    feats = extract_features(encoder, inputs, batch_size, desc=f"features {key.get('split', '')}",
+                             precision=precision)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, feats.numpy(), allow_pickle=False)

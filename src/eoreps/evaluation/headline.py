@@ -11,13 +11,11 @@ On SimEO (synthetic; the report says so):
 3. **report**: ``report.html`` with the label-efficiency table and plot, the per-class tables (average and
    overall accuracy), and the pretraining summary; ``results.csv`` / ``results.parquet``, ``tables.md``,
    ``label_efficiency.png``; S1 <-> S2 retrieval of the held-out split against chance and a map of the
-   embeddings
-   (``retrieval.csv``, ``embedding_map.png``; :mod:`eoreps.evaluation.headline_retrieval`).
+   embeddings (``retrieval.csv``, ``embedding_map.png``; :mod:`eoreps.evaluation.headline_retrieval`).
 
 Sizes: the default (``cnn-tiny`` encoders) fits in 10 minutes on 2 CPU cores; ``quick`` in about 3; ``full``
-runs every
-protocol (linear, kNN, fine-tuning, adapter) at 1, 10, 20, 50 and 100 % with 5 seeds. Killed runs resume:
-the pretraining is skipped when its export exists and finished cells are never recomputed.
+runs every protocol (linear, kNN, fine-tuning, adapter) at 1, 10, 20, 50 and 100 % with 5 seeds. Killed runs
+resume: the pretraining is skipped when its export exists and finished cells are never recomputed.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eoreps.data.pack_cache import check_loader, packed_source
 from eoreps.evaluation.encoders import MethodSpec
 from eoreps.evaluation.headline_retrieval import append_markdown, retrieval_section
 from eoreps.evaluation.study import DataConfig, StudyConfig, collect, run_study, smoke_detail
@@ -83,7 +82,8 @@ def _simeo_folder(n: int) -> str:
     return str(cached_simeo(n, seed=0))
 
 
-def pretrain_dual(out: Path, data: str, p: HeadlinePlan, seed: int) -> tuple[Path, dict[str, Any]]:
+def pretrain_dual(out: Path, data: str, p: HeadlinePlan, seed: int,
+                  loader: str = "stream") -> tuple[Path, dict[str, Any]]:
     """Multimodal (Dual-SimCLR) pretraining into ``out``; skipped when a finished export is there."""
     from eoreps.ssl.pretrain import PretrainConfig, run_pretrain
 
@@ -104,12 +104,15 @@ def pretrain_dual(out: Path, data: str, p: HeadlinePlan, seed: int) -> tuple[Pat
         knn_train_samples=1000,
         knn_val_samples=300,
         monitor_samples=256,
+        loader=loader,
     )
     run_pretrain(cfg)
     return out, read_json(summary)
 
 
-def headline_config(backbone: Path, data: str, p: HeadlinePlan, seed: int) -> StudyConfig:
+def headline_config(
+    backbone: Path, data: str, p: HeadlinePlan, seed: int, loader: str = "stream"
+) -> StudyConfig:
     """The study of the headline run."""
     methods = [MethodSpec("dual-simclr", backbone=str(backbone)),
                MethodSpec("random-init", backbone="random", arch=p.arch, fusion="late", protocols=["linear"])]
@@ -122,7 +125,8 @@ def headline_config(backbone: Path, data: str, p: HeadlinePlan, seed: int) -> St
     cfg = StudyConfig(
         name="Label efficiency on SimEO: Dual-SimCLR pretraining vs supervised from scratch",
         data=DataConfig(
-            data=data, task="classify", modalities=["s2", "s1"], limits=dict(p.limits), simeo_n=p.simeo_n
+            data=data, task="classify", modalities=["s2", "s1"], limits=dict(p.limits), simeo_n=p.simeo_n,
+            loader=loader,
         ),
         methods=methods,
         protocols=list(p.protocols),
@@ -136,7 +140,8 @@ def headline_config(backbone: Path, data: str, p: HeadlinePlan, seed: int) -> St
 
 
 def run_headline(
-    out: Path, seed: int = 0, quick: bool = False, full: bool = False, data: str = "simeo"
+    out: Path, seed: int = 0, quick: bool = False, full: bool = False, data: str = "simeo",
+    loader: str = "stream",
 ) -> Path:
     """Pretrain, evaluate and report (see the module docstring); returns the path of ``report.html``.
 
@@ -146,6 +151,8 @@ def run_headline(
         quick: the ~3-minute version.
         full: every protocol and label fraction, 5 seeds.
         data: ``"simeo"`` or a SimEO folder / dataset path with single-label classes and S2 + S1.
+        loader: ``"stream"``: the data is packed once (the cache) and pretraining and evaluation stream
+            that pack; ``"memory"``: both hold it in memory.
     """
     from eoreps.evaluation.tables import write_study_report
     from eoreps.report import Section
@@ -155,10 +162,12 @@ def run_headline(
     p = plan(quick, full)
     t0 = time.perf_counter()
     folder = _simeo_folder(p.simeo_n) if data == "simeo" else data
+    if check_loader(loader) == "stream":  # packed here, so the data time below includes it
+        packed_source(folder, seed=seed, modalities=("s2", "s1"))
     t_data = time.perf_counter() - t0
-    backbone, pre = pretrain_dual(out / "pretrain", folder, p, seed)
+    backbone, pre = pretrain_dual(out / "pretrain", folder, p, seed, loader)
     t_pre = time.perf_counter() - t0 - t_data
-    cfg = headline_config(backbone, folder, p, seed)
+    cfg = headline_config(backbone, folder, p, seed, loader)
     if quick:
         cfg.smoke = f"{smoke_detail(cfg)}, {p.pretrain_epochs} pretraining epochs"
     run_study(cfg, out)
@@ -172,21 +181,18 @@ def run_headline(
         "What was run",
         paragraphs=[
             f"Pretraining: multimodal contrastive (Dual-SimCLR: one {p.arch} encoder per modality, S2 and "
-            "S1; the "
-            f"co-located S1 patch is the second view) on the SimEO training split without labels, "
+            "S1; the co-located S1 patch is the second view) on the SimEO training split without labels, "
             f"{pre.get('steps', '?')} steps, {pre.get('wall_time_s', float('nan')):.0f} s; last monitor "
             "entry: "
             + (", ".join(f"{k} {v:.3f}" for k, v in knn_keys.items()) or "n/a")
             + ".",
             "Evaluation: 'linear' = frozen encoders (features concatenated) + logistic regression with C "
-            "chosen on "
-            "the validation split; 'finetune' = encoders at a 10x lower learning rate + new linear head; "
-            "'supervised' = the same architecture from random initialisation, trained end to end with the "
-            "same "
-            "loop, step budget and augmentation. Random-init = the same encoders untrained, linear probe.",
+            "chosen on the validation split; 'finetune' = encoders at a 10x lower learning rate + new linear "
+            "head; 'supervised' = the same architecture from random initialisation, trained end to end with "
+            "the same loop, step budget and augmentation. Random-init = the same encoders untrained, linear "
+            "probe.",
             f"Wall time of this run: {t_total:.0f} s (data {t_data:.0f} s, pretraining {t_pre:.0f} s; later "
-            "runs "
-            "reuse the cached data, the pretrained encoders and finished cells).",
+            "runs reuse the cached data, the pretrained encoders and finished cells).",
         ],
     )
     look = retrieval_section(out, backbone, folder, p.limits.get("test"), synthetic, seed=seed)

@@ -1,15 +1,13 @@
 """The demo's look at the representation: S1 <-> S2 retrieval on the held-out split and one map.
 
-The test split is embedded with the Dual-SimCLR encoders of the headline run exactly as ``eoreps embed`` does
-it
-(:func:`eoreps.evaluation.embed.run_embed`, into ``OUT/embeddings``): from S1 and from S2, in the backbone
-space
-(separate encoders, not aligned) and, where the run exported its projection heads, in the joint space the
-contrastive loss aligned. For each space and direction, ``eoreps retrieve``'s table
-(:func:`eoreps.evaluation.retrieve.retrieval_table`): recall@k and mean rank of the true partner (the same
-sample) against chance (k/N, (N+1)/2). The map shows the joint (else backbone) embeddings of both modalities
-coloured by class and modality (:func:`eoreps.report.maps.map_figure`); the thumbnail figure shows S1 queries
-with their top-5 S2 matches.
+The test split is embedded with the Dual-SimCLR encoders of the headline run exactly as ``eoreps embed``
+does it (:func:`eoreps.evaluation.embed.run_embed`, into ``OUT/embeddings``): from S1 and from S2, in
+the backbone space (separate encoders, not aligned) and, where the run exported its projection heads, in
+the joint space the contrastive loss aligned. For each space and direction, ``eoreps retrieve``'s table
+(:func:`eoreps.evaluation.retrieve.retrieval_table`): recall@k and mean rank of the true partner (the
+same sample) against chance (k/N, (N+1)/2). The map shows the joint (else backbone) embeddings of both
+modalities coloured by class and modality (:func:`eoreps.report.maps.map_figure`); the thumbnail figure shows
+S1 queries with their top-5 S2 matches.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from eoreps.errors import ConfigError
 
 #: PretrainConfig fields the study sets itself (not allowed in a method's ``pretrain:`` mapping)
 SET_BY_STUDY = ("out", "resume")
+#: MethodSpec fields added after studies were first written (left out of cell hashes while ``None``)
+_OPTIONAL = ("pretrain", "weights", "key_map", "band_fill", "data_units")
 
 
 @dataclass
@@ -35,6 +37,13 @@ class MethodSpec:
         protocols: restrict this method to these protocols (default: the study's).
         pretrain: options of a pretraining the study runs first (:class:`eoreps.ssl.pretrain.PretrainConfig`
             fields, ``method`` required); ``backbone`` is then set to its output by the study.
+        weights: a local weights file for an external ``backbone`` spec (``torchgeo:<Enum>.<MEMBER>``,
+            ``timm:<model>`` or an eoreps backbone name; :func:`eoreps.models.external.load_external`).
+        key_map: prefix rewrites of the weights' keys (``"backbone.="``, a mapping or a YAML file).
+        band_fill: how bands the weights expect but the data lacks are filled (``mean``, ``nearest``;
+            :mod:`eoreps.models.bands`); default ``mean``.
+        data_units: the data's units when the guess from its statistics is wrong (``dn``, ``reflectance``,
+            ``db``, ``linear``; :mod:`eoreps.models.units`); default: guessed.
     """
 
     name: str
@@ -45,6 +54,10 @@ class MethodSpec:
     fusion: str = "early"
     protocols: list[str] | None = None
     pretrain: dict[str, Any] | None = None
+    weights: str | None = None
+    key_map: str | dict[str, str] | None = None
+    band_fill: str | None = None
+    data_units: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or "__" in self.name:
@@ -56,10 +69,39 @@ class MethodSpec:
             check_pretrain(self)
         elif not self.supervised and self.backbone is None:
             raise ConfigError(f"method '{self.name}': give backbone: PATH or backbone: random "
-                              "(or supervised: true, "
-                              "or pretrain: {method: ...})")
+                              "(or supervised: true, or pretrain: {method: ...})")
         if self.fusion not in ("early", "late"):
             raise ConfigError(f"method '{self.name}': fusion '{self.fusion}' is not early or late")
+        self._check_external()
+
+    def _check_external(self) -> None:
+        from eoreps.models.bands import FILL_RULES
+        from eoreps.models.external import is_external_spec
+        from eoreps.models.units import UNITS
+
+        if self.weights is not None and (self.kind != "pretrained" or not isinstance(self.backbone, str)):
+            raise ConfigError(f"method '{self.name}': weights: {self.weights} needs a backbone spec such as "
+                              "torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO or timm:resnet18")
+        spec = is_external_spec(self.backbone) or str(self.backbone).startswith("timm:")
+        if spec and self.weights is None:
+            raise ConfigError(f"method '{self.name}': backbone {self.backbone} needs weights: FILE (a local "
+                              "copy of the published weights; nothing is downloaded)")
+        if self.key_map is not None and self.weights is None:
+            raise ConfigError(f"method '{self.name}': key_map applies to weights: FILE; give weights")
+        from eoreps.models.external import parse_key_map
+
+        parse_key_map(self.key_map)  # a malformed map fails now, not after the data is loaded
+        if self.band_fill is not None and self.band_fill not in FILL_RULES:
+            raise ConfigError(f"method '{self.name}': band_fill '{self.band_fill}' is not one of "
+                              f"{', '.join(FILL_RULES)}")
+        if self.data_units is not None and self.data_units not in UNITS:
+            raise ConfigError(f"method '{self.name}': data_units '{self.data_units}' is not one of "
+                              f"{', '.join(UNITS)}")
+
+    def hash_record(self) -> dict[str, Any]:
+        """The fields that determine results, for cell hashes: optional fields left at ``None`` are omitted,
+        so the hashes of studies written before they existed stay valid."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _OPTIONAL or v is not None}
 
     @property
     def kind(self) -> str:

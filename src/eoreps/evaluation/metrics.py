@@ -60,8 +60,7 @@ def multilabel_metrics(y_true: np.ndarray, prob: np.ndarray, classes: Sequence[s
     prob = np.asarray(prob, dtype=np.float64)
     pred = prob >= threshold
     present = y_true.any(0)
-    per_class = f1_score(y_true, pred, average=None, zero_division=0)
-    per_class = np.where(present, per_class, np.nan)
+    per_class = _label_f1(y_true, pred)
     out = {
         "f1_macro": float(np.nanmean(per_class)) if present.any() else float("nan"),
         "f1_micro": float(f1_score(y_true, pred, average="micro", zero_division=0)),
@@ -73,6 +72,21 @@ def multilabel_metrics(y_true: np.ndarray, prob: np.ndarray, classes: Sequence[s
     }
     out.update({f"f1/{c}": float(per_class[i]) for i, c in enumerate(classes)})
     return out
+
+
+def _label_f1(y_true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-label F1 of bool ``(N, K)`` truth and predictions; NaN for labels absent from the truth."""
+    per_class = f1_score(y_true, pred, average=None, zero_division=0)
+    return np.where(y_true.any(0), per_class, np.nan)
+
+
+def headline_score(kind: str, target: np.ndarray, output: np.ndarray, classes: Sequence[str]) -> float:
+    """The task's headline metric (:data:`HEADLINE`) alone, as :func:`task_metrics` computes it; for model
+    selection on the validation split (multi-label skips the mAP, which costs more than the F1)."""
+    if kind == "multilabel":
+        per_class = _label_f1(np.asarray(target) > 0.5, np.asarray(output, dtype=np.float64) >= 0.5)
+        return float(np.nanmean(per_class)) if np.isfinite(per_class).any() else float("nan")
+    return task_metrics(kind, target, output, classes)[HEADLINE[kind]]
 
 
 def segmentation_metrics(

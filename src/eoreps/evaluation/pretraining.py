@@ -102,7 +102,7 @@ def _pretrain_config(cfg: StudyConfig, method: MethodSpec, out: str | Path, data
 def _digest(pc: PretrainConfig) -> str:
     d = {k: v for k, v in dataclasses.asdict(pc).items() if k not in _SET_BY_STUDY}
     # fields added after runs were recorded stay out while unset, so those runs keep their digest
-    for key, unset in (("data_options", {}), ("crop", None)):
+    for key, unset in (("data_options", {}), ("crop", None), ("loader", "stream")):
         if d.get(key, unset) == unset:
             d.pop(key, None)
     from eoreps.ssl.methods.tile2vec import Tile2VecOptions  # its fields were PretrainConfig's: same digests

@@ -8,8 +8,7 @@ embedding folder of ``eoreps embed``, per split, against chance.
 
 Query and gallery always come from the same split. Output: ``retrieval.md``, ``retrieval.csv``,
 ``retrieval.parquet`` and ``retrieval.png`` (query thumbnails with their top-5 gallery items, correct ones
-framed)
-when the folder has thumbnails. Metrics: :mod:`eoreps.evaluation.retrieval`.
+framed) when the folder has thumbnails. Metrics: :mod:`eoreps.evaluation.retrieval`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,22 @@
-"""The resumable label-efficiency study: methods x protocols x label fractions x seeds.
+"""The resumable label-efficiency study: methods x protocols x label budgets x seeds.
 
-A **cell** is one (method, protocol, fraction, seed); its key ``<method>__<protocol>__f<fraction>__s<seed>``
-names its result file ``<out>/cells/<key>.json``, written atomically once the cell has finished. The file
+A **cell** is one (method, protocol, label budget, seed); a budget is a label fraction (key
+``<method>__<protocol>__f<fraction>__s<seed>``) or a k-shot episode of ``k`` labelled samples per class
+(``...__k<k>__s<seed>``, :func:`eoreps.data.splits.kshot_indices`). The key names the cell's result file
+``<out>/cells/<key>.json``, written atomically once the cell has finished (after its test predictions,
+``<key>.npz``, from which :mod:`eoreps.evaluation.study_ci` bootstraps confidence intervals). The file
 also stores a hash of everything that determines the result (method spec, protocol options, data
 settings); a study started again skips every cell whose file exists with the same hash, so a killed
 study resumes where it stopped and a finished cell is never recomputed (changed settings do recompute).
 
 The label-fraction subsets are drawn once per seed from the training labels
 (:meth:`EvalData.fraction_indices`: stratified, nested, fixed per seed) and shared by every method and
-protocol; each cell records a hash of its subset (``subset_sha``) so this can be checked.
+protocol, and so are the k-shot episodes (``shots``); each cell records a hash of its subset
+(``subset_sha``) so this can be checked.
+
+The compared methods are ``methods`` (full :class:`MethodSpec` mappings) plus ``backbones``: a short list
+of backbones to compare under the same protocols (``random``, saved eoreps backbones, external weights;
+:mod:`eoreps.evaluation.backbone_list`).
 
 After the grid, :func:`write_outputs` gathers the cell files into ``results.parquet`` / ``results.csv``
 (one row per cell), the published-format markdown tables (``tables.md``), the label-efficiency plot
@@ -30,7 +38,7 @@ from eoreps.config import load_dataclass
 from eoreps.digest import bytes_digest, digest
 from eoreps.errors import ConfigError, DataError
 from eoreps.evaluation.data import EvalData, load_eval_data
-from eoreps.evaluation.encoders import backbone_files
+from eoreps.evaluation.encoders import backbone_files, method_inputs
 from eoreps.evaluation.methods import MethodSpec
 from eoreps.evaluation.pretraining import check_pretraining, pretrain_methods, quick_pretraining
 from eoreps.evaluation.protocols import (
@@ -41,8 +49,10 @@ from eoreps.evaluation.protocols import (
     protocol_info,
     run_protocol,
 )
+from eoreps.evaluation.study_ci import save_predictions
 from eoreps.io import read_json, write_json
 from eoreps.models.card import BackboneCard
+from eoreps.precision import announce, precision_record
 from eoreps.progress import progress
 from eoreps.smoke import smoke_fields
 from eoreps.tasks.noise import check_noise, corrupt_targets
@@ -61,6 +71,8 @@ class DataConfig:
         limits: at most this many samples per split, e.g. ``{"train": 1000, "test": 500}``.
         simeo_n: SimEO patches generated (``data: simeo`` only).
         options: extra options of the dataset loader.
+        loader: ``"stream"`` (read a pack; another source is packed once into the cache) or ``"memory"``
+            (:func:`~eoreps.evaluation.data.load_eval_data`); the same samples either way.
     """
 
     data: str = "simeo"
@@ -71,6 +83,7 @@ class DataConfig:
     limits: dict[str, int] = field(default_factory=dict)
     simeo_n: int = 2000
     options: dict[str, Any] = field(default_factory=dict)
+    loader: str = "stream"
 
 
 @dataclass
@@ -83,6 +96,11 @@ class StudyConfig:
         methods: method specs (:class:`~eoreps.evaluation.encoders.MethodSpec` fields as mappings).
         protocols: protocols applied to every representation method (supervised methods use ``supervised``).
         fractions: label fractions of the training split.
+        shots: k-shot episodes (``k`` labelled training samples per class, e.g. ``[1, 5, 10]``), evaluated
+            beside the fractions; nested across ``k`` and fixed per seed.
+        backbones: backbones compared with the study's protocols, each a string (``random``, a saved
+            backbone's path, an external spec) or a :class:`MethodSpec` mapping
+            (:func:`eoreps.evaluation.backbone_list.backbone_methods`); added after ``methods``.
         seeds: number of seeds (``seed, seed + 1, ...``) or an explicit list.
         seed: first seed.
         baselines: add random initialisation (same architecture and protocols as the first pretrained
@@ -101,6 +119,8 @@ class StudyConfig:
     methods: list[Any] = field(default_factory=list)
     protocols: list[str] = field(default_factory=lambda: ["linear", "finetune"])
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
+    shots: list[int] = field(default_factory=list)
+    backbones: list[Any] = field(default_factory=list)
     seeds: int | list[int] = 3
     seed: int = 0
     baselines: bool = False
@@ -123,6 +143,12 @@ class StudyConfig:
         if isinstance(self.options, dict):
             self.options = load_dataclass(ProtocolOptions, self.options)
         self.methods = [m if isinstance(m, MethodSpec) else _method(m) for m in self.methods]
+        from eoreps.data.splits import check_shots
+        from eoreps.evaluation.backbone_list import backbone_methods
+
+        self.shots = check_shots(self.shots)
+        self.backbones = backbone_methods(self.backbones, self.baseline_arch,
+                                          taken=[m.name for m in self.methods])
         representation = [
             p for p in PROTOCOL_REGISTRY.names() if protocol_info(p).method_kinds != ("supervised",)
         ]
@@ -142,17 +168,26 @@ class StudyConfig:
 
 
 def load_study(
-    source: str | Path | dict[str, Any], data: str | None = None, seed: int | None = None
+    source: str | Path | dict[str, Any], data: str | None = None, seed: int | None = None,
+    backbones: Sequence[Any] | None = None, shots: Sequence[Any] | None = None,
 ) -> StudyConfig:
-    """A :class:`StudyConfig` from YAML (or a dict), with optional overrides of the data spec and first
-    seed."""
+    """A :class:`StudyConfig` from YAML (or a dict), with optional overrides of the data spec, the first
+    seed, the ``backbones`` list and the k-shot episodes (``shots``)."""
+    from eoreps.data.splits import check_shots
+    from eoreps.evaluation.backbone_list import backbone_methods
+
     cfg = load_dataclass(StudyConfig, source)
     if data is not None:
         cfg.data.data = data
     if seed is not None:
         cfg.seed = seed
+    if backbones is not None:
+        cfg.backbones = backbone_methods(backbones, cfg.baseline_arch, taken=[m.name for m in cfg.methods])
+    if shots is not None:
+        cfg.shots = check_shots(shots)
     if not with_baselines(cfg):
-        raise ConfigError(f"{source}: the study has no methods; add methods: [...] or baselines: true")
+        raise ConfigError(f"{source}: the study has no methods; add methods: [...], backbones: [...] or "
+                          "baselines: true")
     return cfg
 
 
@@ -203,8 +238,9 @@ def _method(d: Any) -> MethodSpec:
 
 
 def with_baselines(cfg: StudyConfig) -> list[MethodSpec]:
-    """The study's methods plus, when ``cfg.baselines``, random init and the supervised baselines."""
-    methods = list(cfg.methods)
+    """The study's methods and backbones plus, when ``cfg.baselines``, random init and the supervised
+    baselines."""
+    methods = list(cfg.methods) + [m for m in cfg.backbones if isinstance(m, MethodSpec)]
     if not cfg.baselines:
         return methods
     names = {m.name for m in methods}
@@ -238,17 +274,32 @@ def _pretrained_arch(m: MethodSpec) -> tuple[str, str] | None:
 # ------------------------------------------------------------------------------------------ cells
 @dataclass(frozen=True)
 class CellSpec:
-    """One (method, protocol, fraction, seed) of the grid."""
+    """One (method, protocol, label budget, seed) of the grid: a label ``fraction``, or ``shots`` > 0
+    labelled samples per class (``fraction`` is then 0)."""
 
     method: str
     protocol: str
     fraction: float
     seed: int
+    shots: int = 0
 
     @property
     def key(self) -> str:
         """Deterministic file-name key."""
-        return f"{self.method}__{self.protocol}__f{self.fraction:g}__s{self.seed}"
+        budget = f"k{self.shots}" if self.shots else f"f{self.fraction:g}"
+        return f"{self.method}__{self.protocol}__{budget}__s{self.seed}"
+
+    @property
+    def budget(self) -> float | str:
+        """The key of the cell's training subset: the fraction, or ``"k<shots>"``."""
+        return f"k{self.shots}" if self.shots else self.fraction
+
+    def record(self) -> dict[str, Any]:
+        """The cell's fields (``shots`` only for a k-shot cell, so that existing cell hashes stay valid)."""
+        rec = dataclasses.asdict(self)
+        if not self.shots:
+            rec.pop("shots")
+        return rec
 
 
 def plan_cells(cfg: StudyConfig, methods: Sequence[MethodSpec]) -> list[CellSpec]:
@@ -257,13 +308,16 @@ def plan_cells(cfg: StudyConfig, methods: Sequence[MethodSpec]) -> list[CellSpec
     if len(set(names)) != len(names):
         raise ConfigError(f"method names must be unique, got {names}")
     cells = []
+    budgets = [(float(f), 0) for f in cfg.fractions] + [(0.0, int(k)) for k in cfg.shots]
+    if not budgets:
+        raise ConfigError("fractions: [] and shots: []: give label fractions, k-shot episodes or both")
     for seed in cfg.seed_list:
-        for frac in cfg.fractions:
+        for frac, shots in budgets:
             for m in methods:
                 protos = ["supervised"] if m.kind == "supervised" else (m.protocols or cfg.protocols)
                 for p in protos:
                     check_protocol(p, m.kind, cfg.data.task)
-                    cells.append(CellSpec(m.name, p, float(frac), int(seed)))
+                    cells.append(CellSpec(m.name, p, frac, int(seed), shots))
     return cells
 
 
@@ -284,7 +338,21 @@ def validate_grid(cfg: StudyConfig) -> list[CellSpec]:
             canonical_backbone_name(m.arch)
         if m.pretrain is not None:
             check_pretraining(cfg, m)
+        elif m.kind == "pretrained":
+            _check_backbone_files(m)
     return cells
+
+
+def _check_backbone_files(m: MethodSpec) -> None:
+    """A pretrained method's weights exist (before any cell runs): its local weights file, or its saved
+    eoreps backbone(s)."""
+    weights = m.weights
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise DataError(f"method '{m.name}': weights file {weights} not found; give the local copy of "
+                            f"the weights of {m.backbone}")
+        return
+    backbone_files(m.backbone)  # type: ignore[arg-type]  # raises a one-line DataError naming the path
 
 
 def _relevant_options(protocol: str, opts: ProtocolOptions) -> dict[str, Any]:
@@ -293,8 +361,10 @@ def _relevant_options(protocol: str, opts: ProtocolOptions) -> dict[str, Any]:
 
 
 def _data_record(d: DataConfig) -> dict[str, Any]:
-    """``d`` for the cell hash; ``crop`` only when set, so the hashes of existing studies stay valid."""
+    """``d`` for the cell hash; ``crop`` only when set, so the hashes of existing studies stay valid;
+    never ``loader`` (both loaders read the same samples)."""
     rec = dataclasses.asdict(d)
+    rec.pop("loader", None)
     if rec.get("crop") is None:
         rec.pop("crop", None)
     return rec
@@ -308,18 +378,18 @@ def view_of(d: DataConfig) -> str:
 
 def cell_hash(cfg: StudyConfig, method: MethodSpec, cell: CellSpec) -> str:
     """Hash of everything that determines a cell's result."""
-    spec = {
-        k: v for k, v in dataclasses.asdict(method).items() if k != "pretrain" or v is not None
-    }  # old hashes stay
+    spec = method.hash_record()  # optional fields at None are left out: old hashes stay
     payload = {
         "method": spec,
-        "cell": dataclasses.asdict(cell),
+        "cell": cell.record(),
         "options": _relevant_options(cell.protocol, cfg.options),
         "data": _data_record(cfg.data),
         "v": 1,
     }
     if cfg.label_noise > 0:  # only then, so the hashes of existing noise-free studies stay valid
         payload["noise"] = [cfg.label_noise, cfg.noise_kind]
+    if cfg.options.precision != "fp32":  # likewise: fp32 studies keep their hashes
+        payload["precision"] = cfg.options.precision
     return digest(payload)
 
 
@@ -352,8 +422,10 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
     cells = plan_cells(cfg, methods)
     hashes = {c.key: cell_hash(cfg, by_name[c.method], c) for c in cells}
     todo = [c for c in cells if not finished(out / "cells" / f"{c.key}.json", hashes[c.key])]
+    precision = precision_record(cfg.options.precision)
+    announce(precision)
     write_json(out / "study.json", {"config": _jsonable(cfg), "cells": [c.key for c in cells],
-                                    **smoke_fields(bool(cfg.smoke), cfg.smoke)})
+                                    "precision": precision, **smoke_fields(bool(cfg.smoke), cfg.smoke)})
     if todo:
         if data is None:
             d = cfg.data
@@ -367,13 +439,15 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
                 crop=d.crop,
                 seed=cfg.seed,
                 options=d.options,
+                loader=d.loader,
             )
-        subsets = {s: data.fraction_indices(cfg.fractions, s) for s in sorted({c.seed for c in todo})}
+        subsets = {s: _subsets(data, cfg, s) for s in sorted({c.seed for c in todo})}
         noisy: dict[int, EvalData] = {}
+        inputs: dict[str, dict[str, str]] = {}  # method -> how its inputs were fed (band mapping, units)
         for c in progress(todo, desc="study cells", total=len(todo), unit="cell"):
             if on_cell is not None:
                 on_cell(c)
-            idx = subsets[c.seed][c.fraction]
+            idx = subsets[c.seed][c.budget]
             cell = Cell(
                 _noisy_train(data, cfg, c.seed, noisy),
                 by_name[c.method],
@@ -386,11 +460,15 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
             )
             t0, c0 = time.perf_counter(), time.process_time()
             result = run_protocol(cell)
+            if cell.test_predictions is not None:  # before the JSON: the JSON marks the cell finished
+                save_predictions(out / "cells" / f"{c.key}.npz", data.splits["test"].target.numpy(),
+                                 cell.test_predictions)
             rec = {
                 "key": c.key,
                 "config_hash": hashes[c.key],
                 **dataclasses.asdict(c),
                 "method_kind": by_name[c.method].kind,
+                **method_inputs(by_name[c.method], data, inputs),
                 "task": data.task.kind,
                 "classes": list(data.classes),
                 "synthetic": data.synthetic,
@@ -413,9 +491,22 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
     return write_outputs(cfg, out, [c.key for c in cells], synthetic=synthetic)
 
 
+def _subsets(data: EvalData, cfg: StudyConfig, seed: int) -> dict[float | str, np.ndarray]:
+    """The training subsets of one seed: ``{fraction: indices}`` and ``{"k<shots>": indices}``."""
+    from eoreps.data.splits import kshot_indices
+
+    out: dict[float | str, np.ndarray] = {}
+    if cfg.fractions:
+        out.update(data.fraction_indices(cfg.fractions, seed))
+    if cfg.shots:
+        episodes = kshot_indices(data.splits["train"].strata, cfg.shots, seed)
+        out.update({f"k{k}": idx for k, idx in episodes.items()})
+    return out
+
+
 def _noisy_train(data: EvalData, cfg: StudyConfig, seed: int, cache: dict[int, EvalData]) -> EvalData:
-    """``data`` with ``cfg.label_noise`` of its training targets corrupted (seeded by ``seed``; cached per
-    seed)."""
+    """``data`` with ``cfg.label_noise`` of its training targets corrupted (seeded by ``seed``;
+    cached per seed)."""
     if cfg.label_noise <= 0:
         return data
     if seed not in cache:

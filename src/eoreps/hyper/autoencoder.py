@@ -11,11 +11,10 @@ Positions are learned embeddings of the token's layer and of its index within th
 receives the latent broadcast over the T positions, so everything it reconstructs must pass through z.
 
 With ``token_stats`` (the default) the token embedding also gets an MLP of six statistics of the token's own
-entries
-(mean, standard deviation, mean absolute value, maximum and minimum of its incoming weights, and its
-bias): a linear embedding of a token can form weighted sums of its entries but not their spread or
-extremes, which the s(W) baseline is built from. Measured (docs/hyper.md): R^2 of test accuracy from z
-0.883 with them and 0.600 without on a 300-member MNIST zoo; 0.902 and 0.810 in the digits demo.
+entries (mean, standard deviation, mean absolute value, maximum and minimum of its incoming weights, and its
+bias): a linear embedding of a token can form weighted sums of its entries but not their spread or extremes,
+which the s(W) baseline is built from. Measured (docs/hyper.md): R^2 of test accuracy from z 0.883 with them
+and 0.600 without on a 300-member MNIST zoo; 0.902 and 0.810 in the digits demo.
 """
 
 from __future__ import annotations
@@ -49,6 +48,21 @@ def _stack(cfg: ModelConfig, n: int) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.ff_mult * cfg.d_model, cfg.dropout,
                                        activation="gelu", batch_first=True, norm_first=True)
     return nn.TransformerEncoder(layer, n, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False)
+
+
+def add_core(net: nn.Module, cfg: ModelConfig, width: int) -> None:
+    """Give ``net`` the parts every hyper-autoencoder shares: compression token ``comp``, ``encoder`` and
+    ``decoder`` stacks, ``to_latent``/``from_latent``, the token read-out ``to_tokens`` and the
+    ``projection`` head (these names are the state-dict keys of saved representations)."""
+    d = cfg.d_model
+    net.comp = nn.Parameter(torch.zeros(1, 1, d))
+    nn.init.normal_(net.comp, std=0.02)
+    net.encoder = _stack(cfg, cfg.enc_layers)
+    net.to_latent = nn.Linear(d, cfg.latent_dim)
+    net.from_latent = nn.Linear(cfg.latent_dim, d)
+    net.decoder = _stack(cfg, cfg.dec_layers)
+    net.to_tokens = nn.Linear(d, width)
+    net.projection = nn.Sequential(nn.Linear(cfg.latent_dim, d), nn.GELU(), nn.Linear(d, cfg.proj_dim))
 
 
 def token_statistics(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -98,16 +112,7 @@ class HyperAutoencoder(nn.Module):
         self.pos_index = nn.Embedding(n_index, d)
         self.dec_pos_layer = nn.Embedding(n_layers, d)
         self.dec_pos_index = nn.Embedding(n_index, d)
-        self.comp = nn.Parameter(torch.zeros(1, 1, d))
-        nn.init.normal_(self.comp, std=0.02)
-        self.encoder = _stack(self.cfg, self.cfg.enc_layers)
-        self.to_latent = nn.Linear(d, self.cfg.latent_dim)
-        self.from_latent = nn.Linear(self.cfg.latent_dim, d)
-        self.decoder = _stack(self.cfg, self.cfg.dec_layers)
-        self.to_tokens = nn.Linear(d, width)
-        self.projection = nn.Sequential(
-            nn.Linear(self.cfg.latent_dim, d), nn.GELU(), nn.Linear(d, self.cfg.proj_dim)
-        )
+        add_core(self, self.cfg, width)
 
     @property
     def n_tokens(self) -> int:

@@ -4,8 +4,8 @@ Full mode: builds (or reuses) the ``digits-small`` zoo (256 real-digits CNNs x 1
 ``OUT/zoo``, trains a small transformer autoencoder on its training models (bf16 autocast) under
 ``OUT/rep``, and writes the property table (W / s(W) / learned / z) to ``OUT/properties.{md,csv}``
 (4 min 46 s on 2 CPU cores with token statistics and the block readout, measured 2026-11-24; the issue's limit
-is 10 min). ``quick``: 16 models x 2 epochs on 300 training images,
-a tiny transformer and 2 epochs of fitting (seconds; used by the tests and CI).
+is 10 min). ``quick``: 16 models x 2 epochs on 300 training images, a tiny transformer and 2 epochs of
+fitting (seconds; used by the tests and CI).
 """
 
 from __future__ import annotations

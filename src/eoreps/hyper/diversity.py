@@ -30,8 +30,8 @@ def predictions(arch: Arch, weights: torch.Tensor, activation: str, images: torc
 
 
 def mean_pairwise_disagreement(preds: torch.Tensor, num_classes: int) -> float:
-    """Mean over pairs i < j of the fraction of images where models i and j (rows of ``preds`` (N, B))
-    differ."""
+    """Mean over pairs i < j of the fraction of images where models i and j (rows of ``preds``
+    (N, B)) differ."""
     n, b = preds.shape
     if n < 2:
         return float("nan")

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from eoreps.cli_config import opt
-from eoreps.vocabulary import normalize_precision
+from eoreps.vocabulary import run_precision
 
-HYPER_PRECISIONS = ("bf16", "fp32")
+HYPER_PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -31,8 +31,8 @@ class FitOptions:
     lr: float = opt(3e-4, help="AdamW learning rate (warm-up + cosine).")
     gamma: float = opt(0.1, help="Loss weight: gamma*NT-Xent + (1-gamma)*MSE.")
     temperature: float = opt(0.1, help="NT-Xent temperature.")
-    precision: str = opt("bf16", help="bf16 (autocast, fast on CPU) or fp32 (Lightning's bf16-mixed, 32-true "
-                                      "also accepted).")
+    precision: str = opt("auto", help="auto (bf16 on CPUs with AMX or AVX512-BF16, else fp32), bf16 "
+                                      "(autocast) or fp32 (Lightning's bf16-mixed, 32-true also accepted).")
     d_model: int = opt(128, help="Transformer width.")
     layers: int = opt(4, help="Encoder and decoder depth.")
     latent_dim: int = opt(64, help="Size of the embedding z.")
@@ -67,18 +67,22 @@ class FitOptions:
         "(0 = token MSE only; for generative use, docs/hyper.md).",
     )
     functional_images: int = opt(64, help="Images per step for --functional.")
+    tokenizer: str = opt("neuron", help="neuron (one token per neuron, whole model = one sequence) or window "
+                                        "(fixed-width tokens of any architecture, trained on windows of "
+                                        "--window tokens; docs/hyper.md).")
+    window: int = opt(32, help="Tokens per window (--tokenizer window).")
+    token_width: int = opt(64, help="Values per token (--tokenizer window).")
     n_heads: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.precision = normalize_precision(self.precision, HYPER_PRECISIONS)
+        self.precision = run_precision(self.precision, HYPER_PRECISIONS)  # auto: resolved for the CPU
         if self.n_heads is None:
             self.n_heads = max(1, self.d_model // 32)
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
         """``--quick``: at most 2 epochs and a tiny transformer, except the options in ``keep`` (those the
-        user
-        gave; ``--d-model`` also keeps the heads); returns what changed."""
+        user gave; ``--d-model`` also keeps the heads); returns what changed."""
         from eoreps.quick import shrink
 
         small: dict[str, Any] = {"epochs": lambda v: min(v, 2), "d_model": 32, "n_heads": 2, "layers": 1,
@@ -117,5 +121,8 @@ class FitOptions:
             zoo_query=self.zoo_query,
             functional=self.functional,
             functional_images=self.functional_images,
+            tokenizer=self.tokenizer,
+            window=self.window,
+            token_width=self.token_width,
             augment=augment,
         )

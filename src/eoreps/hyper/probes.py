@@ -173,8 +173,7 @@ MAP_KEYS = ("test_acc", "epoch", "lr", "weight_decay", "dropout", "train_fractio
 
 def model_map(data: ProbeData, path: Path, seed: int = 0) -> Path:
     """2-D map of the models' learned embeddings ``z`` (every checkpoint), one panel per property that varies
-    in
-    the zoo: test accuracy, epoch and the hyperparameters (:func:`eoreps.report.maps.map_figure`)."""
+    in the zoo: test accuracy, epoch and the hyperparameters (:func:`eoreps.report.maps.map_figure`)."""
     from eoreps.report.maps import map_figure
 
     p = data.props
@@ -219,8 +218,7 @@ def evaluate(
         f"Zoo `{zoo_dir}` ({kind}); test models: {n_models.get('test', 0)}, validation: "
         f"{n_models.get('val', 0)}, training: {n_models.get('train', 0)}; checkpoints: {len(data.props)}. "
         "Columns: raw weights (W), weight statistics (s(W)), the compression token after every encoder "
-        "block (learned) "
-        f"and its latent alone (z).\n\n"
+        "block (learned) and its latent alone (z).\n\n"
     )
     atomic_write_text(out / "properties.md", header + to_markdown(table))
     atomic_write_text(out / "properties.csv", table.to_csv(index=False))

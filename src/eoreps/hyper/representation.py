@@ -53,9 +53,14 @@ class Representation:
     def latent_dim(self) -> int:
         return self.net.cfg.latent_dim
 
+    @property
+    def param_order(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The parameter order of the architecture the representation was trained on."""
+        return self.tokenizer.param_order
+
     def check_compatible(self, param_order: list[tuple[str, tuple[int, ...]]], where: str) -> None:
         """Raise :class:`DataError` unless ``param_order`` is the one the representation was trained on."""
-        want = [(k, tuple(s)) for k, s in self.tokenizer.param_order]
+        want = [(k, tuple(s)) for k, s in self.param_order]
         got = [(k, tuple(int(v) for v in s)) for k, s in param_order]
         if want != got:
             raise DataError(
@@ -105,6 +110,15 @@ class Representation:
             out.append(self.tokenizer.detokenize(self.scaler.inverse(tok)))
         return torch.cat(out) if out else torch.empty(0, self.tokenizer.num_params)
 
+    def codes(self, weights: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> the codes ``hyper sample`` fits its density on (here the embeddings z; a windowed
+        representation returns the sequence of its window codes)."""
+        return self.embed(weights)
+
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`codes`: (N, code size) -> (N, D) flat weights."""
+        return self.decode(codes)
+
     def splits(self) -> dict[int, str]:
         """model_id -> split of the zoo the representation was trained on."""
         if self.root is None or not (self.root / "splits.csv").is_file():
@@ -131,6 +145,10 @@ def load_representation(root: str | Path) -> Representation:
         state = load_file(str(root / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as e:
         raise DataError(f"{root / 'model.safetensors'}: unreadable ({e}); refit the representation") from None
+    if meta.get("tokenizer") == "window":
+        from eoreps.hyper.window_representation import load_window_representation
+
+        return load_window_representation(root, meta, state)
     tok = Tokenizer([(k, tuple(s)) for k, s in meta["param_order"]])
     scaler = TokenScaler.from_state_dict(
         {"mean": state.pop("scaler.mean"), "std": state.pop("scaler.std")}, tok

@@ -24,9 +24,8 @@ functional loss decoded weights compute what the encoded model computed (full MN
 zero-shot against 0.198 from the token MSE alone; docs/hyper.md).
 
 The diversity of the samples (pairwise prediction disagreement and weight distance,
-:mod:`eoreps.hyper.diversity`)
-is reported beside that of the anchors: a decoder can reach a high zero-shot accuracy by decoding every
-latent to nearly the same model.
+:mod:`eoreps.hyper.diversity`) is reported beside that of the anchors: a decoder can reach a high zero-shot
+accuracy by decoding every latent to nearly the same model.
 
 Outputs (under ``out``): ``sample.md``/``sample.csv`` (mean and std of test accuracy per epoch; diversity),
 ``sample.png``, ``sampled.safetensors`` (the decoded weights) and ``summary.json``.
@@ -148,7 +147,7 @@ def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg
     embeddings (A, latent)."""
     anchors, act = select_anchors(props, rep.splits(), cfg.top_k, cfg.activation)
     W = torch.stack([weights_of(int(i)) for i in anchors.index])
-    z = rep.embed(W)
+    z = rep.codes(W)
     zs = torch.as_tensor(kde_sample(z.numpy(), cfg.n, cfg.seed, cfg.bandwidth_scale), dtype=torch.float32)
     recipe = Recipe(
         act,
@@ -157,7 +156,7 @@ def sample_models(rep: Representation, props: pd.DataFrame, weights_of: Any, cfg
         float(_mode(anchors["lr"])),
         float(_mode(anchors["weight_decay"])),
     )
-    return rep.decode(zs), recipe, anchors, W, z
+    return rep.decode_codes(zs), recipe, anchors, W, z
 
 
 def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: ZooData | None = None
@@ -179,15 +178,18 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     if data is None:
         data = zoo.dataset()
     arch = zoo.arch
-    anchors_decoded = rep.decode(anchor_z)
+    anchors_decoded = rep.decode_codes(anchor_z)
     jobs: dict[str, Callable[[], dict[int, Any]]] = {
         "sampled (KDE on hyper-representation)": lambda: finetune_curve(arch, sampled, recipe, data, epochs,
                                                                         seed=cfg.seed),
         f"random init ({recipe.init})": lambda: finetune_curve(arch, None, recipe, data, epochs, n=cfg.n,
                                                                seed=10_000 + cfg.seed),
         f"zoo models ({recipe.activation})": lambda: zoo_curve(props, recipe.activation, epochs),
-        "average of the anchors, weight-matched (no representation)":
-            lambda: finetune_curve(arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed),
+        # weight matching needs the per-neuron layout (layer-list CNNs; a windowed representation of
+        # another architecture has none)
+        **({"average of the anchors, weight-matched (no representation)": lambda: finetune_curve(
+            arch, matched_average(rep, anchor_w), recipe, data, epochs, seed=cfg.seed)}
+           if rep.tokenizer is not None else {}),
         "anchors reconstructed, decode(embed(anchor)) (diagnostic)":
             lambda: finetune_curve(arch, anchors_decoded, recipe, data, epochs, seed=cfg.seed),
     }
@@ -222,11 +224,9 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     for title, df in tables.items():
         md.append(
             f"### {title}\n\nMean test accuracy (std in the CSV) of {cfg.n} sampled and {cfg.n} random "
-            "models, the "
-            f"zoo's models, one weight-matched average and the {len(anchors)} anchors reconstructed; "
-            "anchors: "
-            f"top {len(anchors)} training models with activation {recipe.activation} (recipe: "
-            f"{recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init})"
+            f"models, the zoo's models, one weight-matched average and the {len(anchors)} anchors "
+            f"reconstructed; anchors: top {len(anchors)} training models with activation {recipe.activation} "
+            f"(recipe: {recipe.optimizer}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, init {recipe.init})"
             + (f"; KDE bandwidth {cfg.bandwidth_scale:g} x Scott's" if cfg.bandwidth_scale != 1 else "")
             + ".\n\n"
             + to_markdown(df[["method", *[f"epoch {e}" for e in epochs]]])

@@ -34,6 +34,7 @@ from eoreps.hyper.module import HyperModule, module_kwargs
 from eoreps.hyper.splits import split_column, split_models
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
 from eoreps.io import atomic_path, read_json, write_json
+from eoreps.precision import announce, precision_record, resolve_auto
 
 
 @dataclass
@@ -57,12 +58,17 @@ class FitConfig:
     seed: int = 0
     functional: float = 0.0
     functional_images: int = 64
+    tokenizer: str = "neuron"
+    window: int = 32
+    token_width: int = 64
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> FitConfig:
+        if self.precision == "auto":  # bf16 where the CPU computes it natively (eoreps.precision)
+            self.precision = resolve_auto("cpu").precision
         if self.precision not in ("bf16", "fp32"):
-            raise ConfigError(f"precision={self.precision!r} must be bf16 or fp32")
+            raise ConfigError(f"precision={self.precision!r} must be auto, bf16 or fp32")
         if self.epochs < 1:
             raise ConfigError(f"epochs={self.epochs} must be >= 1")
         if self.batch_size < 2:
@@ -73,14 +79,23 @@ class FitConfig:
             raise ConfigError(f"functional={self.functional} must be >= 0 (0 = token MSE only)")
         if self.functional_images < 1:
             raise ConfigError(f"functional_images={self.functional_images} must be >= 1")
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"tokenizer={self.tokenizer!r} must be one of {', '.join(TOKENIZERS)}")
+        if self.tokenizer == "window":
+            from eoreps.hyper.window_fit import check_window_config
+
+            check_window_config(self)
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 
 
+# one token per neuron (hyper/tokens.py) or fixed-width tokens in windows (hyper/window_tokens.py)
+TOKENIZERS = ("neuron", "window")
+
 # options whose change makes an existing checkpoint meaningless (``epochs`` may grow: training continues)
 _PLAN_KEYS = ("zoo", "batch_size", "lr", "weight_decay", "gamma", "temperature", "precision", "val_fraction",
               "test_fraction", "zoo_epochs", "zoo_query", "seed", "model", "augment", "functional",
-              "functional_images")
+              "functional_images", "tokenizer", "window", "token_width")
 
 
 def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +104,9 @@ def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
     old.setdefault("zoo_query", None)
     old.setdefault("functional", 0.0)
     old.setdefault("functional_images", 64)
+    old.setdefault("tokenizer", "neuron")
+    old.setdefault("window", 32)
+    old.setdefault("token_width", 64)
     if isinstance(old.get("augment"), dict):  # target, canonical_input, align: later additions, off before
         old["augment"] = {**dataclasses.asdict(AugmentConfig()), **old["augment"]}
     if isinstance(old.get("model"), dict):  # fits before token statistics ran without them
@@ -142,6 +160,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     from eoreps.training import build_run, resume_point
 
     cfg.validate()
+    announce(precision_record(cfg.precision))
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,18 +196,23 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
             f"{cfg.zoo}: fewer than 2 training checkpoints left to fit on (zoo_query/zoo_epochs "
             f"select too few training models; NT-Xent needs a batch of 2); widen the selection"
         )
-    tok = Tokenizer(zoo.param_order)
     train_mask = torch.tensor((props["split"] == "train").to_numpy())
     val_mask = torch.tensor((props["split"] == "val").to_numpy())
     reference = None
-    if cfg.augment.align:
+    if cfg.tokenizer == "window":
+        from eoreps.hyper.window_fit import check_window_zoo
+
+        check_window_zoo(cfg, zoo, props)
+    tok = Tokenizer(zoo.param_order) if cfg.tokenizer == "neuron" else None
+    if cfg.augment.align and tok is not None:
         permuter = Permuter(tok)
         reference = zoo_reference(permuter, W, props)
         W = match(permuter, reference, W)
     W_train, W_val = W[train_mask], W[val_mask]
-    scaler = TokenScaler.fit(tok, W_train)
     # activation of each checkpoint (an index into the zoo's sorted activations): the functional loss runs
     # every model with its own activation
+    if "activation" not in all_props.columns:  # backbone zoos: the activation is part of the backbone
+        all_props, props = all_props.assign(activation="builtin"), props.assign(activation="builtin")
     activations = sorted(str(a) for a in all_props["activation"].unique())
     act = torch.tensor(
         props["activation"].astype(str).map({a: i for i, a in enumerate(activations)}).to_numpy()
@@ -202,14 +226,12 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         batch_size=min(cfg.batch_size, max(2, len(W_val))),
         drop_last=True,
     )
-    kwargs = module_kwargs(tok.to_dict()["param_order"], cfg.model, cfg.augment, cfg.gamma, cfg.temperature,
-                           cfg.lr, cfg.weight_decay, cfg.functional, cfg.functional_images)
-    functional_kw: dict[str, Any] = {}
-    if cfg.functional > 0:
-        functional_kw = {"arch": {"name": zoo.arch.name, "in_shape": list(zoo.arch.in_shape),
-                                  "num_classes": zoo.arch.num_classes},
-                         "activations": activations, "probe_images": zoo.dataset().x_train}
-    module = HyperModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std, **functional_kw)
+    if tok is None:
+        from eoreps.hyper.window_fit import window_module
+
+        module: Any = window_module(cfg, zoo, W_train)
+    else:
+        module = _neuron_module(cfg, zoo, tok, W_train, activations)
     identity = {"zoo": plan["zoo"]}
     run = build_run(
         out, identity, resume=resume_point(last, identity, f"delete {ckpt_dir} to start fresh"),
@@ -238,6 +260,20 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     }
 
 
+def _neuron_module(cfg: FitConfig, zoo: Any, tok: Tokenizer, W_train: torch.Tensor, activations: list[str]
+                   ) -> HyperModule:
+    """The per-neuron :class:`HyperModule` of a fit (scaler fitted on the training weights)."""
+    scaler = TokenScaler.fit(tok, W_train)
+    kwargs = module_kwargs(tok.to_dict()["param_order"], cfg.model, cfg.augment, cfg.gamma, cfg.temperature,
+                           cfg.lr, cfg.weight_decay, cfg.functional, cfg.functional_images)
+    functional_kw: dict[str, Any] = {}
+    if cfg.functional > 0:
+        functional_kw = {"arch": {"name": zoo.arch.name, "in_shape": list(zoo.arch.in_shape),
+                                  "num_classes": zoo.arch.num_classes},
+                         "activations": activations, "probe_images": zoo.dataset().x_train}
+    return HyperModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std, **functional_kw)
+
+
 def zoo_reference(
     permuter: Permuter, W: torch.Tensor, props: pd.DataFrame, max_models: int = 256
 ) -> torch.Tensor:
@@ -249,9 +285,12 @@ def zoo_reference(
     return fit_reference(permuter, W[torch.tensor(final.to_numpy())][:max_models].float())
 
 
-def export(module: HyperModule, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path,
+def export(module: Any, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path,
            metrics: dict[str, float], seconds: float, reference: torch.Tensor | None = None) -> None:
-    """Write ``model.safetensors``, ``hyper.json`` and ``splits.csv`` (atomically)."""
+    """Write ``model.safetensors``, ``hyper.json`` and ``splits.csv`` (atomically); ``module`` is a
+    :class:`HyperModule` or a :class:`~eoreps.hyper.window_module.WindowModule`."""
+    from eoreps.hyper.window_module import WindowModule
+
     state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).contiguous()
              for k, v in module.net.state_dict().items()}
     state["scaler.mean"] = module.scaler_mean.detach().float().contiguous()
@@ -274,6 +313,9 @@ def export(module: HyperModule, cfg: FitConfig, zoo: Any, props: pd.DataFrame, o
         "augment": dataclasses.asdict(cfg.augment),
         "config": to_dict(cfg),
         "final_metrics": metrics,
+        **({"tokenizer": "window", "window": module.window, "window_tokenizer": module.tokenizer.to_dict()}
+           if isinstance(module, WindowModule) else {}),
         "seconds": round(seconds, 1),
+        "precision": precision_record(cfg.precision),
     }
     write_json(out / "hyper.json", meta)

@@ -96,8 +96,8 @@ class SmallResNet(Backbone):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        # Zero-init the last BN of each residual branch: each block starts as the identity (Goyal et al.
-        # 2017).
+        # Zero-init the last BN of each residual branch: each block starts as the identity
+        # (Goyal et al. 2017).
         for m in self.modules():
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)

@@ -66,6 +66,20 @@ class TimmBackbone(Backbone):
             raise DataError(
                 f"{checkpoint}: cannot load into timm '{model_name}' ({msg}); use matching weights"
             ) from None
+        self._adopt(in_chans)
+
+    @classmethod
+    def wrap(cls, model: torch.nn.Module, in_chans: int) -> TimmBackbone:
+        """Wrap a timm model built elsewhere (e.g. by torchgeo's builders, which call timm) without
+        rebuilding it; the caller sets ``spec`` so that :func:`~eoreps.models.io.load_backbone` can."""
+        self = cls.__new__(cls)
+        Backbone.__init__(self)
+        self.model = model
+        self._adopt(in_chans)
+        return self
+
+    def _adopt(self, in_chans: int) -> None:
+        """Feature sizes and the maps to return, from ``self.model``."""
         self.in_chans = in_chans
         self.num_features = int(self.model.num_features)
         info = list(getattr(self.model, "feature_info", None) or [])
@@ -88,8 +102,7 @@ class TimmBackbone(Backbone):
         if not self._has_maps:
             raise ConfigError(
                 f"timm model '{self.spec.get('name', type(self.model).__name__)}' does not expose feature "
-                "maps "
-                "(no forward_intermediates); use a ResNet/ConvNeXt/ViT-style model for segmentation"
+                "maps (no forward_intermediates); use a ResNet/ConvNeXt/ViT-style model for segmentation"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

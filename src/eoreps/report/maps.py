@@ -42,8 +42,7 @@ def project_2d(z: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     # 500 iterations (sklearn's default 1000): the layout settles well before, at half the time. Small maps
-    # run
-    # on one OpenMP thread: on a busy machine idle-spinning threads made a 40-point t-SNE take seconds.
+    # run on one OpenMP thread: on a busy machine idle-spinning threads made a 40-point t-SNE take seconds.
     with threadpool_limits(1 if n < SMALL_MAP else None, user_api="openmp"):
         xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
                   max_iter=500).fit_transform(z)
@@ -149,8 +148,7 @@ def plot_embedding_map(
 def plot_embedding_maps(emb_dir: str | Path, color_by: Sequence[str] = ("label", "season", "lat"),
                         max_points: int = MAX_POINTS, seed: int = 0) -> list[Path]:
     """One map per modality of an ``eoreps embed`` folder, in the joint space where it has one (else the
-    backbone
-    space): ``emb_dir/map_<space>_<modality>.png`` (what ``eoreps embed --plot`` draws)."""
+    backbone space): ``emb_dir/map_<space>_<modality>.png`` (what ``eoreps embed --plot`` draws)."""
     from eoreps.evaluation.embedding_store import EmbeddingFolder
 
     emb = EmbeddingFolder.open(emb_dir)

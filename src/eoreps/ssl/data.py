@@ -17,22 +17,25 @@ the method's ``on_after_batch_transfer`` (see :mod:`eoreps.ssl.methods.base`).
   as :class:`PretrainData` for a run (``modalities``, ``in_chans``, ``image_size``, ``stats()``,
   ``info``), served by LitData's ``StreamingDataLoader`` with worker processes, random crops cut per
   sample in the workers, rank-disjoint under DDP and resumable mid-epoch (the loader's state is in the
-  Lightning checkpoint). The in-memory classes above stay the fast path for small sources.
+  Lightning checkpoint). Under ``loader="stream"`` (the default) every source is read this way: one that
+  is not packed yet is packed once into the cache (:func:`eoreps.data.pack_cache.packed_source`). The
+  in-memory classes above are the ``loader="memory"`` fast path for small sources, with the same random
+  crops (:func:`eoreps.data.crops.random_crop_batch`, cut per batch) and the same batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from litdata import StreamingDataLoader
 from torch.utils.data import DataLoader, Dataset
 
-from eoreps.data.crops import centre_crop
+from eoreps.data.crops import centre_crop, gather_windows, random_crop_batch
 from eoreps.data.datasets.base import describe_dataset
 from eoreps.data.stats import BandStats, compute_stats
 from eoreps.errors import ConfigError, DataError
@@ -94,6 +97,13 @@ class PretrainData:
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
         return PretrainData({m: x[idx] for m, x in self.images.items()},
                             None if self.labels is None else self.labels[idx], self.band_names, self.info)
+
+    def centre(self, crop: int | None) -> PretrainData:
+        """The centred ``crop`` px window of every image (views; ``None``: unchanged), e.g. for monitors."""
+        if crop is None:
+            return self
+        return PretrainData({m: centre_crop(x, crop) for m, x in self.images.items()}, self.labels,
+                            self.band_names, self.info)
 
     def stats(self) -> BandStats:
         """Per-band mean/std over finite values (:func:`eoreps.data.stats.compute_stats`)."""
@@ -184,17 +194,23 @@ def stream_source(
     seed: int = 0,
     max_samples: int | None = None,
     options: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> StreamedPatches | None:
     """The training split of ``data`` as :class:`StreamedPatches` when ``data`` is a packed archive, else
-    ``None``
-    (the in-memory path). ``crop``: px per random crop, ``None`` = whole patches."""
-    from eoreps.data.formats import detect_format
+    ``None`` (the in-memory path). ``crop``: px per random crop, ``None`` = whole patches; ``name``: what the
+    run calls the data (default ``data``; a cached pack is named by its source)."""
+    from eoreps.data.pack_cache import is_packed
 
-    if str(data) == "simeo" or not Path(data).is_dir() or detect_format(data) != "packed":
+    if not is_packed(data):
         return None
     return StreamedPatches(
-        _open(data, "train", modalities, options, seed), modalities, crop, seed, max_samples, data
+        _open(data, "train", modalities, options, seed), modalities, crop, seed, max_samples, name or data
     )
+
+
+def crop_label(crop: int | None) -> str:
+    """How a run cuts its training patches, as outputs state it (``"random 32 px"`` / ``"full patch"``)."""
+    return f"random {crop} px" if crop else "full patch"
 
 
 def load_scenes(data: str, modalities: Sequence[str], num_scenes: int = 16, scene_size: int = 256,
@@ -202,9 +218,9 @@ def load_scenes(data: str, modalities: Sequence[str], num_scenes: int = 16, scen
     """Large images for Tile2Vec triplets.
 
     ``"simeo"``: ``num_scenes`` SimEO scenes of ``scene_size`` px
-    (:class:`eoreps.data.datasets.simeo.SimEOScenes`,
-    generated once and cached); a SimEO folder with a ``scenes`` part: its scenes; any other dataset:
-    its training patches serve as scenes (tiles must then be smaller than the patches).
+    (:class:`eoreps.data.datasets.simeo.SimEOScenes`, generated once and cached); a SimEO folder with
+    a ``scenes`` part: its scenes; any other dataset: its training patches serve as scenes (tiles must
+    then be smaller than the patches).
     """
     from eoreps.data.datasets.simeo import SimEOScenes
     from eoreps.data.simeo import is_simeo_folder
@@ -225,11 +241,17 @@ class BatchDataset(Dataset):
     """Sample ``i`` of a :class:`PretrainData`, or a whole batch at once through ``__getitems__``.
 
     ``__getitems__(indices)`` returns ``{modality: (B, C, H, W), "label": (B,), "index": (B,)}`` with
-    one ``index_select`` per key; use :func:`collate_batch` as the loader's ``collate_fn``.
+    one ``index_select`` per key; use :func:`collate_batch` as the loader's ``collate_fn``. With ``crop``,
+    each sample of a batch gets a random ``crop`` px window (the same in every modality), drawn from a
+    generator seeded by ``(seed, indices)``: the shuffled order, a function of ``(seed, epoch)``, makes the
+    windows differ between epochs, and a resumed run cuts what an uninterrupted one would.
     """
 
-    def __init__(self, data: PretrainData) -> None:
-        self.data = data
+    def __init__(self, data: PretrainData, crop: int | None = None, seed: int = 0) -> None:
+        self.data, self.seed = data, seed
+        h, w = data.image_size
+        self.crop = crop if crop is not None and crop < min(h, w) else None
+        self.image_size = (self.crop, self.crop) if self.crop else (h, w)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -243,6 +265,9 @@ class BatchDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
         out = {m: x.index_select(0, idx) for m, x in self.data.images.items()}
+        if self.crop is not None:
+            g = torch.Generator().manual_seed(hash((self.seed, *idx[:8].tolist(), len(idx))) % (2**62))
+            out = random_crop_batch(out, self.data.modalities, self.crop, g)
         if self.data.labels is not None:
             out["label"] = self.data.labels.index_select(0, idx)
         out["index"] = idx
@@ -283,8 +308,8 @@ class StreamedPatches:
         self.image_size = (self.crop, self.crop) if self.crop else (int(h), int(w))
         self._len = len(self.stream())
         self.info = {"data": str(data), "split": packed.split, "num_samples": self._len, **packed.describe(),
-                     "synthetic": bool(packed.synthetic), "streamed": True,
-                     "crop": f"random {self.crop} px" if self.crop else "full patch"}
+                     "synthetic": bool(packed.synthetic), "streamed": True, "loader": "stream",
+                     "crop": crop_label(self.crop)}
 
     def __len__(self) -> int:
         return self._len
@@ -306,11 +331,72 @@ class StreamedPatches:
     def loader(self, batch_size: int, num_workers: int = 0) -> Any:
         """LitData's ``StreamingDataLoader`` of :meth:`stream`: batches ``{modality: (B, C, H, W)}``,
         incomplete last batches dropped; its ``state_dict`` resumes mid-epoch."""
-        from litdata import StreamingDataLoader
+        return _StreamLoader(self.stream(), batch_size=batch_size, num_workers=num_workers, drop_last=True)
 
-        return StreamingDataLoader(
-            self.stream(), batch_size=batch_size, num_workers=num_workers, drop_last=True
-        )
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with NumPy scalars as Python numbers (``torch.load(weights_only=True)`` refuses NumPy)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_plain(v) for v in obj)
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
+class _StreamLoader(StreamingDataLoader):
+    """LitData's loader whose ``state_dict`` (saved in Lightning checkpoints) holds plain Python values: with
+    ``subsample`` (``max_samples``) LitData puts NumPy integers in it, which a checkpoint loaded with
+    ``weights_only=True`` (torch >= 2.6, what ``--resume`` does) refuses."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return _plain(super().state_dict())
+
+
+class StreamedTriplets(StreamedPatches):
+    """Tile2Vec triplets from a streamed pack: each whole patch of a batch is a scene, and the batch is cut
+    into triplets by :class:`TripletDataset`'s rule (anchor and neighbour from one patch, the distant tile
+    from another patch of the batch), in the loader workers. Positions are a function of ``seed`` and the
+    batch's sample ids, so a resumed run cuts what an uninterrupted one would.
+
+    Args:
+        tile, neighborhood: as :class:`TripletDataset`; the other arguments as :class:`StreamedPatches`.
+    """
+
+    def __init__(self, packed: Any, modalities: Sequence[str], tile: int, neighborhood: int, seed: int = 0,
+                 max_samples: int | None = None, data: str = "") -> None:
+        super().__init__(packed, modalities, None, seed, max_samples, data)
+        h, w = self.image_size
+        if tile >= min(h, w):
+            raise ConfigError(f"tile size {tile} is not smaller than the packed patches' {h}x{w} px; use a "
+                              "smaller tile_size (method_kwargs tile_size=16)")
+        self.tile, self.neighborhood = tile, neighborhood
+        self.image_size = (tile, tile)
+        self.crop = tile  # what the monitors and the kNN sets see: the centred tile (the stream cuts none)
+        self.info["crop"] = f"triplets of {tile} px tiles from whole patches"
+
+    def stream(self) -> Any:
+        return self.packed.stream(shuffle=True, seed=self.seed, crop=None, keys=(*self.modalities, "id"),
+                                  max_samples=self.max_samples)
+
+    def loader(self, batch_size: int, num_workers: int = 0) -> Any:
+        cut = _CutTriplets(self.modalities, self.tile, self.neighborhood, self.seed)
+        return _StreamLoader(self.stream(), batch_size=batch_size, num_workers=num_workers, drop_last=True,
+                             collate_fn=cut)
+
+
+class _CutTriplets:
+    """The collate function of :class:`StreamedTriplets` (picklable for the loader workers)."""
+
+    def __init__(self, modalities: Sequence[str], tile: int, neighborhood: int, seed: int) -> None:
+        self.modalities, self.tile, self.neighborhood, self.seed = tuple(modalities), tile, neighborhood, seed
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, dict[str, torch.Tensor]]:
+        import zlib
+
+        scenes = PretrainData({m: torch.stack([s[m] for s in samples]) for m in self.modalities})
+        ids = zlib.crc32("|".join(str(s["id"]) for s in samples).encode())
+        cut = TripletDataset(scenes, self.tile, self.neighborhood, length=len(samples), seed=self.seed + ids)
+        return cut.__getitems__(list(range(len(samples))))
 
 
 def collate_batch(batch: Any) -> Any:
@@ -347,14 +433,7 @@ class TripletDataset(Dataset):
         return self.length
 
     def _cut(self, s: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        ar = torch.arange(self.tile)
-        rows = (y[:, None] + ar)[:, None, :, None]  # (B, 1, t, 1)
-        cols = (x[:, None] + ar)[:, None, None, :]  # (B, 1, 1, t)
-        out = {}
-        for m, img in self.scenes.images.items():
-            ch = torch.arange(img.shape[1])[None, :, None, None]
-            out[m] = img[s[:, None, None, None], ch, rows, cols]
-        return out
+        return {m: gather_windows(img, s, y, x, self.tile) for m, img in self.scenes.images.items()}
 
     def __getitem__(self, i: int) -> dict[str, dict[str, torch.Tensor]]:
         b = self.__getitems__([i])

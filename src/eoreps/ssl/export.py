@@ -210,8 +210,7 @@ class Encoders(dict[str, Backbone]):
                 physical units (normalised here as the card says) unless ``normalized``.
             modality: the encoder key (``s2``, ``s1``, ``s2+s1``); ``None`` for a run with one encoder.
             space: ``"backbone"`` (the encoder's pooled features) or ``"joint"`` (its projection head's
-            output,
-                the space the method aligned; S1 and S2 of a multimodal run meet there).
+                output, the space the method aligned; S1 and S2 of a multimodal run meet there).
             normalized: ``x`` is already normalised.
         """
         return self.embed_spaces(x, modality, (space,), normalized)[space]
@@ -240,9 +239,9 @@ class Encoders(dict[str, Backbone]):
 
 
 def load_encoders(out: str | Path, map_location: str | torch.device = "cpu") -> Encoders:
-    """All encoders of a pretraining run folder (``{key: Backbone}``, each with ``.card``) and their
-    projection
-    heads (:class:`Encoders`; exports older than the heads load with the ``backbone`` space only)."""
+    """All encoders of a pretraining run folder (``{key: Backbone}``, each with ``.card``)
+    and their projection heads (:class:`Encoders`; exports older than the heads load with the
+    ``backbone`` space only)."""
     out = Path(out)
     index_path = out / INDEX_FILE
     if not index_path.is_file():

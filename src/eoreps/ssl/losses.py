@@ -121,8 +121,8 @@ def mae_loss(
     Args:
         pred: ``(B, M, P)`` predicted pixels of the ``M`` masked patches (``P = p * p * C`` values each).
         target: ``(B, M, P)`` true pixels of the same patches.
-        norm_pix: normalise every target patch by its own mean and variance (``(t - mean) / sqrt(var +
-        eps)``).
+        norm_pix: normalise every target patch by its own mean and variance
+            (``(t - mean) / sqrt(var + eps)``).
 
     Returns:
         mean over masked patches of the per-patch mean squared error.

@@ -2,8 +2,9 @@
 
 ``run_pretrain(PretrainConfig(method="multimodal", modalities=["s2", "s1"]))``:
 
-1. holds the training split of ``data`` in memory (the method's registered ``build_data`` hook; Tile2Vec:
-   large scenes) and computes per-band statistics (stored in checkpoints and cards);
+1. reads the training split of ``data`` (the method's registered ``build_data`` hook; Tile2Vec: large
+   scenes): streamed from a pack under ``loader="stream"`` (another source is packed once into the
+   cache), held in memory under ``"memory"``; per-band statistics are stored in checkpoints and cards;
 2. builds the method (:func:`eoreps.ssl.methods.get_method`) and a Lightning ``Trainer`` that stops
    after ``max_steps = epochs * steps_per_epoch`` optimisation steps (a step budget, so a resumed run
    ends after the same total number of steps wherever it was killed);
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eoreps.cli_config import opt, parse_devices, parse_kwargs
+from eoreps.data.pack_cache import LOADER_HELP, check_loader
 from eoreps.errors import ConfigError
 from eoreps.ssl.methods.registry import list_methods
 from eoreps.vocabulary import PRECISION_HELP, run_precision
@@ -70,8 +72,9 @@ class PretrainConfig:
         batch_size: samples per step and process.
         lr, weight_decay: AdamW settings (linear warmup, cosine decay).
         max_samples: cap on training samples (all when ``None``).
-        precision: ``fp32``, ``bf16`` (fast for ViTs on AMX CPUs), ``fp16`` or ``auto`` (= fp32) in any
-            spelling of :mod:`eoreps.vocabulary`; stored in the short form (``"fp32"``, ``"bf16"``).
+        precision: ``auto`` (bf16 on CUDA with bf16 and on CPUs with AMX or AVX512-BF16, else fp32:
+            :func:`eoreps.precision.resolve_auto`), ``fp32``, ``bf16`` or ``fp16`` in any spelling of
+            :mod:`eoreps.vocabulary`; stored resolved, in the short form (``"fp32"``, ``"bf16"``).
         seed: seed of everything.
         out: output folder.
         checkpoint_every: steps between checkpoints (``last.ckpt``).
@@ -82,8 +85,11 @@ class PretrainConfig:
         accelerator, devices, num_nodes, strategy: Lightning distribution settings.
         num_workers: DataLoader processes (0: batches are an index_select on in-memory data; a packed
             archive is streamed by that many LitData workers).
-        crop: random crop in px of streamed (packed) training patches, cut per sample in the workers;
-            ``None``: the backbone's default (:func:`eoreps.ssl.data.default_crop`), ``0``: whole patches.
+        crop: random crop in px of each training patch (cut per sample in the stream's workers, per batch
+            in memory); ``None``: the backbone's default (:func:`eoreps.ssl.data.default_crop`), ``0``:
+            whole patches.
+        loader: ``"stream"`` (read a pack; another source is packed once into the cache:
+            :func:`eoreps.data.pack_cache.packed_source`) or ``"memory"`` (the in-memory fast path).
         quick: shrink everything to seconds (tests, smoke runs).
         quick_keep: options ``quick`` leaves alone (those the user set, e.g. ``["epochs"]``).
         data_options: dataset loader options (:func:`eoreps.data.formats.open_dataset`, e.g. the GeoTIFF
@@ -113,7 +119,7 @@ class PretrainConfig:
     lr: float = opt(2e-3, help="Peak AdamW learning rate.")
     weight_decay: float = 1e-4
     max_samples: int | None = opt(None, help="Cap on training samples (0 = all).", none=0)
-    precision: str = opt("fp32", help=PRECISION_HELP)
+    precision: str = opt("auto", help=PRECISION_HELP)
     seed: int = 0
     out: str = "runs/pretrain"
     checkpoint_every: int = opt(50, help="Steps between checkpoints.")
@@ -131,9 +137,10 @@ class PretrainConfig:
     )
     crop: int | None = opt(
         None,
-        help="Random crop in px of streamed (packed) training patches (default: 32 for cnn-*, "
+        help="Random crop in px of the training patches (default: 32 for cnn-*, "
         "the ViT's img_size; 0 = whole patches).",
     )
+    loader: str = opt("stream", help=LOADER_HELP)
     # Tile2Vec's options moved to method_kwargs; PretrainConfig(tile_size=16) still works (moved there)
     tile_size: InitVar[int | None] = None
     neighborhood: InitVar[int | None] = None
@@ -147,12 +154,11 @@ class PretrainConfig:
         names = ("tile_size", "neighborhood", "num_scenes", "scene_size")
         self.method_kwargs.update({k: v for k, v in zip(names, moved, strict=True) if v is not None})
         # one vocabulary (eoreps.vocabulary): the short form is stored; training.build_run converts it
-        self.precision = run_precision(self.precision)
+        self.precision = run_precision(self.precision, accelerator=self.accelerator)
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
         """``--quick``: shrink to seconds except the fields in ``keep`` (those the user gave); the shrinkage
-        is
-        applied by :meth:`resolved`. Returns what it changes."""
+        is applied by :meth:`resolved`. Returns what it changes."""
         self.quick, self.quick_keep = True, sorted(keep)
         return self.quick_changes()
 
@@ -170,6 +176,13 @@ class PretrainConfig:
         if self.crop is None:
             return default_crop(self.backbone, self.backbone_kwargs)
         return self.crop or None
+
+    def source(self) -> tuple[str, dict[str, Any]]:
+        """``(data, loader options)`` the run opens: with ``loader="stream"`` a pack (``data`` packed once
+        into the cache unless it is one, its options applied then), else ``data`` and ``data_options``."""
+        from eoreps.data.pack_cache import run_source
+
+        return run_source(self)
 
     def resolved(self) -> PretrainConfig:
         """A copy with ``quick`` shrinkage and backbone defaults applied, validated."""
@@ -193,6 +206,7 @@ class PretrainConfig:
             raise ConfigError(f"lr must be > 0, got {c.lr}")
         if c.crop is not None and c.crop < 0:
             raise ConfigError(f"crop must be >= 0 px (0 = whole patches), got {c.crop}")
+        check_loader(c.loader)
         _check_run_options(c)
         info.check_modalities(c.modalities)
         return c
@@ -259,15 +273,16 @@ def build_data(cfg: PretrainConfig) -> tuple[MethodData, Any, Any]:
     monitor = patches.subset(cfg.monitor_samples, seed=cfg.seed)
     knn = None
     if cfg.knn and patches.labels is not None:
+        data, data_options = cfg.source()
         try:
             val = load_patches(
-                cfg.data,
+                data,
                 cfg.modalities,
                 "val",
                 max_samples=cfg.knn_val_samples,
                 seed=cfg.seed,
-                options=cfg.data_options,
-                crop=getattr(md.train, "crop", None),
+                options=data_options,
+                crop=getattr(md.dataset, "crop", None),  # as the monitor's patches
             )
         except EoRepsError as e:  # a dataset without a validation split: no kNN monitor, say so
             import warnings
@@ -309,6 +324,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
 
     from eoreps.checkpoints import checkpoint_step
     from eoreps.io import write_json
+    from eoreps.precision import announce, precision_record
     from eoreps.smoke import smoke_fields
     from eoreps.ssl.data import PretrainDataModule
     from eoreps.ssl.export import export_encoders
@@ -317,6 +333,8 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     from eoreps.training import build_run
 
     cfg = config.resolved()
+    precision = precision_record(cfg.precision, cfg.accelerator)
+    announce(precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
@@ -388,6 +406,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     if trainer.is_global_zero:
         card = {"method": cfg.method, "data": train.info, "epochs": cfg.epochs, "steps": steps,
                 "metrics": metrics, "pretrain_modalities": cfg.modalities, "seed": cfg.seed,
+                "precision": precision,
                 "config": {k: v for k, v in asdict(cfg).items() if k not in ("out",)}}
         encoders = export_encoders(method, out, card)
         write_json(
@@ -404,6 +423,9 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
                 "encoders": {k: str(p) for k, p in encoders.items()},
                 "checkpoint": str(last) if last.is_file() else None,
                 "synthetic_data": bool(train.info.get("synthetic")),
+                "loader": train.info.get("loader", cfg.loader),  # a pack is streamed whatever the loader
+                "crop": train.info.get("crop"),
+                "precision": precision,
                 "data": train.info,
                 **smoke_fields(cfg.quick, f"{steps} steps"),
             },

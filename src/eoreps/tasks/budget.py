@@ -62,8 +62,8 @@ class AnnotationCosts:
 
 
 def clicks_per_patch(masks: np.ndarray, num_classes: int, points_per_class: int) -> np.ndarray:
-    """``(N,)`` points an annotator clicks per patch: ``min(k, pixels of c)`` summed over classes ``c``
-    present.
+    """``(N,)`` points an annotator clicks per patch: ``min(k, pixels of c)`` summed over
+    classes ``c`` present.
 
     Args:
         masks: ``(N, H, W)`` int class indices (``IGNORE_INDEX`` unlabelled).
@@ -89,8 +89,8 @@ def mean_patch_cost(costs: AnnotationCosts, supervision: str, masks: np.ndarray,
 
 
 def patches_for_budget(budget_s: float, cost_s: float, pool: int) -> int:
-    """Patches a budget of ``budget_s`` seconds buys at ``cost_s`` per patch (at least 1, at most
-    ``pool``)."""
+    """Patches a budget of ``budget_s`` seconds buys at ``cost_s`` per patch (at least 1,
+    at most ``pool``)."""
     if budget_s <= 0 or cost_s <= 0:
         raise ConfigError(f"budget {budget_s} s and patch cost {cost_s} s must be positive")
     return int(min(pool, max(1, np.floor(budget_s / cost_s))))

@@ -50,6 +50,6 @@ def pool_logits(logits: torch.Tensor, pooling: str = "lse", r: float = 5.0) -> t
 def image_label_loss(
     logits: torch.Tensor, labels: torch.Tensor, pooling: str = "lse", r: float = 5.0
 ) -> torch.Tensor:
-    """BCE of the pooled map ``(B, K, H, W)`` against multi-hot image labels ``(B, K)`` (mean over B and
-    K)."""
+    """BCE of the pooled map ``(B, K, H, W)`` against multi-hot image labels ``(B, K)``
+    (mean over B and K)."""
     return F.binary_cross_entropy_with_logits(pool_logits(logits, pooling, r), labels.float())

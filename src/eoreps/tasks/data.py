@@ -169,6 +169,9 @@ def regression_stats(
                 break
             except (KeyError, IndexError, TypeError):
                 continue
+    table = dataset.labels_table() if values is None and hasattr(dataset, "labels_table") else None
+    if table is not None and key in table:  # a pack: labels.parquet, no image read
+        values = table[key].to_numpy(dtype=np.float32)  # as the loaders store targets
     if values is None:
         values = np.array([float(dataset[i][key]) for i in range(len(dataset))])
     if indices is not None:

@@ -66,13 +66,18 @@ def _open(cfg: FitConfig, split: str) -> Any:
             )
         from eoreps.data.datasets.simeo import SimEODataset, SimEOPowerPlants
 
-        if cfg.task == "multitask":
+        if cfg.task == "multitask":  # power-plant scenes, generated apart from the patches: not packed
             return SimEOPowerPlants(split=split, modalities=mods, n=cfg.simeo_n)
-        return SimEODataset(split=split, modalities=mods, n=cfg.simeo_n,
-                            task="multi" if cfg.task == "multilabel" else "single")
+        if cfg.loader == "memory":
+            return SimEODataset(split=split, modalities=mods, n=cfg.simeo_n,
+                                task="multi" if cfg.task == "multilabel" else "single")
     from eoreps.data.formats import open_dataset
+    from eoreps.data.pack_cache import run_source
 
-    return open_dataset(cfg.data, split=split, modalities=mods, run_seed=cfg.seed, **cfg.data_options)
+    # SimEO's multi-label view is a loader option (packed apart); its single-label one is the default pack
+    simeo = ({"task": "multi"} if cfg.task == "multilabel" else {}) if cfg.data == "simeo" else None
+    data, options = run_source(cfg, simeo, simeo_n=cfg.simeo_n)
+    return open_dataset(data, split=split, modalities=mods, run_seed=cfg.seed, **options)
 
 
 def _cap(ds: Any, n: int | None, seed: int) -> Any:
@@ -218,8 +223,12 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
     """Train ``cfg``, evaluate on ``cfg.eval_splits`` (best checkpoint), write ``results.json``."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from eoreps.precision import announce, precision_record
     from eoreps.training import build_run, resume_point
 
+    precision = precision_record(cfg.precision, cfg.accelerator)
+    if not quiet:
+        announce(precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / "last.ckpt"
@@ -276,6 +285,7 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
             "metrics": metrics,
             "epochs": int(trainer.current_epoch),
             "seconds": seconds,
+            "precision": precision,
         },
     )
     return FitResult(module, dm, metrics, int(trainer.current_epoch), seconds, out)

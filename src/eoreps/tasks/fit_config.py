@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eoreps.cli_config import opt, parse_devices
+from eoreps.data.pack_cache import LOADER_HELP, check_loader
 from eoreps.errors import ConfigError, unknown_name
 from eoreps.vocabulary import PRECISION_HELP, normalize_task, run_precision
 
@@ -40,9 +41,9 @@ class FitConfig:
         label_fraction: train on this stratified fraction of the training labels.
         max_train, max_eval: cap on samples per split (quick runs).
         eval_splits: splits evaluated after training (``test``, ``shifted``, ``val``).
-        accelerator, devices, precision: Lightning trainer settings (precision ``fp32``, ``bf16`` (works on
-        CPU),
-            ``fp16``; Lightning's spellings are accepted and stored in the short form).
+        accelerator, devices, precision: Lightning trainer settings (precision ``auto`` (bf16 where the
+            device computes it natively, else fp32: :func:`eoreps.precision.resolve_auto`), ``fp32``,
+            ``bf16``, ``fp16``; Lightning's spellings are accepted; stored resolved, in the short form).
         patience: early-stopping patience in epochs on ``val/loss``; checkpoints: write checkpoints.
         channels_last: channels-last memory format.
         supervision: ``segment`` only: ``full`` masks, ``image`` labels (pooled class activation map,
@@ -56,6 +57,9 @@ class FitConfig:
         head_pooling: ``avg`` (global average pooling) or ``attention`` (a learned attention pooling per
             image-level head, :class:`eoreps.models.heads.AttentionPool`).
         seed, out, num_workers: as named.
+        loader: ``stream`` (read the splits from a pack; another source, SimEO included, is packed once into
+            the cache: :func:`eoreps.data.pack_cache.run_source`) or ``memory`` (open the source directly;
+            SimEO's arrays in memory). The SimEO power-plant data of ``task=multitask`` is always in memory.
     """
 
     task: str = opt("classify", help="classify | multilabel | segment | regress | multitask.")
@@ -83,7 +87,7 @@ class FitConfig:
     eval_splits: list[str] = opt(factory=lambda: ["test"], help="Splits evaluated at the end.")
     accelerator: str = opt("cpu", help="cpu | gpu | auto.")
     devices: int | str = opt(1, help="Number of devices or 'auto'.", parse=parse_devices)
-    precision: str = opt("fp32", help=PRECISION_HELP)
+    precision: str = opt("auto", help=PRECISION_HELP)
     patience: int = opt(5, help="Early-stopping patience (epochs).")
     checkpoints: bool = True
     channels_last: bool = opt(False, help="Channels-last memory format.", flag="--channels-last")
@@ -97,6 +101,7 @@ class FitConfig:
     noise_kind: str = opt("uniform", help="uniform | class (label noise).")
     head_pooling: str = opt("avg", help="avg | attention: how image-level heads pool the feature map.")
     data_options: dict[str, Any] = field(default_factory=dict)
+    loader: str = opt("stream", help=LOADER_HELP)
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
         """``--quick``: shrink to seconds (one epoch, 64 samples, ``cnn-tiny``) except the fields in ``keep``
@@ -122,13 +127,14 @@ class FitConfig:
         from eoreps.tasks.weighting import WEIGHTINGS
 
         self.task = normalize_task(self.task, FIT_TASKS)
+        check_loader(self.loader)
         if self.fusion not in FUSIONS:
             raise unknown_name("fusion", self.fusion, FUSIONS)
         if self.weighting not in WEIGHTINGS:
             raise unknown_name("task weighting", self.weighting, WEIGHTINGS)
         # one vocabulary (eoreps.vocabulary): the short form is stored; Lightning's spelling only builds the
         # Trainer
-        self.precision = run_precision(self.precision)
+        self.precision = run_precision(self.precision, accelerator=self.accelerator)
         if isinstance(self.modalities, str):
             self.modalities = [m.strip() for m in self.modalities.split(",") if m.strip()]
         if not self.modalities:

@@ -134,8 +134,8 @@ class LabelNoise:
         return y
 
     def mask(self, index: int, mask: np.ndarray | torch.Tensor) -> np.ndarray:
-        """The (possibly corrupted) ``(H, W)`` int64 mask: each connected class region relabelled with prob.
-        ``f``."""
+        """The (possibly corrupted) ``(H, W)`` int64 mask: each connected class region relabelled
+        with prob. ``f``."""
         from scipy import ndimage
 
         m = np.asarray(mask).astype(np.int64)

@@ -45,8 +45,8 @@ class TaskSpec:
         supervision: segmentation only: ``full`` (masks), ``image`` (image-level labels through a pooled
             class activation map, :mod:`eoreps.tasks.cam`) or ``points`` (cross-entropy on a few labelled
             pixels); the weak targets come from :class:`eoreps.tasks.weak_labels.WeakLabels`.
-        pooling, lse_r: ``image`` supervision: how the map is pooled (``lse`` | ``gap``) and the LSE
-        sharpness.
+        pooling, lse_r: ``image`` supervision: how the map is pooled (``lse`` | ``gap``) and
+            the LSE sharpness.
     """
 
     kind: str
@@ -85,8 +85,8 @@ class TaskSpec:
 
     @property
     def loss_target(self) -> str:
-        """Batch key the training loss reads: ``target``, or the weak labels' key (metrics still use
-        ``target``)."""
+        """Batch key the training loss reads: ``target``, or the weak labels' key (metrics still
+        use ``target``)."""
         return WEAK_KEYS.get(self.supervision, self.target)
 
     @property

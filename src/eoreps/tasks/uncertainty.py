@@ -6,8 +6,8 @@
   predicted variances of a heteroscedastic head; 0 for a plain MSE head).
 * :class:`UncertaintyFilter` drops the ``q`` % most uncertain predictions. Its threshold is the
   ``(100 - q)`` % quantile of the uncertainty on a reference set (the validation split) when fitted, so on
-  shifted data it drops more than ``q`` %, as in Scheibenreif et al. (2022); unfitted, it uses the data's own
-  quantile.
+  shifted data it drops more than ``q`` %, as in Scheibenreif et al. (2022); unfitted, it uses
+  the data's own quantile.
 * :func:`calibration_table` bins predictions by predicted standard deviation (equal-count bins) and
   reports the observed RMSE per bin; :func:`calibration_figure` plots it against the ideal diagonal.
 """
@@ -153,8 +153,8 @@ def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 def calibration_table(
     y: np.ndarray, pred: np.ndarray, std: np.ndarray, bins: int = 10
 ) -> dict[str, np.ndarray]:
-    """Equal-count bins of predicted std: ``predicted_std`` (RMS of std in the bin), ``observed_rmse``,
-    ``count``."""
+    """Equal-count bins of predicted std: ``predicted_std`` (RMS of std in the bin),
+    ``observed_rmse``, ``count``."""
     y, pred, std = (np.asarray(a, np.float64) for a in (y, pred, std))
     order = np.argsort(std, kind="stable")
     groups = [g for g in np.array_split(order, min(bins, max(1, y.size))) if g.size]

@@ -70,8 +70,8 @@ def sample_points(mask: torch.Tensor | np.ndarray, k: int, rng: np.random.Genera
 
 def image_labels_from_mask(mask: torch.Tensor | np.ndarray, num_classes: int,
                            min_fraction: float = IMAGE_MIN_FRACTION) -> torch.Tensor:
-    """``(K,)`` float32 multi-hot: classes covering >= ``min_fraction`` of the labelled pixels of ``(H, W)``
-    ``mask``."""
+    """``(K,)`` float32 multi-hot: classes covering >= ``min_fraction`` of the labelled pixels
+    of ``(H, W)`` ``mask``."""
     m = torch.as_tensor(mask).long().reshape(-1)
     m = m[m != IGNORE_INDEX]
     if m.numel() == 0:
@@ -83,8 +83,8 @@ def image_labels_from_mask(mask: torch.Tensor | np.ndarray, num_classes: int,
 
 
 def image_labels(sample: dict[str, Any], num_classes: int) -> torch.Tensor:
-    """The image-level labels of one sample: its ``multilabel`` when it has ``K`` entries, else from its
-    mask."""
+    """The image-level labels of one sample: its ``multilabel`` when it has ``K`` entries,
+    else from its mask."""
     ml = sample.get("multilabel")
     if ml is not None and torch.as_tensor(ml).numel() == num_classes:
         return torch.as_tensor(ml).float().reshape(num_classes)
@@ -100,8 +100,8 @@ class WeakLabels(Dataset):
 
     Args:
         dataset: map-style dataset of sample dicts with ``mask`` (H, W).
-        supervision: ``image`` (adds ``image_labels`` (K,) float32) or ``points`` (adds ``points`` (H, W)
-        int64).
+        supervision: ``image`` (adds ``image_labels`` (K,) float32) or ``points`` (adds ``points``
+            (H, W) int64).
         num_classes: segmentation classes ``K``.
         points_per_class: ``k`` for ``points``.
         seed: seed of the point draw.

@@ -9,8 +9,8 @@ Parameter order (the order of a model's flat weight vector everywhere in eoreps,
 ``state_dict`` key order of :class:`ZooNet`) is layer order, weight before bias, e.g. for ``cnn_s``::
 
     conv1.weight (8,1,5,5), conv1.bias (8,), conv2.weight (6,8,5,5), conv2.bias (6,),
-    conv3.weight (4,6,2,2), conv3.bias (4,), fc1.weight (20,36), fc1.bias (20,), fc2.weight (10,20), fc2.bias
-    (10,)
+    conv3.weight (4,6,2,2), conv3.bias (4,), fc1.weight (20,36), fc1.bias (20,),
+    fc2.weight (10,20), fc2.bias (10,)
 
 Registered architectures (``in_shape`` is the default input; any shape the layers fit is accepted):
 
@@ -257,7 +257,8 @@ def canonical_arch_name(name: str) -> str:
     from eoreps.models.registry import is_backbone_name
 
     note = (
-        f"'{name}' is a backbone for fit/pretrain/evaluate, not a model-zoo architecture (see docs/zoo.md)"
+        f"'{name}' is a backbone for fit/pretrain/evaluate, not a model-zoo architecture; for a zoo of that "
+        f"backbone give backbone={name} (arch=backbone:{name}; see docs/zoo.md)"
         if is_backbone_name(name)
         else ""
     )

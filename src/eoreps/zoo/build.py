@@ -19,6 +19,14 @@ import torch
 
 from eoreps.errors import ConfigError
 from eoreps.zoo.architectures import Arch, make_arch
+from eoreps.zoo.backbones import (
+    BackboneArch,
+    BackboneGrid,
+    backbone_name_of,
+    chunk_backbone_members,
+    plan_backbone_members,
+    run_backbone_chunk,
+)
 from eoreps.zoo.chunks import Sink, chunk_seed, member_rows, run_chunk  # noqa: F401  (re-exported)
 from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.grid import Grid, Member, plan_members
@@ -34,13 +42,14 @@ class BuildConfig:
     out: Path
     dataset: str = "digits"
     arch: str = "cnn_digits"
-    grid: Grid = field(default_factory=Grid)
+    grid: Grid | BackboneGrid = field(default_factory=Grid)
     epochs: int = 10
     seed: int = 0
     options: TrainOptions = field(default_factory=TrainOptions)
     chunk_size: int = 256
     backend: str = "local"
     ray_address: str | None = None
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> BuildConfig:
         if self.epochs < 0:
@@ -58,8 +67,27 @@ class BuildConfig:
         return self
 
 
+def _plan(cfg: BuildConfig, data: ZooData) -> tuple[Any, list[Any], list[list[Any]], Any]:
+    """Architecture, members, chunks and chunk runner of a zoo of layer-list networks or of backbones."""
+    backbone = backbone_name_of(cfg.arch)
+    if backbone is None:
+        if isinstance(cfg.grid, BackboneGrid):
+            raise ConfigError(f"arch={cfg.arch}: a backbone grid needs a backbone (arch=backbone:NAME)")
+        arch = make_arch(cfg.arch, data.in_shape, data.num_classes)
+        members = plan_members(cfg.grid, cfg.seed)
+        return arch, members, chunk_members(members, cfg.chunk_size), run_chunk
+    if not isinstance(cfg.grid, BackboneGrid):
+        raise ConfigError(f"arch={cfg.arch}: a backbone zoo needs a backbone grid (seed, optimizer, lr, "
+                          f"weight_decay, augment, train_fraction, init; see docs/zoo.md)")
+    barch = BackboneArch(backbone, data.in_shape, data.num_classes, cfg.backbone_kwargs)
+    bmembers = plan_backbone_members(cfg.grid, cfg.seed)
+    return barch, bmembers, chunk_backbone_members(bmembers, barch, cfg.chunk_size), run_backbone_chunk
+
+
 def _manifest(cfg: BuildConfig, arch: Arch, data: ZooData, chunks: list[list[Member]]) -> dict[str, Any]:
+    extra = {"kind": "backbone", "backbone": arch.spec()} if isinstance(arch, BackboneArch) else {}
     return {
+        **extra,
         "architecture": arch.name,
         "in_shape": list(arch.in_shape),
         "num_classes": arch.num_classes,
@@ -88,9 +116,7 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
     cfg = dataclasses.replace(cfg).validate()
     t0 = time.perf_counter()
     data = data if data is not None else load_dataset(cfg.dataset, cfg.seed)
-    arch = make_arch(cfg.arch, data.in_shape, data.num_classes)
-    members = plan_members(cfg.grid, cfg.seed)
-    chunks = chunk_members(members, cfg.chunk_size)
+    arch, members, chunks, runner = _plan(cfg, data)
     store = ZooStore(cfg.out)
     old = store.read_manifest() if store.exists() else None
     if old is not None:
@@ -98,7 +124,8 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         # zoos built before the native engine existed trained with torch; 'auto' continues as before
         old["options"] = {"engine": "torch", **old.get("options", {})}
         opts = cfg.options
-        if opts.engine == "auto":  # continue on the engine (and precision) the zoo was built with
+        # continue on the engine (and precision) the zoo was built with
+        if opts.engine == "auto" and runner is run_chunk:
             cfg.options = dataclasses.replace(
                 opts,
                 engine=old["options"]["engine"],
@@ -106,7 +133,10 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
                 if opts.precision == "auto"
                 else opts.precision,
             )
-    cfg.options = resolve_options(cfg.options, arch)
+    if runner is run_chunk:
+        cfg.options = resolve_options(cfg.options, arch)  # type: ignore[arg-type]
+    else:  # backbone zoos train on the torch engine in float32
+        cfg.options = dataclasses.replace(cfg.options, engine="torch", precision="fp32")
     manifest = _manifest(cfg, arch, data, chunks)
     if old is not None:
         diff = [k for k in _PLAN_KEYS if old.get(k) != _jsonable(manifest.get(k))]
@@ -123,9 +153,9 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         if store.completed_epochs(c, cfg.epochs) <= cfg.epochs:
             todo.append(c)
     if cfg.backend == "ray":
-        trained_images = run_chunks_ray(store, arch, chunks, todo, data, cfg, extra)
+        trained_images = run_chunks_ray(store, arch, chunks, todo, data, cfg, extra, runner)
     else:
-        trained_images = sum(_run_local(store, arch, chunks, c, data, cfg, extra) for c in todo)
+        trained_images = sum(_run_local(store, arch, chunks, c, data, cfg, extra, runner) for c in todo)
     index = store.write_index(len(chunks), cfg.epochs)
     secs = time.perf_counter() - t0
     return {
@@ -156,6 +186,7 @@ def _run_local(
     data: ZooData,
     cfg: BuildConfig,
     extra: dict[str, Any],
+    runner: Any = run_chunk,
 ) -> int:
     """Train (or finish) chunk ``c`` in this process; returns the number of images trained."""
     members = chunks[c]
@@ -171,7 +202,7 @@ def _run_local(
         if epoch < cfg.epochs:
             store.save_state(c, st)
 
-    images = run_chunk(
+    images = runner(
         arch,
         members,
         data,

@@ -35,8 +35,24 @@ FACTORS = ("seed", "activation", "init", "optimizer", "lr", "weight_decay", "dro
 OPTIMIZERS = ("sgd", "adam")
 
 
+class MemberFactors:
+    """What every kind of zoo member (a frozen dataclass with ``train_fraction``) offers."""
+
+    train_fraction: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The factors as a plain dict (one row of the properties table)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @property
+    def group_key(self) -> float:
+        """Members sharing this key can train together in one vectorized chunk: the same training
+        subset, hence the same number of steps per epoch (activations and optimizers may differ)."""
+        return self.train_fraction
+
+
 @dataclass(frozen=True)
-class Member:
+class Member(MemberFactors):
     """One zoo member's hyperparameters (its generating factors)."""
 
     model_id: int
@@ -48,16 +64,6 @@ class Member:
     weight_decay: float
     dropout: float
     train_fraction: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """The factors as a plain dict (one row of the properties table)."""
-        return dataclasses.asdict(self)
-
-    @property
-    def group_key(self) -> float:
-        """Members sharing this key can train together in one vectorized chunk: the same training
-        subset, hence the same number of steps per epoch (activations and optimizers may differ)."""
-        return self.train_fraction
 
 
 @dataclass
@@ -83,27 +89,10 @@ class Grid:
         for i in self.init:
             if i not in INITS:
                 raise ConfigError(f"{where}: {unknown_name('init', i, list(INITS)).args[0]}")
-        for o in self.optimizer:
-            if o not in OPTIMIZERS:
-                raise ConfigError(f"{where}: {unknown_name('optimizer', o, list(OPTIMIZERS)).args[0]}")
         for d in self.dropout:
             if not 0.0 <= d < 1.0:
                 raise ConfigError(f"{where}: dropout {d} outside [0, 1)")
-        for f in self.train_fraction:
-            if not 0.0 < f <= 1.0:
-                raise ConfigError(f"{where}: train_fraction {f} outside (0, 1]")
-        for v in self.lr:
-            if v <= 0:
-                raise ConfigError(f"{where}: lr {v} must be positive")
-        if self.sampling not in ("grid", "random"):
-            raise ConfigError(f"{where}: sampling '{self.sampling}' must be 'grid' or 'random'")
-        if self.n_models is not None and self.n_models < 1:
-            raise ConfigError(f"{where}: n_models {self.n_models} must be >= 1")
-        if self.sampling == "random" and not self.n_models:
-            raise ConfigError(f"{where}: sampling: random needs n_models: N")
-        for name in FACTORS:
-            if not getattr(self, name):
-                raise ConfigError(f"{where}: factor '{name}' has no values")
+        check_common_factors(self, FACTORS, where)
         return self
 
     @property
@@ -112,13 +101,39 @@ class Grid:
         return int(np.prod([len(getattr(self, f)) for f in FACTORS]))
 
 
-def load_grid(source: str | Path | dict[str, Any] | None) -> Grid:
-    """A :class:`Grid` from a YAML file or dict (``seed: {range: N}`` expands to 0..N-1)."""
+def check_common_factors(grid: Any, factors: tuple[str, ...], where: str) -> None:
+    """The checks every grid shares (optimizer names, training fractions, learning rates, sampling, no empty
+    factor); a one-line :class:`ConfigError`."""
+    for o in grid.optimizer:
+        if o not in OPTIMIZERS:
+            raise ConfigError(f"{where}: {unknown_name('optimizer', o, list(OPTIMIZERS)).args[0]}")
+    for f in grid.train_fraction:
+        if not 0.0 < f <= 1.0:
+            raise ConfigError(f"{where}: train_fraction {f} outside (0, 1]")
+    for v in grid.lr:
+        if v <= 0:
+            raise ConfigError(f"{where}: lr {v} must be positive")
+    if grid.sampling not in ("grid", "random"):
+        raise ConfigError(f"{where}: sampling '{grid.sampling}' must be 'grid' or 'random'")
+    if grid.n_models is not None and grid.n_models < 1:
+        raise ConfigError(f"{where}: n_models {grid.n_models} must be >= 1")
+    if grid.sampling == "random" and not grid.n_models:
+        raise ConfigError(f"{where}: sampling: random needs n_models: N")
+    for name in factors:
+        if not getattr(grid, name):
+            raise ConfigError(f"{where}: factor '{name}' has no values")
+
+
+def read_grid_values(source: str | Path | dict[str, Any] | None, cls: type, factors: tuple[str, ...]
+                     ) -> tuple[dict[str, Any], str]:
+    """The keys of a grid YAML file or dict for grid class ``cls``: ``-`` read as ``_``, unknown keys refused,
+    ``seed: {range: N, start: S}`` expanded, a scalar factor made a one-value list. Returns it and the
+    name errors use."""
     where = str(source) if isinstance(source, (str, Path)) else "grid"
     data: dict[str, Any] = {} if source is None else (
         dict(source) if isinstance(source, dict) else read_yaml(source, what="grid"))
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
-    names = [f.name for f in dataclasses.fields(Grid)]
+    names = [f.name for f in dataclasses.fields(cls)]
     for k in data:
         if k not in names:
             raise ConfigError(f"{where}: {unknown_name('grid key', k, names).args[0]}")
@@ -128,9 +143,15 @@ def load_grid(source: str | Path | dict[str, Any] | None) -> Grid:
             raise ConfigError(f"{where}: seed must be a list or {{range: N, start: S}}")
         start = int(spec.get("start", 0))
         data["seed"] = list(range(start, start + int(spec["range"])))
-    for k in FACTORS:
+    for k in factors:
         if k in data and not isinstance(data[k], list):
             data[k] = [data[k]]
+    return data, where
+
+
+def load_grid(source: str | Path | dict[str, Any] | None) -> Grid:
+    """A :class:`Grid` from a YAML file or dict (``seed: {range: N}`` expands to 0..N-1)."""
+    data, where = read_grid_values(source, Grid, FACTORS)
     try:
         grid = Grid(**data)
         grid.seed = [int(s) for s in grid.seed]
@@ -145,23 +166,28 @@ def load_grid(source: str | Path | dict[str, Any] | None) -> Grid:
 
 def plan_members(grid: Grid, seed: int = 0) -> list[Member]:
     """The deterministic member list of ``grid`` (full product, or a random draw seeded by ``seed``)."""
-    values = [getattr(grid, f) for f in FACTORS]
-    total = grid.size
+    return [Member(i, *c) for i, c in enumerate(plan_combos(grid, FACTORS, seed))]  # type: ignore[arg-type]
+
+
+def plan_combos(grid: Any, factors: tuple[str, ...], seed: int = 0) -> list[tuple[Any, ...]]:
+    """The factor tuples of any grid (attributes ``factors``, ``sampling``, ``n_models``): the full product in
+    order (its first ``n_models`` when set), or ``n_models`` points drawn without replacement seeded by
+    ``seed``."""
+    values = [getattr(grid, f) for f in factors]
+    total = int(np.prod([len(v) for v in values]))
     if grid.sampling == "grid":
         combos = list(itertools.product(*values))
-        if grid.n_models is not None:
-            combos = combos[: grid.n_models]
-    else:
-        n = int(grid.n_models or 0)
-        if n > total:
-            raise ConfigError(
-                f"grid: n_models {n} exceeds the {total} points of the grid; add seeds or lower n_models"
-            )
-        rng = np.random.default_rng([seed, 20240601])
-        flat = rng.choice(total, size=n, replace=False)
-        dims = [len(v) for v in values]
-        combos = []
-        for f in flat:
-            idx = np.unravel_index(int(f), dims)
-            combos.append(tuple(values[d][int(i)] for d, i in enumerate(idx)))
-    return [Member(i, *c) for i, c in enumerate(combos)]  # type: ignore[arg-type]
+        return combos[: grid.n_models] if grid.n_models is not None else combos
+    n = int(grid.n_models or 0)
+    if n > total:
+        raise ConfigError(
+            f"grid: n_models {n} exceeds the {total} points of the grid; add seeds or lower n_models"
+        )
+    rng = np.random.default_rng([seed, 20240601])
+    flat = rng.choice(total, size=n, replace=False)
+    dims = [len(v) for v in values]
+    combos = []
+    for f in flat:
+        idx = np.unravel_index(int(f), dims)
+        combos.append(tuple(values[d][int(i)] for d, i in enumerate(idx)))
+    return combos

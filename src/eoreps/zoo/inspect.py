@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from eoreps.io import atomic_path
+from eoreps.zoo.backbones import BACKBONE_FACTORS
 from eoreps.zoo.grid import FACTORS
 from eoreps.zoo.store import ZooStore
 
@@ -34,16 +35,20 @@ def inspect_zoo(root: str | Path, verify: bool = True, figure: bool = True,
         "checkpoints": len(index),
         "shards": int(index["shard"].nunique()),
         "architecture": f"{m['architecture']} ({m['num_params']} params)",
-        "dataset": f"{m['dataset']['name']} ({'synthetic' if m['dataset']['synthetic'] else 'real'}, "
-        f"{m['dataset']['n_train']} train / {m['dataset']['n_val']} val / {m['dataset']['n_test']} test)",
-        "precision": m["options"]["precision"],
-        "data_order": m["options"]["data_order"],
+        "dataset": f"{m['dataset']['name']} ({'synthetic' if m['dataset']['synthetic'] else 'real'}"
+        + (f", {m['dataset']['n_train']} train / {m['dataset']['n_val']} val / {m['dataset']['n_test']} test)"
+           if "n_train" in m["dataset"] else ")"),
+        **{k: m["options"][k] for k in ("precision", "data_order") if k in m.get("options", {})},
     }
+    # layer-list zoos: FACTORS; backbone zoos and zoos of pretrained backbones: their own factors
+    names = dict.fromkeys([*FACTORS, *BACKBONE_FACTORS, "method", "data_fraction"])
     factors = {
-        f: {str(k): int(v) for k, v in members[f].value_counts().sort_index().items()} for f in FACTORS
+        f: {str(k): int(v) for k, v in members[f].value_counts().sort_index().items()}
+        for f in names if f in members.columns
     }
     metrics = {}
-    for col in ("train_acc", "val_acc", "test_acc", "test_loss", "ggap"):
+    probes = [c for c in last.columns if str(c).startswith("probe_acc_")]
+    for col in [c for c in ("train_acc", "val_acc", "test_acc", "test_loss", "ggap") if c in last] + probes:
         q = last[col].quantile([0.0, 0.1, 0.5, 0.9, 1.0]).to_numpy()
         metrics[col] = {
             "min": q[0],
@@ -53,6 +58,7 @@ def inspect_zoo(root: str | Path, verify: bool = True, figure: bool = True,
             "max": q[4],
             "mean": last[col].mean(),
         }
+    figure = figure and "test_acc" in last  # a zoo of pretrained backbones has probe accuracies only
     fig_path = Path(out if out is not None else root) / "inspect.png" if figure else None
     if fig_path is not None:
         _figure(index, last, fig_path)
@@ -88,10 +94,11 @@ def inspect_figure(index: pd.DataFrame, last: pd.DataFrame) -> Any:
     ax[0].set_title(f"Test accuracy after epoch {final}")
     ax[0].set_xlabel("test accuracy")
     ax[0].set_ylabel("models")
-    for act, g in index.groupby("activation"):
+    by = "activation" if "activation" in index else "optimizer"  # backbone zoos have no activation factor
+    for act, g in index.groupby(by):
         med = g.groupby("epoch")["test_acc"].median()
         ax[1].plot(med.index, med.to_numpy(), marker="o", ms=3, label=str(act))
-    ax[1].set_title("Median test accuracy by activation")
+    ax[1].set_title(f"Median test accuracy by {by}")
     ax[1].set_xlabel("epoch")
     ax[1].set_ylabel("median test accuracy")
     ax[1].xaxis.set_major_locator(MaxNLocator(integer=True))

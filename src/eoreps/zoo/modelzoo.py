@@ -65,8 +65,14 @@ class ModelZoo(Dataset):
         if query:
             index = index.query(query)
         self.index = index.reset_index(drop=True)
-        self.arch = make_arch(self.manifest["architecture"], tuple(self.manifest["in_shape"]),
-                              self.manifest["num_classes"])
+        self.is_backbone_zoo = self.manifest.get("kind") in ("backbone", "pretrained")
+        if self.is_backbone_zoo:  # backbone (+ head) members: eoreps.zoo.backbones
+            from eoreps.zoo.backbones import backbone_arch_from_manifest
+
+            self.arch: Any = backbone_arch_from_manifest(self.manifest)
+        else:
+            self.arch = make_arch(self.manifest["architecture"], tuple(self.manifest["in_shape"]),
+                                  self.manifest["num_classes"])
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_shards
 
@@ -112,7 +118,16 @@ class ModelZoo(Dataset):
     def weights(self, i: int) -> torch.Tensor:
         """(D,) float32 weight vector of item ``i``."""
         row = self.index.iloc[i]
-        return self._shard(row["shard"])[int(row["row"])].clone()
+        w = self._shard(row["shard"])
+        self._check_rows(str(row["shard"]), w, int(row["row"]))
+        return w[int(row["row"])].clone()
+
+    def _check_rows(self, name: str, w: torch.Tensor, top: int) -> None:
+        """One-line :class:`DataError` when shard ``name`` lacks row ``top`` (a checkpoint the index
+        lists)."""
+        if not 0 <= top < len(w):
+            raise DataError(f"{self.store.shards / name}: holds {len(w)} checkpoints, the index wants row "
+                            f"{top}; rerun 'eoreps zoo build' with the same options to rebuild it")
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         row = self.index.iloc[i]
@@ -129,15 +144,18 @@ class ModelZoo(Dataset):
             for (k, s), sl in zip(self.param_order, self.layer_slices().values(), strict=True)
         }
 
-    def build_model(self, i: int) -> ZooNet:
-        """Item ``i`` rebuilt as a ready ``nn.Module`` in eval mode (its activation and dropout)."""
+    def build_model(self, i: int) -> torch.nn.Module:
+        """Item ``i`` rebuilt as a ready ``nn.Module`` in eval mode (its activation and dropout; a backbone
+        zoo's member: its backbone, with its linear head unless the zoo holds backbones alone)."""
+        if self.is_backbone_zoo:
+            return self.arch.load(self.weights(i))
         row = self.index.iloc[i]
         net = ZooNet(self.arch, str(row["activation"]), float(row["dropout"]))
         return load_flat(net, self.weights(i)).eval()
 
     def dataset(self) -> ZooData:
-        """The data set the zoo was trained on, as its manifest names it (``dataset_spec``, the build's
-        seed)."""
+        """The data set the zoo was trained on, as its manifest names it (``dataset_spec``,
+        the build's seed)."""
         spec = self.manifest.get("dataset_spec")
         if not spec:
             raise DataError(
@@ -150,6 +168,7 @@ class ModelZoo(Dataset):
         out = torch.empty(len(self), self.num_params)
         for name, grp in self.index.groupby("shard", sort=False):
             w = self._shard(str(name))
+            self._check_rows(str(name), w, int(grp["row"].max()))
             out[torch.as_tensor(grp.index.to_numpy().copy())] = w[
                 torch.as_tensor(grp["row"].to_numpy().copy())
             ]

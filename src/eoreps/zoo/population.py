@@ -360,7 +360,7 @@ def chunk_members(members: list[Member], max_size: int) -> list[list[Member]]:
     (balanced sizes); deterministic order (by group key, then activation, optimizer and model_id, so
     that each activation is one contiguous slice of a chunk)."""
     groups: dict[float, list[Member]] = {}
-    for m in sorted(members, key=lambda m: (m.activation, m.optimizer, m.model_id)):
+    for m in sorted(members, key=lambda m: (getattr(m, "activation", ""), m.optimizer, m.model_id)):
         groups.setdefault(m.group_key, []).append(m)
     chunks: list[list[Member]] = []
     for key in sorted(groups):

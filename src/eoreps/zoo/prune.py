@@ -79,6 +79,9 @@ def sparsify_zoo(
     out_dir = Path(out) if out is not None else zoo_dir
     zoo = ModelZoo(zoo_dir)
     m = zoo.manifest
+    if zoo.is_backbone_zoo:
+        raise ConfigError(f"{zoo_dir}: a zoo of backbones ({m['architecture']}); sparsified twins are made "
+                          f"of zoos of layer-list architectures (arch=cnn_s, ...)")
     if epochs is None:
         epochs = [int(m["epochs"])]
     zoo = ModelZoo(zoo_dir, epochs=epochs)

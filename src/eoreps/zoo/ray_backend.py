@@ -26,12 +26,13 @@ from eoreps.zoo.population import TrainOptions
 
 
 def _train_chunk_remote(arch: Arch, members: list[Member], data: ZooData, options: TrainOptions, epochs: int,
-                        seed: int, extra: dict[str, Any], threads: int
+                        seed: int, extra: dict[str, Any], threads: int, runner: Any = run_chunk
                         ) -> tuple[list[tuple[int, torch.Tensor, list]], int]:
-    """Train one chunk on a worker; returns its checkpoints and the number of images trained."""
+    """Train one chunk on a worker (``runner``: :func:`eoreps.zoo.chunks.run_chunk` or a function with its
+    signature, e.g. the backbone zoos'); returns its checkpoints and the number of images trained."""
     torch.set_num_threads(max(1, threads))
     out: list[tuple[int, torch.Tensor, list]] = []
-    images = run_chunk(arch, members, data, options, epochs, seed,
+    images = runner(arch, members, data, options, epochs, seed,
                        lambda e, w, rows, _st: out.append((e, w.clone(), rows)), extra, None)
     return out, images
 
@@ -44,6 +45,7 @@ def run_chunks_ray(
     data: ZooData,
     cfg: Any,
     extra: dict[str, Any],
+    runner: Any = run_chunk,
 ) -> int:
     """Train chunks ``todo`` as Ray tasks and write their shards as they complete; returns images trained."""
     try:
@@ -64,7 +66,7 @@ def run_chunks_ray(
         data_ref = ray.put(data)
         pending = {
             task.remote(
-                arch, chunks[c], data_ref, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), extra, 1
+                arch, chunks[c], data_ref, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), extra, 1, runner
             ): c
             for c in todo
         }

@@ -55,8 +55,8 @@ def read_mask_classes_file(path: Path) -> dict[int, str]:
 
 
 def parse_mask_classes(spec: str | Path | Mapping[int, str] | None) -> dict[int, str] | None:
-    """A class map from a mapping, a file path or an inline ``"10:tree,20:shrub"`` (``None`` stays
-    ``None``)."""
+    """A class map from a mapping, a file path or an inline ``"10:tree,20:shrub"`` (``None``
+    stays ``None``)."""
     if spec is None or isinstance(spec, Mapping):
         return (
             None

@@ -410,8 +410,8 @@ class GeoTiffFolder(EODataset):
         return self.mask_codes.names if self.has_mask else ()
 
     def mask_pixel_report(self) -> dict[str, object]:
-        """Pixel share per mask class and the ignored share over every mask of the folder (one cached
-        scan)."""
+        """Pixel share per mask class and the ignored share over every mask of the folder
+        (one cached scan)."""
         if not self.has_mask:
             return {}
         counts = scan_mask_codes(self._mask_paths())

@@ -48,14 +48,30 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     return check_manifest(Path(root))
 
 
+def _dtype(key: str, value: Any) -> torch.dtype | None:
+    """The tensor dtype of a stored value: the label keys' own, bool masks (SimEO's ``cloud``) and categorical
+    modalities (``landcover``: int64) as the loaders give them, other arrays float32 (images), ``None``:
+    scalars as stored."""
+    from eoreps.data.modalities import MODALITIES
+
+    if key in _TENSOR_DTYPES:
+        return _TENSOR_DTYPES[key]
+    if not isinstance(value, np.ndarray) or value.ndim == 0:
+        return None
+    if value.dtype == np.bool_:
+        return torch.bool
+    return torch.int64 if key in MODALITIES and MODALITIES[key].categorical else torch.float32
+
+
 def _to_tensor(key: str, value: Any) -> Any:
     if isinstance(value, str):
         return value
-    dtype = _TENSOR_DTYPES.get(
-        key, torch.float32 if isinstance(value, np.ndarray) and value.ndim >= 1 else None
-    )
+    dtype = _dtype(key, value)
     if dtype is None:
         return torch.as_tensor(value)
+    if dtype is torch.float32 and isinstance(value, np.ndarray) and value.dtype != np.float32:
+        # images stored in their native dtype (uint16 S2 DN, eoreps.data.pack_dtypes) or float64: one cast
+        return torch.from_numpy(value.astype(np.float32))
     return torch.tensor(np.asarray(value), dtype=dtype)  # a copy: LitData's buffers are read-only
 
 
@@ -100,6 +116,9 @@ class PackedDataset(EODataset):
             )
         self.split = split
         self.parts = [(s, n) for s, n in sizes.items() if split in ("all", s) and n > 0]
+        nodata = self.manifest.get("skipped_nodata")
+        if isinstance(nodata, dict):  # packed with skip_nodata=True: what the source left out, as it reports
+            self.num_skipped_nodata = sum(int(nodata.get(s, 0)) for s in sizes if split in ("all", s))
         self._offsets = np.cumsum([0] + [n for _, n in self.parts])
         self._readers: dict[str, Any] = {}
         self._labels: Any = None
@@ -125,7 +144,8 @@ class PackedDataset(EODataset):
         part = int(np.searchsorted(self._offsets, index, side="right")) - 1
         split = self.parts[part][0]
         item = self._reader(split)[int(index - self._offsets[part])]
-        return to_sample(item, keep=[*self.modalities, *_LABEL_KEYS, "id", "season", "lat", "lon", "date"])
+        other = set(self.manifest["modalities"]) - set(self.modalities)  # packed modalities not asked for
+        return to_sample({k: v for k, v in item.items() if k not in other})  # the source's sample, every key
 
     def __getstate__(self) -> dict[str, Any]:  # loader workers open their own readers
         return {**self.__dict__, "_readers": {}}
@@ -163,10 +183,11 @@ class PackedDataset(EODataset):
     @property
     def precomputed_stats(self) -> Any:
         """The manifest's per-band statistics (:class:`~eoreps.data.stats.BandStats`) of the packed
-        modalities."""
+        modalities: the training split's (``train_stats``), else every packed sample's (``stats``)."""
         from eoreps.data.stats import BandStats
 
-        stats = self.manifest.get("stats") or {}
+        # the training split's statistics (packs without a train split: those of every packed sample)
+        stats = self.manifest.get("train_stats") or self.manifest.get("stats") or {}
         mods = [m for m in self.modalities if m in stats]
         return BandStats(
             mean={m: tuple(stats[m]["mean"]) for m in mods},
@@ -178,9 +199,11 @@ class PackedDataset(EODataset):
         )
 
     def describe(self) -> dict[str, Any]:
-        """What a run used: the pack, its source and classes."""
-        return {"dataset": "PackedDataset", "classes": list(self.classes), "pack": str(self.root),
-                "source": self.manifest.get("source", {})}
+        """What a run used: the pack, its source and classes, and what the source's reader recorded about
+        the source when it was packed (e.g. a GeoTIFF folder's id column and split rule)."""
+        described = dict(self.manifest.get("source_description") or {})
+        return {**described, "dataset": "PackedDataset", "classes": list(self.classes),
+                "pack": str(self.root), "source": self.manifest.get("source", {})}
 
     # ---------------------------------------------------------------------------------- streaming
     def stream(
@@ -203,7 +226,8 @@ class PackedDataset(EODataset):
         """
         if self.split == "all" or len(self.parts) != 1:
             raise ConfigError(f"{self.root}: stream one split (train, val or test), not '{self.split}'")
-        frac = 1.0 if not max_samples or max_samples >= len(self) else max(max_samples / len(self), 1e-6)
+        # LitData keeps int(n * subsample) samples: + 0.5 so float rounding cannot drop one (127 of 128)
+        frac = 1.0 if not max_samples or max_samples >= len(self) else (max_samples + 0.5) / len(self)
         return PackedStream(str(self.root / self.split), shuffle=shuffle, seed=seed, drop_last=drop_last,
                             subsample=float(frac), modalities=self.modalities, crop=crop,
                             keys=tuple(keys) if keys is not None else (*self.modalities, "label"))

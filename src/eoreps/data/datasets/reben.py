@@ -207,13 +207,16 @@ class ReBEN(EODataset):
                     if txn.get(key.encode()) is None:
                         raise DataError(
                             f"{self.lmdb_path / 'data.mdb'}: no entry for {key} (patch {pid}) listed in "
-                            f"{METADATA}; "
-                            "the LMDB and metadata do not match"
+                            f"{METADATA}; the LMDB and metadata do not match"
                         )
         except lmdb.Error as e:
             raise DataError(
                 f"{self.lmdb_path / 'data.mdb'}: unreadable LMDB ({e}); re-download or re-extract it"
             ) from None
+        finally:  # the walk left every page of the file mapped (resident, in RSS): unmap; reads reopen it
+            env = _ENVS.pop((str(self.lmdb_path.resolve()), os.getpid()), None)
+            if env is not None:
+                env.close()
 
     def _blob(self, key: str) -> dict[str, np.ndarray]:
         import lmdb

@@ -18,6 +18,7 @@ import torch
 from eoreps.evaluation.data import EvalData, stats_digest
 from eoreps.evaluation.encoders import BuiltEncoder, MethodSpec, build_method_encoder, method_modalities
 from eoreps.evaluation.features import cached_features
+from eoreps.evaluation.metrics import task_metrics
 
 
 @dataclass
@@ -80,6 +81,7 @@ class ProtocolOptions:
     train: TrainOptions = field(default_factory=TrainOptions)
     adapter: AdapterOptions = field(default_factory=AdapterOptions)
     feature_batch_size: int = 256
+    precision: str = "fp32"  # fp32 | bf16 (CPU autocast of forward passes); `eoreps evaluate` resolves auto
 
 
 @dataclass
@@ -95,6 +97,9 @@ class Cell:
         train_idx: ``(n,)`` indices into the training split (the nested stratified subset).
         options: protocol options.
         cache_dir: feature cache folder (``None``: no cache).
+        test_predictions: set by the protocol (:func:`score_test`): the compact test predictions
+            (:func:`eoreps.evaluation.study_ci.compact_predictions`) from which the study bootstraps its
+            confidence intervals; ``None`` for segmentation.
     """
 
     data: EvalData
@@ -105,6 +110,17 @@ class Cell:
     train_idx: np.ndarray
     options: ProtocolOptions = field(default_factory=ProtocolOptions)
     cache_dir: Path | None = None
+    test_predictions: np.ndarray | None = None
+
+
+def score_test(cell: Cell, target: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """The test metrics of ``output`` (:func:`eoreps.evaluation.metrics.task_metrics`); keeps the compact
+    predictions in ``cell.test_predictions`` for the study's bootstrap."""
+    from eoreps.evaluation.study_ci import compact_predictions
+
+    kind = cell.data.task.kind
+    cell.test_predictions = compact_predictions(kind, output)
+    return task_metrics(kind, target, output, cell.data.classes)
 
 
 def frozen_features(cell: Cell) -> tuple[dict[str, torch.Tensor], BuiltEncoder]:
@@ -122,7 +138,7 @@ def frozen_features(cell: Cell) -> tuple[dict[str, torch.Tensor], BuiltEncoder]:
         key: dict[str, Any] = {"encoder": built.identity, "data": cell.data.fingerprint, "split": split,
                                "norm": stats_digest(stats, mods), "v": 1}
         out[split] = cached_features(built.encoder, {m: inputs[m] for m in mods}, key, cell.cache_dir,
-                                     cell.options.feature_batch_size)
+                                     cell.options.feature_batch_size, precision=cell.options.precision)
     return out, built
 
 

@@ -4,8 +4,8 @@ All three build ``MultiHeadModel(FeatureNorm(encoder), [task])`` (a new linear h
 pooled features, or a U-Net decoder for segmentation) and train it with
 :func:`eoreps.evaluation.protocols.train.fit`:
 
-* ``finetune``: every encoder weight trains, at ``lr * backbone_lr_mult`` (default 0.1), the new head at
-``lr``;
+* ``finetune``: every encoder weight trains, at ``lr * backbone_lr_mult`` (default 0.1),
+  the new head at ``lr``;
 * ``supervised``: a randomly initialised encoder trained end to end at ``lr`` (the from-scratch baseline);
 * frozen encoder (segmentation's ``linear`` protocol): only the decoder trains, the encoder stays in
   eval mode.
@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from eoreps.evaluation.encoders import build_method_encoder, method_modalities
-from eoreps.evaluation.metrics import task_metrics
-from eoreps.evaluation.protocols.base import Cell, TrainOptions, count_trainable
+from eoreps.evaluation.protocols.base import Cell, TrainOptions, count_trainable, score_test
 from eoreps.evaluation.protocols.registry import TASKS, register_protocol
 from eoreps.evaluation.protocols.train import fit, predict
 from eoreps.tasks.multitask import MultiHeadModel
@@ -91,11 +90,11 @@ def train_and_test(
         groups.append({"params": list(built.encoder.parameters()), "lr": opts.lr * encoder_lr_mult})
     train_inputs = {m: x for m, x in data.normalized("train", stats).items() if m in mods}
     log = fit(model, task, groups, train_inputs, data.splits["train"].target, cell.train_idx, opts, cell.seed,
-              frozen=[built.encoder] if freeze_encoder else [], desc=f"{cell.method.name} {cell.protocol}")
+              frozen=[built.encoder] if freeze_encoder else [], desc=f"{cell.method.name} {cell.protocol}",
+              precision=cell.options.precision)
     test_inputs = {m: x for m, x in data.normalized("test", stats).items() if m in mods}
-    out = task_metrics(
-        task.kind, data.splits["test"].target.numpy(), predict(model, task, test_inputs), data.classes
-    )
+    out = score_test(cell, data.splits["test"].target.numpy(), predict(model, task, test_inputs,
+                                                                           precision=cell.options.precision))
     out.update(n_train=float(len(cell.train_idx)), trainable_params=float(count_trainable(model)),
                steps=log["steps"], final_loss=log["final_loss"], seconds=time.perf_counter() - t0, **info)
     return out

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
-from eoreps.evaluation.metrics import task_metrics
-from eoreps.evaluation.protocols.base import Cell, KnnOptions, frozen_features
+from eoreps.evaluation.protocols.base import Cell, KnnOptions, frozen_features, score_test
 from eoreps.evaluation.protocols.registry import register_protocol
 
 
@@ -93,7 +92,7 @@ def run_knn(cell: Cell) -> dict[str, float]:
         len(cell.data.classes),
         multilabel=kind == "multilabel",
     )
-    out = task_metrics(kind, cell.data.splits["test"].target.numpy(), scores.numpy(), cell.data.classes)
+    out = score_test(cell, cell.data.splits["test"].target.numpy(), scores.numpy())
     out.update(n_train=float(len(idx)), trainable_params=0.0, k=float(min(opts.k, len(idx))),
                temperature=float(opts.temperature), seconds=time.perf_counter() - t0)
     return out

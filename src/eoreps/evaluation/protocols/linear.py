@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
-from eoreps.evaluation.metrics import HEADLINE, task_metrics
-from eoreps.evaluation.protocols.base import Cell, LinearOptions, TrainOptions, frozen_features
+from eoreps.evaluation.metrics import headline_score
+from eoreps.evaluation.protocols.base import Cell, LinearOptions, TrainOptions, frozen_features, score_test
 from eoreps.evaluation.protocols.registry import register_protocol
 
 
@@ -111,7 +111,7 @@ def run_linear(cell: Cell) -> dict[str, float]:
             model = layer
             with torch.no_grad():
                 val_out = torch.sigmoid(layer(torch.as_tensor(xva, dtype=torch.float32))).numpy()
-        score = task_metrics(kind, yva, val_out, classes)[HEADLINE[kind]]
+        score = headline_score(kind, yva, val_out, classes)
         score = -np.inf if not np.isfinite(score) else score
         if best is None or score > best[0]:
             best = (score, c, model)
@@ -122,7 +122,7 @@ def run_linear(cell: Cell) -> dict[str, float]:
     else:
         with torch.no_grad():
             test_out = torch.sigmoid(model(torch.as_tensor(xte, dtype=torch.float32))).numpy()  # type: ignore[operator]
-    out = task_metrics(kind, yte, test_out, classes)
+    out = score_test(cell, yte, test_out)
     d = xtr.shape[1]
     out.update(n_train=float(len(idx)), trainable_params=float(d * k + k), C=float(c_best),
                val_score=float(best[0]), seconds=time.perf_counter() - t0)

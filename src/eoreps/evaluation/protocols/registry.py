@@ -48,8 +48,8 @@ class ProtocolInfo:
     options: tuple[type, ...]
 
     def option_groups(self) -> list[str]:
-        """The fields of :class:`ProtocolOptions` holding one of :attr:`options` (e.g. ``["linear",
-        "train"]``)."""
+        """The fields of :class:`ProtocolOptions` holding one of :attr:`options` (e.g.
+        ``["linear", "train"]``)."""
         from eoreps.evaluation.protocols.base import ProtocolOptions
 
         hints = typing.get_type_hints(ProtocolOptions)

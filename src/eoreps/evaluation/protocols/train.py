@@ -2,11 +2,10 @@
 
 Every trained protocol goes through :func:`fit`, so supervised training from scratch and fine-tuning a
 pretrained encoder differ only in the initial weights and the per-group learning rates, never in the
-optimiser, schedule, augmentation or step budget. Models are
-:class:`eoreps.tasks.multitask.MultiHeadModel` (the supervised code's encoder + head container, with its
-linear / U-Net heads and task losses); this loop replaces Lightning's because it needs parameter groups
-with their own learning rates and frozen sub-modules kept in eval mode, and because for these
-few-second CPU fits a plain loop has no start-up cost.
+optimiser, schedule, augmentation or step budget. Models are :class:`eoreps.tasks.multitask.MultiHeadModel`
+(the supervised code's encoder + head container, with its linear / U-Net heads and task losses); this loop
+replaces Lightning's because it needs parameter groups with their own learning rates and frozen sub-modules
+kept in eval mode, and because for these few-second CPU fits a plain loop has no start-up cost.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ def num_steps(n: int, opts: TrainOptions) -> int:
 
 def fit(model: nn.Module, task: TaskSpec, groups: Sequence[dict], inputs: dict[str, torch.Tensor],
         target: torch.Tensor, idx: np.ndarray, opts: TrainOptions, seed: int,
-        frozen: Sequence[nn.Module] = (), desc: str = "train") -> dict[str, float]:
+        frozen: Sequence[nn.Module] = (), desc: str = "train", precision: str = "fp32") -> dict[str, float]:
     """Train ``model`` (batch dict -> ``{task.name: output}``) on ``inputs[idx]``.
 
     Args:
@@ -62,6 +61,7 @@ def fit(model: nn.Module, task: TaskSpec, groups: Sequence[dict], inputs: dict[s
         opts: step budget, batch size, weight decay, augmentation.
         seed: batch order and augmentation seed.
         frozen: sub-modules kept in eval mode (frozen batch-norm statistics).
+        precision: ``fp32`` or ``bf16`` (the forward pass under CPU bf16 autocast, the loss in float32).
 
     Returns:
         ``{"steps": ..., "final_loss": ...}`` (mean loss of the last 10 steps).
@@ -100,8 +100,9 @@ def fit(model: nn.Module, task: TaskSpec, groups: Sequence[dict], inputs: dict[s
         y = target[b]
         if opts.augment:
             batch, y = _flip(batch, y, segment, gen)
-        out = model(batch)[task.name]
-        loss = task.loss(out, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(batch)[task.name]
+        loss = task.loss(out.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -112,15 +113,17 @@ def fit(model: nn.Module, task: TaskSpec, groups: Sequence[dict], inputs: dict[s
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, task: TaskSpec, inputs: dict[str, torch.Tensor], batch_size: int = 256
+    model: nn.Module, task: TaskSpec, inputs: dict[str, torch.Tensor], batch_size: int = 256,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Model outputs on a whole split, eval mode: ``(N, K)`` scores (classify), probabilities
-    (multilabel) or ``(N, H, W)`` predicted classes (segment)."""
+    (multilabel) or ``(N, H, W)`` predicted classes (segment); ``precision="bf16"``: under bf16 autocast."""
     model.eval()
     n = int(next(iter(inputs.values())).shape[0])
     out = []
     for s in range(0, n, batch_size):
-        o = model({m: x[s:s + batch_size] for m, x in inputs.items()})[task.name].float()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            o = model({m: x[s:s + batch_size] for m, x in inputs.items()})[task.name].float()
         if task.kind == "multilabel":
             o = torch.sigmoid(o)
         elif task.kind == "segment":

@@ -16,8 +16,8 @@ rotation         pretext: predict the 0/90/180/270-degree rotation of an image (
 jigsaw           pretext: order of 3x3 shuffled tiles, max-Hamming permutations (Noroozi & Favaro 2016)
 band-prediction  pretext: held-out S2 bands predicted from the others (multispectral colorization,
                  Zhang et al. 2016)
-inpainting       pretext: context encoder, reconstruct a hidden square, no adversarial loss (Pathak et al.
-2016)
+inpainting       pretext: context encoder, reconstruct a hidden square, no adversarial loss
+                 (Pathak et al. 2016)
 ===============  ==============================================================================
 """
 

@@ -122,8 +122,8 @@ class BandPrediction(SSLMethod):
         return names
 
     def make_views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encoder input ``(B, C, H, W)`` (held-out channels 0), targets ``(B, K, H, W)``, valid ``(B, H,
-        W)``."""
+        """Encoder input ``(B, C, H, W)`` (held-out channels 0), targets ``(B, K, H, W)``,
+        valid ``(B, H, W)``."""
         key = f"valid_{self.modality}"
         views = self.augment({**{m: batch[m] for m in self.modalities}, key: batch[key]})
         x = self.stack(views)

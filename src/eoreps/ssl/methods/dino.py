@@ -62,8 +62,8 @@ class DINO(EMAMixin, SSLMethod):
         self.head = self.make_head(next(iter(self.encoders)), "dino", input_dim=d, hidden_dim=hidden_dim,
                                    bottleneck_dim=bottleneck_dim, output_dim=out_dim, freeze_last_layer=1)
         self.teacher_encoder = frozen_copy(self.encoder)
-        # a fresh head loaded with the student's weights: the weight-normalised last layer cannot be
-        # deep-copied
+        # a fresh head loaded with the student's weights: the weight-normalised last layer
+        # cannot be deep-copied
         self.teacher_head = DINOProjectionHead(d, hidden_dim, bottleneck_dim, out_dim)
         self.teacher_head.load_state_dict(self.head.state_dict())
         for p in self.teacher_head.parameters():

@@ -1,12 +1,11 @@
 """MAE (He et al. 2022): mask 75 % of a ViT's patches, reconstruct them from the rest.
 
-The encoder is a timm ViT (default ``--backbone timm:vit_tiny_patch16_224`` with ``img_size`` = the
-images' size, ``patch_size=4``), run on the kept patches only through lightly's
-``MaskedVisionTransformerTIMM``
+The encoder is a timm ViT (default ``--backbone timm:vit_tiny_patch16_224`` with ``img_size`` = the images'
+size, ``patch_size=4``), run on the kept patches only through lightly's ``MaskedVisionTransformerTIMM``
 (fixed 2-D sine-cosine position embeddings, as in the paper). A light decoder (lightly's
-``MaskedVisionTransformerDecoderTIMM``) fills the masked positions with a learned mask token and
-predicts their pixels; the loss (:func:`eoreps.ssl.losses.mae_loss`) is the mean squared error on
-the masked patches against per-patch normalised targets. Views: random resized crop + D4.
+``MaskedVisionTransformerDecoderTIMM``) fills the masked positions with a learned mask token and predicts
+their pixels; the loss (:func:`eoreps.ssl.losses.mae_loss`) is the mean squared error on the masked patches
+against per-patch normalised targets. Views: random resized crop + D4.
 bf16 autocast (``--precision bf16-mixed``) is the lever for ViTs on CPUs with AMX.
 """
 

@@ -63,27 +63,33 @@ DataBuilder = Callable[["PretrainConfig", Any], MethodData]
 
 
 def build_patch_data(cfg: PretrainConfig, options: Any = None) -> MethodData:
-    """The default hook: the training patches of ``cfg.data``, served a batch at a time (streamed from a
-    packed archive: :class:`~eoreps.ssl.data.StreamedPatches`, its monitor patches centre-cropped)."""
-    from eoreps.ssl.data import BatchDataset, load_patches, stream_source
+    """The default hook: the training patches of ``cfg.data``, randomly cropped (``cfg.crop_px()``) and
+    served a batch at a time: streamed from a pack (``loader="stream"``:
+    :class:`~eoreps.ssl.data.StreamedPatches`) or from memory (:class:`~eoreps.ssl.data.BatchDataset`); the
+    monitor patches are centre-cropped to the same size."""
+    from eoreps.ssl.data import BatchDataset, crop_label, load_patches, stream_source
 
+    data, data_options = cfg.source()
+    crop = cfg.crop_px()
     streamed = stream_source(
-        cfg.data, cfg.modalities, cfg.crop_px(), cfg.seed, cfg.max_samples, cfg.data_options
+        data, cfg.modalities, crop, cfg.seed, cfg.max_samples, data_options, name=cfg.data
     )
     if streamed is not None:
         patches = load_patches(
-            cfg.data,
+            data,
             cfg.modalities,
             "train",
             max_samples=max(cfg.monitor_samples, cfg.knn_train_samples),
             seed=cfg.seed,
-            options=cfg.data_options,
+            options=data_options,
             crop=streamed.crop,
         )
         return MethodData(streamed, streamed, patches, streamed.image_size)
-    train = load_patches(cfg.data, cfg.modalities, "train", max_samples=cfg.max_samples, seed=cfg.seed,
-                         options=cfg.data_options)
-    return MethodData(BatchDataset(train), train, train, train.image_size)
+    train = load_patches(data, cfg.modalities, "train", max_samples=cfg.max_samples, seed=cfg.seed,
+                         options=data_options)
+    dataset = BatchDataset(train, crop, cfg.seed)
+    train.info.update(loader="memory", crop=crop_label(dataset.crop))
+    return MethodData(dataset, train, train.centre(dataset.crop), dataset.image_size)
 
 
 @dataclass(frozen=True)

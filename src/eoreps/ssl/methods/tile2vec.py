@@ -47,16 +47,30 @@ class Tile2VecOptions:
 
 
 def build_triplet_data(cfg: PretrainConfig, options: Tile2VecOptions) -> MethodData:
-    """Triplets cut from large scenes; the monitor and kNN bank use the training patches."""
+    """Triplets cut from large scenes; the monitor and kNN bank use the training patches.
+
+    SimEO (``simeo`` or a SimEO folder) has scenes of its own; any other source lends its training patches
+    as scenes: streamed from its pack (:class:`~eoreps.ssl.data.StreamedTriplets`, each batch's patches
+    the scenes) under ``loader="stream"`` and for a pack given as ``data``, else held in memory."""
+    from eoreps.data.datasets.packed import PackedDataset
+    from eoreps.data.pack_cache import is_packed
+    from eoreps.data.simeo import is_simeo_folder
     from eoreps.quick import shrink
-    from eoreps.ssl.data import TripletDataset, load_patches, load_scenes
+    from eoreps.ssl.data import StreamedTriplets, TripletDataset, load_patches, load_scenes
 
     o = replace(options)
     if cfg.quick:
         shrink(o, Tile2VecOptions.QUICK, cfg.quick_keep)
-    scenes = load_scenes(cfg.data, cfg.modalities, o.num_scenes, o.scene_size, cfg.seed, cfg.data_options)
-    patches = load_patches(cfg.data, cfg.modalities, "train", max_samples=max(cfg.monitor_samples,
-                           cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed, options=cfg.data_options)
+    data, data_options = cfg.source()
+    own = cfg.data == "simeo" or is_simeo_folder(cfg.data)  # scenes are not part of the packed patches
+    patches = load_patches(data, cfg.modalities, "train", max_samples=max(cfg.monitor_samples,
+                           cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed, options=data_options)
+    if not own and is_packed(data):  # the pack's patches are the scenes, streamed
+        streamed = StreamedTriplets(PackedDataset(data, "train", cfg.modalities), cfg.modalities, o.tile_size,
+                                    o.neighborhood, cfg.seed, cfg.max_samples, cfg.data)
+        return MethodData(streamed, streamed, patches.centre(o.tile_size), streamed.image_size)
+    scenes = load_scenes(cfg.data if own else data, cfg.modalities, o.num_scenes, o.scene_size, cfg.seed,
+                         cfg.data_options if own else data_options)
     length = None if cfg.max_samples is None else max(cfg.batch_size, cfg.max_samples)
     dataset = TripletDataset(
         scenes, tile=o.tile_size, neighborhood=o.neighborhood, length=length, seed=cfg.seed
@@ -82,8 +96,8 @@ class Tile2Vec(SSLMethod):
         self.augment = RandomFlipRotate()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Triplet batches ``{"anchor": {m: ...}, "neighbor": ..., "distant": ...}`` are normalised part by
-        part."""
+        """Triplet batches ``{"anchor": {m: ...}, "neighbor": ..., "distant": ...}`` are normalised
+        part by part."""
         if self.trainer is not None and self.trainer.training and "anchor" in batch:
             return self.make_views({k: self.normalize(v) for k, v in batch.items()})
         return super().on_after_batch_transfer(batch, dataloader_idx)

@@ -1,10 +1,9 @@
-"""``eoreps experiment fusion``: which modalities help, fused early or late (after ben-ge, Mommert et al.
-2023).
+"""``eoreps experiment fusion``: which modalities help, fused early or late (after ben-ge,
+Mommert et al. 2023).
 
 Grid: single modalities (S2, S1, DEM, weather, season; one encoder each, so early = late) and unions
-(S2+S1, S2+S1+DEM, all five) x {early, late} fusion, for land-cover
-classification (accuracy, macro F1) and segmentation (mIoU, pixel accuracy) on SimEO, mean +- std over
-seeds.
+(S2+S1, S2+S1+DEM, all five) x {early, late} fusion, for land-cover classification (accuracy, macro F1) and
+segmentation (mIoU, pixel accuracy) on SimEO, mean +- std over seeds.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""``eoreps experiment multitask``: single-task vs fixed vs dynamic task weighting (after Hanna et al.
-2021/2023).
+"""``eoreps experiment multitask``: single-task vs fixed vs dynamic task weighting (after
+Hanna et al. 2021/2023).
 
 On the SimEO power-plant set (synthetic): plume segmentation (IoU of the plume class), power regression
 (MAE, R^2, MAPE) and fuel classification (accuracy). Rows: each task alone; fixed weights 1/3 each and

@@ -157,8 +157,7 @@ def run_uncertainty(out: str | Path, settings: UncertaintySettings | None = None
         f"SimEO (synthetic) NO2-like target from {'+'.join(s.modalities)} (late fusion), backbone "
         f"{s.backbone}, "
         f"{s.epochs} epochs, seeds {list(s.seeds)}; MC dropout p={s.dropout}, T={s.passes} passes; filter "
-        f"q={s.q:g} % "
-        "with its threshold from the validation split. 'shifted' is a held-out region."
+        f"q={s.q:g} % with its threshold from the validation split. 'shifted' is a held-out region."
     ]
     paths = write_outputs(
         df,

@@ -1,5 +1,5 @@
-"""``eoreps experiment weak-supervision``: full masks vs image labels vs k-point labels at equal annotation
-budgets.
+"""``eoreps experiment weak-supervision``: full masks vs image labels vs k-point labels at
+equal annotation budgets.
 
 Land-cover segmentation on SimEO (synthetic, 8 classes, 32 x 32 patches). For each budget (seconds of
 annotation, :mod:`eoreps.tasks.budget`) every kind of supervision gets as many training patches as the
@@ -177,19 +177,14 @@ def run_weak_supervision(out: str | Path, settings: WeakSettings | None = None,
     notes = [
         f"SimEO (synthetic) land-cover segmentation, {k} classes, inputs {'+'.join(s.modalities)}, backbone "
         f"{s.backbone} + U-Net decoder, seeds {list(s.seeds)}, <= {s.max_eval} test patches; mIoU against "
-        "the "
-        "true masks. Budgets are the cost of "
+        "the true masks. Budgets are the cost of "
         f"{', '.join(str(b) for b in s.budgets)} full masks; mean cost per patch: {costs} (budget model in "
         f"eoreps.tasks.budget: {c.tag_s:g} s per class tag, {c.point_s:g} s per point, full mask = "
         f"{c.full_over_image:.2f} x image labels, after Bearman et al. 2016; our assumption). Each run sees "
-        "about "
-        f"{s.passes} training samples (epochs clamped to {s.min_epochs}..{s.max_epochs}); validation labels "
-        "are "
-        "of the same kind and not counted. Image labels: SimEO's multi-hot tags (classes covering >= 10 % "
-        "of a "
-        f"patch), {s.cam_pooling.upper()} pooling of the class map; points: k pixels per class present, "
-        "fixed per "
-        "patch and seed."
+        f"about {s.passes} training samples (epochs clamped to {s.min_epochs}..{s.max_epochs}); validation "
+        "labels are of the same kind and not counted. Image labels: SimEO's multi-hot tags (classes covering "
+        f">= 10 % of a patch), {s.cam_pooling.upper()} pooling of the class map; points: k pixels per class "
+        "present, fixed per patch and seed."
     ]
     paths = write_outputs(
         df,

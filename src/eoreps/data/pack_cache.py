@@ -1,0 +1,209 @@
+"""Pack a source once into the cache, so every run streams it (``loader="stream"``, the default).
+
+``pretrain``, ``fit``, ``evaluate``, ``study`` and ``demo`` take ``loader``: ``"stream"`` reads a packed
+archive (:mod:`eoreps.data.datasets.packed`) through the same code that reads a pack the user made with
+``eoreps data pack``; a source that is not packed yet (``simeo``, a SimEO folder, the ``.npz``, a GeoTIFF
+folder, BigEarthNet folders, reBEN) is packed first, once, by :func:`packed_source`. ``"memory"`` keeps the
+in-memory fast path for small sources (same samples, same run interface).
+
+The cached pack lives in ``$EOREPS_CACHE/packs/<key>`` (else ``~/.cache/eoreps/packs/<key>``), where
+``key`` hashes what decides the packed content: the source's absolute path and format, its loader options,
+the run seed where the format draws a seeded split (GeoTIFF folders without a split column), the
+modalities where they decide which samples exist (BigEarthNet v1 pairing; a GeoTIFF folder's no-data
+check applies to the modalities read), a stamp of the source (name, size and
+modification time of the path and of its direct entries, so an edited folder is packed again) and the
+pack format and eoreps versions. A process packs under a file lock into ``<key>.partial`` (resumed after
+a kill) and renames it to ``<key>`` when complete, so concurrent runs (DDP ranks, parallel tests) pack a
+source once and never read a half-written pack. A cached pack whose chunk was damaged stops the run with
+one line naming the chunk and the folder to delete. Cached packs of sources that no longer exist are
+removed when a new pack is made.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eoreps.errors import DataError, unknown_name
+
+LOADERS = ("stream", "memory")
+LOADER_HELP = ("stream: read a packed archive (other sources are packed once into the cache, "
+               "$EOREPS_CACHE/packs); memory: hold the data in memory (fast path for small sources).")
+_SEEDED_FORMATS = ("geotiff-folder",)  # formats whose automatic split depends on the run seed (split_seed)
+_CACHE_VERSION = 3  # bumped when what a cached pack holds changes (2: train stats, 3: source description)
+# formats whose samples depend on the modalities read (pairing; the no-data check of the modalities read)
+_PAIRED_FORMATS = ("bigearthnet-v1-s2", "bigearthnet-v1-s1", "bigearthnet-v1-pairs", "geotiff-folder")
+
+
+def check_loader(loader: str) -> str:
+    """``loader`` if it is one of :data:`LOADERS`, else a one-line :class:`ConfigError`."""
+    if loader not in LOADERS:
+        raise unknown_name("loader", loader, LOADERS)
+    return loader
+
+
+def is_packed(data: str | Path) -> bool:
+    """True when ``data`` is a pack folder (written by ``eoreps data pack`` or the cache)."""
+    from eoreps.data.pack_manifest import MANIFEST
+
+    return str(data) != "simeo" and (Path(data) / MANIFEST).is_file()
+
+
+@dataclass
+class PackedSource:
+    """What a run reads under ``loader="stream"``.
+
+    Attributes:
+        data: the pack folder to open (``--data`` itself when it is a pack).
+        options: loader options to open it with (empty: the source's options were applied when packing).
+        source: what the user gave (``--data``), recorded in outputs.
+        cached: True when the pack was made (or reused) from the cache rather than given by the user.
+    """
+
+    data: str
+    options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    cached: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """``{"loader": "stream", "pack": ...}`` for results files."""
+        return {"loader": "stream", "pack": self.data, **({"pack_cached": True} if self.cached else {})}
+
+
+def _stamp(path: Path) -> list[Any]:
+    """Name, size and modification time of ``path`` and of its direct entries (cheap change detection)."""
+    try:
+        st = path.stat()
+        entries = sorted(path.iterdir()) if path.is_dir() else []
+        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in entries] + [st.st_size,
+                                                                                      st.st_mtime_ns]
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror}); check the path") from None
+
+
+def cache_key(source: str, options: dict[str, Any], seed: int, modalities: tuple[str, ...]) -> str:
+    """The cache folder name of a source (see the module docstring)."""
+    import eoreps
+    from eoreps.data.formats import detect_format
+    from eoreps.data.pack_manifest import FORMAT_VERSION
+    from eoreps.digest import digest
+
+    path = Path(source).resolve()
+    fmt = detect_format(path)  # first: a missing or unknown source is its one-line error
+    ident = {"path": str(path), "format": fmt, "options": options, "stamp": _stamp(path),
+             "pack": FORMAT_VERSION, "eoreps": eoreps.__version__.split(".")[:2], "cache": _CACHE_VERSION}
+    if fmt in _SEEDED_FORMATS:
+        ident["seed"] = seed
+    if fmt in _PAIRED_FORMATS:
+        ident["modalities"] = sorted(modalities)
+    return digest(ident, 20)
+
+
+def _simeo_folder(data: str, simeo_n: int | None) -> str:
+    """``"simeo"`` as the cached SimEO folder it stands for (``simeo_n`` patches; default: the loader's)."""
+    if data != "simeo":
+        return data
+    from eoreps.data.datasets.simeo import DEFAULT_N
+    from eoreps.data.simeo.io import cached_simeo
+
+    return str(cached_simeo(DEFAULT_N if simeo_n is None else simeo_n, seed=0))
+
+
+def packed_source(data: str, options: dict[str, Any] | None = None, seed: int = 0,
+                  modalities: tuple[str, ...] | list[str] = (), simeo_n: int | None = None) -> PackedSource:
+    """The pack a ``loader="stream"`` run reads for ``data``: ``data`` itself when it is a pack, else the
+    cached pack of it (packed now when missing). ``simeo_n``: patches of ``data="simeo"``."""
+    from eoreps.data.pack_manifest import check_manifest
+    from eoreps.digest import cache_dir
+
+    if is_packed(data):
+        return PackedSource(str(data), dict(options or {}), str(data))
+    source = _simeo_folder(str(data), simeo_n)
+    opts = dict(options or {})
+    mods = tuple(modalities)
+    root = cache_dir("packs") / cache_key(source, opts, seed, mods)
+    if not is_packed(root):
+        _pack_locked(source, root, opts, seed, mods)
+    try:
+        check_manifest(root)
+    except DataError as e:
+        raise DataError(f"{str(e).rstrip('.')} (a cached pack of {data}: delete {root} and the next run "
+                        "packs it again)") from None
+    return PackedSource(str(root), {}, str(data), cached=True)
+
+
+def run_source(run: Any, options: dict[str, Any] | None = None, simeo_n: int | None = None
+               ) -> tuple[str, dict[str, Any]]:
+    """``(data, loader options)`` a run opens, for a run config with ``data``, ``data_options``, ``seed``,
+    ``modalities`` and ``loader``: with ``loader="stream"`` the pack of ``data`` (:func:`packed_source`),
+    else ``data`` and its options. ``options`` replaces ``data_options`` (e.g. SimEO's ``task``); the answer
+    is kept on ``run``."""
+    if "_source" not in run.__dict__:
+        opts = dict(run.data_options if options is None else options)
+        if check_loader(run.loader) == "stream":
+            src = packed_source(run.data, opts, run.seed, tuple(run.modalities), simeo_n=simeo_n)
+            run.__dict__["_source"] = (src.data, src.options)
+        else:
+            run.__dict__["_source"] = (run.data, opts)
+    return run.__dict__["_source"]
+
+
+def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mods: tuple[str, ...]) -> None:
+    """Pack ``source`` into ``root`` under a lock: ``root.partial`` first (resumed after a kill), then
+    renamed."""
+    from filelock import FileLock  # a dependency of torch and litdata
+
+    from eoreps.data.pack import PackOptions, pack
+    from eoreps.data.pack_manifest import STATE_DIR
+    from eoreps.progress import progress_enabled
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if is_packed(root):  # another process packed it while this one waited
+            return
+        _prune(root.parent)
+        partial = root.with_name(root.name + ".partial")
+        resume = (partial / STATE_DIR).is_dir()
+        if progress_enabled():  # with the pack's progress bar; quiet like it under EOREPS_NO_PROGRESS
+            print(f"eoreps: packing {source} once into {root} (later runs reuse it; loader=memory skips "
+                  "this)", file=sys.stderr)
+        # strict: a corrupt source item or an all-no-data sample stops the run with one line naming it, as
+        # reading the source directly would (a user's explicit `eoreps data pack` may skip and list them)
+        opts = PackOptions(source=source, out=partial, options=options, seed=seed, resume=resume, strict=True,
+                           modalities=mods if _paired(source) else ())
+        try:
+            pack(opts)
+        except DataError as e:  # a bad source item: the loader's own line, as reading the source shows it
+            raise DataError(getattr(e, "source_message", None) or str(e)) from None
+        if root.exists():  # an unreadable leftover of an older pack: replaced
+            shutil.rmtree(root)
+        partial.rename(root)
+
+
+def _paired(source: str) -> bool:
+    from eoreps.data.formats import detect_format
+
+    return detect_format(source) in _PAIRED_FORMATS
+
+
+def _prune(folder: Path) -> None:
+    """Remove cached packs, complete or interrupted, whose source no longer exists (tests and users pack
+    temporary folders)."""
+    from eoreps.data.pack_manifest import MANIFEST, STATE_DIR
+    from eoreps.io import read_json
+
+    for record in [*folder.glob(f"*/{MANIFEST}"), *folder.glob(f"*/{STATE_DIR}/state.json")]:
+        pack_dir = record.parent if record.name == MANIFEST else record.parent.parent
+        try:
+            src = (read_json(record).get("source") or {}).get("path", "")
+        except (DataError, OSError, AttributeError):
+            continue
+        if src and src != "simeo" and not Path(src).exists():
+            shutil.rmtree(pack_dir, ignore_errors=True)
+
+
+__all__ = ["LOADERS", "LOADER_HELP", "PackedSource", "cache_key", "check_loader", "is_packed",
+           "packed_source", "run_source"]

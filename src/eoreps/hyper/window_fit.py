@@ -1,0 +1,74 @@
+"""The windowed path of ``eoreps hyper fit`` (``tokenizer="window"``): option checks, zoo checks and the
+:class:`~eoreps.hyper.window_module.WindowModule` of a fit; :func:`eoreps.hyper.train.fit` runs the loop,
+resuming and export as for the per-neuron representation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from eoreps.errors import ConfigError
+from eoreps.hyper.window_module import WindowModule, window_module_kwargs
+from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer, verify_chains
+
+# zoo index columns that name a member's architecture (zoos of several backbones)
+ARCH_COLUMNS = ("architecture", "arch", "backbone")
+
+
+def check_window_config(cfg: Any) -> None:
+    """One-line :class:`ConfigError` for options the windowed representation does not support."""
+    if cfg.window < 1 or cfg.token_width < 1:
+        raise ConfigError(f"window={cfg.window} and token_width={cfg.token_width} must be >= 1")
+    if cfg.augment.align or cfg.augment.canonical_input or cfg.augment.target != "view":
+        raise ConfigError("tokenizer='window' supports the permutation, noise and erasing augmentations "
+                          "only; drop align, canonical_input and target=canonical")
+    if cfg.functional > 0:
+        raise ConfigError(f"functional={cfg.functional}: the functional loss needs whole decoded models; "
+                          f"use tokenizer='neuron' for it")
+
+
+def zoo_tokenizer(cfg: Any, zoo: Any) -> WindowTokenizer:
+    """The zoo's :class:`WindowTokenizer` with the window checked; errors name the zoo."""
+    try:
+        tok = WindowTokenizer(zoo.param_order, cfg.token_width, chains=[])
+        tok.check_window(cfg.window)
+    except ConfigError as e:
+        raise ConfigError(f"{cfg.zoo}: {e}") from None
+    return tok
+
+
+def check_window_zoo(cfg: Any, zoo: Any, props: pd.DataFrame) -> None:
+    """One-line :class:`ConfigError` for a zoo one windowed representation cannot learn: several
+    architectures, an untokenisable architecture, or fewer tokens than ``cfg.window``."""
+    for col in ARCH_COLUMNS:
+        if col in props.columns and props[col].nunique() > 1:
+            names = ", ".join(sorted(map(str, props[col].unique()))[:4])
+            raise ConfigError(f"{cfg.zoo}: mixes architectures ({col}: {names}); one representation learns "
+                              f"one architecture: select one with zoo_query=\"{col} == '...'\"")
+    zoo_tokenizer(cfg, zoo)
+
+
+def permutable_chains(tok: WindowTokenizer, zoo: Any) -> list[tuple[int, int]]:
+    """The candidate chains of ``tok`` verified on the zoo's first member (:func:`verify_chains`); none when
+    the zoo cannot rebuild its network: the augmentation never applies an unverified permutation."""
+    try:
+        net = zoo.build_model(0)
+        example = torch.randn(2, *[int(v) for v in zoo.manifest["in_shape"]],
+                              generator=torch.Generator().manual_seed(0))
+    except Exception:  # any zoo format that cannot rebuild a network: no permutation rather than a wrong one
+        return []
+    return verify_chains(WindowTokenizer(tok.param_order, tok.width), net, example)
+
+
+def window_module(cfg: Any, zoo: Any, W_train: torch.Tensor) -> WindowModule:
+    """The :class:`WindowModule` of a fit: tokenizer (verified chains when ``cfg.augment.permute``), scaler
+    fitted on the training weights."""
+    tok = zoo_tokenizer(cfg, zoo)
+    if cfg.augment.permute:
+        tok = WindowTokenizer(tok.param_order, tok.width, chains=permutable_chains(tok, zoo))
+    scaler = TensorScaler.fit(tok, W_train)
+    kwargs = window_module_kwargs(tok, cfg.window, cfg.model, cfg.augment, cfg.gamma, cfg.temperature, cfg.lr,
+                                  cfg.weight_decay)
+    return WindowModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std)

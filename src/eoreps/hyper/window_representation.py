@@ -1,0 +1,138 @@
+"""A windowed representation on disk (``hyper fit --tokenizer window``) and what it does.
+
+Same directory layout as the per-neuron representation (:mod:`eoreps.hyper.representation`); ``hyper.json``
+adds ``tokenizer: "window"``, ``window`` and ``window_tokenizer`` (parameter order, token width, permutable
+chains), ``model.safetensors`` holds the :class:`WindowAutoencoder` and the per-tensor scaler (P,).
+
+* **Embedding** a model: the codes of the windows of :meth:`WindowTokenizer.window_starts` (stride ``K``,
+  the last flush with the end), encoded ``batch_size`` windows at a time, averaged. Memory is the flat
+  weights, their tokens and one batch of windows: a ResNet-18 (11.2 M parameters) in well under 2 GB.
+* **Generating**: a model's code for sampling is the sequence of its window codes (n_windows x latent,
+  flattened); decoding runs the decoder window by window and writes each window's tokens in order (the
+  last, overlapping window last), then inverts the scaler and the tokenisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eoreps.errors import DataError
+from eoreps.hyper.autoencoder import ModelConfig
+from eoreps.hyper.representation import Representation
+from eoreps.hyper.tokens import Tokenizer
+from eoreps.hyper.window_autoencoder import WindowAutoencoder
+from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
+
+
+def _neuron_tokenizer(param_order: list[tuple[str, tuple[int, ...]]]) -> Tokenizer | None:
+    """The per-neuron tokenizer of the architecture when it has one (layer-list CNNs; the weight-matched
+    average of ``hyper sample`` needs it), else None."""
+    try:
+        return Tokenizer(param_order)
+    except DataError:
+        return None
+
+
+class WindowRepresentation(Representation):
+    """Window tokenizer + scaler + :class:`WindowAutoencoder` (eval mode), with the per-neuron
+    :class:`Representation` interface (``embed``, ``embed_blocks``, ``codes``, ``decode_codes``, ...)."""
+
+    def __init__(self, meta: dict[str, Any], tokenizer: WindowTokenizer, scaler: TensorScaler,
+                 net: WindowAutoencoder, window: int, root: Path | None = None) -> None:
+        super().__init__(meta, _neuron_tokenizer(tokenizer.param_order), scaler, net, root)  # type: ignore
+        self.window_tokenizer, self.window = tokenizer, int(window)
+        self.starts = tokenizer.window_starts(self.window)
+
+    @property
+    def param_order(self) -> list[tuple[str, tuple[int, ...]]]:
+        return self.window_tokenizer.param_order
+
+    def _windows(self, starts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Positions (n, K, 3), tensor ids (n, K, W) and mask (n, K, W) of the windows at ``starts``."""
+        tok, k = self.window_tokenizer, self.window
+        return (torch.stack([tok.positions[s:s + k] for s in starts]),
+                torch.stack([tok.tensor_ids(s, k) for s in starts]),
+                torch.stack([tok.mask[s:s + k] for s in starts]))
+
+    @torch.no_grad()
+    def window_codes(self, weights: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, D) weights -> ``(codes (M, n_windows, latent), blocks (M, n_windows, layers * d))``, about
+        ``batch_size`` windows per forward pass (several models' windows together for small models)."""
+        tok, k, m = self.window_tokenizer, self.window, len(weights)
+        per = max(1, batch_size // max(1, m))
+        zs, bs = [], []
+        for i in range(0, len(self.starts), per):
+            starts = self.starts[i:i + per]
+            pos, ids, mask = self._windows(starts)
+            raw = torch.stack([tok.tokenize(weights.float(), s, k) for s in starts], dim=1)  # (M, s, K, W)
+            x = self.scaler.transform(raw, ids, mask).flatten(0, 1)  # type: ignore[call-arg]
+            pos, mask = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                z, b = self.net.encode_blocks(x, pos, mask)
+            zs.append(z.float().reshape(m, len(starts), -1))
+            bs.append(b.float().reshape(m, len(starts), -1))
+        return torch.cat(zs, dim=1), torch.cat(bs, dim=1)
+
+    def _groups(self, weights: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+        """``weights`` (N, D) in groups of models whose windows fill about one batch."""
+        self.window_tokenizer._check(weights)
+        g = max(1, batch_size // len(self.starts))
+        return [weights[i:i + g] for i in range(0, len(weights), g)]
+
+    @torch.no_grad()
+    def embed_blocks(self, weights: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, D) -> ``(z (N, latent), blocks (N, enc_layers * d_model))``: means over each model's
+        windows."""
+        out = [self.window_codes(w, batch_size) for w in self._groups(weights, batch_size)]
+        if not out:
+            cfg = self.net.cfg
+            return torch.empty(0, self.latent_dim), torch.empty(0, cfg.enc_layers * cfg.d_model)
+        return torch.cat([z.mean(1) for z, _ in out]), torch.cat([b.mean(1) for _, b in out])
+
+    @torch.no_grad()
+    def codes(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """(N, D) -> (N, n_windows * latent): every window's code, in order (what ``hyper sample`` draws)."""
+        out = [self.window_codes(w, batch_size)[0].flatten(1) for w in self._groups(weights, batch_size)]
+        return torch.cat(out) if out else torch.empty(0, len(self.starts) * self.latent_dim)
+
+    @torch.no_grad()
+    def decode_codes(self, codes: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """(N, n_windows * latent) -> (N, D) weights: the windows decoded in order (sequential decode)."""
+        tok, k, n = self.window_tokenizer, self.window, len(self.starts)
+        out = []
+        for c in codes.float().reshape(len(codes), n, self.latent_dim):
+            tokens = torch.zeros(tok.n_tokens, tok.width)
+            for i in range(0, n, batch_size):
+                starts = self.starts[i:i + batch_size]
+                pos, ids, mask = self._windows(starts)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    rec = self.net.decode(c[i:i + batch_size], pos).float()
+                rec = self.scaler.inverse(rec, ids, mask)  # type: ignore[call-arg]
+                for s, r in zip(starts, rec, strict=True):
+                    tokens[s:s + k] = r
+            out.append(tok.detokenize(tokens))
+        return torch.stack(out) if out else torch.empty(0, tok.num_params)
+
+    def decode(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """(N, latent) model codes -> (N, D): every window decoded from the same code (a model's mean code
+        is not its window codes; sample with :meth:`codes` / :meth:`decode_codes`)."""
+        return self.decode_codes(z.float().repeat(1, len(self.starts)), batch_size)
+
+
+def load_window_representation(root: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]
+                               ) -> WindowRepresentation:
+    """The :class:`WindowRepresentation` of a directory whose ``hyper.json`` (``meta``) says
+    ``tokenizer: "window"`` and whose ``model.safetensors`` holds ``state``."""
+    d = meta["window_tokenizer"]
+    tok = WindowTokenizer([(k, tuple(s)) for k, s in d["param_order"]], int(d["width"]),
+                          [tuple(c) for c in d["chains"]])  # type: ignore[misc]
+    scaler = TensorScaler(state.pop("scaler.mean"), state.pop("scaler.std"))
+    if tuple(scaler.mean.shape) != (len(tok.param_order),):
+        raise DataError(f"{root / 'model.safetensors'}: its scaler has {tuple(scaler.mean.shape)} entries, "
+                        f"the architecture {len(tok.param_order)} tensors; refit the representation")
+    net = WindowAutoencoder(tok.width, tok.table_sizes, ModelConfig(**meta["model"]))
+    net.load_state_dict(state)
+    return WindowRepresentation(meta, tok, scaler, net, int(meta["window"]), root)

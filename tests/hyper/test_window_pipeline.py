@@ -1,0 +1,188 @@
+"""``eoreps hyper fit / evaluate / sample --tokenizer window`` on the tiny digits zoo, and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from eoreps.cli import main
+from eoreps.hyper.representation import load_representation
+from eoreps.hyper.window_representation import WindowRepresentation
+
+FIT = ["--tokenizer", "window", "--window", "16", "--token-width", "32", "--quick", "--batch-size", "8"]
+
+
+def _run(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def _fails(argv: list[str], capsys, names: str) -> str:
+    """Run a command that must fail with exit 2 and one stderr line naming ``names``; that line."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert e.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert names in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def window_rep(tiny_zoo, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wrep") / "rep"
+    with pytest.raises(SystemExit) as e:
+        main(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(out), *FIT])
+    assert e.value.code in (0, None)
+    return out
+
+
+def test_fit_writes_a_window_representation(window_rep, tiny_zoo):
+    meta = json.loads((window_rep / "hyper.json").read_text())
+    assert meta["tokenizer"] == "window" and meta["window"] == 16 and meta["window_tokenizer"]["width"] == 32
+    # cnn_digits: the three conv/linear -> next-layer chains, verified on the zoo's own network
+    assert meta["window_tokenizer"]["chains"] == [[0, 1], [1, 2], [2, 3]]
+    assert (window_rep / "checkpoints" / "last.ckpt").is_file()
+    rep = load_representation(window_rep)
+    assert isinstance(rep, WindowRepresentation)
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    W = ModelZoo(tiny_zoo).weights_matrix()[:3]
+    rep.meta["config"]["precision"] = "fp32"  # exact comparisons below (bf16 kernels vary with batch size)
+    z, blocks = rep.embed_blocks(W)
+    assert z.shape == (3, rep.latent_dim) and torch.isfinite(z).all()
+    codes = rep.window_codes(W[:1])[0][0]  # the model's embedding is the mean of its window codes
+    assert codes.shape == (len(rep.starts), rep.latent_dim) and len(rep.starts) > 1
+    assert torch.allclose(z[0], codes.mean(0), atol=1e-5)
+    # batching several models' windows together changes nothing
+    assert torch.allclose(rep.embed_blocks(W, batch_size=1)[0], z, atol=1e-5)
+    decoded = rep.decode_codes(rep.codes(W))
+    assert decoded.shape == W.shape and torch.isfinite(decoded).all()
+
+
+def test_fit_resumes_and_refuses_another_window(window_rep, tiny_zoo, capsys):
+    out = _run(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(window_rep), *FIT, "--epochs", "3"],
+               capsys)
+    # 36 training checkpoints / batch 8 = 4 steps per epoch; the 2-epoch checkpoint continued to epoch 3
+    assert re.search(r"epochs\s+3\n", out) and re.search(r"steps\s+12\n", out)
+    _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(window_rep), *FIT[:2], "--window", "8",
+            *FIT[4:]], capsys, "differs in window")
+
+
+def test_evaluate_and_sample_run_on_the_window_representation(window_rep, tiny_zoo, tmp_path, capsys):
+    _run(["hyper", "evaluate", "--zoo", str(tiny_zoo), "--rep", str(window_rep), "--out", str(tmp_path / "e"),
+          "--quick"], capsys)
+    table = pd.read_csv(tmp_path / "e" / "properties.csv").set_index("property")
+    assert table.loc["test accuracy", "metric"] == "R2" and pd.notna(table.loc["test accuracy", "learned"])
+    _run(["hyper", "sample", "--zoo", str(tiny_zoo), "--rep", str(window_rep), "--out", str(tmp_path / "s"),
+          "--quick"], capsys)
+    from safetensors.torch import load_file
+
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    sampled = load_file(str(tmp_path / "s" / "sampled.safetensors"))["weights"]
+    assert sampled.shape == (4, ModelZoo(tiny_zoo).num_params) and torch.isfinite(sampled).all()
+    assert "sampled (KDE on hyper-representation)" in (tmp_path / "s" / "sample.md").read_text()
+
+
+def _zoo_copy(tiny_zoo: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, dst)
+    return dst
+
+
+def test_window_larger_than_the_model_is_one_line(tiny_zoo, tmp_path, capsys):
+    line = _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), *FIT[:2],
+                   "--window", "1000", *FIT[4:]], capsys, str(tiny_zoo))
+    assert "window" in line and "1000" in line
+
+
+def test_a_zoo_mixing_architectures_is_one_line(tiny_zoo, tmp_path, capsys):
+    zoo = _zoo_copy(tiny_zoo, tmp_path)
+    idx = pd.read_parquet(zoo / "index.parquet")
+    idx["architecture"] = ["cnn_digits" if m % 2 else "cnn_s" for m in idx["model_id"]]
+    idx.to_parquet(zoo / "index.parquet", index=False)
+    line = _fails(["hyper", "fit", "--zoo", str(zoo), "--out", str(tmp_path / "r"), *FIT], capsys, str(zoo))
+    assert "mixes architectures" in line
+
+
+def test_an_untokenisable_architecture_is_one_line(tiny_zoo, tmp_path, capsys):
+    zoo = _zoo_copy(tiny_zoo, tmp_path)
+    manifest = json.loads((zoo / "zoo.json").read_text())
+    manifest["param_order"].insert(0, ["ghost.weight", [0, 4]])  # an empty tensor: nothing to tokenise
+    (zoo / "zoo.json").write_text(json.dumps(manifest))
+    line = _fails(["hyper", "fit", "--zoo", str(zoo), "--out", str(tmp_path / "r"), *FIT], capsys, str(zoo))
+    assert "ghost.weight" in line and "cannot be tokenised" in line
+
+
+def test_a_zoo_of_another_architecture_is_one_line(window_rep, tiny_zoo, tmp_path, capsys):
+    zoo = _zoo_copy(tiny_zoo, tmp_path)
+    manifest = json.loads((zoo / "zoo.json").read_text())
+    manifest["param_order"][0][0] = "stem.weight"
+    (zoo / "zoo.json").write_text(json.dumps(manifest))
+    _fails(["hyper", "evaluate", "--zoo", str(zoo), "--rep", str(window_rep), "--out", str(tmp_path / "e")],
+           capsys, str(zoo))
+
+
+def test_window_options_the_representation_cannot_honour_are_one_line(tiny_zoo, tmp_path, capsys):
+    line = _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), *FIT, "--align"],
+                  capsys, "align")
+    assert "window" in line
+
+
+def test_window_fit_on_a_backbone_zoo_with_batchnorm(tmp_path):
+    """A zoo of BatchNorm ResNet-like backbones (no activation column, float num_batches_tracked): fitted,
+    with permutation chains only inside the residual blocks (conv1 -> conv2), verified on its members."""
+    from eoreps.hyper.autoencoder import ModelConfig
+    from eoreps.hyper.train import FitConfig, fit
+    from eoreps.zoo.backbones import load_backbone_grid
+    from eoreps.zoo.build import BuildConfig, build_zoo
+    from eoreps.zoo.datasets import ZooData, load_digits
+    from eoreps.zoo.modelzoo import ModelZoo
+    from eoreps.zoo.population import TrainOptions
+
+    d = load_digits(seed=0)
+    data = ZooData("digits-tiny", d.x_train[:60], d.y_train[:60], d.x_val[:20], d.y_val[:20], d.x_test[:40],
+                   d.y_test[:40], d.num_classes, False, "sklearn digits (tiny)")
+    grid = {"seed": [0, 1, 2, 3], "optimizer": ["adam"], "lr": [1e-2], "weight_decay": [1e-4],
+            "augment": ["flip"], "train_fraction": [1.0], "sampling": "random", "n_models": 4}
+    build_zoo(BuildConfig(out=tmp_path / "z", dataset="digits", arch="backbone:cnn-tiny", epochs=1,
+                          grid=load_backbone_grid(grid), options=TrainOptions(train_eval_max=20)), data=data)
+    zoo = ModelZoo(tmp_path / "z")
+    assert "activation" not in zoo.properties.columns
+    model = ModelConfig(d_model=32, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8, proj_dim=8)
+    fit(FitConfig(zoo=tmp_path / "z", out=tmp_path / "r", epochs=1, batch_size=2, tokenizer="window",
+                  window=32, model=model))
+    rep = load_representation(tmp_path / "r")
+    chains = [(rep.window_tokenizer.layers[a].name, rep.window_tokenizer.layers[b].name)
+              for a, b in rep.window_tokenizer.chains]
+    assert chains and all(a.endswith(".conv1") and b.endswith(".conv2") for a, b in chains)
+    z = rep.embed(zoo.weights_matrix())
+    assert z.shape == (len(zoo), 8) and torch.isfinite(z).all()
+
+
+def test_window_views_share_one_window_per_batch():
+    """All models of a batch are seen at one window position, so the contrastive negatives differ by model,
+    not by position; without permutation and noise a view is the window's own standardised tokens."""
+    from eoreps.hyper.augment import AugmentConfig
+    from eoreps.hyper.window_module import window_views
+    from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
+    from eoreps.zoo.architectures import make_arch
+
+    tok = WindowTokenizer(make_arch("cnn_s", (1, 28, 28), 10).param_shapes(), 64)
+    W = torch.randn(5, tok.num_params)
+    scaler = TensorScaler(torch.zeros(len(tok.sizes)), torch.ones(len(tok.sizes)))
+    gen = torch.Generator().manual_seed(3)
+    v1, t1, v2, t2, pos, mask = window_views(W, tok, scaler, 16, AugmentConfig(permute=False, noise=0.0,
+                                                                                erase_prob=0.0), gen)
+    assert v1.shape == (5, 16, 64) and (pos == pos[:1]).all() and (mask == mask[:1]).all()
+    start = next(s for s in range(tok.n_tokens - 15) if torch.equal(tok.positions[s:s + 16], pos[0]))
+    assert torch.equal(t1, tok.tokenize(W, start, 16)) and torch.equal(v1, t1) and torch.equal(v2, t2)

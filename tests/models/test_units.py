@@ -1,0 +1,47 @@
+"""Unit checks: DN vs reflectance vs dB from statistics (eoreps.models.units)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eoreps.data.modalities import S1, S2_L2A
+from eoreps.errors import DataError
+from eoreps.models.units import guess_units, resolve_units
+
+
+def test_guess_units_of_normalisations_and_data() -> None:
+    assert guess_units([0.0] * 13, [10000.0] * 13) == "dn"  # torchgeo SSL4EO-S12: x / 10000
+    assert guess_units(S2_L2A.mean, S2_L2A.std) == "dn"  # eoreps' S2: reflectance x 1e4
+    assert guess_units([m / 1e4 for m in S2_L2A.mean], [s / 1e4 for s in S2_L2A.std]) == "reflectance"
+    assert guess_units(S1.mean, S1.std, sar=True) == "db"
+    assert guess_units([-12.59, -20.26], [5.26, 5.91], sar=True) == "db"  # torchgeo S1 MAE
+    assert guess_units([0.06, 0.015], [0.05, 0.01], sar=True) == "linear"
+    assert guess_units([0.0, 0.0], [1.0, 1.0]) == "unknown"  # the identity normalisation says nothing
+    assert guess_units([], []) == "unknown"
+
+
+def test_same_units_pass_unknown_is_unchecked() -> None:
+    assert resolve_units("dn", "dn", "w", "s2").scale == 1.0
+    chk = resolve_units("unknown", "dn", "w", "s2")
+    assert chk.scale == 1.0 and chk.note == "unchecked"
+
+
+def test_dn_and_reflectance_are_converted_by_the_known_rule() -> None:
+    up = resolve_units("dn", "reflectance", "w", "s2")
+    assert up.scale == 10000.0 and "reflectance x 10000" in up.note
+    down = resolve_units("reflectance", "dn", "w", "s2")
+    assert down.scale == pytest.approx(1e-4) and "dn / 10000" in down.note
+
+
+@pytest.mark.parametrize("weights, data, fix", [
+    ("db", "linear", "10 * log10(x)"),
+    ("linear", "db", "10 ** (x / 10)"),
+    ("dn", "db", "load the modality the weights were trained on"),
+    ("db", "reflectance", "load the modality the weights were trained on"),
+])
+def test_mismatches_without_a_rule_are_refused_in_one_line(weights, data, fix) -> None:
+    with pytest.raises(DataError) as e:
+        resolve_units(weights, data, "runs/moco.pth", "s1")
+    msg = str(e.value)
+    assert msg.startswith("runs/moco.pth:") and "\n" not in msg and fix in msg
+    assert f"data_units={weights}" in msg
