@@ -173,11 +173,14 @@ def _timed_callback(warmup: int, total: int, clock: dict[str, float]) -> Any:
     class Timed(L.Callback):
         def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, *a: Any) -> None:
             if trainer.global_step == warmup:
-                clock["t0"] = time.perf_counter()
                 first = next(iter(batch.values())) if isinstance(batch, dict) else None
                 clock["shape"] = list(getattr(first, "shape", ()))
 
         def on_train_batch_end(self, trainer: Any, *a: Any) -> None:
+            # the clock starts at the end of the last warm-up step, so the timed window holds as many
+            # batch fetches as steps (starting it at a batch's start would leave that fetch out)
+            if trainer.global_step == warmup:
+                clock["t0"] = time.perf_counter()
             if trainer.global_step >= total:
                 clock.setdefault("t1", time.perf_counter())
                 trainer.should_stop = True
@@ -223,7 +226,16 @@ def child_loader(spec: dict[str, Any]) -> dict[str, Any]:
         return steps * batch / (time.perf_counter() - t0)
 
     it = iter(loader)
-    loader_rate = timed(lambda i: next(it))
+
+    def fetch(i: int) -> None:  # across epochs like training does (a new epoch restarts the workers)
+        nonlocal it
+        try:
+            next(it)
+        except StopIteration:
+            it = iter(loader)
+            next(it)
+
+    loader_rate = timed(fetch)
     kwargs = dict(cfg.backbone_kwargs)
     bb = create_backbone(cfg.backbone, in_chans=train.in_chans["s2"], **kwargs)
     opt = torch.optim.AdamW(bb.parameters(), lr=1e-3)
@@ -289,7 +301,9 @@ class Bench:
                "--workers", str(self.args.pack_workers)]
         m = run_measured(cmd, self.env)
         rate = re.search(r"\(([\d.]+) samples/s\)", m.stdout)
-        samples = float(rate.group(1)) if rate else float("nan")
+        if rate is None:
+            raise SystemExit(f"eoreps data pack printed no samples/s line; its output was:\n{m.stdout}")
+        samples = float(rate.group(1))
         return {"pack": str(out), **m.memory(), "samples_per_s": samples,
                 "per_worker": samples / max(1, self.args.pack_workers), "source_bytes": allocated_bytes(src),
                 "packed_bytes": allocated_bytes(out)}
@@ -334,8 +348,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         archives[n] = root
         print(f"archive {n} pairs: {root} ({_gb(allocated_bytes(root))}, written in {secs:.1f} s)",
               flush=True)
-        res["sizes"][n] = {"archive": str(root), "write_s": secs, "pack": bench.pack(root, n)}
-        p = res["sizes"][n]["pack"]
+        packs = [bench.pack(root, n) for _ in range(args.repeats)]  # each packs anew into the same folder
+        p = {k: (statistics.median(q[k] for q in packs) if isinstance(v, (int, float)) else v)
+             for k, v in packs[-1].items()}
+        res["sizes"][n] = {"archive": str(root), "write_s": secs, "pack": p, "pack_runs": packs}
         print(f"pack {n}: {p['samples_per_s']:.1f} samples/s, peak {_gb(p['peak_rss'])}", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {}
 

@@ -212,6 +212,12 @@ CASES: list[tuple[str, str, str]] = [
     ("backbone-import-out-file", "backbone import timm:resnet18 --weights {w}/truncated.ckpt --out {w}/afile",
      "{w}/afile"),
     (
+        "backbone-import-torchvision-enum",
+        "backbone import torchgeo:Swin_V2_B_Weights.NAIP_RGB_MI_SATLAS --weights {w}/truncated.ckpt "
+        "--out {o}",
+        "torchgeo:Swin_V2_B_Weights.NAIP_RGB_MI_SATLAS",
+    ),
+    (
         "evaluate-spec-without-weights",
         "evaluate --quick --out {o} --backbone torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO",
         "torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO",

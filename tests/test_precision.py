@@ -12,6 +12,8 @@ import torch
 from eoreps import precision as P
 from eoreps.vocabulary import lightning_precision, run_precision
 
+CAPABILITY = {"A100": (8, 0), "V100": (7, 0), "T4": (7, 5)}  # CUDA compute capability
+
 
 @pytest.fixture
 def detect(monkeypatch):
@@ -21,8 +23,14 @@ def detect(monkeypatch):
     def use(flags: set[str], cuda: str | None = None) -> None:
         monkeypatch.setattr(P, "cpu_flags", lambda: frozenset(flags))
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda is not None)
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda == "A100")
+        major = CAPABILITY.get(cuda or "", (0, 0))[0]
+
+        def is_bf16_supported(including_emulation: bool = True) -> bool:  # torch's: emulation counts
+            return major >= 8 or (including_emulation and cuda is not None)
+
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: cuda)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: CAPABILITY[cuda or ""])
 
     return use
 
@@ -63,6 +71,46 @@ def test_cuda_decides_when_the_run_may_use_it(detect):
     assert P.resolve_auto("gpu") == P.Choice("fp32", "fp32: CUDA device V100 lacks native bf16")
     detect({"amx_bf16"}, cuda=None)
     assert P.resolve_auto("auto") == P.Choice("bf16", "bf16: CPU has amx_bf16")  # no CUDA: the CPU decides
+
+
+@pytest.mark.parametrize("gpu", ["V100", "T4"])
+def test_a_gpu_that_only_emulates_bf16_gets_fp32(detect, monkeypatch, gpu):
+    """Capability 7.x: torch's ``is_bf16_supported()`` says yes (emulation), ``auto`` still picks fp32."""
+    detect(set(), cuda=gpu)
+    assert torch.cuda.is_bf16_supported()  # what the old check asked
+    assert P.resolve_auto("gpu") == P.Choice("fp32", f"fp32: CUDA device {gpu} lacks native bf16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # a torch without including_emulation
+    assert P.resolve_auto("gpu").precision == "fp32"  # the capability decides
+    detect(set(), cuda="A100")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert P.resolve_auto("gpu").precision == "bf16"
+
+
+def test_an_explicit_precision_is_recorded_as_requested(detect, tmp_path):
+    """``--precision bf16`` on a bf16 CPU: the record says "requested", not auto's detection reason; ``auto``
+    keeps the reason, through the copies a run makes of its config."""
+    from eoreps.evaluation.evaluate_config import EvaluateConfig
+    from eoreps.hyper.fit_options import FitOptions
+    from eoreps.ssl.pretrain import PretrainConfig
+    from eoreps.tasks.fit_config import FitConfig
+
+    detect({"amx_bf16"})
+    auto = {"precision": "bf16", "reason": "bf16: CPU has amx_bf16"}
+    asked = {"precision": "bf16", "reason": "bf16: requested"}
+    for value, want in (("auto", auto), ("bf16", asked), ("bf16-mixed", asked)):
+        # the configs the runs record: run_pretrain's, run_study's options, hyper's fit
+        pre = PretrainConfig(method="simclr", accelerator="cpu", precision=value).resolved()
+        options = EvaluateConfig(protocol=["linear"], precision=value).study().options
+        hyper = FitOptions(precision=value).to_config(tmp_path / "zoo", tmp_path / "out")
+        hyper.validate()
+        for cfg in (pre, FitConfig(precision=value), options, hyper):
+            assert cfg.precision == "bf16"  # stored resolved, as before
+            assert P.precision_record(cfg.precision, asked=P.requested(cfg)) == want, (value, type(cfg))
+    fp32 = FitConfig(precision="fp32")
+    assert P.precision_record(fp32.precision, asked=P.requested(fp32)) == {
+        "precision": "fp32", "reason": "fp32: requested (auto would choose bf16)"}
+    fp32.precision = "bf16"  # set after resolving: an explicit choice
+    assert P.requested(fp32) == "bf16"
 
 
 def test_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):

@@ -1,29 +1,34 @@
 """What ``--precision auto`` means on this machine: bf16 where the device computes it natively, else fp32.
 
 * CUDA (the run's accelerator is ``auto``, ``gpu`` or ``cuda`` and a CUDA device is present): bf16 when
-  ``torch.cuda.is_bf16_supported()`` (Ampere and later), fp32 otherwise.
+  ``torch.cuda.is_bf16_supported(including_emulation=False)`` (Ampere and later: compute capability 8.0+),
+  fp32 otherwise (a V100 or T4 only emulates bf16).
 * CPU: bf16 when the CPU has AMX (``amx_bf16``) or AVX512-BF16 (``avx512_bf16``), read at run time from the
   ``flags`` line of ``/proc/cpuinfo``; fp32 elsewhere (bf16 autocast without those instructions is
   emulated and slower than fp32).
 * ``EOREPS_AUTO_PRECISION=fp32|bf16`` overrides the detection (reproducible numbers across machines; the
   test suite sets ``fp32``).
 
-:func:`resolve_auto` gives the choice with its reason (``"bf16: CPU has amx_bf16"``);
-:func:`precision_record` is what every output records; :func:`announce` prints it once per process. Reading
-the CPU flags imports nothing heavy; torch is imported only to ask about a CUDA device, and only when an
-NVIDIA driver is present.
+:func:`resolve_auto` gives the choice with its reason (``"bf16: CPU has amx_bf16"``); configs resolve their
+``precision`` with :func:`resolve_config`, which remembers whether it was ``auto`` (:func:`requested`);
+:func:`precision_record` is what every output records (``"bf16: requested"`` for an explicit choice);
+:func:`announce` prints it once per process. Reading the CPU flags imports nothing heavy; torch is imported
+only to ask about a CUDA device, and only when an NVIDIA driver is present.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["BF16_CPU_FLAGS", "Choice", "announce", "cpu_flags", "cpu_model", "cpu_summary",
-           "precision_record", "resolve_auto"]
+__all__ = ["BF16_CPU_FLAGS", "Choice", "announce", "cpu_flags", "cpu_model", "cpu_summary", "keep_request",
+           "precision_record", "requested", "resolve_auto", "resolve_config"]
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # native bf16 dot products (AMX tiles, AVX512 VDPBF16PS)
 CPUINFO = Path("/proc/cpuinfo")
@@ -75,9 +80,21 @@ def _cuda_bf16() -> Choice | None:
     if not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name(0)
-    if torch.cuda.is_bf16_supported():
+    if _cuda_native_bf16(torch):
         return Choice("bf16", f"bf16: CUDA device {name} supports bf16")
     return Choice("fp32", f"fp32: CUDA device {name} lacks native bf16")
+
+
+def _cuda_native_bf16(torch: Any) -> bool:
+    """True when CUDA device 0 computes bf16 natively (compute capability 8.0+, or ROCm).
+
+    ``torch.cuda.is_bf16_supported()`` counts emulation by default (``including_emulation=True``), which
+    says yes on a V100 or T4, where bf16 autocast is slower than fp32; older torch lacks that argument, so
+    the capability decides there."""
+    supported = torch.cuda.is_bf16_supported
+    if "including_emulation" in inspect.signature(supported).parameters:
+        return bool(supported(including_emulation=False))
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(0)[0] >= 8
 
 
 def resolve_auto(accelerator: str = "cpu") -> Choice:
@@ -95,13 +112,49 @@ def resolve_auto(accelerator: str = "cpu") -> Choice:
     return Choice("fp32", f"fp32: CPU lacks {' and '.join(BF16_CPU_FLAGS)}")
 
 
-def precision_record(precision: str, accelerator: str = "cpu") -> dict[str, str]:
-    """``{"precision": ..., "reason": ...}`` for outputs: the reason ``auto`` gives when it chose
-    ``precision``, else that it was asked for (and what ``auto`` would have chosen)."""
+_REQUEST = "_precision_request"  # where resolve_config keeps (asked, resolved) on a config
+
+
+def resolve_config(cfg: Any, allowed: Collection[str] | None = None, accelerator: str = "cpu") -> str:
+    """``cfg.precision`` as a run stores it (:func:`eoreps.vocabulary.run_precision`, ``auto`` resolved for
+    ``accelerator``), remembering on ``cfg`` what was asked for :func:`requested`.
+
+    The request is kept beside the dataclass fields, not in one, so configs, their JSON and digests hold the
+    resolved short form as before."""
+    from eoreps.vocabulary import PRECISIONS, normalize_precision, run_precision
+
+    allowed = (*PRECISIONS, "fp64") if allowed is None else allowed  # run_precision's default
+    asked = normalize_precision(cfg.precision, allowed)
+    resolved = run_precision(cfg.precision, allowed, accelerator)
+    cfg.__dict__[_REQUEST] = (asked, resolved)
+    return resolved
+
+
+def requested(cfg: Any) -> str:
+    """What ``cfg.precision`` was asked as: ``auto``, or the explicit value (also when it was set after
+    :func:`resolve_config`, or never resolved by it)."""
+    asked, resolved = cfg.__dict__.get(_REQUEST, (None, None))
+    return asked if asked is not None and resolved == cfg.precision else cfg.precision
+
+
+def keep_request(source: Any, target: Any) -> None:
+    """Give ``target`` the precision of ``source`` and what it was asked as (a config built from another)."""
+    target.precision = source.precision
+    if _REQUEST in source.__dict__:
+        target.__dict__[_REQUEST] = source.__dict__[_REQUEST]
+
+
+def precision_record(precision: str, accelerator: str = "cpu", asked: str | None = None) -> dict[str, str]:
+    """``{"precision": ..., "reason": ...}`` for outputs: the reason ``auto`` gives when ``asked`` is
+    ``auto`` (:func:`requested`), else that ``precision`` was requested (and what ``auto`` would choose
+    where that differs). ``asked=None`` (a caller that cannot tell): ``auto`` when it gives ``precision``."""
     auto = resolve_auto(accelerator)
-    if precision == auto.precision:
+    if asked is None:
+        asked = "auto" if precision == auto.precision else precision
+    if asked == "auto":
         return {"precision": precision, "reason": auto.reason}
-    return {"precision": precision, "reason": f"{precision}: requested (auto would choose {auto.precision})"}
+    other = "" if auto.precision == precision else f" (auto would choose {auto.precision})"
+    return {"precision": precision, "reason": f"{precision}: requested{other}"}
 
 
 def cpu_summary(accelerator: str = "cpu") -> dict[str, object]:

@@ -86,6 +86,24 @@ def test_stats_come_from_the_manifest(packed, tmp_path, monkeypatch):
     np.testing.assert_allclose(st.std["s1"], np.nanstd(s1, axis=(0, 2, 3)), rtol=1e-5)
 
 
+def test_a_pack_without_train_stats_is_scanned_unless_it_holds_one_split(packed, tmp_path, monkeypatch):
+    """Packs written before ``train_stats`` existed (same format version): their ``stats`` cover every
+    split, so the training split is scanned; a single-split pack's ``stats`` are that split's."""
+    import eoreps.data.stats as stats
+
+    ds = open_dataset(packed, split="train")
+    old = {k: v for k, v in ds.manifest.items() if k != "train_stats"}
+    assert len([n for n in old["splits"].values() if n]) >= 2
+    monkeypatch.setattr(ds, "manifest", old)
+    assert ds.precomputed_stats is None
+    scanned = stats.cached_stats(ds, tmp_path, modalities=["s1"])
+    s1 = np.stack([ds[i]["s1"].numpy() for i in range(len(ds))]).astype(np.float64)
+    np.testing.assert_allclose(scanned.mean["s1"], np.nanmean(s1, axis=(0, 2, 3)), rtol=1e-5)
+    assert not np.allclose(scanned.mean["s1"], old["stats"]["s1"]["mean"], rtol=1e-5)  # not train+val+test
+    monkeypatch.setattr(ds, "manifest", {**old, "splits": {"train": len(ds), "val": 0}})
+    np.testing.assert_allclose(ds.precomputed_stats.mean["s1"], old["stats"]["s1"]["mean"])
+
+
 def test_stream_crops_and_covers_the_split(packed):
     from litdata import StreamingDataLoader
 

@@ -164,6 +164,54 @@ def test_cached_packs_of_vanished_sources_are_pruned(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "cache" / "packs").iterdir() if p.is_dir()) == [kept.name]
 
 
+def test_a_pack_killed_before_its_rename_or_its_resume_state_is_recovered(simeo, tmp_path, monkeypatch):
+    """A kill (a) after the manifest, before ``<key>.partial`` was renamed: the next run renames it, without
+    packing again; (b) after ``.pack_state/`` was made, before ``state.json``: the next run packs afresh."""
+    import eoreps.data.pack as pack_module
+    from eoreps.data.pack_cache import packed_source
+    from eoreps.data.pack_manifest import STATE_DIR
+
+    monkeypatch.setenv("EOREPS_CACHE", str(tmp_path / "cache"))
+    root = Path(packed_source(str(simeo)).data)
+    partial = root.with_name(root.name + ".partial")
+    manifest = (root / "eoreps_pack.json").read_text()
+    root.rename(partial)  # (a) and a resume state still beside the manifest (killed inside the finish)
+    (partial / STATE_DIR).mkdir()
+    (partial / STATE_DIR / "state.json").write_text("{}")
+    with monkeypatch.context() as m:
+        m.setattr(pack_module, "pack", lambda opts: pytest.fail("packed a complete pack again"))
+        assert Path(packed_source(str(simeo)).data) == root
+    assert (root / "eoreps_pack.json").read_text() == manifest and not partial.exists()
+    assert not (root / STATE_DIR).exists()
+    shutil.rmtree(root)
+    (partial / STATE_DIR).mkdir(parents=True)  # (b) no state.json, no manifest
+    (partial / "train").mkdir()
+    assert Path(packed_source(str(simeo)).data) == root and not partial.exists()
+    assert json.loads((root / "eoreps_pack.json").read_text())["splits"] == json.loads(manifest)["splits"]
+
+
+def test_pruning_leaves_a_pack_whose_lock_is_held(tmp_path):
+    """A pack of a vanished source that another process is packing (it holds ``<key>.lock``) is kept."""
+    from filelock import FileLock
+
+    from eoreps.data.pack_cache import _prune
+    from eoreps.data.pack_manifest import MANIFEST, STATE_DIR
+
+    record = json.dumps({"source": {"path": str(tmp_path / "gone"), "format": "simeo-folder"}})
+    (tmp_path / "a" / STATE_DIR).mkdir(parents=True)
+    (tmp_path / "a" / MANIFEST).write_text(record)
+    (tmp_path / "b.partial" / STATE_DIR).mkdir(parents=True)
+    (tmp_path / "b.partial" / STATE_DIR / "state.json").write_text(record)
+    with FileLock(str(tmp_path / "b.lock")):  # another run packing b
+        _prune(tmp_path)
+        assert not (tmp_path / "a").exists() and (tmp_path / "b.partial").is_dir()
+    with FileLock(str(tmp_path / "a.lock")):  # a complete pack's lock guards it too
+        (tmp_path / "a").mkdir()
+        (tmp_path / "a" / MANIFEST).write_text(record)
+        _prune(tmp_path)
+        assert (tmp_path / "a").is_dir() and not (tmp_path / "b.partial").exists()
+
+
 def test_tile2vec_streams_triplets_from_a_pack(simeo, cache):
     """Tile2Vec on a pack: the batch's whole patches are the scenes, cut into triplets in the loader."""
     from eoreps.data.pack_cache import packed_source

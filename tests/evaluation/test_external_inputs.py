@@ -163,3 +163,47 @@ def test_dem_magnitudes_are_not_read_as_units(tmp_path) -> None:
     folder = _card_backbone(tmp_path, "dem", 1, "dem", ["elevation"], [350.0], [300.0])
     built = load_pretrained(MethodSpec("m", backbone=str(folder)), data)
     assert built.stats.mean["dem"] == (350.0,) and built.inputs["backbone"] == "dem: 1 bands; units unchecked"
+
+
+def test_adapter_protocol_sees_the_mapped_channels_and_keeps_the_mapping(tmp_path) -> None:
+    """4 data bands mapped to a 13-band backbone: LoRA fits (13 == 13 after the mapping), and the spectral
+    adapter is chained after the band mapping instead of replacing it (fill and order kept)."""
+    from types import SimpleNamespace
+
+    from eoreps.evaluation.protocols.adapter import SpectralAdapter, _choose, _prepare
+    from eoreps.evaluation.protocols.base import AdapterOptions
+
+    folder = _card_backbone(tmp_path, "s2all", 13, "s2", TG_S2, [0.0] * 13, [10000.0] * 13)
+    data = _data()
+    built = load_pretrained(MethodSpec("m", backbone=str(folder)), data)
+    select = built.encoder.adapters["backbone"]
+
+    def cell(kind: str) -> SimpleNamespace:
+        return SimpleNamespace(options=SimpleNamespace(adapter=AdapterOptions(kind=kind)), data=data)
+
+    assert _choose(built, cell("lora")) == "lora" and _choose(built, cell("auto")) == "lora"
+    enc, modules, info = _prepare(built, cell("spectral"))
+    chained = enc.adapters["backbone"]
+    assert isinstance(chained, torch.nn.Sequential) and chained[0] is select
+    assert isinstance(modules[0], SpectralAdapter) and (modules[0].c_in, modules[0].c_out) == (13, 13)
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(chained(x), select(x))  # residual adapter starts as the identity
+    assert info["adapter"] == "spectral" and info["adapter_params"] > 0
+
+
+def test_cell_hash_follows_the_weights_file_content(tmp_path) -> None:
+    """New weights at the same path are new cells (the hash keys the file's sha256, not only its path)."""
+    import os
+
+    path = tmp_path / "r18.pth"
+    torch.save({"w": torch.zeros(3)}, path)
+    m = MethodSpec("moco", backbone="timm:resnet18", weights=str(path))
+    cfg = StudyConfig(methods=[m], protocols=["knn"], fractions=[1.0], seeds=1)
+    cell = plan_cells(cfg, [m])[0]
+    before = cell_hash(cfg, m, cell)
+    assert cell_hash(cfg, m, cell) == before and len(m.hash_record()["weights_sha256"]) == 64
+    tmp = tmp_path / "new.pth"
+    torch.save({"w": torch.ones(3)}, tmp)  # same size, other values
+    os.replace(tmp, path)
+    assert cell_hash(cfg, m, cell) != before

@@ -98,3 +98,25 @@ def test_kshot_study_tables_and_plot(tmp_path, capsys):
     assert "Per-class results at 2 labelled samples per class" in md
     assert (out / "kshot.png").stat().st_size > 1000 and (out / "label_efficiency.png").is_file()
     assert f"k-shot:  {out / 'kshot.png'}" in capsys.readouterr().out
+
+
+def test_kshot_only_study_prints_no_missing_plot(tmp_path, capsys):
+    """fractions: [] writes kshot.png only: the command does not announce a label_efficiency.png."""
+    import yaml
+
+    from eoreps.cli import main
+    from eoreps.data.simeo import write_simeo
+
+    folder = write_simeo(tmp_path / "simeo", n=90, seed=1)
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "data": {"data": str(folder), "task": "classify", "modalities": ["s2"]},
+        "backbones": ["random:cnn-tiny"], "protocols": ["knn"], "fractions": [], "seeds": 1}))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["study", "label-efficiency", "--config", str(study), "--shots", "1", "--out", str(out),
+              "--quick"])
+    printed = capsys.readouterr()
+    assert e.value.code == 0, printed.err
+    assert (out / "kshot.png").is_file() and not (out / "label_efficiency.png").exists()
+    assert "label_efficiency.png" not in printed.out and f"k-shot:  {out / 'kshot.png'}" in printed.out

@@ -175,3 +175,77 @@ def test_composed_normalisation_equals_torchgeo_transforms() -> None:
     mean, std = torch.tensor(norm["mean"])[:, None, None], torch.tensor(norm["std"])[:, None, None]
     torch.testing.assert_close((crop - mean) / std, want, rtol=1e-4, atol=1e-4)
     assert card.band_names["s2"] == ["B04", "B03", "B02"]
+
+
+def test_safetensors_in_chans_from_the_stem_not_the_first_sorted_key(tmp_path) -> None:
+    """safetensors sorts keys: ``stages.*`` (depthwise / block convolutions) comes before ``stem.*``."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(2)
+    enc = create_backbone("cnn-tiny", in_chans=6).eval()
+    path = tmp_path / "own.safetensors"
+    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(path))
+    bb = load_external("cnn-tiny", path).eval()
+    x = torch.randn(2, 6, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(bb(x), enc(x))
+    assert bb.in_chans == 6 and bb.card.backbone.in_chans == 6
+    timm = pytest.importorskip("timm")
+    convnext = timm.create_model("convnext_atto", pretrained=False, in_chans=4).eval()
+    cpath = tmp_path / "convnext.safetensors"
+    save_file({k: v.contiguous() for k, v in convnext.state_dict().items()}, str(cpath))
+    first_4d = next(k for k, v in sorted(convnext.state_dict().items()) if v.dim() == 4)
+    assert first_4d.startswith("stages.") and first_4d.endswith("conv_dw.weight")  # in 1, sorted first
+    assert load_external("timm:convnext_atto", cpath).in_chans == 4
+
+
+def test_checkpoint_without_num_batches_tracked_loads(tmp_path) -> None:
+    torch.manual_seed(3)
+    enc = create_backbone("cnn-tiny", in_chans=4).eval()
+    state = {k: v for k, v in enc.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(state) < len(enc.state_dict())
+    path = tmp_path / "old.pth"
+    torch.save(state, path)
+    bb = load_external("cnn-tiny", path).eval()
+    x = torch.randn(1, 4, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(bb(x), enc(x))
+    del state["stem.0.weight"]  # a real weight missing is still refused
+    torch.save(state, path)
+    with pytest.raises(DataError, match="1 missing"):
+        load_external("cnn-tiny", path)
+
+
+def test_non_timm_torchgeo_enum_is_refused_in_one_line(tg_resnet18) -> None:
+    pytest.importorskip("torchgeo.models")
+    with pytest.raises(ConfigError) as e:  # torchvision's Swin: refused before torchvision sees in_chans
+        load_external("torchgeo:Swin_V2_B_Weights.NAIP_RGB_MI_SATLAS", tg_resnet18[0])
+    msg = str(e.value)
+    assert "\n" not in msg and "Swin_V2_B_Weights" in msg and "timm-built" in msg
+
+
+class _Clamp(torch.nn.Module):
+    """A value transform that is not a Normalize (a clamp of the input range)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0, 1)
+
+
+def test_int_resize_and_skipped_value_transforms() -> None:
+    tv = pytest.importorskip("torchvision.transforms")
+    from eoreps.models.external import _input_size, _skipped_transforms
+
+    chain = torch.nn.Sequential(tv.Resize(256), _Clamp(), tv.Normalize([0.0], [255.0]))
+    assert isinstance(tv.Resize(256).size, int) and _input_size(chain) == 256
+    assert _input_size(torch.nn.Sequential(tv.Resize(256), tv.CenterCrop(224))) == 224
+    assert _skipped_transforms(chain) == ["_Clamp"]
+
+
+def test_eight_bit_torchgeo_weights_are_byte_units() -> None:
+    pytest.importorskip("torchgeo.models")
+    from eoreps.models.external import torchgeo_card
+
+    satlas, _ = torchgeo_card("torchgeo:Swin_V2_B_Weights.NAIP_RGB_MI_SATLAS")  # Normalize(0, 255)
+    landsat, _ = torchgeo_card("torchgeo:ResNet18_Weights.LANDSAT_TM_TOA_MOCO")
+    assert satlas.extra["external"]["units"] == "byte" and landsat.extra["external"]["units"] == "byte"
+    assert satlas.extra["external"]["skipped_transforms"] is None

@@ -267,3 +267,11 @@ def test_ray_backend_builds_the_same_backbone_zoo(tmp_path, tiny):
     for col in METRICS:  # worker and driver may pick other float kernels: rounding-level differences
         np.testing.assert_allclose(a.properties[col], b.properties[col], atol=1e-4)
     torch.testing.assert_close(a.weights_matrix(), b.weights_matrix(), rtol=0, atol=1e-5)
+
+
+def test_resume_with_other_backbone_kwargs_is_refused(tmp_path, tiny):
+    """kwargs that keep the parameter shapes (a dropout rate) still make other members: no mixed zoo."""
+    build_zoo(_cfg(tmp_path / "z", epochs=0), data=tiny)
+    with pytest.raises(ConfigError, match="differs in backbone"):
+        build_zoo(_cfg(tmp_path / "z", epochs=0, backbone_kwargs={"drop_rate": 0.5}), data=tiny)
+    build_zoo(_cfg(tmp_path / "z", epochs=0), data=tiny)  # the original options resume

@@ -97,3 +97,33 @@ def test_probe_columns_are_named_by_percent():
         "probe_acc_0.5",
     ]
     assert load_pretrain_zoo_spec({}, quick=True).epochs == 1
+
+
+class _Stop(Exception):
+    """Stops ``_pretrain`` at the pretraining call, after its options are recorded."""
+
+
+def test_members_pretrain_on_the_split_the_probes_use(tmp_path, monkeypatch):
+    """A GeoTIFF folder's automatic split follows the build seed, not the member's: a member with another
+    seed must not pretrain on the probes' test images."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+    from make_geotiff_folder import write_geotiff_folder
+
+    from eoreps.zoo.pretrained import PretrainZooSpec, _pretrain, _split_options
+
+    seen = []
+
+    def fake(cfg):
+        seen.append(cfg)
+        raise _Stop
+
+    monkeypatch.setattr("eoreps.evaluation.pretraining.run_method_pretraining", fake)
+    folder = write_geotiff_folder(tmp_path / "tifs", n=6, split=False)
+    spec = PretrainZooSpec(methods=["simclr"], seeds=[3], data_fractions=[1.0], data=str(folder))
+    with pytest.raises(_Stop):
+        _pretrain(spec, spec.members()[0], tmp_path / "zoo", seed=7)
+    assert seen[-1].seed == 3 and seen[-1].data_options == {"split_seed": 7}
+    assert _split_options(PretrainZooSpec(data="simeo"), 7) == {}  # SimEO's split is fixed

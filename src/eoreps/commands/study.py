@@ -42,10 +42,9 @@ def label_efficiency(
 
     set_threads(threads)
     report = run_study(cfg.load(), cfg.out)
-    typer.echo(
-        f"results: {out / 'results.csv'}\ntables:  {out / 'tables.md'}\nplot:    "
-        f"{out / 'label_efficiency.png'}"
-    )
+    typer.echo(f"results: {out / 'results.csv'}\ntables:  {out / 'tables.md'}")
+    if (out / "label_efficiency.png").is_file():  # not written when the study has no fractions (k-shot only)
+        typer.echo(f"plot:    {out / 'label_efficiency.png'}")
     if (out / "kshot.png").is_file():
         typer.echo(f"k-shot:  {out / 'kshot.png'}")
     typer.echo(f"CIs:     {out / 'summary.csv'}")

@@ -13,10 +13,11 @@ modalities where they decide which samples exist (BigEarthNet v1 pairing; a GeoT
 check applies to the modalities read), a stamp of the source (name, size and
 modification time of the path and of its direct entries, so an edited folder is packed again) and the
 pack format and eoreps versions. A process packs under a file lock into ``<key>.partial`` (resumed after
-a kill) and renames it to ``<key>`` when complete, so concurrent runs (DDP ranks, parallel tests) pack a
-source once and never read a half-written pack. A cached pack whose chunk was damaged stops the run with
-one line naming the chunk and the folder to delete. Cached packs of sources that no longer exist are
-removed when a new pack is made.
+a kill; renamed when the kill came after its manifest, started afresh when it came before its resume state)
+and renames it to ``<key>`` when complete, so concurrent runs (DDP ranks, parallel tests) pack a source
+once and never read a half-written pack. A cached pack whose chunk was damaged stops the run with one line
+naming the chunk and the folder to delete. Cached packs of sources that no longer exist are removed when a
+new pack is made, unless another process holds their lock.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from eoreps.errors import DataError, unknown_name
 LOADERS = ("stream", "memory")
 LOADER_HELP = ("stream: read a packed archive (other sources are packed once into the cache, "
                "$EOREPS_CACHE/packs); memory: hold the data in memory (fast path for small sources).")
+_PARTIAL = ".partial"  # suffix of a pack being written (renamed to its key when complete)
 _SEEDED_FORMATS = ("geotiff-folder",)  # formats whose automatic split depends on the run seed (split_seed)
 _CACHE_VERSION = 3  # bumped when what a cached pack holds changes (2: train stats, 3: source description)
 # formats whose samples depend on the modalities read (pairing; the no-data check of the modalities read)
@@ -67,10 +69,6 @@ class PackedSource:
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     cached: bool = False
-
-    def record(self) -> dict[str, Any]:
-        """``{"loader": "stream", "pack": ...}`` for results files."""
-        return {"loader": "stream", "pack": self.data, **({"pack_cached": True} if self.cached else {})}
 
 
 def _stamp(path: Path) -> list[Any]:
@@ -161,12 +159,17 @@ def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mo
     from eoreps.progress import progress_enabled
 
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
+    with FileLock(_lock_path(root)):
         if is_packed(root):  # another process packed it while this one waited
             return
         _prune(root.parent)
-        partial = root.with_name(root.name + ".partial")
-        resume = (partial / STATE_DIR).is_dir()
+        partial = root.with_name(root.name + _PARTIAL)
+        if _finished(partial):  # killed after writing the manifest, before the rename below
+            _publish(partial, root)
+            return
+        resume = (partial / STATE_DIR / "state.json").is_file()
+        if partial.exists() and not resume:  # killed before the resume state was written: nothing to keep
+            shutil.rmtree(partial)
         if progress_enabled():  # with the pack's progress bar; quiet like it under EOREPS_NO_PROGRESS
             print(f"eoreps: packing {source} once into {root} (later runs reuse it; loader=memory skips "
                   "this)", file=sys.stderr)
@@ -178,9 +181,35 @@ def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mo
             pack(opts)
         except DataError as e:  # a bad source item: the loader's own line, as reading the source shows it
             raise DataError(getattr(e, "source_message", None) or str(e)) from None
-        if root.exists():  # an unreadable leftover of an older pack: replaced
-            shutil.rmtree(root)
-        partial.rename(root)
+        _publish(partial, root)
+
+
+def _lock_path(root: Path) -> str:
+    """The file lock of the cached pack ``root`` (``<key>``), which also guards ``<key>.partial``."""
+    return str(root) + ".lock"
+
+
+def _finished(partial: Path) -> bool:
+    """True when ``partial`` holds a complete, valid pack (its manifest was written; a resume state left
+    beside it is removed); a damaged one is removed, to be packed again."""
+    from eoreps.data.pack_manifest import STATE_DIR, check_manifest
+
+    if not is_packed(partial):
+        return False
+    try:
+        check_manifest(partial)
+    except DataError:
+        shutil.rmtree(partial)
+        return False
+    shutil.rmtree(partial / STATE_DIR, ignore_errors=True)  # killed between the manifest and its removal
+    return True
+
+
+def _publish(partial: Path, root: Path) -> None:
+    """Rename the complete pack ``partial`` to ``root`` (replacing an unreadable leftover of an old pack)."""
+    if root.exists():
+        shutil.rmtree(root)
+    partial.rename(root)
 
 
 def _paired(source: str) -> bool:
@@ -191,7 +220,9 @@ def _paired(source: str) -> bool:
 
 def _prune(folder: Path) -> None:
     """Remove cached packs, complete or interrupted, whose source no longer exists (tests and users pack
-    temporary folders)."""
+    temporary folders). A pack whose lock another process holds (packing it, or waiting to) is left alone."""
+    from filelock import FileLock, Timeout
+
     from eoreps.data.pack_manifest import MANIFEST, STATE_DIR
     from eoreps.io import read_json
 
@@ -202,7 +233,12 @@ def _prune(folder: Path) -> None:
         except (DataError, OSError, AttributeError):
             continue
         if src and src != "simeo" and not Path(src).exists():
-            shutil.rmtree(pack_dir, ignore_errors=True)
+            key = pack_dir.name.removesuffix(_PARTIAL)
+            try:
+                with FileLock(_lock_path(pack_dir.with_name(key)), timeout=0):
+                    shutil.rmtree(pack_dir, ignore_errors=True)
+            except Timeout:
+                continue
 
 
 __all__ = ["LOADERS", "LOADER_HELP", "PackedSource", "cache_key", "check_loader", "is_packed",

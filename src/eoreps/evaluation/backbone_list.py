@@ -11,6 +11,8 @@ Each entry is one of
 * an external spec ``<scheme>:<name>`` (``timm:resnet18``, ``torchgeo:<WeightsEnum>.<MEMBER>``) with its
   local weights file after ``@`` (``timm:resnet18@weights/r18.pth``: the method's ``weights`` field,
   :func:`eoreps.models.external.load_external`; nothing is downloaded): named ``<scheme>-<name>``;
+* one's own checkpoint of a registered eoreps backbone, ``<name>@<file>`` (``cnn-small@runs/last.ckpt``):
+  read like an external spec (``weights`` = the file), named ``<name>``;
 * a mapping of :class:`MethodSpec` fields (``{name: ssl4eo, backbone: "torchgeo:...", weights: FILE}``);
   without ``name`` it is derived from ``backbone`` as above.
 
@@ -49,6 +51,13 @@ def _scheme(spec: str) -> str | None:
     return head if ":" in spec and head in EXTERNAL_SCHEMES else None
 
 
+def _own_checkpoint(spec: str) -> bool:
+    """True for ``<registered backbone>@<file>`` (``cnn-small@own.ckpt``): a name and weights, not a path."""
+    from eoreps.models.registry import is_backbone_name
+
+    return "@" in spec and is_backbone_name(spec.split("@", 1)[0])
+
+
 def default_name(backbone: Any) -> str:
     """The table label of a backbone spec (see the module docstring)."""
     if isinstance(backbone, dict):
@@ -56,7 +65,7 @@ def default_name(backbone: Any) -> str:
     spec = str(backbone)
     if spec == "random" or spec.startswith("random:"):
         return _safe(spec.replace(":", "-"))
-    if _scheme(spec):
+    if _scheme(spec) or _own_checkpoint(spec):
         return _safe(spec.split("@", 1)[0].replace(":", "-"))
     p = Path(spec)
     if p.stem == "backbone" and p.parent.name not in ("", "."):
@@ -80,10 +89,10 @@ def _entry_fields(entry: Any, arch: str) -> dict[str, Any]:
     if spec == "random" or spec.startswith("random:"):
         a = spec.split(":", 1)[1] if ":" in spec else arch
         return {"name": default_name(spec), "backbone": "random", "arch": a}
-    if _scheme(spec):
-        if "@" not in spec:
-            raise ConfigError(f"backbones: {spec} needs its local weights file; write {spec}@FILE "
-                              "(nothing is downloaded)")
+    if _scheme(spec) and "@" not in spec:
+        raise ConfigError(f"backbones: {spec} needs its local weights file; write {spec}@FILE "
+                          "(nothing is downloaded)")
+    if _scheme(spec) or _own_checkpoint(spec):
         name, weights = spec.split("@", 1)
         return {"name": default_name(spec), "backbone": name, "weights": weights}
     return {"name": default_name(spec), "backbone": spec}

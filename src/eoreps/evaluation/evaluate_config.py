@@ -13,7 +13,8 @@ from typing import Any
 
 from eoreps.cli_config import opt, parse_list
 from eoreps.data.pack_cache import LOADER_HELP, check_loader
-from eoreps.vocabulary import normalize_task, run_precision
+from eoreps.precision import keep_request, resolve_config
+from eoreps.vocabulary import normalize_task
 
 EVALUATE_TASKS = ("classify", "multilabel", "segment")
 # an option of `eoreps evaluate` -> the StudyConfig path --quick must leave alone when the user gave it
@@ -58,7 +59,7 @@ class EvaluateConfig:
                                            "normalisation, the default) or nearest (nearest-wavelength "
                                            "copy).")
     data_units: str | None = opt(None, help="The data's units if the guess from its statistics is wrong: "
-                                            "dn, reflectance, db or linear.")
+                                            "dn, byte, reflectance, db or linear.")
     protocol: list[str] = opt(factory=lambda: ["linear"], parse=_parse_protocols,
                               help="linear, knn, finetune, adapter (comma-separated for several).")
     task: str = opt("classify", help="classify, multilabel or segment.")
@@ -92,7 +93,7 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         self.task = normalize_task(self.task, EVALUATE_TASKS)
         check_loader(self.loader)
-        self.precision = run_precision(self.precision, ("auto", "fp32", "bf16"))  # auto: for this CPU
+        self.precision = resolve_config(self, ("auto", "fp32", "bf16"))  # auto: for this CPU
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
         """``--quick``: shrink the study to seconds (:func:`~eoreps.evaluation.study.quick_study`) except the
@@ -135,7 +136,7 @@ class EvaluateConfig:
         cfg.options.knn.k, cfg.options.knn.temperature = self.k, self.temperature
         cfg.options.adapter.kind = self.adapter
         cfg.options.train.epochs = self.epochs
-        cfg.options.precision = self.precision
+        keep_request(self, cfg.options)  # the precision, and whether it was auto (the record's reason)
         if self.quick:  # options the user gave win
             keep = {path for name, path in _QUICK_PATHS.items() if name in self.quick_keep}
             cfg = quick_study(cfg, keep, changes)

@@ -10,7 +10,9 @@ method.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eoreps.errors import ConfigError
@@ -42,8 +44,8 @@ class MethodSpec:
         key_map: prefix rewrites of the weights' keys (``"backbone.="``, a mapping or a YAML file).
         band_fill: how bands the weights expect but the data lacks are filled (``mean``, ``nearest``;
             :mod:`eoreps.models.bands`); default ``mean``.
-        data_units: the data's units when the guess from its statistics is wrong (``dn``, ``reflectance``,
-            ``db``, ``linear``; :mod:`eoreps.models.units`); default: guessed.
+        data_units: the data's units when the guess from its statistics is wrong (``dn``, ``byte``,
+            ``reflectance``, ``db``, ``linear``; :mod:`eoreps.models.units`); default: guessed.
     """
 
     name: str
@@ -100,8 +102,13 @@ class MethodSpec:
 
     def hash_record(self) -> dict[str, Any]:
         """The fields that determine results, for cell hashes: optional fields left at ``None`` are omitted,
-        so the hashes of studies written before they existed stay valid."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _OPTIONAL or v is not None}
+        so the hashes of studies written before they existed stay valid. A ``weights`` file is keyed by its
+        content (``weights_sha256``) as well as its path: new weights at the same path are new cells."""
+        rec = {k: v for k, v in dataclasses.asdict(self).items() if k not in _OPTIONAL or v is not None}
+        if self.weights is not None and Path(self.weights).is_file():  # a missing file fails when loaded
+            rec["weights_sha256"] = _weights_sha256(str(Path(self.weights).resolve()),
+                                                    *_stamp(Path(self.weights)))
+        return rec
 
     @property
     def kind(self) -> str:
@@ -110,6 +117,19 @@ class MethodSpec:
             return "supervised"
         return "random" if self.backbone == "random" else "pretrained"
 
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """``(inode, size, mtime_ns)`` of ``path``: the cache key of :func:`_weights_sha256`."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _weights_sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a weights file, hashed once per (path, inode, size, mtime) however many cells ask."""
+    from eoreps.digest import file_sha256
+
+    return file_sha256(path)
 
 
 def check_pretrain(method: MethodSpec) -> None:

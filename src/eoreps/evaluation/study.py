@@ -52,7 +52,7 @@ from eoreps.evaluation.protocols import (
 from eoreps.evaluation.study_ci import save_predictions
 from eoreps.io import read_json, write_json
 from eoreps.models.card import BackboneCard
-from eoreps.precision import announce, precision_record
+from eoreps.precision import announce, precision_record, requested
 from eoreps.progress import progress
 from eoreps.smoke import smoke_fields
 from eoreps.tasks.noise import check_noise, corrupt_targets
@@ -422,7 +422,7 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
     cells = plan_cells(cfg, methods)
     hashes = {c.key: cell_hash(cfg, by_name[c.method], c) for c in cells}
     todo = [c for c in cells if not finished(out / "cells" / f"{c.key}.json", hashes[c.key])]
-    precision = precision_record(cfg.options.precision)
+    precision = precision_record(cfg.options.precision, asked=requested(cfg.options))
     announce(precision)
     write_json(out / "study.json", {"config": _jsonable(cfg), "cells": [c.key for c in cells],
                                     "precision": precision, **smoke_fields(bool(cfg.smoke), cfg.smoke)})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from eoreps.cli_config import opt
-from eoreps.vocabulary import run_precision
+from eoreps.precision import keep_request, resolve_config
 
 HYPER_PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -76,7 +76,7 @@ class FitOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.precision = run_precision(self.precision, HYPER_PRECISIONS)  # auto: resolved for the CPU
+        self.precision = resolve_config(self, HYPER_PRECISIONS)  # auto: resolved for the CPU
         if self.n_heads is None:
             self.n_heads = max(1, self.d_model // 32)
 
@@ -106,7 +106,7 @@ class FitOptions:
             canonical_input=self.canonical_input,
             align=self.align,
         )
-        return FitConfig(
+        cfg = FitConfig(
             zoo=zoo,
             out=out,
             epochs=self.epochs,
@@ -126,3 +126,5 @@ class FitOptions:
             token_width=self.token_width,
             augment=augment,
         )
+        keep_request(self, cfg)  # whether the precision was auto (the record's reason)
+        return cfg

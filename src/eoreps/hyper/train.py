@@ -34,7 +34,7 @@ from eoreps.hyper.module import HyperModule, module_kwargs
 from eoreps.hyper.splits import split_column, split_models
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
 from eoreps.io import atomic_path, read_json, write_json
-from eoreps.precision import announce, precision_record, resolve_auto
+from eoreps.precision import announce, precision_record, requested, resolve_config
 
 
 @dataclass
@@ -66,7 +66,7 @@ class FitConfig:
 
     def validate(self) -> FitConfig:
         if self.precision == "auto":  # bf16 where the CPU computes it natively (eoreps.precision)
-            self.precision = resolve_auto("cpu").precision
+            self.precision = resolve_config(self)
         if self.precision not in ("bf16", "fp32"):
             raise ConfigError(f"precision={self.precision!r} must be auto, bf16 or fp32")
         if self.epochs < 1:
@@ -160,7 +160,7 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     from eoreps.training import build_run, resume_point
 
     cfg.validate()
-    announce(precision_record(cfg.precision))
+    announce(precision_record(cfg.precision, asked=requested(cfg)))
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,6 +316,6 @@ def export(module: Any, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path
         **({"tokenizer": "window", "window": module.window, "window_tokenizer": module.tokenizer.to_dict()}
            if isinstance(module, WindowModule) else {}),
         "seconds": round(seconds, 1),
-        "precision": precision_record(cfg.precision),
+        "precision": precision_record(cfg.precision, asked=requested(cfg)),
     }
     write_json(out / "hyper.json", meta)

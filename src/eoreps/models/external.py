@@ -5,16 +5,18 @@ Spec strings (:func:`load_external`), always with a local ``weights`` file (no h
 * ``torchgeo:<WeightsEnum>.<MEMBER>`` (e.g. ``torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO``): the enum of
   the installed torchgeo gives the architecture (its builder, which calls timm), ``in_chans``, the band
   names and the normalisation (the ``Normalize`` steps of ``weights.transforms``, composed into one
-  mean / std in the weights' input units). Only timm-built enums (ResNet*, ViT*) are supported.
-* ``timm:<model>`` (e.g. ``timm:resnet18``): a timm checkpoint; ``in_chans`` is read from the file's first
-  convolution (no silent adaptation of the first layer).
+  mean / std in the weights' input units; other value transforms are listed in the card as
+  ``skipped_transforms``). Only timm-built enums (ResNet*, ViT*) are supported; others are refused.
+* ``timm:<model>`` (e.g. ``timm:resnet18``): a timm checkpoint; ``in_chans`` is read from the file's stem
+  convolution, the first in the architecture's module order (no silent adaptation of the first layer).
 * any eoreps backbone name (``cnn-small``): one's own checkpoint, e.g. a Lightning ``.ckpt``.
 
 Files: ``.safetensors`` or anything ``torch.load(weights_only=True)`` reads (``.pth``, ``.pt``, ``.bin``,
 ``.ckpt``); a state dict nested under ``state_dict`` / ``model`` / ``module`` (Lightning, DDP) is unwrapped.
 ``key_map`` rewrites key prefixes (:func:`parse_key_map`): ``"backbone.="`` keeps the keys under
 ``backbone.`` without the prefix and drops every other key (projection heads, momentum encoders).
-Loading is strict except for the classifier head: a missing or unexpected key is a one-line
+Loading is strict except for the classifier head and BatchNorm's ``num_batches_tracked`` counters (which
+some files leave out): a missing or unexpected key is a one-line
 :class:`~eoreps.errors.DataError` listing them (and the ``key_map`` that would fix a prefix).
 
 The backbone gets a :class:`~eoreps.models.card.BackboneCard` like eoreps' own (``modalities``,
@@ -38,6 +40,8 @@ from eoreps.models.card import BackboneCard, BackboneSpec
 from eoreps.models.units import guess_units, is_sar
 
 TORCHGEO = "torchgeo:"
+_TIMM_BUILDERS = ("resnet", "vit")
+"""Prefixes of the torchgeo builders that call timm (the others, e.g. torchvision's ``swin_v2_b``, do not)."""
 _NESTED = ("state_dict", "model", "module", "net", "encoder")
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 
@@ -143,8 +147,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _first_conv_in(state: Mapping[str, torch.Tensor], where: str) -> int:
-    """``in_chans`` from the first 4-D weight (the stem convolution or patch embedding)."""
+def _first_conv_in(state: Mapping[str, torch.Tensor], where: str,
+                   probe: torch.nn.Module | None = None) -> int:
+    """``in_chans`` from the first 4-D weight (the stem convolution or patch embedding).
+
+    The first is taken in the module order of ``probe`` (the architecture built with defaults), not in
+    the file's key order: safetensors sorts keys, which puts ``stages.*`` (a depthwise convolution in
+    ConvNeXt, eoreps' cnn blocks) before ``stem.*``. Without a probe, or when the probe's stem key is not
+    in the file, the file's first 4-D weight is used.
+    """
+    if probe is not None:
+        stem = next((k for k, v in probe.state_dict().items() if v.dim() == 4 and k.endswith("weight")), None)
+        if stem is not None and stem in state and state[stem].dim() == 4:
+            return int(state[stem].shape[1])
     for k, v in state.items():
         if v.dim() == 4 and k.endswith("weight"):
             return int(v.shape[1])
@@ -160,7 +175,8 @@ def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], where: st
     """
     own = module.state_dict()
     unexpected = [k for k in state if k not in own and not k.startswith(head or ("\0",))]
-    missing = [k for k in own if k not in state]
+    # BatchNorm step counters are not weights (older torch and some exporters leave them out): kept at 0
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
         parts = [f"{len(missing)} missing ({_sample(missing)})" if missing else "",
@@ -169,7 +185,8 @@ def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], where: st
                  f"{tuple(own[shapes[0]].shape)} in the model" if shapes else ""]
         raise DataError(f"{where}: weights do not fit the architecture: "
                         f"{'; '.join(p for p in parts if p)}{_prefix_hint(unexpected, own)}")
-    module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
+    kept = {k: v for k, v in state.items() if k in own}
+    module.load_state_dict({**{k: own[k] for k in own if k not in kept}, **kept}, strict=True)
 
 
 def _prefix_hint(unexpected: list[str], own: Mapping[str, Any]) -> str:
@@ -244,12 +261,24 @@ def _broadcast(v: list[float], n: int) -> list[float]:
 
 
 def _input_size(transforms: Any) -> int | None:
-    """The side of the crop (else resize) the weights were trained at."""
+    """The side of the crop (else resize) the weights were trained at (``size`` an int or a sequence)."""
     size = None
     for t in list(transforms) if isinstance(transforms, torch.nn.Sequential) else []:
         if type(t).__name__ in ("CenterCrop", "Resize") and getattr(t, "size", None):
-            size = int(list(t.size)[0])
+            side = t.size
+            size = int(side) if isinstance(side, int | float) else int(list(side)[0])
     return size
+
+
+#: transform steps that change sizes, not values (recorded by :func:`_input_size`), or do nothing
+_GEOMETRIC = ("CenterCrop", "Resize", "RandomResizedCrop", "Identity")
+
+
+def _skipped_transforms(transforms: Any) -> list[str]:
+    """Names of the value transforms other than ``Normalize`` (e.g. a clamp, a percentile stretch), which
+    the card's normalisation does not reproduce: recorded in the card so the difference is visible."""
+    steps = list(transforms) if isinstance(transforms, torch.nn.Sequential) else []
+    return [type(t).__name__ for t in steps if type(t).__name__ not in ("Normalize", *_GEOMETRIC)]
 
 
 def default_modality(bands: list[str] | None) -> str | None:
@@ -292,7 +321,8 @@ def torchgeo_card(spec: str, modality: str | None = None) -> tuple[BackboneCard,
         normalization=normalization,
         data=meta.get("dataset"),
         extra={"external": {"source": "torchgeo", "spec": spec, "units": units, "bands": bands,
-                            "input_size": _input_size(w.transforms), "url": getattr(w, "url", None)}},
+                            "input_size": _input_size(w.transforms), "url": getattr(w, "url", None),
+                            "skipped_transforms": _skipped_transforms(w.transforms) or None}},
     )
     return card, {"builder": builder, "kwargs": kwargs}
 
@@ -303,16 +333,31 @@ def _build_torchgeo(spec: str, modality: str | None) -> tuple[Backbone, Backbone
     from eoreps.models.timm_backbones import TimmBackbone
 
     card, how = torchgeo_card(spec, modality)
-    model = tgm.get_model(how["builder"], weights=None, in_chans=card.backbone.in_chans, num_classes=0,
-                          **how["kwargs"])
+    refusal = (f"backbone '{spec}': torchgeo builds {how['builder']} without timm; only timm-built enums "
+               "(ResNet*, ViT*) are supported (import other weights as timm:<model> or a state dict)")
+    if not how["builder"].startswith(_TIMM_BUILDERS):  # torchvision's Swin, DOFA, CROMA ...: no in_chans
+        raise ConfigError(refusal)
+    try:
+        model = tgm.get_model(how["builder"], weights=None, in_chans=card.backbone.in_chans, num_classes=0,
+                              **how["kwargs"])
+    except TypeError:  # a builder that does not take timm's options
+        raise ConfigError(refusal) from None
     if not hasattr(model, "pretrained_cfg"):
-        raise ConfigError(f"backbone '{spec}': torchgeo does not build it with timm; only timm-built enums "
-                          "(ResNet*, ViT*) are supported")
+        raise ConfigError(refusal)
     bb = TimmBackbone.wrap(model, card.backbone.in_chans)
     return bb, card
 
 
 # ------------------------------------------------------------------------------------------ any spec
+_PROBE_CHANS = 3
+"""``in_chans`` of the architecture built to find its stem before the file's channel count is known."""
+
+
+def _load_target(spec: str, bb: Backbone) -> torch.nn.Module:
+    """The module a file of ``spec`` holds the keys of: the timm model inside a timm backbone, else ``bb``."""
+    return getattr(bb, "model", bb) if spec.startswith("timm:") else bb
+
+
 def load_external(
     spec: str,
     weights: str | Path,
@@ -342,16 +387,18 @@ def load_external(
 
     where = str(weights)
     rules = parse_key_map(key_map)
-    state = apply_key_map(read_state_dict(weights), rules, where)
-    if is_external_spec(spec):
+    if is_external_spec(spec):  # an unsupported enum is refused before the file is read
         bb, card = _build_torchgeo(spec, modality)
         target: torch.nn.Module = bb.model  # type: ignore[assignment]
+        state = apply_key_map(read_state_dict(weights), rules, where)
     else:
-        in_chans = _first_conv_in(state, where)
+        state = apply_key_map(read_state_dict(weights), rules, where)
         if spec.startswith("timm:") and "pos_embed" in state:
             kwargs.setdefault("dynamic_img_size", True)  # ViTs: any input size (resampled positions)
-        bb = create_backbone(spec, in_chans=in_chans, **kwargs)
-        target = getattr(bb, "model", bb) if spec.startswith("timm:") else bb
+        probe = create_backbone(spec, in_chans=_PROBE_CHANS, **kwargs)  # the stem's key, in module order
+        in_chans = _first_conv_in(state, where, _load_target(spec, probe))
+        bb = probe if in_chans == _PROBE_CHANS else create_backbone(spec, in_chans=in_chans, **kwargs)
+        target = _load_target(spec, bb)
         canon = [canonical_band(b) for b in bands] if bands else None
         mod = modality or default_modality(canon)
         card = BackboneCard(

@@ -6,17 +6,20 @@ in another unit gives features that are silently wrong (reflectance 0..1 into a 
 both sides have: the weights' normalisation (its card) and the data's statistics (training split):
 
 ============  ====================================================================================
-``dn``        digital numbers, e.g. Sentinel-2 reflectance x 10,000 (means well above 50)
+``dn``        digital numbers, e.g. Sentinel-2 reflectance x 10,000 (mean + std above 50, not ``byte``)
+``byte``      8-bit images in 0..255 (mean + std in (100, 300], e.g. ``Normalize(0, 255)``: Satlas RGB,
+              SSL4EO-L)
 ``reflectance``  reflectance in 0..1 (means in [0, 2])
 ``db``        SAR backscatter in decibels (means below -1, typically -30..5)
 ``linear``    SAR backscatter as linear power (SAR bands with means in [0, 2])
-``unknown``   none of the above (no check)
+``unknown``   none of the above, or data already standardised (means ~0, stds ~1): no check
 ============  ====================================================================================
 
 :func:`resolve_units` compares the two: equal (or unknown) units pass; ``dn`` <-> ``reflectance`` has a
 known rule (Sentinel-2's quantification value, ``DN = 10,000 x reflectance``) and is converted by a scale
 folded into the normalisation; any other mismatch is refused with one line naming the fix (convert SAR
-with ``10 log10(x)``, or declare the data's units with ``data_units=...`` when the guess is wrong).
+with ``10 log10(x)``, rescale to / from 8 bits, or declare the data's units with ``data_units=...`` when
+the guess is wrong).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from dataclasses import dataclass
 
 from eoreps.errors import ConfigError, DataError
 
-UNITS = ("dn", "reflectance", "db", "linear", "unknown")
+UNITS = ("dn", "byte", "reflectance", "db", "linear", "unknown")
 S2_QUANTIFICATION = 10000.0
 """Sentinel-2 L1C/L2A products store reflectance x 10,000 (the ESA quantification value)."""
 _SAR_BANDS = frozenset({"VV", "VH", "HH", "HV"})
+_BYTE_TYPICAL = (100.0, 300.0)
+"""``median(|mean| + |std|)`` of 8-bit images (0..255): above reflectance, below Sentinel-2 DN."""
 
 
 def is_sar(bands: Sequence[str] | None) -> bool:
@@ -49,11 +54,16 @@ def guess_units(mean: Sequence[float], std: Sequence[float], sar: bool = False) 
     if not mean or identity:
         return "unknown"  # no statistics, or the identity normalisation (it says nothing about units)
     m = statistics.median(float(v) for v in mean)
+    sd = statistics.median(abs(float(s)) for s in std)
+    if abs(m) < 0.1 and 0.5 <= sd <= 2.0:
+        return "unknown"  # already standardised (z-scores): the raw units are gone, nothing to check
     typical = statistics.median(abs(float(a)) + abs(float(s)) for a, s in zip(mean, std, strict=True))
     if m < -1.0:
         return "db"
     if sar and 0.0 <= m <= 2.0:
         return "linear"
+    if m >= 0.0 and _BYTE_TYPICAL[0] < typical <= _BYTE_TYPICAL[1]:
+        return "byte"
     if typical > 50.0 and m >= 0.0:
         return "dn"
     if 0.0 <= m and typical <= 2.0:
@@ -101,6 +111,10 @@ def resolve_units(weights: str, data: str, where: str, modality: str) -> UnitChe
     fixes = {
         ("linear", "db"): "convert it to dB with 10 * log10(x)",
         ("db", "linear"): "convert it to linear power with 10 ** (x / 10)",
+        ("reflectance", "byte"): "rescale it to 8 bits (0..255, e.g. clip(x * 255 / max, 0, 255))",
+        ("dn", "byte"): "rescale it to 8 bits (0..255, e.g. clip(x * 255 / max, 0, 255))",
+        ("byte", "reflectance"): "use the raw reflectance instead of 8-bit images (0..255)",
+        ("byte", "dn"): "use the raw digital numbers instead of 8-bit images (0..255)",
     }
     fix = fixes.get(pair, "load the modality the weights were trained on")
     raise DataError(f"{where}: the weights expect '{modality}' in {weights} but the data looks like {data}; "

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 from eoreps.cli_config import opt, parse_devices, parse_kwargs
 from eoreps.data.pack_cache import LOADER_HELP, check_loader
 from eoreps.errors import ConfigError
+from eoreps.precision import keep_request, resolve_config
 from eoreps.ssl.methods.registry import list_methods
-from eoreps.vocabulary import PRECISION_HELP, run_precision
+from eoreps.vocabulary import PRECISION_HELP
 
 if TYPE_CHECKING:
     from eoreps.checkpoints import ResumePoint
@@ -154,7 +155,7 @@ class PretrainConfig:
         names = ("tile_size", "neighborhood", "num_scenes", "scene_size")
         self.method_kwargs.update({k: v for k, v in zip(names, moved, strict=True) if v is not None})
         # one vocabulary (eoreps.vocabulary): the short form is stored; training.build_run converts it
-        self.precision = run_precision(self.precision, accelerator=self.accelerator)
+        self.precision = resolve_config(self, accelerator=self.accelerator)  # remembers an explicit choice
 
     def apply_quick(self, keep: Collection[str] = ()) -> list[str]:
         """``--quick``: shrink to seconds except the fields in ``keep`` (those the user gave); the shrinkage
@@ -190,6 +191,7 @@ class PretrainConfig:
 
         info = method_info(self.method)
         c = PretrainConfig(**asdict(self))  # asdict copies the lists and dicts
+        keep_request(self, c)  # "auto" stays auto in the record (the copy sees the resolved value)
         c.method = info.name  # the registered spelling (band_prediction -> band-prediction)
         if not c.backbone:
             c.backbone = info.cls.default_backbone
@@ -324,7 +326,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
 
     from eoreps.checkpoints import checkpoint_step
     from eoreps.io import write_json
-    from eoreps.precision import announce, precision_record
+    from eoreps.precision import announce, precision_record, requested
     from eoreps.smoke import smoke_fields
     from eoreps.ssl.data import PretrainDataModule
     from eoreps.ssl.export import export_encoders
@@ -333,7 +335,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     from eoreps.training import build_run
 
     cfg = config.resolved()
-    precision = precision_record(cfg.precision, cfg.accelerator)
+    precision = precision_record(cfg.precision, cfg.accelerator, requested(cfg))
     announce(precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

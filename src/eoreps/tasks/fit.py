@@ -223,10 +223,10 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
     """Train ``cfg``, evaluate on ``cfg.eval_splits`` (best checkpoint), write ``results.json``."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from eoreps.precision import announce, precision_record
+    from eoreps.precision import announce, precision_record, requested
     from eoreps.training import build_run, resume_point
 
-    precision = precision_record(cfg.precision, cfg.accelerator)
+    precision = precision_record(cfg.precision, cfg.accelerator, requested(cfg))
     if not quiet:
         announce(precision)
     out = Path(cfg.out)

@@ -12,7 +12,8 @@ from typing import Any
 from eoreps.cli_config import opt, parse_devices
 from eoreps.data.pack_cache import LOADER_HELP, check_loader
 from eoreps.errors import ConfigError, unknown_name
-from eoreps.vocabulary import PRECISION_HELP, normalize_task, run_precision
+from eoreps.precision import resolve_config
+from eoreps.vocabulary import PRECISION_HELP, normalize_task
 
 FIT_TASKS = ("classify", "multilabel", "segment", "regress", "multitask")
 PRECISIONS = (
@@ -134,7 +135,7 @@ class FitConfig:
             raise unknown_name("task weighting", self.weighting, WEIGHTINGS)
         # one vocabulary (eoreps.vocabulary): the short form is stored; Lightning's spelling only builds the
         # Trainer
-        self.precision = run_precision(self.precision, accelerator=self.accelerator)
+        self.precision = resolve_config(self, accelerator=self.accelerator)  # remembers an explicit choice
         if isinstance(self.modalities, str):
             self.modalities = [m.strip() for m in self.modalities.split(",") if m.strip()]
         if not self.modalities:

@@ -105,8 +105,9 @@ def _manifest(cfg: BuildConfig, arch: Arch, data: ZooData, chunks: list[list[Mem
     }
 
 
-_PLAN_KEYS = ("architecture", "in_shape", "num_classes", "param_order", "dataset", "grid", "epochs", "seed",
-              "options", "chunks")
+# "backbone" (name, kwargs, head) is absent from layer-list zoos on both sides, so their resumes are unchanged
+_PLAN_KEYS = ("architecture", "backbone", "in_shape", "num_classes", "param_order", "dataset", "grid",
+              "epochs", "seed", "options", "chunks")
 
 
 def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:

@@ -146,8 +146,21 @@ def _pretrain_data(spec: PretrainZooSpec) -> str:
     return str(Path(spec.data).resolve())
 
 
-def _pretrain(spec: PretrainZooSpec, member: dict[str, Any], out: Path) -> Path:
-    """Run (or reuse, or resume) one member's pretraining; returns its backbone weights file."""
+def _split_options(spec: PretrainZooSpec, seed: int) -> dict[str, Any]:
+    """Dataset options that split the pretraining data as the probes' evaluation data: a source whose
+    automatic split is seeded (a GeoTIFF folder without a split column) gets ``split_seed`` = the build's
+    ``seed``, not the member's, so that no member pretrains on the probes' test images."""
+    if spec.data == "simeo":
+        return {}
+    from eoreps.data.formats import detect_format
+    from eoreps.data.pack_cache import _SEEDED_FORMATS
+
+    return {"split_seed": seed} if detect_format(Path(spec.data)) in _SEEDED_FORMATS else {}
+
+
+def _pretrain(spec: PretrainZooSpec, member: dict[str, Any], out: Path, seed: int = 0) -> Path:
+    """Run (or reuse, or resume) one member's pretraining (the data split by the build's ``seed``);
+    returns its backbone weights file."""
     from eoreps.config import load_dataclass
     from eoreps.evaluation.encoders import backbone_files
     from eoreps.evaluation.pretraining import run_method_pretraining
@@ -168,6 +181,7 @@ def _pretrain(spec: PretrainZooSpec, member: dict[str, Any], out: Path) -> Path:
         "quick": spec.quick,
         "quick_keep": ["epochs", "batch_size", "max_samples"],
         **spec.pretrain,
+        "data_options": {**_split_options(spec, seed), **dict(spec.pretrain.get("data_options") or {})},
         "out": str(out / "pretrain" / f"m{member['model_id']:05d}"),
         "resume": False,
     }
@@ -262,7 +276,7 @@ def build_pretrained_zoo(spec: PretrainZooSpec, out: str | Path, seed: int = 0) 
     names = [shard_name(m["model_id"], spec.epochs) for m in members]
     todo = [m for m, n in zip(members, names, strict=True) if not store.verify_shard(n)]
     for m in progress(todo, desc="zoo from pretraining", unit="backbone"):
-        path = _pretrain(spec, m, out)
+        path = _pretrain(spec, m, out, seed)
         w = _weights(arch, path, m["method"])
         row = {
             **m,

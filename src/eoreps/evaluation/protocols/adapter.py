@@ -144,6 +144,15 @@ class InputAdapters(nn.Module):
         return self.encoder.forward_all(self._adapt(batch))
 
 
+def _group_channels(enc: BackboneEncoder, g: str, cell: Cell) -> int:
+    """Channels that reach backbone ``g``: its modalities' stacked channels, or the output of the group's
+    band mapping (a ``BandSelect`` that selects, reorders and fills bands for external weights)."""
+    band_map = getattr(enc.adapters[g], "band_map", None) if g in enc.adapters else None
+    if band_map is not None:
+        return len(band_map.sources)
+    return sum(cell.data.channels(m) for m in enc.groups[g])
+
+
 def _choose(built: BuiltEncoder, cell: Cell) -> str:
     opts = cell.options.adapter
     if opts.kind not in ADAPTERS:
@@ -152,7 +161,7 @@ def _choose(built: BuiltEncoder, cell: Cell) -> str:
         raise unknown_name("adapter", opts.kind, ADAPTERS)
     enc = built.encoder
     mismatch = isinstance(enc, BackboneEncoder) and any(
-        sum(cell.data.channels(m) for m in enc.groups[g]) != enc.backbones[g].in_chans for g in enc.groups)
+        _group_channels(enc, g, cell) != enc.backbones[g].in_chans for g in enc.groups)
     if opts.kind == "lora" and mismatch:
         raise ConfigError("the backbone's input channels differ from the data's; use adapter kind 'spectral'")
     if opts.kind != "auto":
@@ -169,12 +178,14 @@ def _prepare(built: BuiltEncoder, cell: Cell):
         modules = add_lora(enc, opts.rank, opts.alpha)
     elif isinstance(enc, BackboneEncoder):
         modules = []
-        for g, mods in enc.groups.items():
-            c_in = sum(cell.data.channels(m) for m in mods)
-            enc.adapters[g] = SpectralAdapter(
-                c_in, enc.backbones[g].in_chans, opts.spectral_hidden, opts.spectral_kernel
+        for g in enc.groups:
+            spectral = SpectralAdapter(
+                _group_channels(enc, g, cell), enc.backbones[g].in_chans, opts.spectral_hidden,
+                opts.spectral_kernel,
             )
-            modules.append(enc.adapters[g])
+            # after the group's band mapping, which keeps its fill and order (the adapter refines it)
+            enc.adapters[g] = nn.Sequential(enc.adapters[g], spectral) if g in enc.adapters else spectral
+            modules.append(spectral)
     else:  # fusion encoders: one residual adapter per image modality
         adapters = {
             m: SpectralAdapter(

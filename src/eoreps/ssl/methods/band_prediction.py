@@ -138,7 +138,7 @@ class BandPrediction(SSLMethod):
 
     def loss(
         self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, target, valid = views
         loss = masked_mse(self.predict(x), target, valid)
-        return loss, {"valid_fraction": float(valid.float().mean())}
+        return loss, {"valid_fraction": valid.float().mean()}

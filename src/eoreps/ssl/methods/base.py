@@ -76,7 +76,8 @@ class SSLMethod(L.LightningModule):
         self.encoders = nn.ModuleDict()
         self.encoder_inputs: dict[str, list[str]] = {}
         self._joint_heads: dict[str, tuple[nn.Module, HeadSpec]] = {}  # exported beside their encoders
-        self._epoch_logs: dict[str, list[float]] = {}  # sum and count of loss() extras this epoch
+        # sum (a detached tensor on the training device, or a float) and count of the loss() extras this epoch
+        self._epoch_logs: dict[str, tuple[torch.Tensor | float, int]] = {}
         if self.single_encoder:
             self.add_encoder("+".join(self.modalities), self.modalities)
 
@@ -138,8 +139,8 @@ class SSLMethod(L.LightningModule):
         return batch
 
     # ---------------------------------------------------------------------------------- training
-    def loss(self, views: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of one batch of views and extra values to log."""
+    def loss(self, views: Any) -> tuple[torch.Tensor, Mapping[str, torch.Tensor | float]]:
+        """Loss of one batch of views and extra values to log (0-d tensors, left on the device, or floats)."""
         raise NotImplementedError
 
     def training_step(self, views: Any, batch_idx: int) -> torch.Tensor:
@@ -149,17 +150,21 @@ class SSLMethod(L.LightningModule):
                                      "lower lr or check the data for extreme values")
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         # the extras are epoch means: summed here, logged once per epoch (on_train_epoch_end), since each
-        # Lightning log call costs ~0.5 ms of host work per step (profiled, issue 25); the mean is unchanged
+        # Lightning log call costs ~0.5 ms of host work per step (profiled, issue 25); the mean is unchanged.
+        # Tensors are summed on their device: float() here would wait for the GPU at every step
         for k, v in logs.items():
-            acc = self._epoch_logs.setdefault(k, [0.0, 0])
-            acc[0] += float(v)
-            acc[1] += 1
+            total, n = self._epoch_logs.get(k, (0.0, 0))
+            self._epoch_logs[k] = (total + (v.detach().float() if isinstance(v, torch.Tensor) else v), n + 1)
         return loss
 
     def on_train_epoch_end(self) -> None:
-        """Log this epoch's means of the :meth:`loss` extras (``train/<name>``, across processes)."""
+        """Log this epoch's means of the :meth:`loss` extras (``train/<name>``, across processes); the only
+        host-device synchronisation of the extras.
+
+        The running sums are not checkpointed: after a resume in the middle of an epoch, that epoch's means
+        cover only the steps after the resume."""
         for k, (total, n) in self._epoch_logs.items():
-            self.log(f"train/{k}", total / n, on_step=False, on_epoch=True, sync_dist=True)
+            self.log(f"train/{k}", float(total) / n, on_step=False, on_epoch=True, sync_dist=True)
         self._epoch_logs = {}
 
     def trainable_modules(self) -> list[nn.Module]:

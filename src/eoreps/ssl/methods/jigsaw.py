@@ -200,7 +200,7 @@ class Jigsaw(SSLMethod):
         shuffled = torch.take_along_dim(tiles, order[:, :, None, None, None], dim=1)
         return shuffled, labels
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         tiles, labels = views
         b, n = tiles.shape[:2]
         flat = tiles.flatten(0, 1)  # (B n, C, t, t)
@@ -209,4 +209,4 @@ class Jigsaw(SSLMethod):
         feats = self.encoder(flat).reshape(b, n * self.encoder.num_features)
         logits = self.head(feats)  # (B, P)
         loss = F.cross_entropy(logits, labels)
-        return loss, {"jigsaw_acc": float((logits.argmax(1) == labels).float().mean())}
+        return loss, {"jigsaw_acc": (logits.detach().argmax(1) == labels).float().mean()}

@@ -82,8 +82,8 @@ class Rotation(SSLMethod):
             mods = self.augment(mods)
         return rotate_all(self.stack(mods))
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, labels = views
         logits = self.head(self.encoder(x))  # (4 B, 4)
         loss = F.cross_entropy(logits, labels)
-        return loss, {"rotation_acc": float((logits.argmax(1) == labels).float().mean())}
+        return loss, {"rotation_acc": (logits.detach().argmax(1) == labels).float().mean()}

@@ -116,7 +116,7 @@ class Tile2Vec(SSLMethod):
 
     def loss(
         self, views: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         a, n, d = views
         za, zn, zd = self.encoder(torch.cat([a, n, d])).chunk(3)
         loss = triplet_loss(za, zn, zd, self.margin)
@@ -124,4 +124,4 @@ class Tile2Vec(SSLMethod):
             loss = loss + self.l2_weight * (za.pow(2).sum(1) + zn.pow(2).sum(1) + zd.pow(2).sum(1)).mean()
         with torch.no_grad():
             gap = ((za - zd).norm(dim=1) - (za - zn).norm(dim=1)).mean()
-        return loss, {"distance_gap": float(gap)}
+        return loss, {"distance_gap": gap}
