@@ -235,7 +235,10 @@ class PackedDataset(EODataset):
             raise ConfigError(f"{self.root}: stream one split (train, val or test), not '{self.split}'")
         # LitData keeps int(n * subsample) samples: + 0.5 so float rounding cannot drop one (127 of 128)
         frac = 1.0 if not max_samples or max_samples >= len(self) else (max_samples + 0.5) / len(self)
+        # batch_decode="item": decode only the sample asked for. LitData's default decodes a window of
+        # neighbouring samples per read, which a shuffled read then throws away (~40 array copies per sample)
         return PackedStream(str(self.root / self.split), shuffle=shuffle, seed=seed, drop_last=drop_last,
+                            batch_decode="item",
                             subsample=float(frac), modalities=self.modalities, crop=crop,
                             keys=tuple(keys) if keys is not None else (*self.modalities, "label"))
 
@@ -267,7 +270,9 @@ class PackedStream(StreamingDataset):
 
 
 def open_stream(path: Path, **kw: Any) -> StreamingDataset:
-    """A plain LitData ``StreamingDataset`` of ``path`` (random access for :class:`PackedDataset`)."""
+    """A plain LitData ``StreamingDataset`` of ``path`` (random access for :class:`PackedDataset`; decoding
+    only the sample asked for, see :meth:`PackedDataset.stream`)."""
+    kw.setdefault("batch_decode", "item")
     try:
         return StreamingDataset(str(path), **kw)
     except (OSError, ValueError, json.JSONDecodeError) as e:
