@@ -32,7 +32,8 @@ bounds its data). Results go to ``WORK/results.json``.
 
 ``--tokenizer window`` runs the same stages with the windowed representation (``--window``,
 ``--token-width``; docs/hyper.md) into ``WORK/rep-window`` etc. and ``WORK/results-window.json``, so the two
-tokenisations can be compared on one zoo.
+tokenisations can be compared on one zoo (``benchmarks/hyper_window_compare.py`` compares them at an
+equal number of steps, with Kendall's tau beside R^2).
 """
 
 from __future__ import annotations

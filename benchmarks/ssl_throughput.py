@@ -10,8 +10,11 @@ Same backbone, same batch size, same in-memory SimEO S2 patches for every conten
 * ``eoreps``    -- ``eoreps.ssl`` SimCLR exactly as ``eoreps pretrain`` runs it (Lightning, in-memory
                    batches, normalisation and augmentation in ``on_after_batch_transfer``);
 * ``eoreps-bf16`` / ``limit-bf16`` -- the same under bf16 autocast;
-* ``eoreps-auto`` -- the default ``--precision auto`` (bf16 where the CPU has AMX or AVX512-BF16, else fp32:
-                   :func:`eoreps.precision.resolve_auto`; the resolved precision is printed).
+* ``eoreps-auto`` -- the default ``--precision auto`` as ``eoreps pretrain`` resolves it: on a CPU with AMX or
+                   AVX512-BF16 it times this SimCLR step's encoder in fp32 and bf16 and keeps bf16 only
+                   when >= 1.05x faster (:func:`eoreps.precision_probe.settle`, verdict cached in
+                   ``$EOREPS_CACHE/precision``), else fp32; what it picked, why, and the seconds the
+                   timing took (not counted in the throughput) are printed and stored in the JSON.
 
 The CPU model, its SIMD flags and what ``auto`` picks are printed and stored in the JSON. ``--quick`` is a
 smoke run (seconds; tiny backbone, no ratios worth reading).
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -127,7 +131,25 @@ def run_plain(data: Any, args: argparse.Namespace, stats: Any) -> float:
     return args.steps * args.batch_size / (time.perf_counter() - t0)
 
 
-def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool) -> float:
+def _auto(method: Any, args: argparse.Namespace, picks: list[dict[str, Any]]) -> bool:
+    """Resolve ``auto`` for ``method`` as ``eoreps pretrain`` does; appends what it picked to ``picks``."""
+    from types import SimpleNamespace
+
+    from eoreps.precision import resolve_config
+    from eoreps.precision_probe import settle
+
+    cfg = SimpleNamespace(precision="auto")
+    cfg.precision = resolve_config(cfg, accelerator="cpu")
+    t0 = time.perf_counter()
+    record = settle(cfg, lambda: method.precision_workload(args.batch_size), "cpu")
+    picks.append({**record, "seconds": round(time.perf_counter() - t0, 2)})
+    print(f"eoreps-auto: precision {record['precision']} ({record['reason']}); resolved in "
+          f"{picks[-1]['seconds']:.2f} s", flush=True)
+    return record["precision"] == "bf16"
+
+
+def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | list[dict[str, Any]]) -> float:
+    """eoreps SimCLR through Lightning; ``bf16`` a list: ``--precision auto`` (its picks appended there)."""
     from eoreps.ssl.data import BatchDataset, PretrainDataModule
     from eoreps.ssl.methods import get_method
 
@@ -135,6 +157,8 @@ def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool) -> f
     method = get_method("simclr")(modalities=["s2"], in_chans=data.in_chans, stats=stats.to_dict(),
                                   backbone=args.backbone, backbone_kwargs=_backbone_kwargs(args.backbone),
                                   image_size=data.image_size, max_steps=total)
+    if isinstance(bf16, list):
+        bf16 = _auto(method, args, bf16)
     timer = _Timer(args.warmup, args.steps)
     _trainer(total, "bf16-mixed" if bf16 else "32-true", [timer.callback]).fit(
         method, datamodule=PretrainDataModule(BatchDataset(data), args.batch_size))
@@ -215,6 +239,7 @@ def main() -> None:
 
     data = load_patches(args.data, ["s2"], "train", max_samples=args.samples)
     stats = data.stats()
+    auto_picks: list[dict[str, Any]] = []  # what eoreps-auto resolved to in each repeat
     runners = {
         "limit": lambda: run_limit(data, args, False),
         "limit-bf16": lambda: run_limit(data, args, True),
@@ -222,7 +247,7 @@ def main() -> None:
         "torchgeo": lambda: run_torchgeo(data, args, stats),
         "eoreps": lambda: run_eoreps(data, args, stats, False),
         "eoreps-bf16": lambda: run_eoreps(data, args, stats, True),
-        "eoreps-auto": lambda: run_eoreps(data, args, stats, cpu["auto"] == "bf16"),
+        "eoreps-auto": lambda: run_eoreps(data, args, stats, auto_picks),
     }
     chosen = [c for c in args.only.split(",") if c]
     results: dict[str, list[float]] = {c: [] for c in chosen}
@@ -238,7 +263,7 @@ def main() -> None:
     print(f"{'contender':<12} {'pairs/s':>9} {'vs best anchor':>15} {'vs limit':>9}")
     for c, v in med.items():
         va = f"{v / max(anchors):.2f}x" if anchors else "-"
-        bf16 = c.endswith("bf16") or (c == "eoreps-auto" and cpu["auto"] == "bf16")
+        bf16 = c.endswith("bf16") or (c == "eoreps-auto" and auto_picks[-1]["precision"] == "bf16")
         lim = med.get("limit-bf16" if bf16 else "limit")
         vl = f"{v / lim:.2f}x" if lim else "-"
         print(f"{c:<12} {v:9.1f} {va:>15} {vl:>9}")
@@ -246,7 +271,9 @@ def main() -> None:
         return
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"args": vars(args), "cpu": cpu, "runs": results, "median": med}
+    record = {"command": " ".join(["python", *sys.argv]), "args": vars(args), "cpu": cpu, "runs": results,
+              "median": med,
+              **({"eoreps_auto": auto_picks} if auto_picks else {})}
     out.write_text(json.dumps(record, indent=2) + "\n")
 
 

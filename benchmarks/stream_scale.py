@@ -8,7 +8,8 @@ Steps, each in its own subprocess (so each one's memory is its own):
    (:func:`eoreps.data.reben_writer.write_ben_v2`) at each of ``--sizes`` pairs (default 2,000 and 20,000,
    ~5.5 GB for the larger; 80 % train, 10 % validation, 10 % test);
 2. ``eoreps data pack`` each one (``--pack-workers``) and pretrain ``--warmup + --steps`` steps on each pack
-   (same method, backbone, crop, batch; streamed with ``--workers`` DataLoader workers). **Peak memory** of
+   (same method, backbone, crop, batch; streamed with ``--workers`` DataLoader workers, default ``auto``:
+   eoreps' rule, :mod:`eoreps.data.loader_workers`). **Peak memory** of
    every process is the peak over time of the summed resident set (VmRSS from ``/proc/<pid>/status``) of
    the process and all its descendants (DataLoader workers included), sampled every 0.1 s -- a sum that
    counts shared pages (libraries, copy-on-write) once per process, so it over-states. Each target
@@ -18,8 +19,8 @@ Steps, each in its own subprocess (so each one's memory is its own):
    (RssShmem: batches handed over by workers) peaks;
 3. on the smallest archive, pretraining streamed from the pack vs in memory (``--data <archive>`` with
    ``loader=memory``): same method, backbone, crop and steps; target >= 0.9x;
-4. the streaming loader alone (``--workers`` workers, default 2) in samples/s vs what the default backbone
-   consumes (forward + backward + AdamW step on S2 crops, images/s); target >= 2x;
+4. the streaming loader alone (``--loader-workers`` workers, default 2) in samples/s vs what the default
+   backbone consumes (forward + backward + AdamW step on S2 crops, images/s); target >= 2x;
 5. pack throughput (samples/s, and per worker) and packed size vs source size (allocated bytes).
 
 Throughput is in samples per second over the timed steps (after ``--warmup``); every measurement runs
@@ -29,6 +30,7 @@ Throughput is in samples per second over the timed steps (after ``--warmup``); e
     python benchmarks/stream_scale.py                       # 2,000 and 20,000 pairs (~6 GB in --work)
     python benchmarks/stream_scale.py --quick               # 100 and 400 pairs, a few steps: a smoke run
     python benchmarks/stream_scale.py --sizes 2000,20000 --work /big/tmp --batch-size 64 --steps 30
+    python benchmarks/stream_scale.py --sizes 2000,8000 --stage pack   # then the same with --stage train
 """
 
 from __future__ import annotations
@@ -198,8 +200,9 @@ def child_pretrain(spec: dict[str, Any]) -> dict[str, Any]:
     res = run_pretrain(_pretrain_config(spec), callbacks=[_timed_callback(warmup, warmup + steps, clock)])
     if "t1" not in clock:
         raise SystemExit(f"pretraining stopped after {res.steps} steps, before {warmup + steps}")
+    record = json.loads((Path(spec["out"]) / "pretrain.json").read_text())
     return {"samples_per_s": steps * spec["batch_size"] / (clock["t1"] - clock["t0"]), "steps": res.steps,
-            "batch_shape": clock.get("shape")}
+            "batch_shape": clock.get("shape"), "loader_workers": record["data"].get("loader_workers", 0)}
 
 
 def child_loader(spec: dict[str, Any]) -> dict[str, Any]:
@@ -211,11 +214,12 @@ def child_loader(spec: dict[str, Any]) -> dict[str, Any]:
     from eoreps.ssl.pretrain import build_data
 
     warmup, steps, batch = spec.pop("warmup"), spec.pop("steps"), spec["batch_size"]
+    spec["num_workers"] = spec.pop("loader_workers")
     cfg = _pretrain_config(spec).resolved()
     train = build_data(cfg)[0].train
     if not hasattr(train, "loader"):
         raise SystemExit(f"{cfg.data}: the pretraining data is not streamed (no loader)")
-    loader = train.loader(batch, cfg.num_workers)
+    loader = train.loader(batch, int(cfg.num_workers))
 
     def timed(step: Callable[[int], None]) -> float:
         t0 = 0.0
@@ -314,7 +318,7 @@ class Bench:
         spec = {"method": a.method, "backbone": a.backbone, "data": str(data), "batch_size": a.batch_size,
                 "crop": a.crop, "epochs": 10_000, "knn": False, "monitor_samples": a.batch_size,
                 "checkpoint_every": 10_000_000, "precision": a.precision, "accelerator": a.accelerator,
-                "num_workers": 0 if memory else a.workers, "seed": a.seed,
+                "num_workers": "auto" if memory else a.workers, "seed": a.seed,
                 "out": str(self.work / "runs" / f"run{self.runs}"), "warmup": a.warmup, "steps": a.steps}
         if memory:
             spec["loader"] = "memory"
@@ -342,10 +346,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     sizes = sorted(args.sizes)
     small = sizes[0]
     res: dict[str, Any] = {"sizes": {}, "runs": {}}
-    archives = {}
-    for n in sizes:
+    staged = Path(args.work) / "stage_pack.json"  # the pack stage's results, for a later --stage train
+    if args.stage == "train":
+        if not staged.is_file():
+            sys.exit(f"stream_scale: {staged} is missing; run --stage pack first (same --work and --sizes)")
+        res["sizes"] = {int(n): v for n, v in json.loads(staged.read_text()).items()}
+        if sorted(res["sizes"]) != sizes:
+            sys.exit(f"stream_scale: {staged} holds sizes {sorted(res['sizes'])}, not {sizes}; "
+                     "run --stage pack")
+    for n in sizes if args.stage != "train" else ():
         root, secs = bench.archive(n)
-        archives[n] = root
         print(f"archive {n} pairs: {root} ({_gb(allocated_bytes(root))}, written in {secs:.1f} s)",
               flush=True)
         packs = [bench.pack(root, n) for _ in range(args.repeats)]  # each packs anew into the same folder
@@ -353,6 +363,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
              for k, v in packs[-1].items()}
         res["sizes"][n] = {"archive": str(root), "write_s": secs, "pack": p, "pack_runs": packs}
         print(f"pack {n}: {p['samples_per_s']:.1f} samples/s, peak {_gb(p['peak_rss'])}", flush=True)
+    archives = {n: Path(v["archive"]) for n, v in res["sizes"].items()}
+    if args.stage == "pack":
+        staged.write_text(json.dumps(res["sizes"], indent=2) + "\n")
+        return res
     runs: dict[str, list[dict[str, Any]]] = {}
 
     def record(name: str, m: Measured) -> None:
@@ -365,12 +379,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             record(f"stream_{n}", bench.child("pretrain", bench.spec(Path(res["sizes"][n]["pack"]["pack"]),
                                                                      memory=False)))
         record(f"memory_{small}", bench.child("pretrain", bench.spec(archives[small], memory=True)))
-        record("loader", bench.child("loader", bench.spec(Path(res["sizes"][small]["pack"]["pack"]),
-                                                          memory=False)))
+        pack = Path(res["sizes"][small]["pack"]["pack"])
+        record("loader", bench.child("loader", {**bench.spec(pack, memory=False),
+                                                "loader_workers": args.loader_workers}))
     res["runs"] = runs
     res["median"] = {name: {k: statistics.median(r[k] for r in rs) for k, v in rs[0].items()
                             if isinstance(v, (int, float))} for name, rs in runs.items()}
     return res
+
+
+def _workers(args: argparse.Namespace, med: dict[str, Any], small: int) -> str:
+    """The streamed runs' workers as asked, and what ``auto`` chose."""
+    chose = med.get(f"stream_{small}", {}).get("loader_workers")
+    auto = args.workers == "auto" and chose is not None
+    return f"{args.workers} ({chose:g})" if auto else str(args.workers)
+
+
+def _pack_repeats(args: argparse.Namespace, res: dict[str, Any]) -> str:
+    """`` (packs: of N)`` when the packs ran another number of times (an earlier ``--stage pack``)."""
+    n = min((len(v.get("pack_runs", ())) for v in res["sizes"].values()), default=0)
+    return f" (packs: of {n})" if n and n != args.repeats else ""
 
 
 def report(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
@@ -380,8 +408,9 @@ def report(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
     med = res["median"]
     lines = [f"Archive scale on a synthetic reBEN-layout archive ({args.side} px, S2 uint16 + S1 float32), "
              f"method {args.method}, backbone {args.backbone or 'default'}, crop {args.crop or 'default'}, "
-             f"batch {args.batch_size}, {args.warmup}+{args.steps} steps, {args.workers} loader workers, "
-             f"{args.threads} threads, median of {args.repeats}",
+             f"batch {args.batch_size}, {args.warmup}+{args.steps} steps, "
+             f"{_workers(args, med, small)} loader workers, "
+             f"{args.threads} threads, median of {args.repeats}{_pack_repeats(args, res)}",
              f"memory: {MEASURED_BY}", ""]
     lines.append(f"{'size':>7} {'pack peak':>10} {'(no file)':>9} {'pretrain peak':>14} {'(no file)':>9} "
                  f"{'pack/s':>8} {'/worker':>8} {'source':>9} {'packed':>9} {'ratio':>6}")
@@ -408,7 +437,7 @@ def report(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
                  f"(target >= {STREAM_TARGET}x)")
     lo = med["loader"]
     ratio = lo["loader_samples_per_s"] / lo["backbone_images_per_s"]
-    lines.append(f"{_verdict(ratio >= LOADER_TARGET)}  loader alone ({args.workers} workers) "
+    lines.append(f"{_verdict(ratio >= LOADER_TARGET)}  loader alone ({args.loader_workers} workers) "
                  f"{lo['loader_samples_per_s']:.1f} samples/s vs the backbone's forward+backward "
                  f"{lo['backbone_images_per_s']:.1f} S2 images/s = {ratio:.2f}x (target >= {LOADER_TARGET}x)")
     return lines
@@ -427,13 +456,20 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=30, help="timed steps per run")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the streamed runs")
+    p.add_argument("--workers", default="auto",
+                   help="DataLoader workers of the pretraining runs ('auto': eoreps' rule, docs/data.md; the "
+                        "in-memory run has none under 'auto')")
+    p.add_argument("--loader-workers", type=int, default=2, help="workers of the loader-alone measurement")
     p.add_argument("--pack-workers", type=int, default=2)
     p.add_argument("--precision", default="fp32")
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stage", choices=("all", "pack", "train"), default="all",
+                   help="pack: write and pack the archives only (results kept in --work); train: the "
+                        "pretraining and loader runs on those packs, then the report (each stage fits a "
+                        "shorter exclusive slot)")
     p.add_argument("--quick", action="store_true", help="smoke run: 100 and 400 pairs, 2+3 steps, 1 repeat")
     p.add_argument("--out", default="", help="results stem (default benchmarks/results/stream_scale_<date>)")
     p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
@@ -449,6 +485,9 @@ def main() -> None:
     from eoreps.smoke import smoke_fields, smoke_markdown
 
     res = measure(args)
+    if args.stage == "pack":
+        print(f"\npack stage done ({Path(args.work) / 'stage_pack.json'}); now run --stage train")
+        return
     lines = report(args, res)
     print("\n" + "\n".join(lines))
     stem = Path(args.out or Path(__file__).parent / "results" / f"stream_scale_{time.strftime('%Y-%m-%d')}"

@@ -6,8 +6,9 @@ Everything is measured in this one run, side by side:
   float32), one model after the other;
 * the vectorized population (``eoreps.zoo.population.PopulationTrainer``): P models, batch 10 each,
   per-model data order (the default) and shared data order, on the native engine (the default where a
-  C++ compiler exists: compiled lane-per-member kernel, float32) and on the torch engine (grouped
-  convolutions, bf16 autocast and float32);
+  C++ compiler exists: compiled lane-per-member kernel, float32; and its bf16 kernel, VDPBF16PS products
+  with float32 accumulation, where the CPU has avx512_bf16) and on the torch engine (grouped
+  convolutions, bf16 autocast and float32; ``--skip-torch`` leaves these slow rows out);
 * the machine's FLOP limit: the best of a 2048^3 float32 and bfloat16 matmul;
 * peak resident memory of the process (``ru_maxrss``).
 
@@ -38,6 +39,7 @@ from eoreps.zoo.architectures import build_model, make_arch
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
 from eoreps.zoo.memory import retain_freed_memory
+from eoreps.zoo.native_precision import kernel_record
 from eoreps.zoo.population import PopulationTrainer, TrainOptions
 
 
@@ -94,6 +96,7 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per figure (the median is reported)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--skip-torch", action="store_true", help="leave out the torch-engine population rows")
     ap.add_argument("--quick", action="store_true", help="seconds: 16 models, 3 steps, 1 repeat (smoke run)")
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="leave glibc's allocator alone (see eoreps.zoo.memory); applies to both sides")
@@ -101,8 +104,9 @@ def main() -> None:
     if args.quick:
         args.models, args.steps, args.repeats, args.baseline_models = 16, 3, 1, 1
     torch.set_num_threads(args.threads)
-    cpu = cpu_summary()
-    print(f"CPU: {cpu['cpu']}; flags {', '.join(cpu['flags']) or '-'}; precision auto -> {cpu['reason']}")
+    machine = cpu_summary()
+    flags = ", ".join(machine["flags"]) or "-"
+    print(f"CPU: {machine['cpu']}; flags {flags}; precision auto -> {machine['reason']}")
     # the population trainer keeps freed memory in the heap; do the same for the baseline so that both
     # sides run under one allocator policy
     if args.no_malloc_tuning:
@@ -115,6 +119,7 @@ def main() -> None:
     y = torch.randint(0, 10, (n,), generator=g)
     data = ZooData("bench", x, y, x[:10], y[:10], x[:10], y[:10], 10)
     results: dict[str, dict[str, float]] = {}
+    auto_kernel = None
 
     # (a) one model at a time, batch 10, Adam, float32 (the original way)
     def alone() -> None:
@@ -143,16 +148,22 @@ def main() -> None:
         ("default_auto", "auto", "auto", "per_model"),  # what `eoreps zoo build` does without options
         ("native_per_model", "native", "fp32", "per_model"),
         ("native_shared", "native", "fp32", "shared"),
+        ("native_bf16_per_model", "native", "bf16", "per_model"),
         ("torch_bf16_per_model", "torch", "bf16", "per_model"),
         ("torch_bf16_shared", "torch", "bf16", "shared"),
         ("torch_fp32_per_model", "torch", "fp32", "per_model"),
     ]
     for name, engine, prec, order in runs:
+        if args.skip_torch and engine == "torch":
+            continue
         opts = TrainOptions(precision=prec, data_order=order, engine=engine)
         try:
             pop = PopulationTrainer(arch, members, data, opts)
             if engine == "auto":
-                print(f"default (auto) resolved to engine={pop.opt.engine}, precision={pop.opt.precision}")
+                why = kernel_record(pop.opt, arch, "auto")["reason"]
+                print(f"default (auto) resolved to engine={pop.opt.engine}, precision={pop.opt.precision} "
+                      f"({why})")
+                auto_kernel = why
         except ConfigError as e:  # no C++ compiler: the native rows are skipped, with the reason
             print(f"skipped {name}: {e}")
             continue
@@ -173,7 +184,7 @@ def main() -> None:
         "threads": args.threads,
         "repeats": args.repeats,
         "quick": args.quick,
-        "cpu": cpu,
+        "cpu": machine,
         "malloc_tuned": malloc_tuned,
         "models": args.models,
         "steps": args.steps,
@@ -181,6 +192,7 @@ def main() -> None:
         "matmul_fp32_gflops": peak32 / 1e9,
         "matmul_bf16_gflops": peak16 / 1e9,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "auto_kernel": auto_kernel,
         "results": results,
     }
     print(f"cnn_s (2,464 params), batch 10 per model, {args.threads} threads, P={args.models}; "

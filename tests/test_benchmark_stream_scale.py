@@ -53,7 +53,8 @@ def _res(pack_peaks, pretrain_peaks, stream, memory, loader, backbone, mapped=0.
 def test_report_verdicts():
     bench = _module()
     args = argparse.Namespace(sizes=[100, 400], side=120, method="multimodal", backbone="", crop=None,
-                              batch_size=16, warmup=2, steps=3, workers=2, threads=2, repeats=1)
+                              batch_size=16, warmup=2, steps=3, workers=2, threads=2, repeats=1,
+                              loader_workers=2)
     gb = 2**30
     good = bench.report(args, _res({100: 1.0 * gb, 400: 1.1 * gb}, {100: 2.0 * gb, 400: 2.0 * gb},
                                    stream=9.5, memory=10.0, loader=21.0, backbone=10.0))

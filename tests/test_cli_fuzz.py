@@ -120,6 +120,7 @@ CASES: list[tuple[str, str, str]] = [
     ("fit-zero-batch", "fit --out {o} --batch-size 0", "--batch-size 0"),
     ("fit-negative-seed", "fit --quick --out {o} --seed -1", "'--seed'"),
     ("fit-negative-workers", "fit --quick --out {o} --num-workers -1", "--num-workers -1"),
+    ("pretrain-bad-workers", "pretrain --quick --out {o} --num-workers -2", "--num-workers -2"),
     ("fit-bad-devices", "fit --quick --out {o} --devices x", "--devices x"),
     ("fit-negative-max-train", "fit --out {o} --max-train -5", "--max-train -5"),
     ("fit-negative-lr", "fit --quick --out {o} --lr -1", "--lr -1.0"),

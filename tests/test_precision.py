@@ -16,9 +16,15 @@ CAPABILITY = {"A100": (8, 0), "V100": (7, 0), "T4": (7, 5)}  # CUDA compute capa
 
 
 @pytest.fixture
-def detect(monkeypatch):
-    """Detection as on a user's machine (no suite override), with the CPU flags and CUDA device given."""
+def detect(monkeypatch, tmp_path):
+    """Detection as on a user's machine (no suite override), with the CPU flags and CUDA device given; a run
+    on auto that times its model (:mod:`eoreps.precision_probe`) measures bf16 at 2x fp32 (no real timing,
+    verdicts cached under tmp_path)."""
+    from eoreps import precision_probe
+
     monkeypatch.delenv(P.ENV, raising=False)
+    monkeypatch.setattr(precision_probe, "cache_root", lambda: tmp_path / "precision-cache")
+    monkeypatch.setattr(precision_probe, "time_workload", lambda workload: (1.0, 0.5))
 
     def use(flags: set[str], cuda: str | None = None) -> None:
         monkeypatch.setattr(P, "cpu_flags", lambda: frozenset(flags))
@@ -58,7 +64,7 @@ def test_cpu_with_native_bf16_gets_bf16(detect, flags, reason):
     assert FitConfig().precision == "bf16" and PretrainConfig(accelerator="cpu").precision == "bf16"
     assert FitOptions().precision == "bf16" and lightning_precision("auto") == "bf16-mixed"
     assert FitConfig(precision="fp32").precision == "fp32"  # an explicit choice wins
-    want = {"precision": "fp32", "reason": "fp32: requested (auto would choose bf16)"}
+    want = {"precision": "fp32", "reason": "fp32: requested (auto would time bf16 against fp32)"}
     assert P.precision_record("fp32") == want
 
 
@@ -108,7 +114,7 @@ def test_an_explicit_precision_is_recorded_as_requested(detect, tmp_path):
             assert P.precision_record(cfg.precision, asked=P.requested(cfg)) == want, (value, type(cfg))
     fp32 = FitConfig(precision="fp32")
     assert P.precision_record(fp32.precision, asked=P.requested(fp32)) == {
-        "precision": "fp32", "reason": "fp32: requested (auto would choose bf16)"}
+        "precision": "fp32", "reason": "fp32: requested (auto would time bf16 against fp32)"}
     fp32.precision = "bf16"  # set after resolving: an explicit choice
     assert P.requested(fp32) == "bf16"
 
@@ -163,12 +169,14 @@ def test_bf16_pretraining_stays_close_to_fp32_and_records_its_precision(tmp_path
     acc, ref_acc = got.metrics["s2/knn_acc"], ref.metrics["s2/knn_acc"]
     assert abs(acc - ref_acc) <= 0.1, (acc, ref_acc)
     rec = json.loads((got.out / "pretrain.json").read_text())
-    assert rec["precision"] == {"precision": "bf16", "reason": "bf16: CPU has amx_bf16"}
+    measured = ("bf16: bf16 measured 2.000x fp32 for cnn-tiny 12x32x32 b16 simclr on this CPU "
+                "(bf16 needs >= 1.05x)")
+    assert rec["precision"] == {"precision": "bf16", "reason": measured}  # SimCLR's step on a batch of 16
     assert rec["config"]["precision"] == "bf16"
     cards = [json.loads(p.read_text()) for p in got.out.glob("backbone*.json")]  # the encoders' cards
     assert cards and all(c["precision"] == rec["precision"] for c in cards)
     assert json.loads((ref.out / "pretrain.json").read_text())["precision"]["reason"] == \
-        "fp32: requested (auto would choose bf16)"
+        "fp32: requested (auto would time bf16 against fp32)"
 
 
 def test_evaluate_resolves_auto_and_autocasts_its_forward_passes(detect, tmp_path):
@@ -206,6 +214,7 @@ def test_fit_default_records_and_prints_its_precision_once(detect, tmp_path, cap
         main(["fit", "--quick", "--out", str(tmp_path / "fit")])
     assert e.value.code in (0, None)
     res = json.loads((tmp_path / "fit" / "results.json").read_text())
-    assert res["precision"] == {"precision": "bf16", "reason": "bf16: CPU has amx_bf16"}
+    reason = "bf16: bf16 measured 2.000x fp32 for cnn-tiny 12x32x32 b32 on this CPU (bf16 needs >= 1.05x)"
+    assert res["precision"] == {"precision": "bf16", "reason": reason}
     assert res["config"]["precision"] == "bf16"
-    assert capsys.readouterr().out.count("precision: bf16 (bf16: CPU has amx_bf16)") == 1
+    assert capsys.readouterr().out.count(f"precision: bf16 ({reason})") == 1

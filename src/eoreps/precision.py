@@ -3,9 +3,14 @@
 * CUDA (the run's accelerator is ``auto``, ``gpu`` or ``cuda`` and a CUDA device is present): bf16 when
   ``torch.cuda.is_bf16_supported(including_emulation=False)`` (Ampere and later: compute capability 8.0+),
   fp32 otherwise (a V100 or T4 only emulates bf16).
-* CPU: bf16 when the CPU has AMX (``amx_bf16``) or AVX512-BF16 (``avx512_bf16``), read at run time from the
-  ``flags`` line of ``/proc/cpuinfo``; fp32 elsewhere (bf16 autocast without those instructions is
-  emulated and slower than fp32).
+* CPU: bf16 may be fast when the CPU has AMX (``amx_bf16``) or AVX512-BF16 (``avx512_bf16``), read at run
+  time from the ``flags`` line of ``/proc/cpuinfo``; fp32 elsewhere (bf16 autocast without those
+  instructions is emulated and slower than fp32). With the flags the flags alone are not enough (ResNet-18
+  at 32 px trains slower in bf16 on an AMX Xeon, faster on an AVX512-BF16 EPYC): runs that train
+  (pretrain, fit, the trained cells of evaluate, hyper fit) time their own model in both precisions and
+  keep bf16 only where it is measurably faster
+  (:mod:`eoreps.precision_probe`, cached per model, shape, CPU and threads); this module's flag answer is
+  marked :attr:`Choice.measurable` for them.
 * ``EOREPS_AUTO_PRECISION=fp32|bf16`` overrides the detection (reproducible numbers across machines; the
   test suite sets ``fp32``).
 
@@ -23,14 +28,16 @@ import inspect
 import os
 import sys
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BF16_CPU_FLAGS", "Choice", "announce", "cpu_flags", "cpu_model", "cpu_summary", "keep_request",
-           "precision_record", "requested", "resolve_auto", "resolve_config"]
+__all__ = ["BF16_CPU_FLAGS", "SIMD_FLAGS", "Choice", "announce", "cpu_flags", "cpu_model", "cpu_summary",
+           "keep_request", "precision_record", "requested", "resolve_auto", "resolve_config", "set_resolved"]
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # native bf16 dot products (AMX tiles, AVX512 VDPBF16PS)
+#: the SIMD flags that matter for training speed: what benchmarks record and what keys a timed verdict
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", *BF16_CPU_FLAGS, "amx_tile", "amx_int8")
 CPUINFO = Path("/proc/cpuinfo")
 ENV = "EOREPS_AUTO_PRECISION"
 _GPU_ACCELERATORS = ("auto", "gpu", "cuda")
@@ -38,10 +45,16 @@ _GPU_ACCELERATORS = ("auto", "gpu", "cuda")
 
 @dataclass(frozen=True)
 class Choice:
-    """A resolved precision (``fp32`` or ``bf16``) and why it was chosen."""
+    """A resolved precision (``fp32`` or ``bf16``) and why it was chosen; ``measurable``: chosen from the
+    CPU flags alone, so a run that trains times its model to confirm it (:mod:`eoreps.precision_probe`)."""
 
     precision: str
     reason: str
+    measurable: bool = field(default=False, compare=False)
+
+    def record(self) -> dict[str, str]:
+        """``{"precision": ..., "reason": ...}``, what outputs store."""
+        return {"precision": self.precision, "reason": self.reason}
 
 
 def _cpuinfo_field(name: str) -> str:
@@ -108,7 +121,7 @@ def resolve_auto(accelerator: str = "cpu") -> Choice:
             return cuda
     have = sorted(f for f in BF16_CPU_FLAGS if f in cpu_flags())
     if have:
-        return Choice("bf16", f"bf16: CPU has {' and '.join(have)}")
+        return Choice("bf16", f"bf16: CPU has {' and '.join(have)}", measurable=True)
     return Choice("fp32", f"fp32: CPU lacks {' and '.join(BF16_CPU_FLAGS)}")
 
 
@@ -137,6 +150,14 @@ def requested(cfg: Any) -> str:
     return asked if asked is not None and resolved == cfg.precision else cfg.precision
 
 
+def set_resolved(cfg: Any, precision: str) -> None:
+    """Store ``precision`` as what ``cfg.precision`` resolved to, keeping what it was asked as (``auto``
+    settled by a measurement: :func:`eoreps.precision_probe.settle`)."""
+    asked = requested(cfg)
+    cfg.precision = precision
+    cfg.__dict__[_REQUEST] = (asked, precision)
+
+
 def keep_request(source: Any, target: Any) -> None:
     """Give ``target`` the precision of ``source`` and what it was asked as (a config built from another)."""
     target.precision = source.precision
@@ -154,16 +175,19 @@ def precision_record(precision: str, accelerator: str = "cpu", asked: str | None
     if asked == "auto":
         return {"precision": precision, "reason": auto.reason}
     other = "" if auto.precision == precision else f" (auto would choose {auto.precision})"
+    if other and auto.measurable:  # the flags allow bf16; a run on auto would time both first
+        other = " (auto would time bf16 against fp32)"
     return {"precision": precision, "reason": f"{precision}: requested{other}"}
 
 
 def cpu_summary(accelerator: str = "cpu") -> dict[str, object]:
     """What benchmarks print and record: the CPU model, its SIMD flags that matter here and what ``auto``
-    picks (``{"cpu": ..., "flags": [...], "auto": "bf16", "reason": ...}``)."""
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", *BF16_CPU_FLAGS, "amx_tile", "amx_int8")
+    picks from the flags (``{"cpu": ..., "flags": [...], "auto": "bf16", "reason": ...}``; on a CPU with
+    the bf16 flags a training run measures first: :mod:`eoreps.precision_probe`)."""
     auto = resolve_auto(accelerator)
-    return {"cpu": cpu_model(), "flags": [f for f in wanted if f in cpu_flags()], "auto": auto.precision,
-            "reason": auto.reason}
+    note = " (a candidate: a run that trains times bf16 against fp32 first)" if auto.measurable else ""
+    return {"cpu": cpu_model(), "flags": [f for f in SIMD_FLAGS if f in cpu_flags()],
+            "auto": auto.precision, "reason": auto.reason + note}
 
 
 _ANNOUNCED: set[tuple[str, str]] = set()

@@ -17,6 +17,7 @@ from make_packed import make_packed  # noqa: E402
 
 from eoreps.data.datasets.base import EODataset  # noqa: E402
 from eoreps.data.formats import detect_format, open_dataset  # noqa: E402
+from eoreps.data.loader_workers import auto_workers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +187,9 @@ def test_pretrain_and_evaluate_stream_a_pack(packed, tmp_path, capsys):
     rec = json.loads((out / "pretrain.json").read_text())
     assert rec["data"]["streamed"] is True and rec["data"]["crop"] == "random 16 px"
     assert rec["data"]["synthetic"] is True and rec["steps"] == 8
+    # num_workers "auto": on the CPU, the cores the training threads leave free (0 on a 2-core machine)
+    assert rec["config"]["num_workers"] == "auto"
+    assert rec["data"]["loader_workers"] == auto_workers(True, torch.get_num_threads())
     ev = tmp_path / "ev"
     _cli(
         [
@@ -267,7 +271,7 @@ def test_pretrain_resumes_the_stream_mid_epoch(packed, tmp_path, monkeypatch):
     def cfg(out: Path, resume: bool) -> PretrainConfig:
         return PretrainConfig(method="simclr", data=str(packed), out=str(out), backbone="cnn-tiny", epochs=1,
                               batch_size=8, checkpoint_every=2, knn=False, crop=16, resume=resume,
-                              monitor_samples=16)
+                              monitor_samples=16, num_workers=0)  # recorded in this process
 
     run_pretrain(cfg(tmp_path / "full", False))
     full = list(seen)

@@ -98,6 +98,60 @@ def test_forked_workers_after_parent_read(fake):
     assert torch.equal(ds[0]["s2"], first)  # the parent's handle still works
 
 
+
+def _lmdb_mapped(root: Path) -> bool:
+    """Whether this process maps the LMDB file under ``root`` (its pages count in the resident set)."""
+    return str((root / "BigEarthNet-V2-LMDB" / "data.mdb").resolve()) in Path("/proc/self/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/self/maps (Linux)")
+def test_reader_unmaps_the_lmdb_every_release_every_reads(fake, monkeypatch):
+    """Packing an archive must not keep every page it read mapped: the environment is closed (the file
+    unmapped) after RELEASE_EVERY entries and reopened by the next read."""
+    from eoreps.data.datasets import reben
+
+    ds = ReBEN(fake, size=12)
+    expected = [ds[i]["s2"] for i in range(3)]
+    monkeypatch.setattr(reben, "RELEASE_EVERY", 4)  # 2 entries (S2, S1) per sample
+    reben._READS.clear()
+    ds[0]
+    assert _lmdb_mapped(fake)
+    ds[1]  # the 4th entry: released
+    assert not _lmdb_mapped(fake)
+    assert torch.equal(ds[2]["s2"], expected[2]) and _lmdb_mapped(fake)  # reopened, same values
+    assert all(torch.equal(ds[i]["s2"], expected[i]) for i in range(3))
+    monkeypatch.setattr(reben, "RELEASE_EVERY", 10**9)  # without the release the map stays
+    for i in range(6):
+        ds[i]
+    assert _lmdb_mapped(fake)
+
+
+def test_key_check_reopens_the_lmdb_every_release_every_keys(fake, monkeypatch):
+    """The check that every listed patch is in the LMDB (12 keys here) maps the file anew every RELEASE_EVERY
+    keys, so its walk never holds the whole file resident, and leaves it unmapped."""
+    import lmdb
+
+    from eoreps.data.datasets import reben
+
+    opened = []
+    real_open = lmdb.open
+    monkeypatch.setattr(lmdb, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    monkeypatch.setattr(reben, "RELEASE_EVERY", 4)
+    ds = ReBEN(fake, size=12)
+
+    def held() -> bool:
+        return any(path == str(ds.lmdb_path.resolve()) for path, _ in reben._ENVS)
+
+    assert len(opened) == 3 and not held()
+    if Path("/proc/self/maps").is_file():
+        assert not _lmdb_mapped(fake)
+    meta = pd.read_parquet(fake / "metadata.parquet")
+    meta.assign(s1_name=[*meta["s1_name"][:-1], "S1_missing"]).to_parquet(fake / "metadata.parquet")
+    with pytest.raises(DataError, match="no entry for S1_missing"):
+        ReBEN(fake, size=12)
+    assert not held()  # released on the error too
+    assert ds[0]["s2"].shape == (12, 12, 12)
+
 def test_missing_parquet_column(fake):
     df = pd.read_parquet(fake / "metadata.parquet").drop(columns=["labels"])
     df.to_parquet(fake / "metadata.parquet")

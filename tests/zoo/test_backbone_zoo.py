@@ -246,20 +246,10 @@ def test_backbone_arch_pickles_for_ray():
     assert back.param_shapes() == arch.param_shapes() and back.has_batchnorm
 
 
-def test_ray_backend_builds_the_same_backbone_zoo(tmp_path, tiny):
+def test_ray_backend_builds_the_same_backbone_zoo(tmp_path, tiny, local_ray):
     """Each BatchNorm member is one Ray task; the zoo equals the local build's."""
-    ray = pytest.importorskip("ray")
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    except Exception as e:  # Ray's raylet has a fixed 30 s start-up limit that an overloaded host can miss
-        if "timed out during startup" in str(e):
-            ray.shutdown()
-            pytest.skip(f"Ray could not start on this (overloaded) host: {e}")
-        raise
-    try:
+    with local_ray():
         s = build_zoo(_cfg(tmp_path / "ray", epochs=1, backend="ray"), data=tiny)
-    finally:
-        ray.shutdown()
     assert s["n_chunks"] == 2 and s["rows"] == 4
     build_zoo(_cfg(tmp_path / "local", epochs=1), data=tiny)
     a, b = ModelZoo(tmp_path / "ray"), ModelZoo(tmp_path / "local")

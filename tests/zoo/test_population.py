@@ -109,7 +109,8 @@ def test_bf16_and_shared_order_train_and_evaluate(small_digits):
     members = [Member(i, i, "relu", "kaiming_uniform", "adam", 1e-2, 1e-4, d, 1.0)
                for i, d in enumerate([0.0, 0.5, 0.0, 0.5])]
     for order in ("per_model", "shared"):
-        pop = PopulationTrainer(arch, members, small_digits, TrainOptions(precision="bf16", data_order=order))
+        pop = PopulationTrainer(arch, members, small_digits, TrainOptions(precision="bf16", data_order=order,
+                                                                          engine="torch"))
         before = pop.evaluate()
         for _ in range(3):
             pop.train_epoch()

@@ -10,10 +10,10 @@ from eoreps.zoo.grid import load_grid
 from eoreps.zoo.modelzoo import ModelZoo
 from eoreps.zoo.population import TrainOptions
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
 
-def test_ray_backend_matches_local(tmp_path, small_digits):
+def test_ray_backend_matches_local(tmp_path, small_digits, local_ray):
     grid = load_grid(
         {
             "seed": [0, 1],
@@ -30,17 +30,8 @@ def test_ray_backend_matches_local(tmp_path, small_digits):
     for backend in ("local", "ray"):
         cfgs[backend] = BuildConfig(out=tmp_path / backend, dataset="digits", arch="mlp", grid=grid, epochs=1,
                                     options=TrainOptions(precision="fp32"), chunk_size=1, backend=backend)
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    except Exception as e:  # Ray's raylet has a fixed 30 s start-up limit that an overloaded host can miss
-        if "timed out during startup" in str(e):
-            ray.shutdown()
-            pytest.skip(f"Ray could not start on this (overloaded) host: {e}")
-        raise
-    try:
+    with local_ray():
         summary = build_zoo(cfgs["ray"], data=small_digits)
-    finally:
-        ray.shutdown()
     assert summary["n_chunks"] == 4 and summary["rows"] == 8
     build_zoo(cfgs["local"], data=small_digits)
     a, b = ModelZoo(tmp_path / "ray"), ModelZoo(tmp_path / "local")

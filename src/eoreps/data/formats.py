@@ -51,6 +51,11 @@ class DataFormat:
         open: ``open(path, split, modalities, **kw) -> EODataset`` (``modalities``: a tuple or ``None``).
         priority: detection order, lower first.
         pairable: takes ``pair=`` (BigEarthNet v1 S2/S1 roots).
+        seeded_split: its automatic split is drawn from the run's seed (``split_seed``, a GeoTIFF folder
+            without a split column): a cached pack (:mod:`eoreps.data.pack_cache`) is keyed by the seed,
+            and a pretrained zoo splits its pretraining data with the build's seed.
+        paired_modalities: which samples exist depends on the modalities read (BigEarthNet v1 pairing; a
+            GeoTIFF folder's no-data check of the modalities read): a cached pack is keyed by them.
     """
 
     name: str
@@ -58,17 +63,22 @@ class DataFormat:
     open: Opener
     priority: int = 50
     pairable: bool = False
+    seeded_split: bool = False
+    paired_modalities: bool = False
 
 
 FORMAT_REGISTRY: Registry[DataFormat] = Registry("dataset format")
 
 
 def register_format(name: str, *, detect: Callable[[Path], bool], priority: int = 50,
-                    pairable: bool = False) -> Callable[[Opener], Opener]:
-    """Decorator registering ``open(path, split, modalities, **kw)`` as format ``name`` (see the module)."""
+                    pairable: bool = False, seeded_split: bool = False,
+                    paired_modalities: bool = False) -> Callable[[Opener], Opener]:
+    """Decorator registering ``open(path, split, modalities, **kw)`` as format ``name`` (see the module;
+    the keyword arguments are the :class:`DataFormat` attributes)."""
 
     def deco(fn: Opener) -> Opener:
-        FORMAT_REGISTRY.add(name, DataFormat(name, detect, fn, priority, pairable))
+        FORMAT_REGISTRY.add(name, DataFormat(name, detect, fn, priority, pairable, seeded_split,
+                                             paired_modalities))
         return fn
 
     return deco
@@ -293,7 +303,8 @@ def _is_geotiff(path: Path) -> bool:
     return bool(is_geotiff_folder(path))
 
 
-@register_format("geotiff-folder", detect=_is_folder(_is_geotiff), priority=30)
+@register_format("geotiff-folder", detect=_is_folder(_is_geotiff), priority=30, seeded_split=True,
+                 paired_modalities=True)
 def _open_geotiff(path: Path, split: str, mods: tuple[str, ...] | None, **kw: Any) -> EODataset:
     from eoreps.data.datasets.geotiff_folder import GeoTiffFolder
 
@@ -318,10 +329,11 @@ def _open_v1_root(kind: str) -> Opener:
 
 for _kind in ("s2", "s1"):
     register_format(f"bigearthnet-v1-{_kind}", detect=_is_folder(lambda p, k=_kind: _v1_kind(p) == k),
-                    priority=40, pairable=True)(_open_v1_root(_kind))
+                    priority=40, pairable=True, paired_modalities=True)(_open_v1_root(_kind))
 
 
-@register_format("bigearthnet-v1-pairs", detect=_is_v1_pairs, priority=50, pairable=True)
+@register_format("bigearthnet-v1-pairs", detect=_is_v1_pairs, priority=50, pairable=True,
+                 paired_modalities=True)
 def _open_v1_pairs(path: Path, split: str, mods: tuple[str, ...] | None, pair: bool | None = None,
                    **kw: Any) -> EODataset:
     from eoreps.data.datasets.bigearthnet import BigEarthNetV1

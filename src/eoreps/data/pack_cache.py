@@ -26,18 +26,18 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eoreps.errors import DataError, unknown_name
+
+if TYPE_CHECKING:
+    from eoreps.data.formats import DataFormat
 
 LOADERS = ("stream", "memory")
 LOADER_HELP = ("stream: read a packed archive (other sources are packed once into the cache, "
                "$EOREPS_CACHE/packs); memory: hold the data in memory (fast path for small sources).")
 _PARTIAL = ".partial"  # suffix of a pack being written (renamed to its key when complete)
-_SEEDED_FORMATS = ("geotiff-folder",)  # formats whose automatic split depends on the run seed (split_seed)
 _CACHE_VERSION = 3  # bumped when what a cached pack holds changes (2: train stats, 3: source description)
-# formats whose samples depend on the modalities read (pairing; the no-data check of the modalities read)
-_PAIRED_FORMATS = ("bigearthnet-v1-s2", "bigearthnet-v1-s1", "bigearthnet-v1-pairs", "geotiff-folder")
 
 
 def check_loader(loader: str) -> str:
@@ -82,20 +82,28 @@ def _stamp(path: Path) -> list[Any]:
         raise DataError(f"{path}: cannot be read ({e.strerror}); check the path") from None
 
 
-def cache_key(source: str, options: dict[str, Any], seed: int, modalities: tuple[str, ...]) -> str:
-    """The cache folder name of a source (see the module docstring)."""
+def _source_format(source: str) -> DataFormat:
+    """The registered format of ``source`` (a missing or unknown source is its one-line error)."""
+    from eoreps.data.formats import FORMAT_REGISTRY, detect_format
+
+    return FORMAT_REGISTRY.get(detect_format(Path(source).resolve()))
+
+
+def cache_key(source: str, options: dict[str, Any], seed: int, modalities: tuple[str, ...],
+              fmt: DataFormat | None = None) -> str:
+    """The cache folder name of a source (see the module docstring); ``fmt``: its format, when the caller
+    detected it already."""
     import eoreps
-    from eoreps.data.formats import detect_format
     from eoreps.data.pack_manifest import FORMAT_VERSION
     from eoreps.digest import digest
 
     path = Path(source).resolve()
-    fmt = detect_format(path)  # first: a missing or unknown source is its one-line error
-    ident = {"path": str(path), "format": fmt, "options": options, "stamp": _stamp(path),
+    fmt = fmt or _source_format(source)  # first: a missing or unknown source is its one-line error
+    ident = {"path": str(path), "format": fmt.name, "options": options, "stamp": _stamp(path),
              "pack": FORMAT_VERSION, "eoreps": eoreps.__version__.split(".")[:2], "cache": _CACHE_VERSION}
-    if fmt in _SEEDED_FORMATS:
+    if fmt.seeded_split:
         ident["seed"] = seed
-    if fmt in _PAIRED_FORMATS:
+    if fmt.paired_modalities:
         ident["modalities"] = sorted(modalities)
     return digest(ident, 20)
 
@@ -122,9 +130,10 @@ def packed_source(data: str, options: dict[str, Any] | None = None, seed: int = 
     source = _simeo_folder(str(data), simeo_n)
     opts = dict(options or {})
     mods = tuple(modalities)
-    root = cache_dir("packs") / cache_key(source, opts, seed, mods)
+    fmt = _source_format(source)  # once per run: the key and the packing both read it
+    root = cache_dir("packs") / cache_key(source, opts, seed, mods, fmt)
     if not is_packed(root):
-        _pack_locked(source, root, opts, seed, mods)
+        _pack_locked(source, root, opts, seed, mods if fmt.paired_modalities else ())
     try:
         check_manifest(root)
     except DataError as e:
@@ -151,7 +160,7 @@ def run_source(run: Any, options: dict[str, Any] | None = None, simeo_n: int | N
 
 def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mods: tuple[str, ...]) -> None:
     """Pack ``source`` into ``root`` under a lock: ``root.partial`` first (resumed after a kill), then
-    renamed."""
+    renamed. ``mods``: the modalities to pack, where they decide which samples exist (else empty)."""
     from filelock import FileLock  # a dependency of torch and litdata
 
     from eoreps.data.pack import PackOptions, pack
@@ -176,7 +185,7 @@ def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mo
         # strict: a corrupt source item or an all-no-data sample stops the run with one line naming it, as
         # reading the source directly would (a user's explicit `eoreps data pack` may skip and list them)
         opts = PackOptions(source=source, out=partial, options=options, seed=seed, resume=resume, strict=True,
-                           modalities=mods if _paired(source) else ())
+                           modalities=mods)
         try:
             pack(opts)
         except DataError as e:  # a bad source item: the loader's own line, as reading the source shows it
@@ -210,12 +219,6 @@ def _publish(partial: Path, root: Path) -> None:
     if root.exists():
         shutil.rmtree(root)
     partial.rename(root)
-
-
-def _paired(source: str) -> bool:
-    from eoreps.data.formats import detect_format
-
-    return detect_format(source) in _PAIRED_FORMATS
 
 
 def _prune(folder: Path) -> None:

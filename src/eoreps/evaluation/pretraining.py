@@ -105,6 +105,8 @@ def _digest(pc: PretrainConfig) -> str:
     for key, unset in (("data_options", {}), ("crop", None), ("loader", "stream")):
         if d.get(key, unset) == unset:
             d.pop(key, None)
+    if d.get("num_workers") == "auto":  # the default, 0 before "auto" existed: recorded runs keep digests
+        d["num_workers"] = 0
     from eoreps.ssl.methods.tile2vec import Tile2VecOptions  # its fields were PretrainConfig's: same digests
 
     d.update({k: d["method_kwargs"].pop(k, v) for k, v in dataclasses.asdict(Tile2VecOptions()).items()})

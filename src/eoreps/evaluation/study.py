@@ -52,7 +52,7 @@ from eoreps.evaluation.protocols import (
 from eoreps.evaluation.study_ci import save_predictions
 from eoreps.io import read_json, write_json
 from eoreps.models.card import BackboneCard
-from eoreps.precision import announce, precision_record, requested
+from eoreps.precision import announce, precision_record, requested, resolve_auto
 from eoreps.progress import progress
 from eoreps.smoke import smoke_fields
 from eoreps.tasks.noise import check_noise, corrupt_targets
@@ -423,6 +423,9 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
     hashes = {c.key: cell_hash(cfg, by_name[c.method], c) for c in cells}
     todo = [c for c in cells if not finished(out / "cells" / f"{c.key}.json", hashes[c.key])]
     precision = precision_record(cfg.options.precision, asked=requested(cfg.options))
+    if requested(cfg.options) == "auto" and resolve_auto("cpu").measurable:  # protocols/finetune.py
+        precision["reason"] += ("; trained cells time bf16 against fp32 for their model and record the "
+                                "choice as train_precision")
     announce(precision)
     write_json(out / "study.json", {"config": _jsonable(cfg), "cells": [c.key for c in cells],
                                     "precision": precision, **smoke_fields(bool(cfg.smoke), cfg.smoke)})

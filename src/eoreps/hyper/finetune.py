@@ -43,8 +43,10 @@ def finetune_curve(arch: Arch, weights: torch.Tensor | None, recipe: Recipe, dat
         raise ValueError("finetune_curve needs weights or n >= 1")
     members = [Member(i, seed + i, recipe.activation, recipe.init, recipe.optimizer, recipe.lr,
                       recipe.weight_decay, 0.0, 1.0) for i in range(P)]
-    trainer = PopulationTrainer(arch, members, data, TrainOptions(batch_size=recipe.batch_size),
-                                chunk_seed=seed)
+    # fp32 on either engine: curves of different runs and CPUs must be comparable (``auto`` would pick a
+    # CPU-dependent, measured kernel precision)
+    trainer = PopulationTrainer(arch, members, data, TrainOptions(batch_size=recipe.batch_size,
+                                                                  precision="fp32"), chunk_seed=seed)
     if weights is not None:
         trainer.stack.set_members(torch.nan_to_num(weights.float(), nan=0.0, posinf=0.0, neginf=0.0))
     out: dict[int, torch.Tensor] = {}

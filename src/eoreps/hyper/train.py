@@ -35,6 +35,7 @@ from eoreps.hyper.splits import split_column, split_models
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
 from eoreps.io import atomic_path, read_json, write_json
 from eoreps.precision import announce, precision_record, requested, resolve_config
+from eoreps.precision_probe import Workload, settle_run
 
 
 @dataclass
@@ -160,7 +161,6 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     from eoreps.training import build_run, resume_point
 
     cfg.validate()
-    announce(precision_record(cfg.precision, asked=requested(cfg)))
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,14 +168,20 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     plan["zoo"] = str(Path(cfg.zoo).resolve())
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    if (out / "fit_plan.json").is_file() and last.is_file():
+    resuming = (out / "fit_plan.json").is_file() and last.is_file()
+    previous = None  # the precision the resumed fit trained in (kept under auto: settle_run below)
+    if resuming:
         old = _upgrade_plan(read_json(out / "fit_plan.json"))
-        diff = [k for k in _PLAN_KEYS if old.get(k) != plan.get(k)]
+        previous = old.get("precision")
+        diff = [k for k in _PLAN_KEYS if old.get(k) != plan.get(k)
+                and not (k == "precision" and requested(cfg) == "auto")]
         if diff:
             raise ConfigError(
                 f"{out}: holds a representation fitted with other options (differs in "
                 f"{', '.join(diff)}); use a new output folder or repeat the original options to resume"
             )
+    if previous is not None and requested(cfg) == "auto":
+        plan["precision"] = previous  # kept by settle_run below: the plan never holds another precision
     write_json(out / "fit_plan.json", plan)
     # hyper.json's "seconds" accumulates over the calls that finished (a resumed fit adds to it)
     earlier = (
@@ -232,6 +238,14 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         module: Any = window_module(cfg, zoo, W_train)
     else:
         module = _neuron_module(cfg, zoo, tok, W_train, activations)
+    # auto on a bf16 CPU: time this module's own training step (views, loss) in fp32 and bf16, keyed by its
+    # structure and batch shapes (not seed, lr, fractions or zoo_query); a resume keeps the stored choice
+    step = (_LossStep(module), (W_train[:bs], act[train_mask][:bs]))
+    precision = settle_run(cfg, out, resuming, lambda: Workload([step], f"hyper {cfg.tokenizer} b{bs}"),
+                           previous=previous)
+    announce(precision)
+    if plan["precision"] != cfg.precision:
+        write_json(out / "fit_plan.json", {**plan, "precision": cfg.precision})
     identity = {"zoo": plan["zoo"]}
     run = build_run(
         out, identity, resume=resume_point(last, identity, f"delete {ckpt_dir} to start fresh"),
@@ -248,7 +262,8 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     metrics = {
         k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1
     }
-    export(module, cfg, zoo, all_props, out, metrics, earlier + time.perf_counter() - t0, reference)
+    export(module, cfg, zoo, all_props, out, metrics, earlier + time.perf_counter() - t0, reference,
+           precision)
     return {
         "out": str(out),
         "train_checkpoints": int(train_mask.sum()),
@@ -258,6 +273,18 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 1),
         **{k: round(v, 5) for k, v in metrics.items()},
     }
+
+
+class _LossStep(torch.nn.Module):
+    """The loss of a hyper module's training step (``module._step``: views, encoder, decoder, loss), as a
+    module whose forward ``--precision auto`` times (:mod:`eoreps.precision_probe`)."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self.module._step(batch)["loss"]
 
 
 def _neuron_module(cfg: FitConfig, zoo: Any, tok: Tokenizer, W_train: torch.Tensor, activations: list[str]
@@ -286,7 +313,8 @@ def zoo_reference(
 
 
 def export(module: Any, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path,
-           metrics: dict[str, float], seconds: float, reference: torch.Tensor | None = None) -> None:
+           metrics: dict[str, float], seconds: float, reference: torch.Tensor | None = None,
+           precision: dict[str, str] | None = None) -> None:
     """Write ``model.safetensors``, ``hyper.json`` and ``splits.csv`` (atomically); ``module`` is a
     :class:`HyperModule` or a :class:`~eoreps.hyper.window_module.WindowModule`."""
     from eoreps.hyper.window_module import WindowModule
@@ -316,6 +344,6 @@ def export(module: Any, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path
         **({"tokenizer": "window", "window": module.window, "window_tokenizer": module.tokenizer.to_dict()}
            if isinstance(module, WindowModule) else {}),
         "seconds": round(seconds, 1),
-        "precision": precision_record(cfg.precision, asked=requested(cfg)),
+        "precision": precision or precision_record(cfg.precision, asked=requested(cfg)),
     }
     write_json(out / "hyper.json", meta)

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from eoreps.data.crops import centre_crop, gather_windows, random_crop_batch
 from eoreps.data.datasets.base import describe_dataset
+from eoreps.data.loader_workers import AUTO, resolve_workers
 from eoreps.data.stats import BandStats, compute_stats
 from eoreps.errors import ConfigError, DataError
 from eoreps.progress import progress
@@ -472,11 +473,12 @@ class PretrainDataModule(L.LightningDataModule):
     Args:
         dataset: the training dataset (batches through ``__getitems__``).
         batch_size: per process.
-        num_workers: loader processes (0 is right for in-memory data: a batch is one index_select).
+        num_workers: loader processes, or ``"auto"``: :func:`eoreps.data.loader_workers.resolve_workers` for
+            a stream, 0 for in-memory data (a batch is one index_select).
         seed: shuffling seed.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(self, dataset: Dataset, batch_size: int, num_workers: int | str = 0, seed: int = 0) -> None:
         super().__init__()
         if batch_size < 2:
             raise ConfigError(
@@ -491,9 +493,11 @@ class PretrainDataModule(L.LightningDataModule):
         from eoreps.checkpoints import resumable_loader
 
         if isinstance(self.dataset, StreamedPatches):  # built here, after DDP started: LitData shards by rank
-            return self.dataset.loader(self.batch_size, self.num_workers)
+            workers = resolve_workers(self.num_workers, self.trainer)
+            self.dataset.info["loader_workers"] = workers  # what "auto" chose, in the run's record
+            return self.dataset.loader(self.batch_size, workers)
 
         # sharded over processes by the sampler itself (the Trainer runs with use_distributed_sampler=False)
+        workers = 0 if self.num_workers == AUTO else int(self.num_workers)  # a batch is one index_select
         return resumable_loader(self.dataset, self.batch_size, self.seed, self.trainer, drop_last=True,
-                                num_workers=self.num_workers, collate_fn=collate_batch,
-                                persistent_workers=self.num_workers > 0)
+                                num_workers=workers, collate_fn=collate_batch, persistent_workers=workers > 0)

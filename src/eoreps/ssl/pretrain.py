@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eoreps.cli_config import opt, parse_devices, parse_kwargs
+from eoreps.data.loader_workers import parse_workers
 from eoreps.data.pack_cache import LOADER_HELP, check_loader
 from eoreps.errors import ConfigError
 from eoreps.precision import keep_request, resolve_config
@@ -73,9 +74,10 @@ class PretrainConfig:
         batch_size: samples per step and process.
         lr, weight_decay: AdamW settings (linear warmup, cosine decay).
         max_samples: cap on training samples (all when ``None``).
-        precision: ``auto`` (bf16 on CUDA with bf16 and on CPUs with AMX or AVX512-BF16, else fp32:
-            :func:`eoreps.precision.resolve_auto`), ``fp32``, ``bf16`` or ``fp16`` in any spelling of
-            :mod:`eoreps.vocabulary`; stored resolved, in the short form (``"fp32"``, ``"bf16"``).
+        precision: ``auto`` (bf16 on CUDA with bf16, and on CPUs with AMX or AVX512-BF16 where the timed
+            encoder step is >= 1.05x faster: :mod:`eoreps.precision_probe`; else fp32), ``fp32``, ``bf16``
+            or ``fp16`` in any spelling of :mod:`eoreps.vocabulary`; stored resolved, in the short form
+            (``"fp32"``, ``"bf16"``).
         seed: seed of everything.
         out: output folder.
         checkpoint_every: steps between checkpoints (``last.ckpt``).
@@ -84,8 +86,9 @@ class PretrainConfig:
         knn: online kNN accuracy on the validation split each epoch (labelled data only).
         knn_train_samples, knn_val_samples: sizes of the kNN bank and validation set.
         accelerator, devices, num_nodes, strategy: Lightning distribution settings.
-        num_workers: DataLoader processes (0: batches are an index_select on in-memory data; a packed
-            archive is streamed by that many LitData workers).
+        num_workers: DataLoader processes streaming a pack (LitData workers), or ``"auto"``
+            (:func:`eoreps.data.loader_workers.auto_workers`: on the CPU the cores the training threads leave
+            free); in-memory data is served without workers under ``"auto"`` (a batch is an index_select).
         crop: random crop in px of each training patch (cut per sample in the stream's workers, per batch
             in memory); ``None``: the backbone's default (:func:`eoreps.ssl.data.default_crop`), ``0``:
             whole patches.
@@ -133,8 +136,11 @@ class PretrainConfig:
     devices: int | str = opt(1, help="Processes/devices per node (int or 'auto').", parse=parse_devices)
     num_nodes: int = opt(1, help="Nodes (multi-node DDP).")
     strategy: str = opt("auto", help="Lightning strategy: auto, ddp, ddp_spawn.")
-    num_workers: int = opt(
-        0, help="DataLoader worker processes (streamed packed data; 0 for in-memory data)."
+    num_workers: int | str = opt(
+        "auto",
+        help="DataLoader worker processes streaming a pack, or 'auto': CPU training gets the cores its "
+        "threads leave free (0 when they take all), accelerators cores - 1 (docs/data.md).",
+        parse=parse_workers,
     )
     crop: int | None = opt(
         None,
@@ -222,6 +228,7 @@ def _check_run_options(c: PretrainConfig) -> None:
     from eoreps.ssl.methods import check_method_kwargs
     from eoreps.tasks.fit_config import ACCELERATORS
 
+    c.num_workers = parse_workers(c.num_workers)
     if c.max_samples is not None and c.max_samples < 1:
         raise ConfigError(f"max_samples must be >= 1 (or unset for all), got {c.max_samples}")
     if c.num_nodes < 1:
@@ -326,7 +333,8 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
 
     from eoreps.checkpoints import checkpoint_step
     from eoreps.io import write_json
-    from eoreps.precision import announce, precision_record, requested
+    from eoreps.precision import announce
+    from eoreps.precision_probe import settle_run
     from eoreps.smoke import smoke_fields
     from eoreps.ssl.data import PretrainDataModule
     from eoreps.ssl.export import export_encoders
@@ -335,8 +343,6 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     from eoreps.training import build_run
 
     cfg = config.resolved()
-    precision = precision_record(cfg.precision, cfg.accelerator, requested(cfg))
-    announce(precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
@@ -372,6 +378,11 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
         modalities=cfg.modalities, in_chans=train.in_chans, stats=stats.to_dict(), backbone=cfg.backbone,
         backbone_kwargs=cfg.backbone_kwargs, image_size=image_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         max_steps=max_steps, **method_kwargs)
+    # auto on a bf16 CPU: time this method's training step in both precisions (one process; with several
+    # the flags decide, so every process trains in the same precision); a resume keeps the stored choice
+    precision = settle_run(cfg, out, resume_at is not None, lambda: method.precision_workload(cfg.batch_size),
+                           cfg.accelerator, measure=world == 1)
+    announce(precision)
     monitor = SSLMonitor(monitor_data, *(knn or (None, None)))
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="{step}", every_n_train_steps=cfg.checkpoint_every,
                            save_last=True, save_top_k=1, monitor=None)

@@ -223,12 +223,10 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
     """Train ``cfg``, evaluate on ``cfg.eval_splits`` (best checkpoint), write ``results.json``."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from eoreps.precision import announce, precision_record, requested
+    from eoreps.precision import announce
+    from eoreps.precision_probe import settle_run
     from eoreps.training import build_run, resume_point
 
-    precision = precision_record(cfg.precision, cfg.accelerator, requested(cfg))
-    if not quiet:
-        announce(precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / "last.ckpt"
@@ -243,6 +241,15 @@ def fit(cfg: FitConfig, quiet: bool = False) -> FitResult:
     )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module, dm = build(cfg)
+    # auto on a bf16 CPU: time this model in both precisions (one process, as pretrain counts: devices 1
+    # or "auto", which is one process wherever the probe applies, the CPU; with several the flags decide);
+    # a resume keeps the stored choice
+    one_process = str(cfg.devices) in ("1", "auto")
+    precision = settle_run(cfg, out, resume_at is not None,
+                           lambda: module.precision_workload(dm.example(), cfg.batch_size), cfg.accelerator,
+                           measure=one_process)
+    if not quiet:
+        announce(precision)
     ckpt = None
     if cfg.checkpoints:
         ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",

@@ -43,7 +43,8 @@ class FitConfig:
         max_train, max_eval: cap on samples per split (quick runs).
         eval_splits: splits evaluated after training (``test``, ``shifted``, ``val``).
         accelerator, devices, precision: Lightning trainer settings (precision ``auto`` (bf16 where the
-            device computes it natively, else fp32: :func:`eoreps.precision.resolve_auto`), ``fp32``,
+            device computes it natively and, on a CPU, a timed step is faster, else fp32:
+            :mod:`eoreps.precision_probe`), ``fp32``,
             ``bf16``, ``fp16``; Lightning's spellings are accepted; stored resolved, in the short form).
         patience: early-stopping patience in epochs on ``val/loss``; checkpoints: write checkpoints.
         channels_last: channels-last memory format.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -25,6 +25,9 @@ from eoreps.tasks.metrics import TaskMetrics
 from eoreps.tasks.multitask import MultiHeadModel
 from eoreps.tasks.spec import TaskSpec
 from eoreps.tasks.weighting import GradNorm, create_weighting
+
+if TYPE_CHECKING:
+    from eoreps.precision_probe import Workload
 
 
 class SupervisedModule(L.LightningModule):
@@ -106,6 +109,28 @@ class SupervisedModule(L.LightningModule):
         self.test_metrics = torch.nn.ModuleDict({t.name: TaskMetrics(t) for t in task_specs})
         self._epoch_sums: dict[str, float] = {}
         self._epoch_count = 0
+
+    def precision_workload(self, example: dict[str, Any], batch_size: int) -> Workload:
+        """The step ``--precision auto`` times (:mod:`eoreps.precision_probe`): the whole model (backbone and
+        heads, channels-last when the run converts it; inputs fed as the run feeds them, NCHW) on
+        ``batch_size`` samples shaped like ``example`` (one normalised sample): Gaussian noise for
+        continuous inputs, the example repeated for categorical ones (class indices the model one-hot
+        encodes)."""
+        from eoreps.precision_probe import Workload, image_label
+
+        gen = torch.Generator().manual_seed(0)  # the run's random state is left alone
+        batch, labels = {}, []
+        for spec in (InputSpec(**d) for d in self.hparams["inputs"]):
+            x = torch.as_tensor(example[spec.name])
+            if spec.num_classes is None and x.is_floating_point():
+                batch[spec.name] = torch.randn(batch_size, *x.shape, generator=gen)
+            else:
+                batch[spec.name] = x.unsqueeze(0).expand(batch_size, *x.shape).clone()
+            labels.append(image_label(self.hparams["backbone"], x.shape[0], x.shape[1:], batch_size)
+                          if x.dim() == 3 else f"{spec.name} {x.shape[0]} b{batch_size}")
+        # keyed by the model's structure (eoreps.precision_probe.structure), not by hand-picked options
+        return Workload([(self.model, batch)], " + ".join(labels),
+                        channels_last=bool(self.hparams["channels_last"]))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Batch dict -> ``{task: output}`` (model space; see :meth:`TaskSpec.to_units`)."""

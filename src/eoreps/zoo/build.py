@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from eoreps.errors import ConfigError
+from eoreps.zoo import native
 from eoreps.zoo.architectures import Arch, make_arch
 from eoreps.zoo.backbones import (
     BackboneArch,
@@ -30,6 +31,7 @@ from eoreps.zoo.backbones import (
 from eoreps.zoo.chunks import Sink, chunk_seed, member_rows, run_chunk  # noqa: F401  (re-exported)
 from eoreps.zoo.datasets import ZooData, load_dataset
 from eoreps.zoo.grid import Grid, Member, plan_members
+from eoreps.zoo.native_precision import kernel_record
 from eoreps.zoo.population import TrainOptions, chunk_members, resolve_options
 from eoreps.zoo.ray_backend import run_chunks_ray
 from eoreps.zoo.store import ZooStore
@@ -110,6 +112,24 @@ _PLAN_KEYS = ("architecture", "backbone", "in_shape", "num_classes", "param_orde
               "epochs", "seed", "options", "chunks")
 
 
+def _check_kernel_for_resume(out: Path, old: dict[str, Any], opts: TrainOptions, arch: Arch) -> None:
+    """A zoo the native bf16 kernel trains resumes only where that kernel runs: otherwise one line naming
+    the zoo's kernel and the way on (``resolve_options`` would advise engine=torch, which the zoo's
+    recorded options then refuse)."""
+    was = old.get("options", {})
+    if (was.get("engine"), was.get("precision")) != ("native", "bf16") or \
+            (opts.engine, opts.precision) != ("native", "bf16"):
+        return
+    try:
+        native.load(arch, "bf16")
+    except native.NativeUnavailable as e:
+        raise ConfigError(
+            f"{out}: this zoo trains with the native bf16 kernel of {arch.name}, which cannot run here "
+            f"({e}); resume it on a CPU with {native.BF16_FLAG}, or continue with --precision fp32 "
+            f"into a new --out"
+        ) from None
+
+
 def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
     """Build (or resume) the zoo described by ``cfg``; returns a summary (counts, seconds, images/s).
 
@@ -134,11 +154,15 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
                 if opts.precision == "auto"
                 else opts.precision,
             )
+    asked = cfg.options.precision
     if runner is run_chunk:
+        if old is not None:
+            _check_kernel_for_resume(cfg.out, old, cfg.options, arch)
         cfg.options = resolve_options(cfg.options, arch)  # type: ignore[arg-type]
     else:  # backbone zoos train on the torch engine in float32
         cfg.options = dataclasses.replace(cfg.options, engine="torch", precision="fp32")
     manifest = _manifest(cfg, arch, data, chunks)
+    manifest["kernel"] = kernel_record(cfg.options, arch, asked)  # which kernel trains, and why
     if old is not None:
         diff = [k for k in _PLAN_KEYS if old.get(k) != _jsonable(manifest.get(k))]
         if diff:

@@ -15,7 +15,7 @@ from eoreps.cli_config import opt, parse_kwargs
 from eoreps.errors import ConfigError
 from eoreps.vocabulary import normalize_precision
 
-ZOO_PRECISIONS = ("auto", "fp32", "bf16")  # auto: engine-dependent (native: fp32, torch: bf16)
+ZOO_PRECISIONS = ("auto", "fp32", "bf16")  # auto: engine-dependent (native: measured, torch: bf16)
 QUICK_MODELS, QUICK_EPOCHS = 16, 2
 
 
@@ -69,7 +69,8 @@ class BuildOptions:
         None, help="digits-small | mnist-cnn-s (dataset, arch, grid, epochs; options given win)."
     )
     batch_size: int = opt(10, help="Images per step per model.")
-    precision: str = opt("auto", help="auto (native engine: fp32, torch: bf16), fp32 or bf16 (torch engine).")
+    precision: str = opt("auto", help="auto (native engine: its bf16 kernel where the CPU has avx512_bf16 "
+                                      "and it measures faster, else fp32; torch: bf16), fp32 or bf16.")
     engine: str = opt(
         "auto", help="auto (native when a C++ compiler is found), native (compiled kernel) or torch."
     )

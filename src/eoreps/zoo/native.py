@@ -17,7 +17,10 @@ compiler. Only that per-architecture part is generated; the entry points are fix
 ``~/.cache/eoreps/kernels``; ~1 s) and loaded with ``ctypes``. When no compiler works, :func:`load` raises
 :class:`NativeUnavailable` and ``TrainOptions(engine='auto')`` falls back to the PyTorch engine.
 
-Numerics: float32 throughout (no bf16), so a member matches its lone float32 run to rounding.
+Numerics: the ``fp32`` kernel computes in float32 throughout, so a member matches its lone float32 run to
+rounding. The ``bf16`` kernel (``load(arch, 'bf16')``, only on CPUs with AVX512-BF16) takes the products of
+its conv+pool layers as bf16 pairs with float32 accumulation (``kernels/popnet_bf16.hpp``); weights,
+gradients and the optimizer stay float32. :mod:`eoreps.zoo.native_precision` decides which one ``auto`` runs.
 Dropout masks come from a counter-based hash stream per member and epoch (statistically, not bitwise,
 what ``torch.nn.functional.dropout`` would draw).
 """
@@ -39,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from eoreps import precision as _precision  # cpu_flags looked up per call (tests replace it)
 from eoreps.digest import bytes_digest, cache_dir
 from eoreps.zoo.architectures import ACTIVATIONS, Arch, Layer, Op, ShapeError
 
@@ -46,6 +50,9 @@ LANES = 16
 ACT_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}  # order of popnet::Act
 _KERNELS = Path(__file__).parent / "kernels"  # the fixed C++ (*.hpp), part of the cache key
 _FLAGS = ["-O3", "-march=native", "-std=gnu++17", "-ffp-contract=fast", "-fno-math-errno", "-shared", "-fPIC"]
+KERNEL_PRECISIONS = ("fp32", "bf16")
+BF16_FLAG = "avx512_bf16"  # the /proc/cpuinfo flag of VDPBF16PS, which the bf16 kernel needs
+BF16_FLAGS = ["-mavx512bf16"]  # added only for bf16 kernels, only where the CPU has BF16_FLAG
 
 
 class Unsupported(ValueError):
@@ -109,7 +116,7 @@ def check_abi(lib: ctypes.CDLL, where: str) -> None:
 class _Tensor:
     name: str
     size: int
-    ctype: str = "V"  # V: 16 floats per value; VI: 16 ints (max-pool argmax)
+    ctype: str = "V"  # V: 16 floats per value; VI: 16 ints (max-pool argmax); VU: 16 bf16 pairs
     grad: bool = False  # has a gradient buffer g<name>
 
 
@@ -130,6 +137,7 @@ class Program:
     cur: str = "x0"
     act_off: int = 0
     n_tensors: int = 0
+    bf16: bool = False  # conv+pool layers in bf16 (kernels/popnet_bf16.hpp)
 
     @property
     def dgrad(self) -> bool:
@@ -195,7 +203,15 @@ class _Conv(OpEmitter):
         cur, gin = prog.cur, prog.gin
         size = math.prod((fused or layer).out_shape)
         out = prog.new(size)
-        if fused is not None:
+        if fused is not None and prog.bf16:  # bf16 products; pair buffers as in kernels/popnet_bf16.hpp
+            am = prog.side(out, "_am", size, "VI")
+            hp = prog.side(out, "_hp", cin * hh * ww, "VU")
+            wp = prog.side(out, "_wp", op.cout * cin * op.k * ((op.k + 1) // 2), "VU")
+            wt = prog.side(out, "_wt", max(1, op.cout // 2 * cin * op.k * op.k), "VU")
+            prog.fwd.append(f"conv_pool_fwd_bf<{targs}>(n.{cur}, {wb}, n.{out}, n.{am}, n.{hp}, n.{wp});")
+            prog.bwd.append(f"conv_pool_bwd_bf<{targs}, {dgrad}>(n.{hp}, {w_}, n.g{out}, n.{am}, {gwb}, "
+                            f"{gin}, n.{wt});")
+        elif fused is not None:
             am = prog.side(out, "_am", size, "VI")
             prog.fwd.append(f"conv_pool_fwd<{targs}>(n.{cur}, {wb}, n.{out}, n.{am});")
             prog.bwd.append(
@@ -245,7 +261,7 @@ class _Linear(OpEmitter):
 EMITTERS: dict[str, OpEmitter] = {"conv": _Conv(), "act": _Act(), "flatten": _Flatten(), "linear": _Linear()}
 
 # the per-architecture part of a kernel; kernels/popnet_abi.hpp (included last) adds the entry points
-_SOURCE = """#include "popnet.hpp"
+_SOURCE = """{includes}
 using namespace popnet;
 namespace {{
 struct Net {{
@@ -277,9 +293,12 @@ def _lines(stmts: list[str]) -> str:
     return "\n".join("  " + s for s in stmts).strip()
 
 
-def generate_source(arch: Arch) -> str:
+def generate_source(arch: Arch, precision: str = "fp32") -> str:
     """C++ source of the kernel for ``arch``: only what depends on the architecture (raises
-    :class:`Unsupported`). Shapes come from :meth:`Arch.layers`, each op's code from :data:`EMITTERS`."""
+    :class:`Unsupported`). Shapes come from :meth:`Arch.layers`, each op's code from :data:`EMITTERS`.
+    ``precision='bf16'``: the conv+pool layers use the bf16 templates (compile with :data:`BF16_FLAGS`)."""
+    if precision not in KERNEL_PRECISIONS:
+        raise ValueError(f"precision must be one of {KERNEL_PRECISIONS}, got {precision!r}")
     try:
         layers = arch.layers()
     except ShapeError as e:
@@ -289,7 +308,7 @@ def generate_source(arch: Arch) -> str:
         offsets[key] = n_params
         n_params += math.prod(shp)
     inputs = math.prod(arch.in_shape)
-    prog = Program(offsets, [_Tensor("x0", inputs)])  # the image: no gradient
+    prog = Program(offsets, [_Tensor("x0", inputs)], bf16=precision == "bf16")  # x0, the image: no gradient
     i = 0
     while i < len(layers):
         emitter = EMITTERS.get(layers[i].op.kind)
@@ -310,8 +329,10 @@ def generate_source(arch: Arch) -> str:
         if b.grad:
             decl.append(f"  V g{b.name}[{b.size}];")
     zero = [f"zero<{sizes[nm]}>(n.g{nm});" for nm in dict.fromkeys(prog.accum)]
-    return _SOURCE.format(decl="\n".join(decl), n_params=n_params, acts=max(prog.act_off, 1), inputs=inputs,
-                          classes=arch.num_classes, fwd=_lines(prog.fwd), zero=_lines(zero),
+    includes = '#include "popnet.hpp"' + ('\n#include "popnet_bf16.hpp"' if prog.bf16 else "")
+    return _SOURCE.format(includes=includes, decl="\n".join(decl), n_params=n_params,
+                          acts=max(prog.act_off, 1), inputs=inputs, classes=arch.num_classes,
+                          fwd=_lines(prog.fwd), zero=_lines(zero),
                           bwd=_lines(list(reversed(prog.bwd))), out=prog.cur)
 
 
@@ -342,27 +363,62 @@ def compiler() -> str | None:
     return None
 
 
-def load(arch: Arch) -> ctypes.CDLL:
-    """The compiled kernel for ``arch`` (compiled on first use, then cached on disk and in memory).
+def bf16_missing() -> str | None:
+    """Why the bf16 kernel cannot run on this CPU (``None`` when it can): it needs AVX512-BF16."""
+    if BF16_FLAG in _precision.cpu_flags():
+        return None
+    return f"the native bf16 kernel needs a CPU with {BF16_FLAG} (VDPBF16PS); this CPU lacks it"
 
-    Raises :class:`NativeUnavailable` with the reason: an architecture the generator does not support,
-    no C++ compiler, or a failed compilation.
-    """
-    try:
-        src = generate_source(arch)
-    except Unsupported as e:
-        raise NativeUnavailable(
-            f"architecture {arch.name} is not supported by the native engine ({e})") from None
+
+def _require_compiler() -> str:
     cxx = compiler()
     if cxx is None:
         if os.environ.get("CXX"):
             raise NativeUnavailable(f"CXX={os.environ['CXX']} is not an executable compiler")
         raise NativeUnavailable("no C++ compiler found (install g++ or set CXX)")
+    return cxx
+
+
+def source_key(src: str, flags: list[str], cxx: str | None = None) -> str:
+    """The digest a compiled C++ source is cached under: the source, every header in ``kernels/``, the
+    compiler (``cxx``, default :func:`compiler`), its flags and the CPU (:func:`_cpu_id`)."""
     headers = [p.read_text() for p in sorted(_KERNELS.glob("*.hpp"))]
-    key = bytes_digest("\0".join([src, *headers, cxx, " ".join(_FLAGS), _cpu_id()]).encode(), 20)
+    cxx = cxx if cxx is not None else _require_compiler()
+    return bytes_digest("\0".join([src, *headers, cxx, " ".join(flags), _cpu_id()]).encode(), 20)
+
+
+def _build_plan(arch: Arch, precision: str) -> tuple[str, list[str], str, str]:
+    """``(source, flags, compiler, key)`` of ``arch``'s kernel in ``precision``; raises like :func:`load`."""
+    if precision == "bf16" and (missing := bf16_missing()):
+        raise NativeUnavailable(missing)
+    try:
+        src = generate_source(arch, precision)
+    except Unsupported as e:
+        raise NativeUnavailable(
+            f"architecture {arch.name} is not supported by the native engine ({e})") from None
+    cxx = _require_compiler()
+    flags = _FLAGS + (BF16_FLAGS if precision == "bf16" else [])
+    return src, flags, cxx, source_key(src, flags, cxx)
+
+
+def kernel_key(arch: Arch, precision: str = "fp32") -> str:
+    """The digest :func:`load` caches ``arch``'s kernel in ``precision`` under (source, headers, compiler,
+    flags, CPU): whatever changes the compiled code changes it. Raises :class:`NativeUnavailable` like
+    :func:`load` (without compiling anything)."""
+    return _build_plan(arch, precision)[3]
+
+
+def load(arch: Arch, precision: str = "fp32") -> ctypes.CDLL:
+    """The compiled kernel for ``arch`` in ``precision`` (``fp32`` or ``bf16``; compiled on first use,
+    then cached on disk and in memory).
+
+    Raises :class:`NativeUnavailable` with the reason: an architecture the generator does not support,
+    bf16 on a CPU without AVX512-BF16, no C++ compiler, or a failed compilation.
+    """
+    src, flags, cxx, key = _build_plan(arch, precision)
     with _LOCK:
         if key not in _LOADED:
-            _LOADED[key] = _compile_and_load(src, cxx, key)
+            _LOADED[key] = _compile_and_load(src, cxx, key, flags)
         return _LOADED[key]
 
 
@@ -377,16 +433,16 @@ def available(arch: Arch | None = None) -> bool:
         return False
 
 
-def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
+def _compile_and_load(src: str, cxx: str, key: str, flags: list[str]) -> ctypes.CDLL:
     out = _cache_dir() / f"popnet_{key}.so"
     try:
         if not out.exists():
-            _compile(src, cxx, out)
+            _compile(src, cxx, out, flags)
         try:
             lib = ctypes.CDLL(str(out))
         except OSError:  # a damaged cache entry (e.g. truncated by a full disk): build it again, once
             out.unlink()
-            _compile(src, cxx, out)
+            _compile(src, cxx, out, flags)
             lib = ctypes.CDLL(str(out))
     except OSError as e:  # cache not writable, a noexec mount, ...: the engine cannot run here
         raise NativeUnavailable(f"cannot build or load {out}: {e}") from None
@@ -394,14 +450,14 @@ def _compile_and_load(src: str, cxx: str, key: str) -> ctypes.CDLL:
     return lib
 
 
-def _compile(src: str, cxx: str, out: Path) -> None:
+def _compile(src: str, cxx: str, out: Path, flags: list[str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         cpp = Path(tmp) / "net.cpp"
         cpp.write_text(src)
         so = Path(tmp) / "net.so"
         try:
-            res = subprocess.run([cxx, *_FLAGS, "-I", str(_KERNELS), str(cpp), "-o", str(so)],
+            res = subprocess.run([cxx, *flags, "-I", str(_KERNELS), str(cpp), "-o", str(so)],
                                  capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise NativeUnavailable(f"{cxx} failed to run: {e}") from None

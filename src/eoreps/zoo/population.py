@@ -13,15 +13,17 @@ first convolution becomes one ungrouped convolution. Dropout masks come from one
 and epoch (statistically, not bitwise, what a lone run would draw).
 
 Engines (``TrainOptions.engine``): ``'native'`` runs whole epochs of 16 members per SIMD lane group in
-a kernel compiled for the architecture (:mod:`eoreps.zoo.native`, float32, ~35x a one-at-a-time loop
-on 2 cores); ``'torch'`` folds the members into grouped convolutions and batched matmuls
+a kernel compiled for the architecture (:mod:`eoreps.zoo.native`, float32 or bf16 products, ~35x a
+one-at-a-time loop on 2 cores); ``'torch'`` folds the members into grouped convolutions and batched matmuls
 (:mod:`eoreps.zoo.population_ops`, float32 or bf16 autocast); ``'auto'`` (default) takes the native
 engine when a C++ compiler is available and the architecture is supported, else torch. Both engines
 train each member as it would be trained alone (``tests/zoo/test_population.py``).
 
-Precision: ``'fp32'``, ``'bf16'`` (torch engine only: autocast of convolutions and matmuls to bfloat16;
-master weights, loss and optimizer stay float32) or ``'auto'`` (fp32 on the native engine, bf16 on
-torch). Evaluation is always float32, so a rebuilt member reproduces its recorded metrics.
+Precision: ``'fp32'``, ``'bf16'`` (torch engine: autocast of convolutions and matmuls to bfloat16;
+native engine, on CPUs with AVX512-BF16: the conv+pool products as bf16 pairs; master weights, loss and
+optimizer stay float32) or ``'auto'`` (native: bf16 only where the bf16 kernel measures faster than fp32,
+:mod:`eoreps.zoo.native_precision`; torch: bf16). Evaluation is always float32, so a rebuilt member
+reproduces its recorded metrics.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
-from eoreps.zoo import native
+from eoreps.zoo import native, native_precision
 from eoreps.zoo.architectures import Arch, build_model, flatten_state
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
@@ -64,7 +66,7 @@ class TrainOptions:
     """How a chunk is trained."""
 
     batch_size: int = 10
-    precision: str = "auto"  # fp32 | bf16 (torch engine only) | auto (native: fp32, torch: bf16)
+    precision: str = "auto"  # fp32 | bf16 | auto (native: measured, see native_precision; torch: bf16)
     data_order: str = "per_model"
     eval_batch: int = 1000
     train_eval_max: int | None = None  # cap on training images evaluated per epoch (None = all)
@@ -85,31 +87,31 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def resolve_options(options: TrainOptions, arch: Arch) -> TrainOptions:
     """``options`` with a concrete engine and precision (what a zoo records in its manifest).
 
-    ``engine='auto'`` picks native unless bf16 was asked for or the native engine cannot run here;
-    ``engine='native'`` with bf16, or where it cannot run, is a :class:`ConfigError` with the reason.
+    ``engine='auto'`` picks native where its kernel for the precision can run here (bf16: a CPU with
+    AVX512-BF16), else torch; ``engine='native'`` where it cannot run is a :class:`ConfigError` with the
+    reason. ``precision='auto'``: on native the measured choice of :func:`native_precision.choose` (bf16 only
+    where the bf16 kernel is faster), on torch bf16.
     """
     options.check_engine()
-    engine = options.engine
-    if engine == "native" and options.precision == "bf16":
-        raise ConfigError("precision=bf16 needs engine=torch (the native engine computes in float32)")
+    engine, kernel = options.engine, "bf16" if options.precision == "bf16" else "fp32"
     if engine == "auto":
-        engine = "torch" if options.precision == "bf16" else "native"
-        if engine == "native":
-            try:
-                native.load(arch)
-            except native.AbiMismatch as e:  # a bug, not a missing compiler: fall back, but say why
-                warnings.warn(f"{e}; using the torch engine", RuntimeWarning, stacklevel=2)
-                engine = "torch"
-            except native.NativeUnavailable:
-                engine = "torch"
+        engine = "native"
+        try:
+            native.load(arch, kernel)
+        except native.AbiMismatch as e:  # a bug, not a missing compiler: fall back, but say why
+            warnings.warn(f"{e}; using the torch engine", RuntimeWarning, stacklevel=2)
+            engine = "torch"
+        except native.NativeUnavailable:
+            engine = "torch"
     elif engine == "native":
         try:
-            native.load(arch)
+            native.load(arch, kernel)
         except native.NativeUnavailable as e:
             raise ConfigError(f"engine=native cannot run here: {e}; use engine=torch") from None
     precision = options.precision
     if precision == "auto":
-        precision = "fp32" if engine == "native" else "bf16"
+        precision = native_precision.choose(arch, torch.get_num_threads()).precision \
+            if engine == "native" else "bf16"
     return dataclasses.replace(options, engine=engine, precision=precision)
 
 
@@ -148,7 +150,7 @@ class PopulationTrainer:
         self.epoch = 0
         if self.opt.engine == "native":
             self._native = native.NativeGroups(
-                native.load(arch), self.P, arch.num_params, lr, wd,
+                native.load(arch, self.opt.precision), self.P, arch.num_params, lr, wd,
                 torch.tensor([m.optimizer == "adam" for m in members], dtype=torch.int32),
                 torch.tensor([native.ACT_CODES[m.activation] for m in members], dtype=torch.int32),
                 self.dropout, torch.get_num_threads(), arch.num_classes)

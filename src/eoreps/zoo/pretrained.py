@@ -152,10 +152,9 @@ def _split_options(spec: PretrainZooSpec, seed: int) -> dict[str, Any]:
     ``seed``, not the member's, so that no member pretrains on the probes' test images."""
     if spec.data == "simeo":
         return {}
-    from eoreps.data.formats import detect_format
-    from eoreps.data.pack_cache import _SEEDED_FORMATS
+    from eoreps.data.formats import FORMAT_REGISTRY, detect_format
 
-    return {"split_seed": seed} if detect_format(Path(spec.data)) in _SEEDED_FORMATS else {}
+    return {"split_seed": seed} if FORMAT_REGISTRY.get(detect_format(Path(spec.data))).seeded_split else {}
 
 
 def _pretrain(spec: PretrainZooSpec, member: dict[str, Any], out: Path, seed: int = 0) -> Path:

@@ -89,15 +89,37 @@ def train_and_test(
     if not freeze_encoder:
         groups.append({"params": list(built.encoder.parameters()), "lr": opts.lr * encoder_lr_mult})
     train_inputs = {m: x for m, x in data.normalized("train", stats).items() if m in mods}
+    # the batch protocols.train.fit trains with: min(batch_size, n) (a k-shot cell has fewer samples)
+    precision = cell_precision(cell, model, train_inputs, min(opts.batch_size, len(cell.train_idx)))
     log = fit(model, task, groups, train_inputs, data.splits["train"].target, cell.train_idx, opts, cell.seed,
               frozen=[built.encoder] if freeze_encoder else [], desc=f"{cell.method.name} {cell.protocol}",
-              precision=cell.options.precision)
+              precision=precision["precision"])
     test_inputs = {m: x for m, x in data.normalized("test", stats).items() if m in mods}
     out = score_test(cell, data.splits["test"].target.numpy(), predict(model, task, test_inputs,
-                                                                           precision=cell.options.precision))
+                                                                           precision=precision["precision"]))
     out.update(n_train=float(len(cell.train_idx)), trainable_params=float(count_trainable(model)),
-               steps=log["steps"], final_loss=log["final_loss"], seconds=time.perf_counter() - t0, **info)
+               steps=log["steps"], final_loss=log["final_loss"], seconds=time.perf_counter() - t0, **info,
+               train_precision=precision["precision"], train_precision_reason=precision["reason"])
     return out
+
+
+def cell_precision(cell: Cell, model: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int
+                   ) -> dict[str, str]:
+    """``{"precision", "reason"}`` a trained cell runs in: the study's ``options.precision``, except under
+    ``auto`` on a CPU with the bf16 flags, where this cell's model (encoder, head, trainable adapters) is
+    timed in fp32 and bf16 on a random batch of ``batch_size`` samples shaped like ``inputs``
+    (:func:`eoreps.precision_probe.measured_choice`, cached per model structure, shapes and CPU)."""
+    from eoreps.precision import precision_record, requested, resolve_auto
+    from eoreps.precision_probe import Workload, measured_choice
+
+    if requested(cell.options) != "auto" or not resolve_auto("cpu").measurable:
+        return precision_record(cell.options.precision, asked=requested(cell.options))
+    gen = torch.Generator().manual_seed(0)  # the cell's random state is left alone
+    batch = {m: torch.randn(batch_size, *x.shape[1:], generator=gen) for m, x in inputs.items()}
+    shapes = " + ".join(f"{m} {'x'.join(map(str, x.shape[1:]))}" for m, x in inputs.items())
+    # keyed by the model's structure (frozen parts included) and shapes: not the weights file or the seed
+    label = f"{cell.method.name} {cell.protocol} {shapes} b{batch_size}"
+    return measured_choice(Workload([(model, batch)], label)).record()
 
 
 @register_protocol("finetune", tasks=TASKS, options=(TrainOptions,))

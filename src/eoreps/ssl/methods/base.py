@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
 import torch
@@ -26,6 +26,9 @@ from eoreps.data.stats import BandStats, Normalizer
 from eoreps.errors import ConfigError
 from eoreps.models import Backbone, create_backbone
 from eoreps.ssl.heads import HeadSpec
+
+if TYPE_CHECKING:
+    from eoreps.precision_probe import Workload
 
 Batch = dict[str, Any]
 
@@ -119,6 +122,28 @@ class SSLMethod(L.LightningModule):
         """Backbone features of a *normalised* batch, per encoder: ``{key: (B, num_features)}``."""
         return {k: enc(self.stack(batch, k)) for k, enc in self.encoders.items()}
 
+    def precision_workload(self, batch_size: int) -> Workload:
+        """The step ``--precision auto`` times (:mod:`eoreps.precision_probe`): this method's own training
+        step (:class:`TrainStep`: :meth:`train_views` then :meth:`loss`, so targets/keys, projectors,
+        predictors, DINO's local crops, MAE's masking and decoder, Jigsaw's tiles all run) on a random raw
+        batch of ``batch_size`` samples at the training size (:meth:`probe_batch`). The prober deep-copies
+        the step, so this method's weights are untouched; the EMA update after a step is left out."""
+        from eoreps.precision_probe import Workload, image_label, shapes_of
+
+        gen = torch.Generator().manual_seed(0)  # the run's random state is left alone
+        batch = self.probe_batch(batch_size, gen)
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            views = shapes_of(self.train_views(batch))  # part of the cache key: crops, tiles, masks, ...
+        chans = sum(self.in_chans[m] for m in self.modalities)
+        return Workload([(TrainStep(self), batch)], image_label(self.backbone_name, chans, self.image_size,
+                                                                batch_size) + f" {self.name}",
+                        spec={"views": views})
+
+    def probe_batch(self, batch_size: int, gen: torch.Generator) -> Batch:
+        """A random raw batch as the loader delivers it: ``{modality: (B, C, H, W)}`` at the training size."""
+        return {m: torch.randn(batch_size, self.in_chans[m], *self.image_size, generator=gen)
+                for m in self.modalities}
+
     # ---------------------------------------------------------------------------------- batches
     def normalize(self, batch: Mapping[str, Any]) -> Batch:
         """Normalise the pretraining modalities of a batch (NaN -> 0, ``valid_<m>`` masks added)."""
@@ -132,10 +157,14 @@ class SSLMethod(L.LightningModule):
         """Augmented views of a normalised batch (method specific; default: the batch itself)."""
         return batch
 
+    def train_views(self, batch: Batch) -> Any:
+        """The views a training step gets from a raw batch: normalised, then :meth:`make_views`."""
+        return self.make_views(self.normalize(batch))
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise, then draw views on the training device (batched, no per-sample work in workers)."""
         if self.trainer is not None and self.trainer.training:
-            return self.make_views(self.normalize(batch))
+            return self.train_views(batch)
         return batch
 
     # ---------------------------------------------------------------------------------- training
@@ -202,6 +231,18 @@ class SSLMethod(L.LightningModule):
     def progress_fraction(self) -> float:
         """Share of the training done, in ``[0, 1]`` (for momentum and temperature schedules)."""
         return min(1.0, self.global_step / max(1, self.max_steps))
+
+
+class TrainStep(nn.Module):
+    """An SSL method's training step as a module: raw batch -> :meth:`SSLMethod.train_views` ->
+    :meth:`SSLMethod.loss` (what ``--precision auto`` times, :mod:`eoreps.precision_probe`)."""
+
+    def __init__(self, method: SSLMethod) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.method.loss(self.method.train_views(batch))[0]
 
 
 class EMAMixin:

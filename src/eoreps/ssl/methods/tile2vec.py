@@ -95,12 +95,21 @@ class Tile2Vec(SSLMethod):
         self.margin, self.l2_weight = margin, l2_weight
         self.augment = RandomFlipRotate()
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+    def train_views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Triplet batches ``{"anchor": {m: ...}, "neighbor": ..., "distant": ...}`` are normalised
         part by part."""
+        return self.make_views({k: self.normalize(v) for k, v in batch.items()})
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Triplet batches go through :meth:`train_views`; others (monitors) pass as in the base class."""
         if self.trainer is not None and self.trainer.training and "anchor" in batch:
-            return self.make_views({k: self.normalize(v) for k, v in batch.items()})
+            return self.train_views(batch)
         return super().on_after_batch_transfer(batch, dataloader_idx)
+
+    def probe_batch(self, batch_size: int, gen: torch.Generator) -> Batch:
+        """A random triplet batch (three tiles per sample at the training size)."""
+        base = super().probe_batch
+        return {k: base(batch_size, gen) for k in ("anchor", "neighbor", "distant")}
 
     def make_views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(anchor, neighbour, distant)`` tiles ``(B, C, t, t)``, each with its own flip/rotation."""

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from eoreps.io import atomic_write_text, read_json, write_json
+from eoreps.precision import keep_request
 from eoreps.progress import progress
 from eoreps.tasks.fit import FitConfig, FitResult, fit
 
@@ -84,6 +85,8 @@ def run_grid(
             rows.extend(read_json(done))
             continue
         cfg = dataclasses.replace(base, **{**variant.overrides, "seed": seed, "out": str(run_dir / "fit")})
+        if "precision" not in variant.overrides:  # replace() re-resolved it: keep "auto" as asked
+            keep_request(base, cfg)
         t0 = time.perf_counter()
         result = fit(cfg, quiet=True)
         seconds = time.perf_counter() - t0

@@ -183,13 +183,44 @@ static inline void mul_into(const V* g, const V* d, V* out) {
 template <int N>
 static inline void zero(V* t) { std::memset((void*)t, 0, sizeof(V) * N); }
 
+// the maximum of a 2x2 window's four values and its index 0..3 (row-major; the first maximum wins and NaN
+// wins, as torch's max_pool2d)
+static inline void pool_max(const V* acc, V& z, VI& am) {
+  V m = acc[0];
+  VI a = VI{} + 0;
+  for (int q = 1; q < 4; ++q) {
+    VI gt = (acc[q] > m) | (acc[q] != acc[q]);
+    m = gt ? acc[q] : m;
+    a = gt ? VI{} + q : a;
+  }
+  z = m; am = a;
+}
+
+// a pooled value's gradient gv routed to the window position am of its maximum (g[0..3]); gb += gv
+static inline void unpool(V gv, VI am, V& gb, V* g) {
+  gb += gv;
+  for (int q = 0; q < 4; ++q) g[q] = am == q ? gv : vs(0.0f);
+}
+
 constexpr int cblock(int c) { return c % 4 == 0 ? 4 : c % 3 == 0 ? 3 : c % 2 == 0 ? 2 : 1; }
 
+// How a conv+pool layer's forward multiplies (the policy of conv_pool_fwd_with): float32 FMAs, one kernel
+// column per operand (here), or bf16 pairs of columns with float32 accumulation (popnet_bf16.hpp)
+struct Fp32Products {
+  typedef V T;                 // an operand: 16 lanes of one value
+  static constexpr int N = 1;  // kernel columns per operand
+  static constexpr int block(int c) { return cblock(c); }
+  static inline V mac(V acc, V w, V x) { return acc + w * x; }
+};
+
 // convolution (CIN, H, W) -> (COUT, H-K+1, W-K+1) fused with 2x2 max-pool -> (COUT, OH/2, OW/2);
-// am: index 0..3 of the maximum in the window (row-major, first wins)
-template <int CIN, int COUT, int H, int W, int K>
-static void conv_pool_fwd(const V* in, const V* w, const V* b, V* z, VI* am) {
-  constexpr int OH = H - K + 1, OW = W - K + 1, PH = OH / 2, PW = OW / 2, CB = cblock(COUT);
+// am: index 0..3 of the maximum in the window (row-major, first wins). Operands are P::T: in[(ci*H + y)*W + x]
+// holds the P::N values from column x on, w is (COUT, CIN, K, ceil(K / P::N))
+template <class P, int CIN, int COUT, int H, int W, int K>
+static void conv_pool_fwd_with(const typename P::T* in, const typename P::T* w, const V* b, V* z, VI* am) {
+  typedef typename P::T T;
+  constexpr int OH = H - K + 1, OW = W - K + 1, PH = OH / 2, PW = OW / 2, CB = P::block(COUT);
+  constexpr int KS = (K + P::N - 1) / P::N;
   for (int c0 = 0; c0 < COUT; c0 += CB)
     for (int py = 0; py < PH; ++py)
       for (int px = 0; px < PW; ++px) {
@@ -199,26 +230,25 @@ static void conv_pool_fwd(const V* in, const V* w, const V* b, V* z, VI* am) {
         for (int ci = 0; ci < CIN; ++ci)
           for (int ky = 0; ky < K; ++ky)
 #pragma GCC unroll 8
-            for (int kx = 0; kx < K; ++kx) {
-              const V* ip = in + (ci * H + 2 * py + ky) * W + 2 * px + kx;
-              V x0 = ip[0], x1 = ip[1], x2 = ip[W], x3 = ip[W + 1];
+            for (int s = 0; s < KS; ++s) {
+              const T* ip = in + (ci * H + 2 * py + ky) * W + 2 * px + P::N * s;
+              T x0 = ip[0], x1 = ip[1], x2 = ip[W], x3 = ip[W + 1];
               for (int j = 0; j < CB; ++j) {
-                V wv = w[((c0 + j) * CIN + ci) * K * K + ky * K + kx];
-                acc[j][0] += wv * x0; acc[j][1] += wv * x1; acc[j][2] += wv * x2; acc[j][3] += wv * x3;
+                T wv = w[(((c0 + j) * CIN + ci) * K + ky) * KS + s];
+                acc[j][0] = P::mac(acc[j][0], wv, x0); acc[j][1] = P::mac(acc[j][1], wv, x1);
+                acc[j][2] = P::mac(acc[j][2], wv, x2); acc[j][3] = P::mac(acc[j][3], wv, x3);
               }
             }
         for (int j = 0; j < CB; ++j) {
-          V m = acc[j][0];
-          VI a = VI{} + 0;
-          for (int q = 1; q < 4; ++q) {
-            VI gt = (acc[j][q] > m) | (acc[j][q] != acc[j][q]);  // NaN wins, as torch's max_pool2d
-            m = gt ? acc[j][q] : m;
-            a = gt ? VI{} + q : a;
-          }
           int o = ((c0 + j) * PH + py) * PW + px;
-          z[o] = m; am[o] = a;
+          pool_max(acc[j], z[o], am[o]);
         }
       }
+}
+
+template <int CIN, int COUT, int H, int W, int K>
+static void conv_pool_fwd(const V* in, const V* w, const V* b, V* z, VI* am) {
+  conv_pool_fwd_with<Fp32Products, CIN, COUT, H, W, K>(in, w, b, z, am);
 }
 
 // backward of conv_pool_fwd: gz = dL/d(pooled output); accumulates gw, gb; gin += dL/din when DGRAD
@@ -231,10 +261,7 @@ static void conv_pool_bwd(const V* in, const V* w, const V* gz, const VI* am, V*
         V g[CB][4];
         for (int j = 0; j < CB; ++j) {
           int o = ((c0 + j) * PH + py) * PW + px;
-          V gv = gz[o];
-          VI a = am[o];
-          gb[c0 + j] += gv;
-          for (int q = 0; q < 4; ++q) g[j][q] = a == q ? gv : vs(0.0f);
+          unpool(gz[o], am[o], gb[c0 + j], g[j]);
         }
         for (int ci = 0; ci < CIN; ++ci)
           for (int ky = 0; ky < K; ++ky)

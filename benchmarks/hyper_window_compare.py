@@ -1,0 +1,165 @@
+"""s(W) vs per-neuron vs windowed hyper-representation on one zoo, same training budget (issue 23, item 3).
+
+Fits the per-neuron (:class:`eoreps.hyper.module.HyperModule`) and the windowed
+(:class:`eoreps.hyper.window_module.WindowModule`) representation for the same number of steps, batch size,
+model size and learning-rate schedule (AdamW, 5 % linear warm-up then cosine, as the modules'
+``configure_optimizers``), each step through the module's own ``_step`` (views, augmentation, loss). The loop
+is a plain one instead of ``hyper fit``'s Lightning trainer so that both fits get exactly the same number of
+steps on a zoo of any size; ``hyper fit`` trains the same modules by epochs. Both representations are then
+embedded with their :class:`~eoreps.hyper.representation.Representation` (windowed: mean over the windows
+covering the model) and probed with ``hyper evaluate``'s ridge probe (regularisation chosen on validation
+models) for test accuracy and epoch on the test models of the split by model (seed 0, 15 % / 15 %): R^2
+and Kendall's tau of the predictions, for s(W), ``z`` and ``learned`` (the compression token after every
+encoder block).
+
+Usage::
+
+    python benchmarks/hyper_window_compare.py --zoo ZOO --steps 1000 --seeds 0,1 --json OUT.json
+
+Build a reduced mnist-cnn-s zoo first, e.g. ``python benchmarks/hyper_mnist.py --n-models 500 --zoo-epochs 5``
+(its zoo stage; 234 s on 2 cores) or ``eoreps zoo build``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _schedule(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    warm = max(1, steps // 20)
+
+    def lam(s: int) -> float:
+        if s < warm:
+            return (s + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lam)
+
+
+def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Namespace, seed: int) -> Any:
+    """A per-neuron or windowed representation fitted for ``args.steps`` steps on ``W_train``."""
+    from eoreps.hyper.augment import AugmentConfig
+    from eoreps.hyper.autoencoder import ModelConfig
+
+    torch.manual_seed(seed)
+    model = ModelConfig(d_model=args.d_model, n_heads=max(1, args.d_model // 32), enc_layers=args.layers,
+                        dec_layers=args.layers, latent_dim=args.latent_dim, proj_dim=args.latent_dim)
+    hp = (AugmentConfig(), args.gamma, 0.1, args.lr, 1e-4)
+    meta = {"config": {"precision": "fp32"}}
+    if method == "window":
+        from eoreps.hyper.window_fit import permutable_chains
+        from eoreps.hyper.window_module import WindowModule, window_module_kwargs
+        from eoreps.hyper.window_representation import WindowRepresentation
+        from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
+
+        tok = WindowTokenizer(zoo.param_order, args.token_width, chains=[])
+        tok = WindowTokenizer(tok.param_order, tok.width, chains=permutable_chains(tok, zoo))
+        sc = TensorScaler.fit(tok, W_train)
+        mod: Any = WindowModule(**window_module_kwargs(tok, args.window, model, *hp),
+                                scaler_mean=sc.mean, scaler_std=sc.std)
+    else:
+        from eoreps.hyper.module import HyperModule, module_kwargs
+        from eoreps.hyper.representation import Representation
+        from eoreps.hyper.tokens import Tokenizer, TokenScaler
+
+        sc = TokenScaler.fit(Tokenizer(zoo.param_order), W_train)
+        mod = HyperModule(**module_kwargs([[k, list(s)] for k, s in zoo.param_order], model, *hp),
+                          scaler_mean=sc.mean, scaler_std=sc.std)
+    opt = torch.optim.AdamW(mod.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = _schedule(opt, args.steps)
+    g = torch.Generator().manual_seed(seed)
+    mod.train()
+    for _ in range(args.steps):
+        loss = mod._step((W_train[torch.randint(0, len(W_train), (args.batch_size,), generator=g)],))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    mod.eval()
+    if method == "window":
+        return WindowRepresentation(meta, mod.tokenizer, mod.scaler, mod.net, mod.window)
+    return Representation(meta, mod.tokenizer, mod.scaler, mod.net)
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--zoo", type=Path, required=True)
+    ap.add_argument("--methods", default="neuron,window")
+    ap.add_argument("--seeds", default="0", help="fit seeds, e.g. '0,1'")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--gamma", type=float, default=0.1)
+    ap.add_argument("--d-model", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--latent-dim", type=int, default=32)
+    ap.add_argument("--window", type=int, default=32)
+    ap.add_argument("--token-width", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from scipy.stats import kendalltau
+
+    from eoreps.hyper.features import weight_statistics
+    from eoreps.hyper.linear import ridge_probe
+    from eoreps.hyper.splits import split_models
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    zoo = ModelZoo(args.zoo)
+    W, props = zoo.weights_matrix(), zoo.properties
+    ids = props["model_id"].astype(int)
+    split = ids.map(split_models(sorted(set(ids)))).to_numpy()
+    tr, va, te = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
+    y = props[["test_acc", "epoch"]].to_numpy(np.float64)
+
+    def score(x: np.ndarray) -> dict[str, float]:
+        x = np.asarray(x, dtype=np.float64)
+        acc, ep = ridge_probe(x[tr], y[tr], x[va], y[va], x[te], y[te])
+        tau = float(kendalltau(y[te, 0], acc.pred_test).statistic)
+        return {"r2_test_acc": acc.r2, "kendall_tau_test_acc": tau, "r2_epoch": ep.r2}
+
+    rows = [{"features": "s(W)", "seed": None, **score(weight_statistics(W, zoo.param_order).numpy())}]
+    print(rows[-1], flush=True)
+    for method in args.methods.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            t = time.perf_counter()
+            rep = fit_module(method, zoo, W[tr], args, seed)
+            fit_s = time.perf_counter() - t
+            with torch.no_grad():
+                z, blocks = rep.embed_blocks(W)
+            for name, x in (("z", z), ("learned", blocks)):
+                rows.append({"features": f"{method} {name}", "seed": seed, **score(x.numpy()),
+                             "fit_s": round(fit_s, 1)})
+                print(rows[-1], flush=True)
+    n_models = {s: int(props.loc[split == s, "model_id"].nunique()) for s in ("train", "val", "test")}
+    out = {"command": "python " + " ".join(sys.argv), "zoo": str(args.zoo), "checkpoints": len(props),
+           "models": n_models, "cpu": _cpu(), "torch_threads": args.threads,
+           "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=float) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
