@@ -11,6 +11,9 @@ os.environ.setdefault("EOREPS_NO_PROGRESS", "1")
 # `--precision auto` resolves to fp32 in the suite whatever the CPU (exact numbers; eoreps.precision);
 # tests of the detection itself delete it
 os.environ.setdefault("EOREPS_AUTO_PRECISION", "fp32")
+# `--num-workers auto` resolves to 0 loader workers whatever the machine's cores (no LitData worker start-up
+# for tiny data on a many-core CI box; eoreps.data.loader_workers); tests of the rule itself delete it
+os.environ.setdefault("EOREPS_LOADER_WORKERS", "0")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

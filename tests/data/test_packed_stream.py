@@ -4,6 +4,7 @@ manifest, LitData streaming (rank-disjoint under DDP, resumable mid-epoch) and t
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from make_packed import make_packed  # noqa: E402
 
 from eoreps.data.datasets.base import EODataset  # noqa: E402
 from eoreps.data.formats import detect_format, open_dataset  # noqa: E402
-from eoreps.data.loader_workers import auto_workers  # noqa: E402
+from eoreps.data.loader_workers import ENV as WORKERS_ENV  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -187,9 +188,10 @@ def test_pretrain_and_evaluate_stream_a_pack(packed, tmp_path, capsys):
     rec = json.loads((out / "pretrain.json").read_text())
     assert rec["data"]["streamed"] is True and rec["data"]["crop"] == "random 16 px"
     assert rec["data"]["synthetic"] is True and rec["steps"] == 8
-    # num_workers "auto": on the CPU, the cores the training threads leave free (0 on a 2-core machine)
+    # num_workers "auto": EOREPS_LOADER_WORKERS=0 in the suite (tests/conftest.py), kept for a resume
     assert rec["config"]["num_workers"] == "auto"
-    assert rec["data"]["loader_workers"] == auto_workers(True, torch.get_num_threads())
+    assert rec["data"]["loader_workers"] == 0
+    assert json.loads((out / "loader.json").read_text()) == {"loader_workers": 0, "asked": "auto"}
     ev = tmp_path / "ev"
     _cli(
         [
@@ -268,10 +270,10 @@ def test_pretrain_resumes_the_stream_mid_epoch(packed, tmp_path, monkeypatch):
             if trainer.global_step == 5:
                 raise Killed  # stands for the kill: nothing after the step-4 checkpoint is saved
 
-    def cfg(out: Path, resume: bool) -> PretrainConfig:
+    def cfg(out: Path, resume: bool) -> PretrainConfig:  # "auto": 0 workers (recorded in this process)
         return PretrainConfig(method="simclr", data=str(packed), out=str(out), backbone="cnn-tiny", epochs=1,
                               batch_size=8, checkpoint_every=2, knn=False, crop=16, resume=resume,
-                              monitor_samples=16, num_workers=0)  # recorded in this process
+                              monitor_samples=16, num_workers="auto")
 
     run_pretrain(cfg(tmp_path / "full", False))
     full = list(seen)
@@ -281,8 +283,15 @@ def test_pretrain_resumes_the_stream_mid_epoch(packed, tmp_path, monkeypatch):
         run_pretrain(cfg(tmp_path / "cut", False), callbacks=[Crash()])
     assert seen[:32] == full[:32]
     seen.clear()
+    # the resume runs where "auto" would now give 1 worker (3 cores, 2 training threads): it keeps the
+    # cut run's 0 (loader.json), else LitData re-stripes the epoch (and reads it in a worker process)
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    torch.set_num_threads(2)
     result = run_pretrain(cfg(tmp_path / "cut", True))
     assert result.steps == 8 and seen == full[32:]
+    assert json.loads((tmp_path / "cut" / "pretrain.json").read_text())["data"]["loader_workers"] == 0
 
 
 def test_real_pairs_pretrain_native_and_evaluate(shared_data, tmp_path, capsys):
@@ -340,6 +349,7 @@ def test_lightning_ddp_spawn_streams_a_pack(packed, tmp_path):
     result = run_pretrain(cfg)
     rec = json.loads((tmp_path / "pretrain.json").read_text())
     assert rec["world_size"] == 2 and rec["max_steps"] == 4 == result.steps  # 68 samples / 2 ranks / 8
+    assert rec["data"]["loader_workers"] == 0  # resolved in the parent (EOREPS_LOADER_WORKERS=0 here)
 
 
 @pytest.mark.parametrize("cmd", ["pretrain", "evaluate"])

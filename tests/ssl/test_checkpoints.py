@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -154,6 +155,8 @@ def test_resumed_run_sees_the_uninterrupted_order_rows_and_time(simeo_small, tmp
 
     whole = run_pretrain(cfg(tmp_path / "a"))
     order = list(fetched)
+    # in memory "auto" is 0 workers (a batch is one index_select), recorded like a stream's count
+    assert json.loads((tmp_path / "a" / "pretrain.json").read_text())["data"]["loader_workers"] == 0
     fetched.clear()
     with pytest.raises(RuntimeError, match="killed"):
         run_pretrain(cfg(tmp_path / "b"), callbacks=[_Stop(6)])  # mid second epoch

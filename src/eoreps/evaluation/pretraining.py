@@ -27,6 +27,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eoreps.data.loader_workers import AUTO, parse_workers
 from eoreps.digest import digest
 from eoreps.errors import ConfigError
 from eoreps.evaluation.methods import SET_BY_STUDY as _SET_BY_STUDY
@@ -105,8 +106,10 @@ def _digest(pc: PretrainConfig) -> str:
     for key, unset in (("data_options", {}), ("crop", None), ("loader", "stream")):
         if d.get(key, unset) == unset:
             d.pop(key, None)
-    if d.get("num_workers") == "auto":  # the default, 0 before "auto" existed: recorded runs keep digests
-        d["num_workers"] = 0
+    # "auto" is the default, 0 before "auto" existed: recorded runs keep digests (any spelling: a changed
+    # digest would discard a finished run)
+    workers = parse_workers(d.get("num_workers", 0))
+    d["num_workers"] = 0 if workers == AUTO else workers
     from eoreps.ssl.methods.tile2vec import Tile2VecOptions  # its fields were PretrainConfig's: same digests
 
     d.update({k: d["method_kwargs"].pop(k, v) for k, v in dataclasses.asdict(Tile2VecOptions()).items()})

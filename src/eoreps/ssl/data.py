@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from eoreps.data.crops import centre_crop, gather_windows, random_crop_batch
 from eoreps.data.datasets.base import describe_dataset
-from eoreps.data.loader_workers import AUTO, resolve_workers
+from eoreps.data.loader_workers import AUTO, agree_workers, resolve_workers
 from eoreps.data.stats import BandStats, compute_stats
 from eoreps.errors import ConfigError, DataError
 from eoreps.progress import progress
@@ -474,11 +475,15 @@ class PretrainDataModule(L.LightningDataModule):
         dataset: the training dataset (batches through ``__getitems__``).
         batch_size: per process.
         num_workers: loader processes, or ``"auto"``: :func:`eoreps.data.loader_workers.resolve_workers` for
-            a stream, 0 for in-memory data (a batch is one index_select).
+            a stream, 0 for in-memory data (a batch is one index_select). A stream's count is made equal on
+            every DDP rank (:func:`eoreps.data.loader_workers.agree_workers`).
         seed: shuffling seed.
+        record: the run's ``loader.json`` (:func:`eoreps.data.loader_workers.settle_workers`), rewritten when
+            the ranks agree on fewer workers than rank 0 resolved.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, num_workers: int | str = 0, seed: int = 0) -> None:
+    def __init__(self, dataset: Dataset, batch_size: int, num_workers: int | str = 0, seed: int = 0,
+                 record: Path | None = None) -> None:
         super().__init__()
         if batch_size < 2:
             raise ConfigError(
@@ -488,12 +493,14 @@ class PretrainDataModule(L.LightningDataModule):
             raise ConfigError(f"only {len(dataset)} training samples for batch size {batch_size}; "  # type: ignore[arg-type]
                               f"lower batch_size={batch_size} or use more data")
         self.dataset, self.batch_size, self.num_workers, self.seed = dataset, batch_size, num_workers, seed
+        self.record = record
 
     def train_dataloader(self) -> DataLoader:
         from eoreps.checkpoints import resumable_loader
 
         if isinstance(self.dataset, StreamedPatches):  # built here, after DDP started: LitData shards by rank
             workers = resolve_workers(self.num_workers, self.trainer)
+            workers = agree_workers(workers, self.trainer, self.record)  # equal on every rank
             self.dataset.info["loader_workers"] = workers  # what "auto" chose, in the run's record
             return self.dataset.loader(self.batch_size, workers)
 

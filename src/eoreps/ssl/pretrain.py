@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eoreps.cli_config import opt, parse_devices, parse_kwargs
-from eoreps.data.loader_workers import parse_workers
+from eoreps.data.loader_workers import AUTO, parse_workers, settle_workers
+from eoreps.data.loader_workers import RUN_FILE as LOADER_FILE
 from eoreps.data.pack_cache import LOADER_HELP, check_loader
 from eoreps.errors import ConfigError
 from eoreps.precision import keep_request, resolve_config
@@ -336,7 +337,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
     from eoreps.precision import announce
     from eoreps.precision_probe import settle_run
     from eoreps.smoke import smoke_fields
-    from eoreps.ssl.data import PretrainDataModule
+    from eoreps.ssl.data import PretrainDataModule, StreamedPatches
     from eoreps.ssl.export import export_encoders
     from eoreps.ssl.methods import get_method, method_info
     from eoreps.ssl.monitor import SSLMonitor
@@ -407,7 +408,14 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
         use_distributed_sampler=False,  # PretrainDataModule shards with its resumable sampler
     )
     trainer = run.trainer
-    dm = PretrainDataModule(dataset, cfg.batch_size, cfg.num_workers, cfg.seed)
+    # resolved here (in the parent under ddp_spawn, so pretrain.json has it) and kept by a resume: LitData
+    # resumes a stream as the uninterrupted epoch only with the checkpoint's number of workers
+    if isinstance(dataset, StreamedPatches):
+        workers = settle_workers(cfg.num_workers, out, resume_at is not None, trainer)
+    else:  # in memory "auto" is 0: a batch is one index_select
+        workers = 0 if cfg.num_workers == AUTO else int(cfg.num_workers)
+    train.info["loader_workers"] = workers
+    dm = PretrainDataModule(dataset, cfg.batch_size, workers, cfg.seed, record=out / LOADER_FILE)
     run.fit(method, datamodule=dm)
     wall = run.elapsed()
     # under ddp_spawn this (parent) trainer never stepped: the children's final checkpoint has the count
