@@ -30,6 +30,12 @@ scaled by the number of checkpoints, an estimate): ``--fit-zoo-epochs`` bounds i
 The ``--align`` fit has its own ``--aligned-fit-epochs`` / ``--aligned-fit-zoo-epochs`` (its query already
 bounds its data). Results go to ``WORK/results.json``.
 
+On a shared machine run the stages separately (``--stages fit``, ``evaluate``, ``fit-aligned``,
+``evaluate-aligned``, ``sample``; each records its result and time in ``WORK/stages.json``): a fit killed by
+``timeout`` resumes from its last finished epoch when the same command runs again, and ``results.json`` is
+written from the records once ``evaluate`` and ``sample`` are there. Kendall's tau of predicted vs true
+value (test checkpoints) is printed and saved beside each R^2.
+
 ``--tokenizer window`` runs the same stages with the windowed representation (``--window``,
 ``--token-width``; docs/hyper.md) into ``WORK/rep-window`` etc. and ``WORK/results-window.json``, so the two
 tokenisations can be compared on one zoo (``benchmarks/hyper_window_compare.py`` compares them at an
@@ -40,11 +46,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+STAGES = ("fit", "evaluate", "fit-aligned", "evaluate-aligned", "sample")
 
 
 def build_zoo(work: Path, mnist: Path, n_models: int | None, epochs: int | None, seed: int) -> Path:
@@ -133,73 +144,110 @@ def main() -> None:
     ap.add_argument("--token-width", type=int, default=64, help="values per token (--tokenizer window)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--stages",
+        type=lambda v: [s for s in v.split(",") if s],
+        default=list(STAGES),
+        help="run only these stages (comma list of " + ", ".join(STAGES) + "); each records its result in "
+        "WORK/stages[-window].json and results[-window].json is written from the records once evaluate and "
+        "sample are there: run a long fit in slices ('timeout 330 ... --stages fit', repeated: it resumes "
+        "from its last epoch), then the other stages",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     from eoreps.hyper.augment import AugmentConfig
     from eoreps.hyper.autoencoder import ModelConfig
-    from eoreps.hyper.probes import evaluate, to_markdown
-    from eoreps.hyper.sample import SampleConfig, run_sample
+    from eoreps.hyper.sample import SampleConfig
     from eoreps.hyper.train import FitConfig, fit
 
+    bad = [s for s in args.stages if s not in STAGES]
+    if bad:
+        ap.error(f"--stages: unknown {', '.join(bad)}; pick from {','.join(STAGES)}")
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     zoo = args.zoo or build_zoo(work, args.mnist, args.n_models, args.zoo_epochs, args.seed)
-    t = time.perf_counter()
     window = args.tokenizer == "window"
     sfx = "-window" if window else ""
     tok_kw = {"tokenizer": args.tokenizer, "window": args.window, "token_width": args.token_width}
-    rep = work / f"rep{sfx}"
+    rep, rep_aligned = work / f"rep{sfx}", work / f"rep-aligned{sfx}"
     model = ModelConfig(d_model=args.d_model, n_heads=max(1, args.d_model // 32), enc_layers=args.layers,
                         dec_layers=args.layers, latent_dim=args.latent_dim, proj_dim=args.latent_dim,
                         token_stats=args.token_stats, dropout=args.dropout)
     fit_eps = args.fit_zoo_epochs
-    fit_summary = fit(FitConfig(zoo=zoo, out=rep, epochs=args.fit_epochs, seed=args.seed, model=model,
-                                zoo_epochs=fit_eps, **tok_kw))
-    t_fit = time.perf_counter() - t
-    print(f"fit: {fit_summary} ({t_fit:.0f} s)", flush=True)
-    t = time.perf_counter()
-    ev = evaluate(zoo, rep, work / f"evaluate{sfx}", seed=args.seed)
-    print(
-        ev["header"] + to_markdown(ev["properties"]) + "\n" + to_markdown(ev["model_selection"]), flush=True
-    )
-    t_eval = time.perf_counter() - t
-    t = time.perf_counter()
-    rep_aligned = work / f"rep-aligned{sfx}"
     aligned_eps = getattr(args, "aligned_fit_zoo_epochs", fit_eps)
     aligned_fit_epochs = args.aligned_fit_epochs or args.fit_epochs
-    fit_aligned = fit(FitConfig(zoo=zoo, out=rep_aligned, epochs=aligned_fit_epochs, lr=args.aligned_lr,
-                                seed=args.seed, model=model, zoo_epochs=aligned_eps,
-                                zoo_query=args.aligned_query or None,
-                                functional=0.0 if window else args.aligned_functional,
-                                augment=AugmentConfig(permute=False, align=not window), **tok_kw))
-    t_fit_aligned = time.perf_counter() - t
-    print(f"fit --align: {fit_aligned} ({t_fit_aligned:.0f} s)", flush=True)
-    ev_aligned = evaluate(zoo, rep_aligned, work / f"evaluate-aligned{sfx}", seed=args.seed)
-    print("--align representation:\n" + to_markdown(ev_aligned["properties"]), flush=True)
-    t = time.perf_counter()
-    sm = run_sample(
-        SampleConfig(
-            zoo=zoo,
-            rep=work / f"{args.sample_from}{sfx}",
-            out=work / f"sample-{args.sample_from}{sfx}",
-            n=args.n_sample,
-            epochs=[0, 1, 5],
-            transfer="digits",
-            seed=args.seed,
-        )
-    )
-    print(sm["markdown"], flush=True)
-    t_sample = time.perf_counter() - t
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "fit": lambda: fit(FitConfig(zoo=zoo, out=rep, epochs=args.fit_epochs, seed=args.seed, model=model,
+                                     zoo_epochs=fit_eps, **tok_kw)),
+        "evaluate": lambda: _evaluate(zoo, rep, work / f"evaluate{sfx}", args.seed),
+        "fit-aligned": lambda: fit(FitConfig(
+            zoo=zoo, out=rep_aligned, epochs=aligned_fit_epochs, lr=args.aligned_lr, seed=args.seed,
+            model=model, zoo_epochs=aligned_eps, zoo_query=args.aligned_query or None,
+            functional=0.0 if window else args.aligned_functional,
+            augment=AugmentConfig(permute=False, align=not window), **tok_kw)),
+        "evaluate-aligned": lambda: _evaluate(zoo, rep_aligned, work / f"evaluate-aligned{sfx}", args.seed),
+        "sample": lambda: _sample(SampleConfig(zoo=zoo, rep=work / f"{args.sample_from}{sfx}",
+                                               out=work / f"sample-{args.sample_from}{sfx}", n=args.n_sample,
+                                               epochs=[0, 1, 5], transfer="digits", seed=args.seed)),
+    }
+    stages_path = work / f"stages{sfx}.json"
+    done: dict[str, Any] = json.loads(stages_path.read_text()) if stages_path.is_file() else {}
+    for name in (s for s in STAGES if s in args.stages):
+        t = time.perf_counter()
+        result = runners[name]()
+        done[name] = {"seconds": round(time.perf_counter() - t), "command": sys.argv, "result": result}
+        if name.startswith("fit"):
+            print(f"{name}: {result} ({done[name]['seconds']} s)", flush=True)
+        stages_path.write_text(json.dumps(done, indent=2, default=str) + "\n")
+    missing = [s for s in ("evaluate", "sample") if s not in done]
+    if missing:
+        print(f"recorded in {stages_path}; results{sfx}.json needs the stages {', '.join(missing)}")
+        return
+    res = _results(done, args, zoo, tok_kw, fit_eps, aligned_eps, aligned_fit_epochs)
+    (work / f"results{sfx}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(f"wrote {work / f'results{sfx}.json'}")
 
-    tab = ev["properties"].set_index("property")
-    r2_learned = float(tab.loc["test accuracy", "learned"])
-    r2_stats = float(tab.loc["test accuracy", "s(W)"])
-    ep_learned, ep_stats = float(tab.loc["epoch", "learned"]), float(tab.loc["epoch", "s(W)"])
-    main_tab = next(iter(sm["tables"].values())).set_index("method")
-    sampled0 = float(main_tab.iloc[0]["epoch 0"])
-    sampled1, random1 = float(main_tab.iloc[0]["epoch 1"]), float(main_tab.iloc[1]["epoch 1"])
-    zoo_final = float(sm["summary"]["zoo_final_mean_test_acc"])
+
+def _records(df: Any) -> list[dict[str, Any]]:
+    return df.replace({np.nan: None}).to_dict(orient="records")
+
+
+def _evaluate(zoo: Path, rep: Path, out: Path, seed: int) -> dict[str, Any]:
+    """``hyper evaluate``: its tables printed, returned as records."""
+    from eoreps.hyper.probes import RANK_NOTE, evaluate, to_markdown
+
+    ev = evaluate(zoo, rep, out, seed=seed)
+    print(ev["header"] + to_markdown(ev["properties"]) + "\n\n" + RANK_NOTE + to_markdown(ev["kendall_tau"])
+          + "\n\n" + to_markdown(ev["model_selection"]), flush=True)
+    return {k: _records(ev[k]) for k in ("properties", "kendall_tau", "model_selection")}
+
+
+def _sample(cfg: Any) -> dict[str, Any]:
+    """``hyper sample``: its tables printed, its summary returned."""
+    from eoreps.hyper.sample import run_sample
+
+    sm = run_sample(cfg)
+    print(sm["markdown"], flush=True)
+    return sm["summary"]
+
+
+def _value(records: list[dict[str, Any]], prop: str, col: str) -> float:
+    row = next(r for r in records if r["property"] == prop)
+    return float("nan") if row[col] is None else float(row[col])
+
+
+def _results(done: dict[str, Any], args: argparse.Namespace, zoo: Path, tok_kw: dict[str, Any],
+             fit_eps: Any, aligned_eps: Any, aligned_fit_epochs: int) -> dict[str, Any]:
+    """Targets (printed with PASS/FAIL) and everything recorded, from the stages on record."""
+    ev, sm = done["evaluate"]["result"], done["sample"]["result"]
+    props, taus = ev["properties"], ev["kendall_tau"]
+    r2_learned, r2_stats = _value(props, "test accuracy", "learned"), _value(props, "test accuracy", "s(W)")
+    ep_learned, ep_stats = _value(props, "epoch", "learned"), _value(props, "epoch", "s(W)")
+    main_tab = next(iter(sm["tables"].values()))
+    sampled0, sampled1 = float(main_tab[0]["epoch 0"]), float(main_tab[0]["epoch 1"])
+    random1 = float(main_tab[1]["epoch 1"])
+    zoo_final = float(sm["zoo_final_mean_test_acc"])
     targets = [
         ("R2(test acc) from learned >= 0.90", r2_learned, r2_learned >= 0.90),
         ("R2(test acc) learned - s(W) >= 0.05", r2_learned - r2_stats, r2_learned - r2_stats >= 0.05),
@@ -214,20 +262,25 @@ def main() -> None:
     print("\ntarget | measured | result")
     for name, v, ok in targets:
         print(f"{name} | {v:.3f} | {'PASS' if ok else 'FAIL'}")
+    print("\nKendall tau (test checkpoints) | W | s(W) | learned | z")
+    for r in taus:
+        print(f"{r['property']} | " + " | ".join(f"{_value(taus, r['property'], c):.3f}" for c in
+                                                  ("W", "s(W)", "learned", "z")))
     res = {"zoo": str(zoo), "tokenizer": tok_kw, "sample_from": args.sample_from,
            "aligned_query": args.aligned_query,
            "fit_zoo_epochs": fit_eps, "fit_epochs": args.fit_epochs, "aligned_fit_zoo_epochs": aligned_eps,
            "aligned_fit_epochs": aligned_fit_epochs, "aligned_functional": args.aligned_functional,
-           "seconds": {"fit": round(t_fit), "fit_aligned": round(t_fit_aligned), "evaluate": round(t_eval),
-                       "sample": round(t_sample)},
+           "seconds": {k: v["seconds"] for k, v in done.items()},
            "targets": [{"target": n, "measured": float(v), "pass": bool(ok)} for n, v, ok in targets],
-           "properties": ev["properties"].replace({np.nan: None}).to_dict(orient="records"),
-           "model_selection": ev["model_selection"].to_dict(orient="records"), "fit": fit_summary,
-           "properties_aligned": ev_aligned["properties"].replace({np.nan: None}).to_dict(orient="records"),
-           "fit_aligned": fit_aligned, "sample": sm["summary"]["tables"]}
-    (work / f"results{sfx}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
-    print(f"wrote {work / f'results{sfx}.json'}")
-
+           "properties": props, "kendall_tau": taus, "model_selection": ev["model_selection"],
+           "sample": sm["tables"], "sample_diversity": sm.get("diversity")}
+    for k in ("fit", "fit-aligned"):
+        if k in done:
+            res[k.replace("-", "_")] = done[k]["result"]
+    if "evaluate-aligned" in done:
+        res["properties_aligned"] = done["evaluate-aligned"]["result"]["properties"]
+        res["kendall_tau_aligned"] = done["evaluate-aligned"]["result"]["kendall_tau"]
+    return res
 
 if __name__ == "__main__":
     main()

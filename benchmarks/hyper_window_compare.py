@@ -10,7 +10,8 @@ embedded with their :class:`~eoreps.hyper.representation.Representation` (window
 covering the model) and probed with ``hyper evaluate``'s ridge probe (regularisation chosen on validation
 models) for test accuracy and epoch on the test models of the split by model (seed 0, 15 % / 15 %): R^2
 and Kendall's tau of the predictions, for s(W), ``z`` and ``learned`` (the compression token after every
-encoder block).
+encoder block). ``--layer-readout`` adds, for the windowed representation, ``z/layer`` and ``learned/layer``:
+the window codes averaged per layer of the tokenizer and concatenated (:func:`window_readouts`).
 
 Usage::
 
@@ -91,6 +92,28 @@ def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Name
     return Representation(meta, mod.tokenizer, mod.scaler, mod.net)
 
 
+@torch.no_grad()
+def window_readouts(rep: Any, W: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """Readouts of a windowed representation from one pass over every model's window codes: ``z`` and
+    ``learned`` (the means over the windows, as ``embed_blocks``) and ``z/layer``, ``learned/layer`` (the
+    means over the windows starting in each layer of the tokenizer, concatenated in layer order: one
+    vector per layer, so the readout keeps which layer a code came from; its size grows with the number
+    of layers, not of windows)."""
+    layer_of = rep.window_tokenizer.positions[torch.tensor(rep.starts), 0]
+    layers = sorted(set(layer_of.tolist()))
+    onehot = torch.stack([(layer_of == li).float() for li in layers])  # (L, n_windows)
+    onehot = onehot / onehot.sum(1, keepdim=True)
+    per = max(1, batch_size // len(rep.starts))
+    out: dict[str, list[torch.Tensor]] = {"z": [], "learned": [], "z/layer": [], "learned/layer": []}
+    for i in range(0, len(W), per):
+        z, b = rep.window_codes(W[i:i + per], batch_size)  # (m, n_windows, .)
+        out["z"].append(z.mean(1))
+        out["learned"].append(b.mean(1))
+        out["z/layer"].append(torch.einsum("lw,mwc->mlc", onehot, z).flatten(1))
+        out["learned/layer"].append(torch.einsum("lw,mwc->mlc", onehot, b).flatten(1))
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
 def _cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -99,6 +122,16 @@ def _cpu() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def add_window_model_args(ap: argparse.ArgumentParser) -> None:
+    """The windowed representation's size options (shared with ``zoo_pretrained_predict.py``)."""
+    ap.add_argument("--d-model", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--latent-dim", type=int, default=32)
+    ap.add_argument("--window", type=int, default=32)
+    ap.add_argument("--token-width", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
 
 
 def main() -> None:
@@ -110,12 +143,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--gamma", type=float, default=0.1)
-    ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--latent-dim", type=int, default=32)
-    ap.add_argument("--window", type=int, default=32)
-    ap.add_argument("--token-width", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
+    add_window_model_args(ap)
+    ap.add_argument("--layer-readout", action="store_true",
+                    help="windowed: also the per-layer means of the window codes (window_readouts)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -147,8 +177,12 @@ def main() -> None:
             rep = fit_module(method, zoo, W[tr], args, seed)
             fit_s = time.perf_counter() - t
             with torch.no_grad():
-                z, blocks = rep.embed_blocks(W)
-            for name, x in (("z", z), ("learned", blocks)):
+                if method == "window" and args.layer_readout:
+                    feats = window_readouts(rep, W)
+                else:
+                    z, blocks = rep.embed_blocks(W)
+                    feats = {"z": z, "learned": blocks}
+            for name, x in feats.items():
                 rows.append({"features": f"{method} {name}", "seed": seed, **score(x.numpy()),
                              "fit_s": round(fit_s, 1)})
                 print(rows[-1], flush=True)

@@ -31,6 +31,11 @@ Throughput is in samples per second over the timed steps (after ``--warmup``); e
     python benchmarks/stream_scale.py --quick               # 100 and 400 pairs, a few steps: a smoke run
     python benchmarks/stream_scale.py --sizes 2000,20000 --work /big/tmp --batch-size 64 --steps 30
     python benchmarks/stream_scale.py --sizes 2000,8000 --stage pack   # then the same with --stage train
+
+``--stage pack`` keeps the pack runs an earlier ``--stage pack`` saved in ``--work`` (``stage_pack.json``,
+rewritten after every pack) and runs only the missing ones: a pack stage stopped by a time limit
+(``timeout 330 python benchmarks/stream_scale.py --stage pack``, repeated) or by ``--max-packs N`` (at most
+``N`` packs per call) continues where it stopped.
 """
 
 from __future__ import annotations
@@ -340,6 +345,52 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def _earlier_packs(prior: dict[str, Any], n: int, root: Path) -> tuple[list[dict[str, Any]], float]:
+    """Pack runs of ``n`` pairs an earlier ``--stage pack`` saved (``prior``: its ``stage_pack.json``) and
+    its archive's write seconds: kept while their archive and last pack are still complete on disk."""
+    saved = prior.get(str(n)) or {}
+    runs = list(saved.get("pack_runs", ()))
+    complete = runs and Path(runs[-1]["pack"], "eoreps_pack.json").is_file()
+    if saved.get("archive") != str(root) or not complete:
+        return [], 0.0
+    return runs, float(saved.get("write_s", 0.0))
+
+
+def pack_sizes(bench: Bench, sizes: Sequence[int], staged: Path | None, out: dict[int, Any],
+               max_packs: int | None = None) -> bool:
+    """Write the archives and pack each ``--repeats`` times into ``out[n]`` (median and every run); whether
+    every run is done.
+
+    With ``staged`` (``--stage pack``) the runs an earlier call saved there are kept, only the missing ones
+    run, and the file is rewritten after every pack: a pack stage cut off by a time limit, or stopped after
+    ``max_packs`` packs, continues where it stopped (each pack re-packs into the same folder, so the folder
+    holds a complete pack once every run is done)."""
+    done = 0
+    prior = json.loads(staged.read_text()) if staged is not None and staged.is_file() else {}
+    for n in sizes:
+        root, secs = bench.archive(n)
+        print(f"archive {n} pairs: {root} ({_gb(allocated_bytes(root))}, written in {secs:.1f} s)",
+              flush=True)
+        packs, earlier_s = _earlier_packs(prior, n, root)
+        secs = secs or earlier_s
+        while True:
+            if packs:
+                p = {k: (statistics.median(q[k] for q in packs) if isinstance(v, (int, float)) else v)
+                     for k, v in packs[-1].items()}
+                out[n] = {"archive": str(root), "write_s": secs, "pack": p, "pack_runs": packs}
+                if staged is not None:
+                    staged.write_text(json.dumps({str(k): v for k, v in out.items()}, indent=2) + "\n")
+            if len(packs) >= bench.args.repeats:
+                break
+            if max_packs is not None and done >= max_packs:
+                return False
+            done += 1
+            packs.append(bench.pack(root, n))  # each packs anew into the same folder
+            print(f"pack {n} run {len(packs)}: {packs[-1]['samples_per_s']:.1f} samples/s", flush=True)
+        print(f"pack {n}: {p['samples_per_s']:.1f} samples/s, peak {_gb(p['peak_rss'])}", flush=True)
+    return True
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement of the module docstring; returns the results (medians and every run)."""
     bench = Bench(args)
@@ -354,18 +405,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if sorted(res["sizes"]) != sizes:
             sys.exit(f"stream_scale: {staged} holds sizes {sorted(res['sizes'])}, not {sizes}; "
                      "run --stage pack")
-    for n in sizes if args.stage != "train" else ():
-        root, secs = bench.archive(n)
-        print(f"archive {n} pairs: {root} ({_gb(allocated_bytes(root))}, written in {secs:.1f} s)",
-              flush=True)
-        packs = [bench.pack(root, n) for _ in range(args.repeats)]  # each packs anew into the same folder
-        p = {k: (statistics.median(q[k] for q in packs) if isinstance(v, (int, float)) else v)
-             for k, v in packs[-1].items()}
-        res["sizes"][n] = {"archive": str(root), "write_s": secs, "pack": p, "pack_runs": packs}
-        print(f"pack {n}: {p['samples_per_s']:.1f} samples/s, peak {_gb(p['peak_rss'])}", flush=True)
+    if args.stage != "train":
+        complete = pack_sizes(bench, sizes, staged if args.stage == "pack" else None, res["sizes"],
+                              args.max_packs if args.stage == "pack" else None)
+        if not complete:
+            sys.exit(f"stream_scale: stopped after --max-packs {args.max_packs} packs (saved in {staged}); "
+                     "run --stage pack again to continue")
     archives = {n: Path(v["archive"]) for n, v in res["sizes"].items()}
-    if args.stage == "pack":
-        staged.write_text(json.dumps(res["sizes"], indent=2) + "\n")
+    if args.stage == "pack":  # pack_sizes saved the results in `staged`
         return res
     runs: dict[str, list[dict[str, Any]]] = {}
 
@@ -470,6 +517,8 @@ def main() -> None:
                    help="pack: write and pack the archives only (results kept in --work); train: the "
                         "pretraining and loader runs on those packs, then the report (each stage fits a "
                         "shorter exclusive slot)")
+    p.add_argument("--max-packs", type=int, default=None,
+                   help="--stage pack: stop after this many packs (each call continues the last one's runs)")
     p.add_argument("--quick", action="store_true", help="smoke run: 100 and 400 pairs, 2+3 steps, 1 repeat")
     p.add_argument("--out", default="", help="results stem (default benchmarks/results/stream_scale_<date>)")
     p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)

@@ -7,16 +7,24 @@ reports:
 
 * wall seconds of the build, seconds per member-epoch (training + the per-epoch evaluation of train,
   validation and test), training images/s;
-* the same per member-epoch in process CPU seconds per thread (robust to other processes sharing the
-  cores);
+* the same per member-epoch in CPU seconds per thread of the processes that trained (the Ray workers' tasks
+  with ``--backend ray``, else this process; the driver's own CPU is reported apart): robust to other
+  processes sharing the cores;
 * the extrapolation to ``--target-members`` members with the same epochs on ``--cores`` cores, one member
-  per core at a time (``--backend ray`` or several processes; each at ``--threads`` torch threads),
-  and whether it fits in one hour.
+  per core at a time, and whether it fits in one hour. ``--backend ray`` starts a local Ray with
+  ``--cores`` CPUs, each task (member) at ``--threads`` torch threads, so it trains ``cores / threads``
+  members at a time.
+
+``--grid seed`` (default) varies only the seed (Adam, lr 1e-3, weight decay 1e-4, flips,
+``--train-fraction``);
+``--grid varied`` draws ``--members`` points at random from seed x optimizer x lr x weight decay x
+augmentation x train fraction (:func:`varied_grid`), so the members' test accuracies differ.
 
 Only the build is timed (no hyper-representation). Run on an idle machine, e.g.::
 
     python benchmarks/zoo_backbones.py --members 4 --epochs 2 --threads 1 --simeo-n 1500
-    python benchmarks/zoo_backbones.py --members 100 --epochs 5 --threads 1 --backend ray   # the real build
+    python benchmarks/zoo_backbones.py --members 100 --epochs 5 --threads 1 --backend ray --cores 2 \
+        --grid varied --out ZOO   # the real build (resumes in ZOO)
 
 Output: a table, and JSON with ``--json PATH``.
 """
@@ -26,16 +34,44 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from eoreps.zoo.backbones import load_backbone_grid
+from eoreps.precision import cpu_model
+from eoreps.zoo.backbones import BackboneGrid, load_backbone_grid
 from eoreps.zoo.build import BuildConfig, build_zoo
 from eoreps.zoo.datasets import load_dataset, load_simeo
 from eoreps.zoo.population import TrainOptions
+
+
+def seed_grid(members: int, train_fraction: float = 1.0) -> BackboneGrid:
+    """``members`` seeds of one recipe (Adam, lr 1e-3, weight decay 1e-4, flips)."""
+    return load_backbone_grid({"seed": list(range(members)), "optimizer": ["adam"], "lr": [1e-3],
+                               "weight_decay": [1e-4], "augment": ["flip"],
+                               "train_fraction": [train_fraction]})
+
+
+def varied_grid(members: int) -> BackboneGrid:
+    """``members`` points drawn at random (seeded) from the product of the factors issue 23 lists: seed,
+    optimizer, learning rate, weight decay, augmentation and label (train) fraction."""
+    return load_backbone_grid({"seed": list(range(members)), "optimizer": ["sgd", "adam"],
+                               "lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 1e-4, 1e-3],
+                               "augment": ["none", "flip"], "train_fraction": [0.25, 0.5, 1.0],
+                               "sampling": "random", "n_models": members})
+
+
+def final_accuracy_spread(zoo: Path, epoch: int) -> dict[str, float]:
+    """Min, median, max and standard deviation of the members' test accuracy at ``epoch``."""
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    acc = ModelZoo(zoo, epochs=[epoch]).properties["test_acc"].to_numpy(float)
+    return {"min": round(float(acc.min()), 4), "median": round(float(np.median(acc)), 4),
+            "max": round(float(acc.max()), 4), "std": round(float(acc.std()), 4)}
 
 
 def main() -> None:
@@ -48,25 +84,18 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--train-fraction", type=float, default=1.0)
     ap.add_argument("--train-eval-max", type=int, default=500, help="training images evaluated per epoch")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads of the build")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per member (per Ray task)")
     ap.add_argument("--backend", default="local", choices=["local", "ray"])
-    ap.add_argument("--cores", type=int, default=2, help="cores of the extrapolated build")
+    ap.add_argument("--cores", type=int, default=2,
+                    help="cores of the local Ray (--backend ray) and of the extrapolated build")
+    ap.add_argument("--grid", default="seed", choices=["seed", "varied"], help="what the members vary")
     ap.add_argument("--target-members", type=int, default=100)
     ap.add_argument("--out", type=Path, default=None, help="zoo folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     data = load_simeo(n=a.simeo_n) if a.dataset == "simeo" else load_dataset(a.dataset)
-    grid = load_backbone_grid(
-        {
-            "seed": list(range(a.members)),
-            "optimizer": ["adam"],
-            "lr": [1e-3],
-            "weight_decay": [1e-4],
-            "augment": ["flip"],
-            "train_fraction": [a.train_fraction],
-        }
-    )
+    grid = varied_grid(a.members) if a.grid == "varied" else seed_grid(a.members, a.train_fraction)
     with tempfile.TemporaryDirectory() as tmp:
         out = a.out or Path(tmp) / "zoo"
         cfg = BuildConfig(
@@ -77,16 +106,26 @@ def main() -> None:
             epochs=a.epochs,
             options=TrainOptions(batch_size=a.batch_size, train_eval_max=a.train_eval_max),
             backend=a.backend,
+            ray_cpus=a.cores,
+            ray_threads=a.threads,
         )
         t0, c0 = time.perf_counter(), time.process_time()
         summary = build_zoo(cfg, data=data)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        wall, driver_cpu = time.perf_counter() - t0, time.process_time() - c0
+        spread = final_accuracy_spread(out, a.epochs)
     member_epochs = max(1, summary["models_trained"] * a.epochs)
-    per = wall / member_epochs  # includes epoch 0's evaluation, spread over the trained epochs
-    per_cpu = cpu / a.threads / member_epochs  # robust to other processes sharing the cores
+    # wall per member-epoch of one core: the build ran min(cores, members) / threads members at a time
+    parallel = max(1, min(a.cores // a.threads, summary["models_trained"])) if a.backend == "ray" else 1
+    per = wall * parallel / member_epochs  # includes epoch 0's evaluation, spread over the trained epochs
+    # CPU of the training processes (Ray workers or this process): robust to other processes on the cores.
+    # process_time already sums a process's threads, so this is CPU-seconds, not per-thread seconds.
+    per_cpu = summary["train_cpu_s"] / member_epochs
     target = per * a.target_members * a.epochs / max(1, a.cores)
     target_cpu = per_cpu * a.target_members * a.epochs / max(1, a.cores)
     res = {
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu_model(),
         "backbone": a.backbone,
         "dataset": data.name,
         "n_train": len(data.y_train),
@@ -94,8 +133,13 @@ def main() -> None:
         "epochs": a.epochs,
         "threads": a.threads,
         "backend": a.backend,
+        "grid": a.grid,
+        "members_trained": summary["models_trained"],
+        "members_at_a_time": parallel,
         "wall_s": round(wall, 2),
         "s_per_member_epoch": round(per, 3),
+        "train_cpu_s": summary["train_cpu_s"],
+        "driver_cpu_s": round(driver_cpu, 2),
         "cpu_s_per_member_epoch": round(per_cpu, 3),
         "train_images_per_s": round(summary["trained_images"] / wall, 1),
         "target_members": a.target_members,
@@ -103,7 +147,8 @@ def main() -> None:
         "target_estimate_s": round(target, 1),
         "target_fits_1h": bool(target < 3600),
         "target_estimate_from_cpu_s": round(target_cpu, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "final_test_acc": spread,
+        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     width = max(len(k) for k in res)
     for k, v in res.items():

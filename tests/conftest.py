@@ -75,3 +75,20 @@ def make_read_only(monkeypatch):
     yield apply
     for folder in chmodded:
         folder.chmod(0o755)
+
+
+@pytest.fixture
+def bench_script():
+    """``bench_script("name")`` imports ``benchmarks/name.py`` as a module (the scripts are not a package)."""
+    import importlib.util
+    import sys
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses in the script look their module up
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -88,3 +88,42 @@ def test_quick_run_writes_results(tmp_path):
     assert res["median"]["stream_100"]["peak_rss"] > 0 and res["sizes"]["400"]["pack"]["packed_bytes"] > 0
     assert sum(ln.startswith(("PASS", "FAIL")) for ln in proc.stdout.splitlines()) == 10
     assert "smoke run" in Path(f"{out}.md").read_text()
+
+
+def test_pack_stage_continues_where_a_cut_off_call_stopped(tmp_path):
+    bench_mod = _module()
+
+    class FakeBench:  # archives and packs without packing: each pack writes a manifest and counts itself
+        def __init__(self, repeats: int, fail_at: int | None = None) -> None:
+            self.args, self.calls, self.fail_at = argparse.Namespace(repeats=repeats), 0, fail_at
+
+        def archive(self, n):
+            root = tmp_path / f"reben_{n}"
+            root.mkdir(exist_ok=True)
+            return root, 1.5
+
+        def pack(self, root, n):
+            self.calls += 1
+            if self.calls == self.fail_at:
+                raise KeyboardInterrupt  # a time limit cutting the stage off
+            out = tmp_path / f"pack_{n}"
+            out.mkdir(exist_ok=True)
+            (out / "eoreps_pack.json").write_text("{}")
+            return {"pack": str(out), "peak_rss": 100.0 * self.calls, "samples_per_s": float(self.calls)}
+
+    staged = tmp_path / "stage_pack.json"
+    first = FakeBench(repeats=3, fail_at=5)  # 3 packs of 100 pairs, then 1 of 400, cut off in the 2nd
+    with pytest.raises(KeyboardInterrupt):
+        bench_mod.pack_sizes(first, [100, 400], staged, {})
+    saved = json.loads(staged.read_text())
+    assert [len(saved[n]["pack_runs"]) for n in ("100", "400")] == [3, 1]
+    second = FakeBench(repeats=3)
+    out: dict = {}
+    bench_mod.pack_sizes(second, [100, 400], staged, out)
+    assert second.calls == 2  # only the two missing packs of 400 pairs ran
+    assert [len(out[n]["pack_runs"]) for n in (100, 400)] == [3, 3]
+    assert out[100]["pack"]["samples_per_s"] == 2.0 and out[100]["write_s"] == 1.5  # medians of 3
+    assert json.loads(staged.read_text())["400"]["pack"]["samples_per_s"] == 2.0  # runs 4, 1, 2
+    third = FakeBench(repeats=4)  # one more run each, one pack per call
+    assert bench_mod.pack_sizes(third, [100, 400], staged, {}, max_packs=1) is False and third.calls == 1
+    assert bench_mod.pack_sizes(third, [100, 400], staged, {}, max_packs=1) is True and third.calls == 2

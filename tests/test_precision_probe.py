@@ -255,3 +255,32 @@ def test_concurrent_runs_time_a_setup_once(cpu, tmp_path):
         path.write_text(verdict)  # the other run's verdict lands
     waiter.join(10)
     assert never.calls == 0 and got[0].precision == "bf16" and got[0].reason.endswith("; cached)")
+
+
+class _Seen(torch.nn.Module):
+    """Records whether it ran in training mode and with gradients enabled."""
+
+    seen: list[tuple[bool, bool]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _Seen.seen.append((self.training, torch.is_grad_enabled()))
+        return self.lin(x)
+
+
+def test_a_forward_only_workload_times_eval_passes_under_its_own_key(monkeypatch):
+    """Issue 25: evaluate's feature pass is timed as it runs (eval mode, no gradients, no optimizer step),
+    and its verdict is cached apart from the training step's of the same module."""
+    monkeypatch.setattr(PP, "MAX_ROUNDS", 2)
+    monkeypatch.setattr(_Seen, "seen", [])
+    model = _Seen()
+    before = model.lin.weight.clone()
+    PP.time_workload(PP.Workload([(model, torch.randn(3, 4))], "seen", forward_only=True))
+    assert _Seen.seen == [(False, False)] * (2 + 2 * 2) and model.training
+    assert torch.equal(before, model.lin.weight) and model.lin.weight.grad is None
+    train = PP.cache_key(PP.Workload([(model, torch.randn(3, 4))], "seen"))
+    forward = PP.cache_key(PP.Workload([(model, torch.randn(3, 4))], "seen", forward_only=True))
+    assert forward == {**train, "forward_only": True} and "forward_only" not in train  # old keys kept

@@ -7,8 +7,9 @@
   time from the ``flags`` line of ``/proc/cpuinfo``; fp32 elsewhere (bf16 autocast without those
   instructions is emulated and slower than fp32). With the flags the flags alone are not enough (ResNet-18
   at 32 px trains slower in bf16 on an AMX Xeon, faster on an AVX512-BF16 EPYC): runs that train
-  (pretrain, fit, the trained cells of evaluate, hyper fit) time their own model in both precisions and
-  keep bf16 only where it is measurably faster
+  (pretrain, fit, the trained cells of evaluate, hyper fit) time their own model in both precisions, and
+  evaluate's linear / kNN cells their frozen encoder's feature pass, and keep bf16 only where it is
+  measurably faster
   (:mod:`eoreps.precision_probe`, cached per model, shape, CPU and threads); this module's flag answer is
   marked :attr:`Choice.measurable` for them.
 * ``EOREPS_AUTO_PRECISION=fp32|bf16`` overrides the detection (reproducible numbers across machines; the

@@ -11,10 +11,14 @@ model before training:
 1. a :class:`Workload` holds the run's training step as a module whose forward returns the loss (an SSL
    method's own views, encoders, targets, heads and loss; a fit's or a cell's whole model; a hyper
    module's ``_step``) and a random batch of the run's per-step shape (what the step is fed: raw patches
-   at the crop size for SSL, the batch size the run trains with);
+   at the crop size for SSL, the batch size the run trains with); a *forward-only* workload
+   (``forward_only=True``) holds a frozen encoder and one batch of its feature pass (evaluate's linear
+   probe and kNN cells: :func:`eoreps.evaluation.protocols.base.cell_precision`);
 2. :func:`time_workload` deep-copies the step once (the run's weights, statistics and random state are
    untouched) and runs forward + backward + AdamW steps on that batch in fp32 and under bf16 autocast on
-   that one copy: one warm-up step each (excluded), then interleaved rounds (alternating which goes
+   that one copy (a forward-only workload: forward passes in eval mode under ``torch.no_grad``, as
+   :func:`eoreps.evaluation.features.extract_features` runs them): one warm-up step each (excluded), then
+   interleaved rounds (alternating which goes
    first) until ``MAX_ROUNDS`` or ``BUDGET_S`` seconds, but never fewer than ``MIN_ROUNDS`` (so a run
    costs at least 2 + 2 x ``MIN_ROUNDS`` = 6 steps, more than ``BUDGET_S`` for a slow model), at the run's
    thread count; the medians are compared;
@@ -32,7 +36,8 @@ model before training:
 
 Wired into ``run_pretrain`` (:meth:`eoreps.ssl.methods.base.SSLMethod.precision_workload`), ``tasks.fit.fit``
 (:meth:`eoreps.tasks.supervised.SupervisedModule.precision_workload`), the trained evaluation cells
-(:func:`eoreps.evaluation.protocols.finetune.cell_precision`) and ``hyper fit`` (the module's own step).
+and the frozen-encoder feature pass of the linear / kNN cells
+(:func:`eoreps.evaluation.protocols.base.cell_precision`) and ``hyper fit`` (the module's own step).
 CUDA keeps the capability rule, CPUs without the flags get fp32 without measuring, runs over several
 processes keep the flag rule (every process must train in the same precision), and
 ``EOREPS_AUTO_PRECISION=fp32|bf16`` still decides without measuring.
@@ -51,11 +56,11 @@ from pathlib import Path
 from typing import Any
 
 from eoreps import precision as _precision  # cpu_flags/cpu_model looked up per call (tests replace them)
-from eoreps.errors import ConfigError
 from eoreps.precision import SIMD_FLAGS, Choice, precision_record, requested, resolve_auto, set_resolved
+from eoreps.run_record import RunSetting
 
 __all__ = ["MARGIN", "RUN_FILE", "Workload", "cache_key", "cache_root", "image_label", "measured_choice",
-           "settle", "settle_run", "shapes_of", "time_workload"]
+           "RUN_SETTING", "settle", "settle_run", "shapes_of", "time_workload"]
 
 MARGIN = 1.05  # bf16 must be at least this much faster than fp32 (timing noise, the cast's numerics)
 BUDGET_S = 8.0  # the timed rounds stop after this many seconds (warm-up included) ...
@@ -79,12 +84,15 @@ class Workload:
         spec: further speed-relevant facts the modules do not show (e.g. the shapes of an SSL method's
             views); part of the cache key.
         channels_last: the run converts its model to channels-last (inputs stay as the run feeds them).
+        forward_only: the run only evaluates the modules (eval mode, no gradients): the timed step is a
+            forward pass, not forward + backward + AdamW; part of the cache key.
     """
 
     parts: list[tuple[Any, Any]]
     label: str
     spec: dict[str, Any] = field(default_factory=dict)
     channels_last: bool = False
+    forward_only: bool = False
     shapes: list[Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,15 +157,24 @@ def _private_copy(module: Any) -> Any:
 
 def _stepper(workload: Workload) -> Callable[[bool], None]:
     """``step(bf16)``: one forward + backward + AdamW step on one private copy of the workload's modules
-    (both precisions train the same copy: one set of weights and optimizer state in memory)."""
+    (both precisions train the same copy: one set of weights and optimizer state in memory); a forward-only
+    workload: one forward pass of the copy in eval mode without gradients."""
     import torch
 
     parts = []
     for module, inputs in workload.parts:
-        m = _private_copy(module).train()
+        m = _private_copy(module).train(not workload.forward_only)
         if workload.channels_last:  # as the run converts its model; its inputs stay as fed (NCHW)
             m = m.to(memory_format=torch.channels_last)
         parts.append((m, inputs))
+    if workload.forward_only:
+        @torch.no_grad()
+        def forward(bf16: bool) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                for m, x in parts:
+                    m(x)
+
+        return forward
     params = list({id(p): p for m, _ in parts for p in m.parameters() if p.requires_grad}.values())
     opt = torch.optim.AdamW(params, lr=1e-4)
 
@@ -173,9 +190,10 @@ def _stepper(workload: Workload) -> Callable[[bool], None]:
 
 
 def time_workload(workload: Workload) -> tuple[float, float]:
-    """Median seconds per training step of ``workload`` in fp32 and under bf16 autocast (see the module
-    docstring: warm-up excluded, interleaved rounds, bounded by ``BUDGET_S``). The global random state is
-    restored afterwards, so a run is the same whether its verdict was measured or cached."""
+    """Median seconds per training step (forward pass: ``forward_only``) of ``workload`` in fp32 and under
+    bf16 autocast (see the module docstring: warm-up excluded, interleaved rounds, bounded by
+    ``BUDGET_S``). The global random state is restored afterwards, so a run is the same whether its verdict
+    was measured or cached."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -196,13 +214,16 @@ def time_workload(workload: Workload) -> tuple[float, float]:
 
 def cache_key(workload: Workload) -> dict[str, Any]:
     """Everything a verdict depends on: the step's structure (:func:`structure`), extra facts, input
-    shapes (batch included), memory format, CPU model and flags, torch version, threads."""
+    shapes (batch included), memory format, forward-only or training, CPU model and flags, torch version,
+    threads."""
     import torch
 
+    # forward-only joins the key only when set: the verdicts cached for training steps keep their keys
+    mode = {"forward_only": True} if workload.forward_only else {}
     return {"v": _VERSION, "modules": [structure(m) for m, _ in workload.parts], "spec": workload.spec,
             "shapes": workload.shapes, "channels_last": workload.channels_last, "cpu": _precision.cpu_model(),
             "flags": [f for f in SIMD_FLAGS if f in _precision.cpu_flags()], "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), **mode}
 
 
 def _cached_ratio(path: Path, key_digest: str) -> float | None:
@@ -288,15 +309,22 @@ def settle(cfg: Any, workload: Callable[[], Workload], accelerator: str = "cpu",
     return precision_record(cfg.precision, accelerator, asked)
 
 
-def _stored(path: Path) -> dict[str, str] | None:
-    """The record :func:`settle_run` stored at ``path`` (``None`` when absent or unreadable)."""
-    import json
+def _conflict(path: Path, stored: dict[str, str], asked: dict[str, str]) -> str:
+    """The one-line refusal of a resume that asks for another precision than the run trained in."""
+    was, now = stored["precision"], asked["precision"]
+    return (f"{path.parent}: trained in {was}; a resume cannot switch to {now} mid-run: resume with "
+            f"--precision {was} (or auto), or use another output folder")
 
-    try:
-        rec = json.loads(path.read_text())
-        return {"precision": str(rec["precision"]), "reason": str(rec["reason"])}
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
+
+def _decode(rec: Mapping[str, Any]) -> dict[str, str]:
+    """The ``{"precision", "reason"}`` record of a stored ``precision.json`` (without what was asked)."""
+    return {"precision": str(rec["precision"]), "reason": str(rec["reason"])}
+
+
+#: the settled precision of a run folder (``precision.json``): kept on resume, an explicit other one refused
+RUN_SETTING: RunSetting[dict[str, str]] = RunSetting(
+    RUN_FILE, encode=dict, decode=_decode, policy="error", conflict=_conflict,
+    compatible=lambda a, b: a["precision"] == b["precision"])
 
 
 def settle_run(cfg: Any, out: Path, resuming: bool, workload: Callable[[], Workload],
@@ -304,7 +332,8 @@ def settle_run(cfg: Any, out: Path, resuming: bool, workload: Callable[[], Workl
                previous: str | None = None) -> dict[str, str]:
     """:func:`settle` for a run folder ``out``: a fresh run settles and stores the record (and what was
     asked) in ``out/precision.json``; a resumed run keeps the stored precision, so it never changes
-    mid-run: ``auto`` (whatever the first run asked) takes it over, an explicit other choice is refused.
+    mid-run: ``auto`` (whatever the first run asked) takes it over, an explicit other choice is refused
+    (:class:`eoreps.run_record.RunSetting`, policy ``error``); an explicit same choice is recorded as asked.
 
     Args:
         resuming: the run continues from a checkpoint in ``out``.
@@ -313,20 +342,9 @@ def settle_run(cfg: Any, out: Path, resuming: bool, workload: Callable[[], Workl
     Raises:
         ConfigError: a resume explicitly asking for another precision than the run trained in.
     """
-    from eoreps.io import write_json
-
-    path = out / RUN_FILE
-    asked = requested(cfg)
-    stored = _stored(path) if resuming else None
-    if stored is None and resuming and previous is not None:
-        stored = {"precision": previous, "reason": f"{previous}: kept from the run being resumed"}
-    if stored is not None:
-        if asked != "auto" and asked != stored["precision"]:
-            raise ConfigError(
-                f"{out}: trained in {stored['precision']}; a resume cannot switch to {asked} mid-run: "
-                f"resume with --precision {stored['precision']} (or auto), or use another output folder")
-        set_resolved(cfg, stored["precision"])
-        return stored
-    rec = settle(cfg, workload, accelerator, measure, timer)
-    write_json(path, {**rec, "asked": asked})
+    kept = None if previous is None else {"precision": previous,
+                                          "reason": f"{previous}: kept from the run being resumed"}
+    rec = RUN_SETTING.settle(out, requested(cfg), resuming,
+                             lambda: settle(cfg, workload, accelerator, measure, timer), previous=kept)
+    set_resolved(cfg, rec["precision"])  # a kept record: the run goes on in the stored precision
     return rec

@@ -190,6 +190,12 @@ def test_evaluate_in_and_out_of_distribution(rep, tiny_zoo, tmp_path):
         tmp_path / "ev" / "model_selection.csv"
     ).is_file()
     assert len(res["model_selection"]) == 1 + len(COLUMNS)
+    assert list(res["kendall_tau"]["property"]) == [ROW_LABELS[c] for c in CONTINUOUS]
+    import json
+
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["kendall_tau"][0]["property"] == "test accuracy"
+    assert "Kendall" in (tmp_path / "ev" / "properties.md").read_text()
     other = tmp_path / "other_zoo"
     shutil.copytree(tiny_zoo, other)
     res2 = evaluate(other, rep, tmp_path / "ev2")

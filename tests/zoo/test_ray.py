@@ -33,7 +33,8 @@ def test_ray_backend_matches_local(tmp_path, small_digits, local_ray):
     with local_ray():
         summary = build_zoo(cfgs["ray"], data=small_digits)
     assert summary["n_chunks"] == 4 and summary["rows"] == 8
-    build_zoo(cfgs["local"], data=small_digits)
+    assert summary["train_cpu_s"] > 0  # the workers' CPU, returned by each task
+    assert build_zoo(cfgs["local"], data=small_digits)["train_cpu_s"] > 0
     a, b = ModelZoo(tmp_path / "ray"), ModelZoo(tmp_path / "local")
     assert a.properties["model_id"].tolist() == b.properties["model_id"].tolist()
     torch.testing.assert_close(a.weights_matrix(), b.weights_matrix(), rtol=0, atol=1e-5)

@@ -78,15 +78,16 @@ def evaluate_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Predict model properties from W, s(W) and the learned embedding (ridge / logistic probes)."""
-    from eoreps.hyper.probes import evaluate, to_markdown
+    from eoreps.hyper.probes import RANK_NOTE, evaluate, to_markdown
 
     set_threads(threads)
     res = evaluate(cfg.zoo, cfg.rep, cfg.out, cfg.early_epoch, cfg.max_rows, cfg.seed, smoke=cfg.smoke,
                    plot=cfg.plot)
     typer.echo(res["header"] + to_markdown(res["properties"]))
+    typer.echo(RANK_NOTE + to_markdown(res["kendall_tau"]))
     typer.echo("model selection (Spearman rho of predicted vs true final test accuracy)")
     typer.echo(res["smoke"] + to_markdown(res["model_selection"]))
-    typer.echo(f"wrote {res['out']}/properties.md, properties.csv, model_selection.md/.csv"
+    typer.echo(f"wrote {res['out']}/properties.md, properties.csv, kendall.csv, model_selection.md/.csv"
                + (", model_map.png" if res["map"] is not None else ""))
 
 

@@ -237,6 +237,7 @@ def open_dataset(
     modalities: Sequence[str] | None = None,
     pair: bool | None = None,
     run_seed: int | None = None,
+    source_format: str | None = None,
     **kw: Any,
 ) -> EODataset:
     """Open ``"simeo"`` (built-in synthetic data) or any dataset path (format detected).
@@ -249,6 +250,8 @@ def open_dataset(
             iff ``modalities`` asks for both.
         run_seed: the run's seed: the default of seed-like dataset options the format has (the
             GeoTIFF folder's ``split_seed``), so ``--seed`` also draws an automatic split.
+        source_format: the path's format name when the caller detected it already (a pack opens every
+            split of its source); ``None``: :func:`detect_format`.
         **kw: passed to the dataset class (e.g. ``size``, ``resampling``, ``include_snow_cloud``).
     """
     if run_seed is not None:
@@ -257,7 +260,7 @@ def open_dataset(
     if str(spec) == "simeo":
         return _open_simeo(None, split, mods, **kw)
     path = Path(spec)
-    fmt = FORMAT_REGISTRY.get(detect_format(path))
+    fmt = FORMAT_REGISTRY.get(source_format or detect_format(path))
     if fmt.pairable:
         return fmt.open(path, split, mods, pair=pair, **kw)
     if pair:

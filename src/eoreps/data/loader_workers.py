@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from eoreps.errors import ConfigError
+from eoreps.run_record import AUTO, RunSetting
 
-AUTO = "auto"
 ENV = "EOREPS_LOADER_WORKERS"
 """Environment variable: a number of workers ``auto`` resolves to (tests/conftest.py sets 0)."""
 RUN_FILE = "loader.json"
@@ -118,33 +118,26 @@ def _same_stream(a: int, b: int) -> bool:
     return max(1, a) == max(1, b)
 
 
+def _conflict(path: Path, stored: int, workers: int) -> str:
+    """The one-line warning of a resume that streams with another number of workers."""
+    return (f"{path}: the run streamed with {stored} loader workers, resumed with {workers}: LitData "
+            f"re-stripes the rest of the epoch (not the uninterrupted order); resume with --num-workers "
+            f"{stored} (or auto) to keep it")
+
+
+#: the stream's workers of a run folder (``loader.json``): kept on resume, an explicit other count warned
+RUN_SETTING: RunSetting[int] = RunSetting(
+    RUN_FILE, encode=lambda n: {"loader_workers": n}, decode=lambda rec: max(0, int(rec["loader_workers"])),
+    policy="warn", conflict=_conflict, compatible=_same_stream)
+
+
 def settle_workers(requested: int | str, out: Path, resuming: bool, trainer: Any = None) -> int:
     """The stream's workers for the run in ``out``: a fresh run resolves ``requested``
     (:func:`resolve_workers`) and stores it in ``out/loader.json``; a resume under ``auto`` reuses the
     stored count (whatever this machine's cores, threads or device now give); an explicit other count is
     used with a one-line warning: LitData then resumes the stream elastically, not as the uninterrupted
-    epoch."""
-    from eoreps.io import write_json
-
-    path = out / RUN_FILE
-    stored = _stored(path) if resuming else None
-    if stored is not None and requested == AUTO:
-        return stored
-    workers = resolve_workers(requested, trainer)
-    if stored is not None and not _same_stream(workers, stored):
-        print(f"warning: {path}: the run streamed with {stored} loader workers, resumed with {workers}: "
-              f"LitData re-stripes the rest of the epoch (not the uninterrupted order); resume with "
-              f"--num-workers {stored} (or auto) to keep it")
-    write_json(path, {"loader_workers": workers, "asked": requested})
-    return workers
-
-
-def _stored(path: Path) -> int | None:
-    """The count :func:`settle_workers` stored at ``path`` (``None`` when absent or unreadable)."""
-    try:
-        return max(0, int(_record(path)["loader_workers"]))
-    except (ValueError, TypeError, KeyError):
-        return None
+    epoch (:class:`eoreps.run_record.RunSetting`, policy ``warn``)."""
+    return RUN_SETTING.settle(out, requested, resuming, lambda: resolve_workers(requested, trainer))
 
 
 def agree_workers(workers: int, trainer: Any = None, record: Path | None = None) -> int:
@@ -157,18 +150,5 @@ def agree_workers(workers: int, trainer: Any = None, record: Path | None = None)
     strategy = trainer.strategy
     agreed = int(strategy.reduce(torch.tensor(workers, device=strategy.root_device), reduce_op="min"))
     if agreed != workers and record is not None and trainer.is_global_zero:
-        from eoreps.io import write_json
-
-        write_json(record, {**_record(record), "loader_workers": agreed})
+        RUN_SETTING.replace(record, agreed)
     return agreed
-
-
-def _record(path: Path) -> dict[str, Any]:
-    """The JSON object at ``path`` (empty when absent or unreadable)."""
-    import json
-
-    try:
-        rec = json.loads(path.read_text())
-        return rec if isinstance(rec, dict) else {}
-    except (OSError, ValueError):
-        return {}

@@ -69,6 +69,8 @@ class PackOptions:
         strict: stop at the first corrupt source item instead of skipping it.
         seed: the run seed: default of the source's seed-like options (a GeoTIFF folder's automatic split),
             as in ``fit``/``pretrain`` with the same ``--seed``.
+        source_format: the source's format name when the caller detected it already
+            (:mod:`eoreps.data.pack_cache`); empty: :func:`eoreps.data.formats.detect_format` here.
     """
 
     source: str
@@ -83,6 +85,7 @@ class PackOptions:
     resume: bool = False
     strict: bool = False
     seed: int = 0
+    source_format: str = ""
 
     def source_record(self) -> dict[str, Any]:
         """The manifest's ``source``: absolute path, format name, loader options (what resume compares)."""
@@ -93,7 +96,7 @@ class PackOptions:
         elif self.source == "simeo":
             path, fmt = "simeo", "simeo"
         else:
-            path, fmt = str(Path(self.source).resolve()), detect_format(self.source)
+            path, fmt = str(Path(self.source).resolve()), self.source_format or detect_format(self.source)
         opts = {**self.options, **({"modalities": list(self.modalities)} if self.modalities else {})}
         return {
             "path": path,
@@ -112,7 +115,7 @@ class PackOptions:
         from eoreps.data.formats import open_dataset
 
         return open_dataset(self.source, split=split, modalities=self.modalities or None, run_seed=self.seed,
-                            **self.options)
+                            source_format=self.source_format or None, **self.options)
 
 
 def _source_splits(opts: PackOptions) -> tuple[tuple[str, ...], int]:
@@ -422,6 +425,8 @@ def pack(opts: PackOptions) -> PackResult:
     t0 = time.perf_counter()
     opts.out = Path(opts.out)
     src = opts.source_record()
+    if not opts.torchgeo and opts.source != "simeo":
+        opts.source_format = src["format"]  # detected once: every split's open below reuses it
     state = _open_state(opts, src)
     if "splits" not in state.data:
         splits, state.data["unsplit"] = _source_splits(opts)

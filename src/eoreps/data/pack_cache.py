@@ -133,7 +133,7 @@ def packed_source(data: str, options: dict[str, Any] | None = None, seed: int = 
     fmt = _source_format(source)  # once per run: the key and the packing both read it
     root = cache_dir("packs") / cache_key(source, opts, seed, mods, fmt)
     if not is_packed(root):
-        _pack_locked(source, root, opts, seed, mods if fmt.paired_modalities else ())
+        _pack_locked(source, root, opts, seed, mods if fmt.paired_modalities else (), fmt.name)
     try:
         check_manifest(root)
     except DataError as e:
@@ -158,9 +158,11 @@ def run_source(run: Any, options: dict[str, Any] | None = None, simeo_n: int | N
     return run.__dict__["_source"]
 
 
-def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mods: tuple[str, ...]) -> None:
+def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mods: tuple[str, ...],
+                 fmt: str = "") -> None:
     """Pack ``source`` into ``root`` under a lock: ``root.partial`` first (resumed after a kill), then
-    renamed. ``mods``: the modalities to pack, where they decide which samples exist (else empty)."""
+    renamed. ``mods``: the modalities to pack, where they decide which samples exist (else empty); ``fmt``:
+    the source's format name, detected once by the caller (empty: the pack detects it)."""
     from filelock import FileLock  # a dependency of torch and litdata
 
     from eoreps.data.pack import PackOptions, pack
@@ -185,7 +187,7 @@ def _pack_locked(source: str, root: Path, options: dict[str, Any], seed: int, mo
         # strict: a corrupt source item or an all-no-data sample stops the run with one line naming it, as
         # reading the source directly would (a user's explicit `eoreps data pack` may skip and list them)
         opts = PackOptions(source=source, out=partial, options=options, seed=seed, resume=resume, strict=True,
-                           modalities=mods)
+                           modalities=mods, source_format=fmt)
         try:
             pack(opts)
         except DataError as e:  # a bad source item: the loader's own line, as reading the source shows it

@@ -44,8 +44,9 @@ class EvaluateConfig:
         label_noise, noise_kind: corrupt the training labels (:mod:`eoreps.tasks.noise`).
         loader: ``stream`` (read a pack, made once in the cache for other sources) or ``memory``.
         precision: ``auto`` (bf16 on CPUs with AMX or AVX512-BF16, else fp32; stored resolved; on such a CPU
-            each trained cell times its model in both and keeps bf16 only when >= 1.05x faster:
-            :func:`eoreps.evaluation.protocols.finetune.cell_precision`), ``fp32`` or ``bf16``: CPU
+            each cell times its model in both and keeps bf16 only when >= 1.05x faster: a trained cell its
+            training step, a linear / kNN cell its frozen encoder's feature pass,
+            :func:`eoreps.evaluation.protocols.base.cell_precision`), ``fp32`` or ``bf16``: CPU
             autocast of feature extraction, fine-tuning and prediction.
         quick, quick_keep: the smoke-run shrinkage (:meth:`apply_quick`) and the options it leaves alone.
     """
@@ -87,9 +88,10 @@ class EvaluateConfig:
     seed: int = 0
     data_options: dict[str, Any] = field(default_factory=dict)
     loader: str = opt("stream", help=LOADER_HELP)
-    precision: str = opt("auto", help="auto (bf16 on CPUs with AMX or AVX512-BF16, else fp32; trained cells "
-                                      "keep bf16 only where a timed step is >= 1.05x faster), fp32 or bf16: "
-                                      "CPU autocast of the protocols' forward passes.")
+    precision: str = opt("auto", help="auto (bf16 on CPUs with AMX or AVX512-BF16, else fp32; there each "
+                                      "cell keeps bf16 only where its timed training step or feature pass "
+                                      "is >= 1.05x faster), fp32 or bf16: CPU autocast of the protocols' "
+                                      "forward passes.")
     quick: bool = False
     quick_keep: list[str] = field(default_factory=list)
 

@@ -424,8 +424,9 @@ def run_study(cfg: StudyConfig, out: str | Path, data: EvalData | None = None,
     todo = [c for c in cells if not finished(out / "cells" / f"{c.key}.json", hashes[c.key])]
     precision = precision_record(cfg.options.precision, asked=requested(cfg.options))
     if requested(cfg.options) == "auto" and resolve_auto("cpu").measurable:  # protocols/finetune.py
-        precision["reason"] += ("; trained cells time bf16 against fp32 for their model and record the "
-                                "choice as train_precision")
+        precision["reason"] += ("; each cell times bf16 against fp32 for its model and records the choice: "
+                                "trained cells their training step as train_precision, linear and kNN "
+                                "cells the frozen encoder's feature pass as feature_precision")
     announce(precision)
     write_json(out / "study.json", {"config": _jsonable(cfg), "cells": [c.key for c in cells],
                                     "precision": precision, **smoke_fields(bool(cfg.smoke), cfg.smoke)})

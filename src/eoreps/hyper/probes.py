@@ -101,6 +101,16 @@ def _target(props: pd.DataFrame, name: str) -> np.ndarray | None:
 def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int = 0) -> pd.DataFrame:
     """Rows: properties; columns: metric, W, s(W), learned, z (R^2 or accuracy on test models; NaN when the
     property does not vary in the zoo)."""
+    return property_tables(data, max_train_rows, seed)[0]
+
+
+def property_tables(data: ProbeData, max_train_rows: int | None = 6000, seed: int = 0
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`property_table` and, from the same ridge probes, Kendall's tau (scipy, tau-b) of predicted vs
+    true value over the test checkpoints for each continuous property (rows; same columns, metric
+    ``Kendall tau``): the rank agreement that matters when the prediction is used to pick models."""
+    from scipy.stats import kendalltau
+
     p = data.props
     sp = p["split"].to_numpy()
     tr = _subsample(np.flatnonzero(sp == "train"), max_train_rows, seed)
@@ -108,6 +118,7 @@ def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int
     if len(tr) == 0 or len(va) == 0 or len(te) == 0:
         raise DataError("the zoo split has an empty train, val or test part; build a zoo with more models")
     rows: dict[str, dict[str, Any]] = {}
+    taus: dict[str, dict[str, Any]] = {}
     cont = [c for c in CONTINUOUS if c in p.columns]
     for col in progress(COLUMNS, desc="property probes", unit="feature set"):
         x = data.features[col]
@@ -117,6 +128,11 @@ def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int
             const = np.unique(ys[:, cont.index(c)]).size < 2
             rows.setdefault(c, {"property": ROW_LABELS[c], "metric": "R2"})[col] = (
                 float("nan") if const else r.r2
+            )
+            y_te = ys[te, cont.index(c)]
+            tau = kendalltau(y_te, r.pred_test).statistic if np.unique(y_te).size > 1 else float("nan")
+            taus.setdefault(c, {"property": ROW_LABELS[c], "metric": "Kendall tau"})[col] = (
+                float("nan") if const else float(tau)
             )
         for c in CATEGORICAL:
             if c not in p.columns:
@@ -129,7 +145,8 @@ def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int
             )
             rows.setdefault(c, {"property": ROW_LABELS[c], "metric": "accuracy"})[col] = acc
     order = [c for c in (*CONTINUOUS, *CATEGORICAL) if c in rows]
-    return pd.DataFrame([rows[c] for c in order])[["property", "metric", *COLUMNS]]
+    cols = ["property", "metric", *COLUMNS]
+    return pd.DataFrame([rows[c] for c in order])[cols], pd.DataFrame([taus[c] for c in cont], columns=cols)
 
 
 def model_selection_table(data: ProbeData, early_epoch: int | None = None) -> pd.DataFrame:
@@ -166,6 +183,9 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
 
     return markdown_table(df, floatfmt=f".{digits}f")
 
+
+RANK_NOTE = ("Kendall's tau of predicted vs true value over the test checkpoints (same probes; the rank "
+             "agreement that matters when the predictions pick models):\n\n")
 
 MAP_KEYS = ("test_acc", "epoch", "lr", "weight_decay", "dropout", "train_fraction", "activation", "init",
             "optimizer")
@@ -206,7 +226,7 @@ def evaluate(
         data, in_dist = build_features(zoo_dir, rep, seed)
     finally:
         torch.set_grad_enabled(True)
-    table = property_table(data, max_train_rows, seed)
+    table, ranks = property_tables(data, max_train_rows, seed)
     sel = model_selection_table(data, early_epoch)
     out = Path(out) if out is not None else Path(rep_dir) / f"evaluate-{zoo_dir.resolve().name}"
     out.mkdir(parents=True, exist_ok=True)
@@ -220,8 +240,10 @@ def evaluate(
         "Columns: raw weights (W), weight statistics (s(W)), the compression token after every encoder "
         "block (learned) and its latent alone (z).\n\n"
     )
-    atomic_write_text(out / "properties.md", header + to_markdown(table))
+    atomic_write_text(out / "properties.md",
+                      header + to_markdown(table) + "\n\n" + RANK_NOTE + to_markdown(ranks))
     atomic_write_text(out / "properties.csv", table.to_csv(index=False))
+    atomic_write_text(out / "kendall.csv", ranks.to_csv(index=False))
     sel_note = smoke_line + (f"Rank correlation (Spearman) of predicted vs true final test accuracy (epoch "
                 f"{sel.attrs['final_epoch']}) over {sel.attrs['n_test_models']} test models.\n\n")
     atomic_write_text(out / "model_selection.md", sel_note + to_markdown(sel))
@@ -235,6 +257,7 @@ def evaluate(
             "models": n_models,
             "checkpoints": len(data.props),
             "properties": table.to_dict(orient="records"),
+            "kendall_tau": ranks.to_dict(orient="records"),
             "model_selection": sel.to_dict(orient="records"),
             "early_epoch": sel.attrs["early_epoch"],
             **smoke_fields(smoke, smoke_detail),
@@ -242,6 +265,7 @@ def evaluate(
     )
     return {
         "properties": table,
+        "kendall_tau": ranks,
         "model_selection": sel,
         "out": out,
         "in_distribution": in_dist,

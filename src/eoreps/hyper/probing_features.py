@@ -116,12 +116,25 @@ def baseline_scores(
 
 
 def zoo_baseline_scores(
-    zoo: Any, target: str = "probe_acc_10", seed: int = 0, n_inputs: int = 64
+    zoo: Any,
+    target: str = "probe_acc_10",
+    seed: int = 0,
+    n_inputs: int = 64,
+    folds: int = 0,
+    repeats: int = 10,
+    extra: dict[str, np.ndarray] | None = None,
+    group_by: str | None = None,
 ) -> dict[str, dict]:
-    """:func:`baseline_scores` of the two baselines, ``s(W)``
-    (:func:`eoreps.hyper.features.weight_statistics`) and ``probing`` (:func:`zoo_probing_features`), for
-    column ``target`` of a :class:`eoreps.zoo.ModelZoo` (e.g. a zoo of pretrained backbones and its
-    ``probe_acc_10``, or ``test_acc`` of a backbone zoo)."""
+    """Scores of the two baselines, ``s(W)`` (:func:`eoreps.hyper.features.weight_statistics`) and
+    ``probing`` (:func:`zoo_probing_features`), plus the feature sets in ``extra`` (e.g. a learned
+    embedding, one row per zoo item), for column ``target`` of a :class:`eoreps.zoo.ModelZoo` (e.g. a zoo of
+    pretrained backbones and its ``probe_acc_10``, or ``test_acc`` of a backbone zoo).
+
+    ``folds=0``: :func:`baseline_scores` (one split by model). ``folds >= 2``: out-of-fold predictions of
+    a ``repeats`` x ``folds``-fold split (:func:`eoreps.hyper.oof.oof_scores`), for zoos of a few dozen
+    models where one split leaves too few test models; ``group_by`` (an index column, e.g. ``seed``):
+    leave-one-group-out instead.
+    """
     from eoreps.hyper.features import weight_statistics
 
     if target not in zoo.properties.columns:
@@ -129,10 +142,17 @@ def zoo_baseline_scores(
             f"{zoo.store.root}: the zoo index has no column '{target}'; choose one of "
             f"{', '.join(map(str, zoo.properties.columns))}"
         )
+    if group_by is not None and group_by not in zoo.properties.columns:
+        raise DataError(f"{zoo.store.root}: the zoo index has no column '{group_by}' to group by")
     feats = {
         "s(W)": weight_statistics(zoo.weights_matrix(), zoo.param_order).numpy(),
         "probing": zoo_probing_features(zoo, n_inputs, seed).numpy(),
+        **(extra or {}),
     }
-    return baseline_scores(
-        feats, zoo.properties[target].to_numpy(), zoo.properties["model_id"].to_numpy(), seed
-    )
+    y = zoo.properties[target].to_numpy()
+    if folds or group_by is not None:
+        from eoreps.hyper.oof import oof_scores
+
+        groups = None if group_by is None else zoo.properties[group_by].to_numpy()
+        return oof_scores(feats, y, folds or 2, repeats, seed, groups=groups)
+    return baseline_scores(feats, y, zoo.properties["model_id"].to_numpy(), seed)

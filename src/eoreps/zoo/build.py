@@ -51,6 +51,8 @@ class BuildConfig:
     chunk_size: int = 256
     backend: str = "local"
     ray_address: str | None = None
+    ray_cpus: int | None = None  # CPUs of a local Ray runtime (default: torch threads); see ray_backend
+    ray_threads: int = 1  # torch threads (and Ray CPUs) of each Ray task
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> BuildConfig:
@@ -65,6 +67,10 @@ class BuildConfig:
             raise ConfigError(f"data_order={self.options.data_order!r} must be per_model or shared")
         if self.backend not in ("local", "ray"):
             raise ConfigError(f"backend={self.backend!r} must be local or ray")
+        if self.ray_cpus is not None and self.ray_cpus < 1:
+            raise ConfigError(f"ray_cpus={self.ray_cpus} must be >= 1")
+        if self.ray_threads < 1:
+            raise ConfigError(f"ray_threads={self.ray_threads} must be >= 1")
         self.grid.validate()
         return self
 
@@ -178,9 +184,11 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         if store.completed_epochs(c, cfg.epochs) <= cfg.epochs:
             todo.append(c)
     if cfg.backend == "ray":
-        trained_images = run_chunks_ray(store, arch, chunks, todo, data, cfg, extra, runner)
+        trained_images, train_cpu_s = run_chunks_ray(store, arch, chunks, todo, data, cfg, extra, runner)
     else:
+        cpu0 = time.process_time()
         trained_images = sum(_run_local(store, arch, chunks, c, data, cfg, extra, runner) for c in todo)
+        train_cpu_s = time.process_time() - cpu0
     index = store.write_index(len(chunks), cfg.epochs)
     secs = time.perf_counter() - t0
     return {
@@ -193,6 +201,8 @@ def build_zoo(cfg: BuildConfig, data: ZooData | None = None) -> dict[str, Any]:
         "seconds": round(secs, 2),
         "models_trained": sum(len(chunks[c]) for c in todo),
         "trained_images": trained_images,
+        # CPU seconds of the processes that trained (this one, or the Ray workers' tasks), all threads
+        "train_cpu_s": round(train_cpu_s, 2),
         "images_per_s": round(trained_images / secs, 1) if secs > 0 else 0.0,
     }
 

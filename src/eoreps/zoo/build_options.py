@@ -80,6 +80,10 @@ class BuildOptions:
     ray_address: str | None = opt(
         None, help="Ray cluster address ('auto' on a cluster node); default: a local Ray."
     )
+    ray_cpus: int | None = opt(
+        None, help="CPUs of the local Ray (default: torch threads); e.g. the machine's cores."
+    )
+    ray_threads: int = opt(1, help="Torch threads (and Ray CPUs) per Ray task.")
     seed: int = 0
     quick: bool = False
     quick_keep: list[str] = field(default_factory=list)
@@ -151,6 +155,8 @@ class BuildOptions:
             chunk_size=self.chunk_size,
             backend=self.backend,
             ray_address=self.ray_address,
+            ray_cpus=self.ray_cpus,
+            ray_threads=self.ray_threads,
             backbone_kwargs=dict(self.backbone_kwargs),
         )
 

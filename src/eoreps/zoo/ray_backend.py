@@ -5,13 +5,16 @@ epochs; a chunk of 256 ``cnn_s`` members x 26 epochs is ~65 MB); the driver writ
 workers need no shared file system. Resume works at chunk granularity: a chunk whose shards all
 verify is not resubmitted; an interrupted chunk is retrained from scratch (deterministically).
 
-Locally (tests): ``ray.init(num_cpus=2)`` is started by :func:`run_chunks_ray` when no Ray runtime is
-up and no address is given. On a cluster: start Ray (``ray start --head`` / ``ray start --address``)
+Locally, when no Ray runtime is up and no address is given, :func:`run_chunks_ray` starts one with
+:func:`local_ray_cpus` CPUs (``ray_cpus``, default: as many as torch threads) and each task trains at
+``ray_threads`` torch threads on that many Ray CPUs: ``ray_cpus=2, ray_threads=1`` trains two members at
+a time on a 2-core machine. On a cluster: start Ray (``ray start --head`` / ``ray start --address``)
 and pass ``--ray-address auto`` (see ``docs/zoo.md``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -27,14 +30,25 @@ from eoreps.zoo.population import TrainOptions
 
 def _train_chunk_remote(arch: Arch, members: list[Member], data: ZooData, options: TrainOptions, epochs: int,
                         seed: int, extra: dict[str, Any], threads: int, runner: Any = run_chunk
-                        ) -> tuple[list[tuple[int, torch.Tensor, list]], int]:
+                        ) -> tuple[list[tuple[int, torch.Tensor, list]], int, float]:
     """Train one chunk on a worker (``runner``: :func:`eoreps.zoo.chunks.run_chunk` or a function with its
-    signature, e.g. the backbone zoos'); returns its checkpoints and the number of images trained."""
+    signature, e.g. the backbone zoos'); returns its checkpoints, the number of images trained and the CPU
+    seconds the worker process spent on it (all its threads)."""
     torch.set_num_threads(max(1, threads))
+    cpu0 = time.process_time()
     out: list[tuple[int, torch.Tensor, list]] = []
     images = runner(arch, members, data, options, epochs, seed,
                        lambda e, w, rows, _st: out.append((e, w.clone(), rows)), extra, None)
-    return out, images
+    return out, images, time.process_time() - cpu0
+
+
+def local_ray_cpus(cfg: Any) -> int:
+    """CPUs of the Ray runtime :func:`run_chunks_ray` starts locally: ``cfg.ray_cpus`` when set, else as many
+    as torch threads (at least ``cfg.ray_threads``, so that one task fits)."""
+    cpus = getattr(cfg, "ray_cpus", None)
+    if cpus is None:
+        cpus = torch.get_num_threads()
+    return max(1, int(cpus), int(getattr(cfg, "ray_threads", 1)))
 
 
 def run_chunks_ray(
@@ -46,8 +60,9 @@ def run_chunks_ray(
     cfg: Any,
     extra: dict[str, Any],
     runner: Any = run_chunk,
-) -> int:
-    """Train chunks ``todo`` as Ray tasks and write their shards as they complete; returns images trained."""
+) -> tuple[int, float]:
+    """Train chunks ``todo`` as Ray tasks and write their shards as they complete; returns the images trained
+    and the CPU seconds the workers spent training (summed over tasks; the driver's own CPU not included)."""
     try:
         import ray
     except ImportError:
@@ -57,16 +72,18 @@ def run_chunks_ray(
         if cfg.ray_address:
             ray.init(address=cfg.ray_address, ignore_reinit_error=True, log_to_driver=False)
         else:
-            ray.init(num_cpus=max(1, torch.get_num_threads()), include_dashboard=False,
+            ray.init(num_cpus=local_ray_cpus(cfg), include_dashboard=False,
                      ignore_reinit_error=True, log_to_driver=False)
         started = True
-    trained = 0
+    trained, cpu_s = 0, 0.0
     try:
-        task = ray.remote(num_cpus=1)(_train_chunk_remote)
+        threads = max(1, int(getattr(cfg, "ray_threads", 1)))
+        task = ray.remote(num_cpus=threads)(_train_chunk_remote)
         data_ref = ray.put(data)
         pending = {
             task.remote(
-                arch, chunks[c], data_ref, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), extra, 1, runner
+                arch, chunks[c], data_ref, cfg.options, cfg.epochs, chunk_seed(cfg.seed, c), extra, threads,
+                runner
             ): c
             for c in todo
         }
@@ -75,7 +92,7 @@ def run_chunks_ray(
             c = pending.pop(ready[0])
             ids = [m.model_id for m in chunks[c]]
             try:
-                results, images = ray.get(ready[0])
+                results, images, task_cpu_s = ray.get(ready[0])
             except (
                 ray.exceptions.RayTaskError
             ) as e:  # e.g. a worker without a C++ compiler for --engine native
@@ -87,7 +104,8 @@ def run_chunks_ray(
                 store.write_shard(c, epoch, ids, weights, rows)
             store.clear_state(c)
             trained += images
+            cpu_s += task_cpu_s
     finally:
         if started:
             ray.shutdown()
-    return trained
+    return trained, cpu_s

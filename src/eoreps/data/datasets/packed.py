@@ -255,6 +255,33 @@ class PackedStream(StreamingDataset):
         super().__init__(input_dir, **kw)
         self.eo_modalities, self.crop, self.keys = tuple(modalities), crop, tuple(keys)
 
+    def __iter__(self) -> PackedStream:
+        self.release_chunk_maps()  # the epoch before's reader: LitData replaces it with a new one here
+        return super().__iter__()  # type: ignore[return-value]
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except StopIteration:
+            self.release_chunk_maps()  # the epoch is over: nothing of it is read again
+            raise
+
+    def release_chunk_maps(self) -> None:
+        """Unmap every chunk file the current reader holds (its pages then leave this process's RSS).
+
+        LitData maps the chunks it reads and keeps a window of them (``_posix_keep``, 4), closing the maps it
+        evicts; but each epoch (``__iter__``) builds a new reader and leaves the old one -- still mapping its
+        last chunks -- alive: ``lru_cache``-decorated methods of its shuffler and item loader hold it (up to
+        10 epochs). Every wrapped epoch then added its chunks' touched pages to the process's RSS (the
+        2,000-pair ``benchmarks/stream_scale.py`` run held more mapped chunk pages than the 20,000-pair one).
+        Closing the maps here, as LitData's own ``PyTreeLoader.close`` does at a reader's end, keeps the
+        mapped chunks at most one window over any number of epochs.
+        """
+        loader = getattr(getattr(self.cache, "_reader", None), "_item_loader", None)
+        close = getattr(loader, "close", None)
+        if close is not None:
+            close(-1)  # PyTreeLoader.close ignores its chunk index: it unmaps every chunk it holds
+
     def __getitem__(self, index: Any) -> Any:
         item = super().__getitem__(index)
         item = {k: v for k, v in item.items() if k in self.keys or k == "id"}

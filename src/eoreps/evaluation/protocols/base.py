@@ -123,23 +123,55 @@ def score_test(cell: Cell, target: np.ndarray, output: np.ndarray) -> dict[str, 
     return task_metrics(kind, target, output, cell.data.classes)
 
 
-def frozen_features(cell: Cell) -> tuple[dict[str, torch.Tensor], BuiltEncoder]:
+def cell_precision(cell: Cell, model: torch.nn.Module, inputs: dict[str, torch.Tensor], batch_size: int,
+                   forward_only: bool = False) -> dict[str, str]:
+    """``{"precision", "reason"}`` a cell runs ``model`` in: the study's ``options.precision``, except under
+    ``auto`` on a CPU with the bf16 flags, where ``model`` is timed in fp32 and bf16 on a random batch of
+    ``batch_size`` samples shaped like ``inputs`` (:func:`eoreps.precision_probe.measured_choice`, cached per
+    model structure, shapes and CPU): a trained cell's training step (encoder, head, trainable adapters),
+    or with ``forward_only`` the frozen encoder's feature pass (linear probe, kNN). Cells run on the CPU
+    (CPU autocast), so a CUDA device changes nothing here."""
+    from eoreps.precision import precision_record, requested, resolve_auto
+    from eoreps.precision_probe import Workload, measured_choice
+
+    if requested(cell.options) != "auto" or not resolve_auto("cpu").measurable:
+        return precision_record(cell.options.precision, asked=requested(cell.options))
+    gen = torch.Generator().manual_seed(0)  # the cell's random state is left alone
+    batch = {m: torch.randn(batch_size, *x.shape[1:], generator=gen) for m, x in inputs.items()}
+    shapes = " + ".join(f"{m} {'x'.join(map(str, x.shape[1:]))}" for m, x in inputs.items())
+    # keyed by the model's structure (frozen parts included) and shapes: not the weights file or the seed
+    what = "features" if forward_only else cell.protocol
+    label = f"{cell.method.name} {what} {shapes} b{batch_size}"
+    return measured_choice(Workload([(model, batch)], label, forward_only=forward_only)).record()
+
+
+def frozen_features(cell: Cell) -> tuple[dict[str, torch.Tensor], BuiltEncoder, dict[str, str]]:
     """Pooled features of the frozen encoder for the full train / val / test splits (cached).
 
-    Returns ``({"train": (N_train, D), "val": ..., "test": ...}, built encoder)``; the caller indexes the
-    training features with ``cell.train_idx``.
+    Returns ``({"train": (N_train, D), "val": ..., "test": ...}, built encoder, precision record)``; the
+    caller indexes the training features with ``cell.train_idx``. The precision is
+    :func:`cell_precision` of the encoder's forward pass at the batch the features are extracted with
+    (``feature_batch_size``, at most the training split); the protocols record it as ``feature_precision``.
     """
     built = build_method_encoder(cell.method, cell.data, cell.seed)
     stats = built.stats or cell.data.train_stats()
     mods = method_modalities(built, cell.method, cell.data)
+    splits = {split: cell.data.normalized(split, stats) for split in ("train", "val", "test")}
+    train = {m: splits["train"][m] for m in mods}
+    batch = max(1, min(cell.options.feature_batch_size, len(next(iter(train.values())))))
+    precision = cell_precision(cell, built.encoder, train, batch, forward_only=True)
     out = {}
-    for split in ("train", "val", "test"):
-        inputs = cell.data.normalized(split, stats)
+    for split, inputs in splits.items():
         key: dict[str, Any] = {"encoder": built.identity, "data": cell.data.fingerprint, "split": split,
                                "norm": stats_digest(stats, mods), "v": 1}
         out[split] = cached_features(built.encoder, {m: inputs[m] for m in mods}, key, cell.cache_dir,
-                                     cell.options.feature_batch_size, precision=cell.options.precision)
-    return out, built
+                                     cell.options.feature_batch_size, precision=precision["precision"])
+    return out, built, precision
+
+
+def precision_fields(prefix: str, record: dict[str, str]) -> dict[str, str]:
+    """``{"<prefix>_precision": ..., "<prefix>_precision_reason": ...}``: how a cell records a precision."""
+    return {f"{prefix}_precision": record["precision"], f"{prefix}_precision_reason": record["reason"]}
 
 
 def count_trainable(module: torch.nn.Module) -> int:

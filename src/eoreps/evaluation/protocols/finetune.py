@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from eoreps.evaluation.encoders import build_method_encoder, method_modalities
-from eoreps.evaluation.protocols.base import Cell, TrainOptions, count_trainable, score_test
+from eoreps.evaluation.protocols.base import (
+    Cell,
+    TrainOptions,
+    cell_precision,
+    count_trainable,
+    precision_fields,
+    score_test,
+)
 from eoreps.evaluation.protocols.registry import TASKS, register_protocol
 from eoreps.evaluation.protocols.train import fit, predict
 from eoreps.tasks.multitask import MultiHeadModel
@@ -99,27 +106,8 @@ def train_and_test(
                                                                            precision=precision["precision"]))
     out.update(n_train=float(len(cell.train_idx)), trainable_params=float(count_trainable(model)),
                steps=log["steps"], final_loss=log["final_loss"], seconds=time.perf_counter() - t0, **info,
-               train_precision=precision["precision"], train_precision_reason=precision["reason"])
+               **precision_fields("train", precision))
     return out
-
-
-def cell_precision(cell: Cell, model: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int
-                   ) -> dict[str, str]:
-    """``{"precision", "reason"}`` a trained cell runs in: the study's ``options.precision``, except under
-    ``auto`` on a CPU with the bf16 flags, where this cell's model (encoder, head, trainable adapters) is
-    timed in fp32 and bf16 on a random batch of ``batch_size`` samples shaped like ``inputs``
-    (:func:`eoreps.precision_probe.measured_choice`, cached per model structure, shapes and CPU)."""
-    from eoreps.precision import precision_record, requested, resolve_auto
-    from eoreps.precision_probe import Workload, measured_choice
-
-    if requested(cell.options) != "auto" or not resolve_auto("cpu").measurable:
-        return precision_record(cell.options.precision, asked=requested(cell.options))
-    gen = torch.Generator().manual_seed(0)  # the cell's random state is left alone
-    batch = {m: torch.randn(batch_size, *x.shape[1:], generator=gen) for m, x in inputs.items()}
-    shapes = " + ".join(f"{m} {'x'.join(map(str, x.shape[1:]))}" for m, x in inputs.items())
-    # keyed by the model's structure (frozen parts included) and shapes: not the weights file or the seed
-    label = f"{cell.method.name} {cell.protocol} {shapes} b{batch_size}"
-    return measured_choice(Workload([(model, batch)], label)).record()
 
 
 @register_protocol("finetune", tasks=TASKS, options=(TrainOptions,))

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
-from eoreps.evaluation.protocols.base import Cell, KnnOptions, frozen_features, score_test
+from eoreps.evaluation.protocols.base import Cell, KnnOptions, frozen_features, precision_fields, score_test
 from eoreps.evaluation.protocols.registry import register_protocol
 
 
@@ -79,7 +79,7 @@ def run_knn(cell: Cell) -> dict[str, float]:
             "kNN classifies pooled features; for segmentation use protocol linear, finetune or adapter"
         )
     t0 = time.perf_counter()
-    feats, _ = frozen_features(cell)
+    feats, _, precision = frozen_features(cell)
     idx = torch.as_tensor(cell.train_idx)
     ytr = cell.data.splits["train"].target[idx]
     opts = cell.options.knn
@@ -94,5 +94,6 @@ def run_knn(cell: Cell) -> dict[str, float]:
     )
     out = score_test(cell, cell.data.splits["test"].target.numpy(), scores.numpy())
     out.update(n_train=float(len(idx)), trainable_params=0.0, k=float(min(opts.k, len(idx))),
-               temperature=float(opts.temperature), seconds=time.perf_counter() - t0)
+               temperature=float(opts.temperature), seconds=time.perf_counter() - t0,
+               **precision_fields("feature", precision))
     return out

@@ -22,7 +22,14 @@ import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
 from eoreps.evaluation.metrics import headline_score
-from eoreps.evaluation.protocols.base import Cell, LinearOptions, TrainOptions, frozen_features, score_test
+from eoreps.evaluation.protocols.base import (
+    Cell,
+    LinearOptions,
+    TrainOptions,
+    frozen_features,
+    precision_fields,
+    score_test,
+)
 from eoreps.evaluation.protocols.registry import register_protocol
 
 
@@ -89,7 +96,7 @@ def run_linear(cell: Cell) -> dict[str, float]:
         raise ConfigError("the linear protocol needs pooled features; for segmentation use protocol 'linear' "
                           "through eoreps.evaluation.protocols.run_protocol (frozen encoder + U-Net decoder)")
     t0 = time.perf_counter()
-    feats, _ = frozen_features(cell)
+    feats, _, precision = frozen_features(cell)
     idx = cell.train_idx
     xtr, xva, xte = _standardise(
         feats["train"][idx].numpy().astype(np.float64),
@@ -125,5 +132,6 @@ def run_linear(cell: Cell) -> dict[str, float]:
     out = score_test(cell, yte, test_out)
     d = xtr.shape[1]
     out.update(n_train=float(len(idx)), trainable_params=float(d * k + k), C=float(c_best),
-               val_score=float(best[0]), seconds=time.perf_counter() - t0)
+               val_score=float(best[0]), seconds=time.perf_counter() - t0,
+               **precision_fields("feature", precision))
     return out
