@@ -15,7 +15,7 @@ and pass ``--ray-address auto`` (see ``docs/zoo.md``).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +26,9 @@ from eoreps.zoo.chunks import chunk_seed, run_chunk
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
 from eoreps.zoo.population import TrainOptions
+
+if TYPE_CHECKING:  # build.py imports this module
+    from eoreps.zoo.build import BuildConfig
 
 
 def _train_chunk_remote(arch: Arch, members: list[Member], data: ZooData, options: TrainOptions, epochs: int,
@@ -42,13 +45,11 @@ def _train_chunk_remote(arch: Arch, members: list[Member], data: ZooData, option
     return out, images, time.process_time() - cpu0
 
 
-def local_ray_cpus(cfg: Any) -> int:
+def local_ray_cpus(cfg: BuildConfig) -> int:
     """CPUs of the Ray runtime :func:`run_chunks_ray` starts locally: ``cfg.ray_cpus`` when set, else as many
     as torch threads (at least ``cfg.ray_threads``, so that one task fits)."""
-    cpus = getattr(cfg, "ray_cpus", None)
-    if cpus is None:
-        cpus = torch.get_num_threads()
-    return max(1, int(cpus), int(getattr(cfg, "ray_threads", 1)))
+    cpus = torch.get_num_threads() if cfg.ray_cpus is None else cfg.ray_cpus
+    return max(1, cpus, cfg.ray_threads)
 
 
 def run_chunks_ray(
@@ -57,7 +58,7 @@ def run_chunks_ray(
     chunks: list[list[Member]],
     todo: list[int],
     data: ZooData,
-    cfg: Any,
+    cfg: BuildConfig,
     extra: dict[str, Any],
     runner: Any = run_chunk,
 ) -> tuple[int, float]:
@@ -77,7 +78,7 @@ def run_chunks_ray(
         started = True
     trained, cpu_s = 0, 0.0
     try:
-        threads = max(1, int(getattr(cfg, "ray_threads", 1)))
+        threads = cfg.ray_threads  # >= 1: BuildConfig.validate
         task = ray.remote(num_cpus=threads)(_train_chunk_remote)
         data_ref = ray.put(data)
         pending = {
