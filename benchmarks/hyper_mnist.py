@@ -24,10 +24,11 @@ fitted before ``--aligned-query`` existed resumes only with ``--aligned-query ''
     python benchmarks/hyper_mnist.py --n-models 200 --zoo-epochs 10    # a smaller MNIST zoo (say so when
     reporting)
 
-The full preset (1,000 models x 25 epochs) should build in about 18 min on 2 idle CPU cores with the native engine
-(estimated: on 2026-12-06, Intel Xeon, its last 500 members x 25 epochs took 548 s). A representation fit on all its
-~18,200 training checkpoints would take about 1.5 h on 2 cores (30 epochs; 1,726 s measured on 5,600,
-scaled by the number of checkpoints, an estimate): ``--fit-zoo-epochs`` bounds it, ``--fit-epochs`` too.
+The full preset (1,000 models x 25 epochs) should build in about 18 min on 2 idle CPU cores with the native
+engine (estimated: on 2026-12-06, Intel Xeon, its last 500 members x 25 epochs took 548 s). A representation
+fit on all its ~18,200 training checkpoints would take about 1.5 h on 2 cores (30 epochs; 1,726 s measured
+on 5,600, scaled by the number of checkpoints, an estimate): ``--fit-zoo-epochs`` bounds it, ``--fit-epochs``
+too.
 The ``--align`` fit has its own ``--aligned-fit-epochs`` / ``--aligned-fit-zoo-epochs`` (its query already
 bounds its data). Results go to ``WORK/results.json``.
 
