@@ -140,7 +140,8 @@ def main() -> None:
                     help="representation the models are sampled from")
     ap.add_argument("--tokenizer", choices=("neuron", "window"), default="neuron",
                     help="hyper fit --tokenizer: window fits the SANE-style windowed representation "
-                         "(its generative fit has no --align/--functional: plain, unpermuted windows); "
+                         "(its generative fit is --align without the functional loss: windows of "
+                         "matched models); "
                          "outputs get a '-window' suffix (rep-window, evaluate-window, results-window.json)")
     ap.add_argument("--window", type=int, default=32, help="tokens per window (--tokenizer window)")
     ap.add_argument("--token-width", type=int, default=64, help="values per token (--tokenizer window)")
@@ -187,7 +188,7 @@ def main() -> None:
             zoo=zoo, out=rep_aligned, epochs=aligned_fit_epochs, lr=args.aligned_lr, seed=args.seed,
             model=model, zoo_epochs=aligned_eps, zoo_query=args.aligned_query or None,
             functional=0.0 if window else args.aligned_functional,
-            augment=AugmentConfig(permute=False, align=not window), **tok_kw)),
+            augment=AugmentConfig(permute=False, align=True), **tok_kw)),
         "evaluate-aligned": lambda: _evaluate(zoo, rep_aligned, work / f"evaluate-aligned{sfx}", args.seed),
         "sample": lambda: _sample(SampleConfig(zoo=zoo, rep=work / f"{args.sample_from}{sfx}",
                                                out=work / f"sample-{args.sample_from}{sfx}", n=args.n_sample,

@@ -99,10 +99,9 @@ def window_readouts(rep: Any, W: torch.Tensor, batch_size: int = 64) -> dict[str
     means over the windows starting in each layer of the tokenizer, concatenated in layer order: one
     vector per layer, so the readout keeps which layer a code came from; its size grows with the number
     of layers, not of windows)."""
-    layer_of = rep.window_tokenizer.positions[torch.tensor(rep.starts), 0]
-    layers = sorted(set(layer_of.tolist()))
-    onehot = torch.stack([(layer_of == li).float() for li in layers])  # (L, n_windows)
-    onehot = onehot / onehot.sum(1, keepdim=True)
+    from eoreps.hyper.window_representation import layer_readout_weights
+
+    onehot = layer_readout_weights(rep.window_tokenizer, rep.starts)  # (L, n_windows)
     per = max(1, batch_size // len(rep.starts))
     out: dict[str, list[torch.Tensor]] = {"z": [], "learned": [], "z/layer": [], "learned/layer": []}
     for i in range(0, len(W), per):
@@ -149,10 +148,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from scipy.stats import kendalltau
-
     from eoreps.hyper.features import weight_statistics
     from eoreps.hyper.linear import ridge_probe
+    from eoreps.hyper.probes import kendall_tau
     from eoreps.hyper.splits import split_models
     from eoreps.zoo.modelzoo import ModelZoo
 
@@ -166,7 +164,7 @@ def main() -> None:
     def score(x: np.ndarray) -> dict[str, float]:
         x = np.asarray(x, dtype=np.float64)
         acc, ep = ridge_probe(x[tr], y[tr], x[va], y[va], x[te], y[te])
-        tau = float(kendalltau(y[te, 0], acc.pred_test).statistic)
+        tau = kendall_tau(y[te, 0], acc.pred_test)  # as `hyper evaluate`'s Kendall table
         return {"r2_test_acc": acc.r2, "kendall_tau_test_acc": tau, "r2_epoch": ep.r2}
 
     rows = [{"features": "s(W)", "seed": None, **score(weight_statistics(W, zoo.param_order).numpy())}]

@@ -1,4 +1,5 @@
-"""``benchmarks/hyper_window_compare.py``: the windowed readouts (window means and per-layer means)."""
+"""``benchmarks/hyper_window_compare.py``: the windowed readouts (window means and per-layer means) and its
+scores (Kendall's tau from :func:`eoreps.hyper.probes.kendall_tau`, the JSON it writes)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ def test_window_readouts_are_the_window_means_and_the_per_layer_means(bench_scri
     tok = WindowTokenizer(ORDER, 8, chains=[])
     W = torch.randn(5, tok.num_params)
     cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=1, dec_layers=1, latent_dim=8, proj_dim=8)
-    rep = WindowRepresentation({"config": {"precision": "fp32"}}, tok, TensorScaler.fit(tok, W),
+    rep = WindowRepresentation({"config": {"precision": "fp32"}, "window_readout": "layer"}, tok,
+                               TensorScaler.fit(tok, W),
                                WindowAutoencoder(tok.width, tok.table_sizes, cfg).eval(), 8)
     feats = bench_script("hyper_window_compare").window_readouts(rep, W, batch_size=4)
     z, blocks = rep.embed_blocks(W)
     torch.testing.assert_close(feats["z"], z)
-    torch.testing.assert_close(feats["learned"], blocks)
+    torch.testing.assert_close(feats["learned/layer"], blocks)  # the representation's default readout
+    rep.readout = "mean"
+    torch.testing.assert_close(feats["learned"], rep.embed_blocks(W)[1])
     codes, block_codes = rep.window_codes(W)
     layer_of = [int(tok.positions[s, 0]) for s in rep.starts]
     layers = sorted(set(layer_of))
@@ -33,3 +37,55 @@ def test_window_readouts_are_the_window_means_and_the_per_layer_means(bench_scri
         cols = [[i for i, li in enumerate(layer_of) if li == layer] for layer in layers]
         want = torch.cat([c[:, idx].mean(1) for idx in cols], 1)
         torch.testing.assert_close(feats[name], want)
+
+
+class _Zoo:
+    """What ``main`` reads of a zoo: 40 models x 2 epochs, weights that carry the test accuracy."""
+
+    param_order = [("a.weight", (4, 3)), ("a.bias", (4,))]
+
+    def __init__(self, path) -> None:
+        import numpy as np
+        import pandas as pd
+
+        rng = np.random.default_rng(0)
+        mid = np.repeat(np.arange(40), 2)
+        acc = rng.uniform(0.1, 0.9, len(mid))
+        self.properties = pd.DataFrame({"model_id": mid, "epoch": np.tile([0.0, 1.0], 40), "test_acc": acc})
+        w = rng.normal(size=(len(mid), 16))
+        w[:, 0] = acc + rng.normal(0, 0.1, len(mid))
+        self._W = torch.tensor(w, dtype=torch.float32)
+
+    def weights_matrix(self) -> torch.Tensor:
+        return self._W
+
+
+class _Rep:
+    def embed_blocks(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return W[:, :3], W[:, 3:8]
+
+
+def test_main_scores_with_the_library_kendall_tau_and_keeps_its_json(bench_script, monkeypatch, tmp_path):
+    import json
+
+    import eoreps.hyper.probes as probes
+    import eoreps.zoo.modelzoo as modelzoo
+
+    bench = bench_script("hyper_window_compare")
+    calls = []
+    real = probes.kendall_tau
+    monkeypatch.setattr(probes, "kendall_tau", lambda y, p: (calls.append((y, p)), real(y, p))[1])
+    monkeypatch.setattr(modelzoo, "ModelZoo", _Zoo)
+    monkeypatch.setattr(bench, "fit_module", lambda *a, **k: _Rep())
+    out = tmp_path / "out.json"
+    monkeypatch.setattr("sys.argv", ["hyper_window_compare.py", "--zoo", str(tmp_path), "--methods", "neuron",
+                                     "--json", str(out)])
+    bench.main()
+    res = json.loads(out.read_text())
+    assert set(res) == {"command", "zoo", "checkpoints", "models", "cpu", "torch_threads", "args", "rows"}
+    assert [r["features"] for r in res["rows"]] == ["s(W)", "neuron z", "neuron learned"]
+    assert set(res["rows"][0]) == {"features", "seed", "r2_test_acc", "kendall_tau_test_acc", "r2_epoch"}
+    assert set(res["rows"][1]) == {*res["rows"][0], "fit_s"}
+    assert len(calls) == 3  # one tau per row, from eoreps.hyper.probes (no copy in the script)
+    assert [r["kendall_tau_test_acc"] for r in res["rows"]] == [real(y, p) for y, p in calls]
+    assert res["rows"][1]["kendall_tau_test_acc"] > 0.5  # z holds the weight that carries the accuracy

@@ -111,3 +111,19 @@ def test_experiment_runs_keep_auto_as_asked(amx, tmp_path, monkeypatch):
     variants = [runner.Variant({"v": "a"}), runner.Variant({"v": "b"}, {"precision": "fp32"})]
     runner.run_grid(FitConfig(), variants, [0], tmp_path, rows_fn=lambda result, variant: [])
     assert asked == ["auto", "fp32"]
+
+
+def test_a_conflicting_explicit_resume_is_refused_before_settling(amx, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    PP.settle_run(_cfg("fp32"), run, False, _work)
+    settled: list[object] = []
+    real = PP.settle
+    monkeypatch.setattr(PP, "settle", lambda cfg, *a, **k: (settled.append(cfg), real(cfg, *a, **k))[1])
+    with pytest.raises(ConfigError) as e:
+        PP.settle_run(_cfg("bf16"), run, True, _work)
+    assert settled == [] and amx == []  # nothing resolved: no workload built, nothing timed
+    assert str(e.value) == (f"{run}: trained in fp32; a resume cannot switch to bf16 mid-run: resume with "
+                            "--precision fp32 (or auto), or use another output folder")
+    assert "\n" not in str(e.value)
+    assert PP.settle_run(_cfg("fp32"), run, True, _work)["precision"] == "fp32" and len(settled) == 1

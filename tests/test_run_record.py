@@ -73,3 +73,21 @@ def test_replace_keeps_the_other_fields(tmp_path):
     s.store(tmp_path, 4, "auto")
     s.replace(s.path(tmp_path), 2)
     assert json.loads(s.path(tmp_path).read_text()) == {"size": 2, "asked": "auto"}
+
+
+def test_an_explicit_conflict_is_refused_before_resolving(tmp_path, capsys):
+    s = RunSetting("size.json", encode=lambda n: {"size": n}, decode=lambda rec: int(rec["size"]),
+                   policy="error", conflict=lambda path, was, now: f"{path}: was {was}, now {now}",
+                   compatible=lambda a, b: a // 10 == b // 10,
+                   explicit=lambda asked: asked if isinstance(asked, int) else None)
+    s.store(tmp_path, 5, AUTO)
+    never = _Resolver(13)  # e.g. a precision probe that would take seconds
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'size.json'}: was 5, now 13$"):
+        s.settle(tmp_path, 13, True, never)
+    assert never.calls == 0 and s.stored(tmp_path) == 5 and capsys.readouterr().out == ""
+    same = _Resolver(7)
+    assert s.settle(tmp_path, 7, True, same) == 7 and same.calls == 1  # compatible: resolved and stored
+    told = _Resolver(13)  # an ask the setting cannot read without resolving: resolved, then refused
+    with pytest.raises(ConfigError, match="was 7, now 13"):
+        s.settle(tmp_path, "thirteen", True, told)
+    assert told.calls == 1

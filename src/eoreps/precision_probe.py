@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from eoreps import precision as _precision  # cpu_flags/cpu_model looked up per call (tests replace them)
+from eoreps.errors import ConfigError
 from eoreps.precision import SIMD_FLAGS, Choice, precision_record, requested, resolve_auto, set_resolved
 from eoreps.run_record import RunSetting
 
@@ -321,10 +322,22 @@ def _decode(rec: Mapping[str, Any]) -> dict[str, str]:
     return {"precision": str(rec["precision"]), "reason": str(rec["reason"])}
 
 
+def _explicit(asked: Any) -> dict[str, str] | None:
+    """The record an explicit precision gives (:func:`settle` keeps an explicit choice as it is), so a
+    conflicting resume is refused before anything is resolved; ``None`` for what is not a precision name."""
+    from eoreps.vocabulary import PRECISIONS, normalize_precision
+
+    try:
+        short = normalize_precision(str(asked), (*PRECISIONS, "fp64"))
+    except ConfigError:
+        return None
+    return {"precision": short, "reason": f"{short}: requested"}
+
+
 #: the settled precision of a run folder (``precision.json``): kept on resume, an explicit other one refused
 RUN_SETTING: RunSetting[dict[str, str]] = RunSetting(
     RUN_FILE, encode=dict, decode=_decode, policy="error", conflict=_conflict,
-    compatible=lambda a, b: a["precision"] == b["precision"])
+    compatible=lambda a, b: a["precision"] == b["precision"], explicit=_explicit)
 
 
 def settle_run(cfg: Any, out: Path, resuming: bool, workload: Callable[[], Workload],

@@ -13,7 +13,9 @@ value gets (``policy``): ``"error"`` (a one-line :class:`eoreps.errors.ConfigErr
 * a resume under ``auto`` takes over the stored value without resolving anything (whatever this machine
   would choose now, whatever the first run asked);
 * a resume with an explicit value resolves it; where it conflicts with the stored value the policy applies;
-  the value used is stored.
+  the value used is stored. Under ``"error"``, a setting that can tell what an explicit value stands for
+  without resolving it (``explicit``) compares that first and refuses a conflict before ``resolve`` runs
+  (which may build and time a workload).
 
 Files are written atomically (:func:`eoreps.io.write_json`); an absent or unreadable file counts as none
 stored (the run resolves again).
@@ -49,6 +51,9 @@ class RunSetting(Generic[V]):
         policy: what a resume explicitly asking for a conflicting value gets: ``"error"`` or ``"warn"``.
         conflict: the one-line message for that case: ``conflict(path, stored, asked value)``.
         compatible: whether a stored and an asked value agree (default ``==``).
+        explicit: the value an explicit ask stands for, when that can be told without resolving it
+            (``None`` from it, or no function: it cannot); used by :meth:`settle` to refuse a conflict
+            under ``"error"`` before calling ``resolve``.
     """
 
     file: str
@@ -57,6 +62,7 @@ class RunSetting(Generic[V]):
     policy: Policy
     conflict: Callable[[Path, V, V], str]
     compatible: Callable[[V, V], bool] = operator.eq
+    explicit: Callable[[Any], V | None] | None = None
 
     def path(self, out: Path) -> Path:
         """The setting's file in the run folder ``out``."""
@@ -110,6 +116,10 @@ class RunSetting(Generic[V]):
             stored = previous
         if stored is not None and asked == AUTO:
             return stored
+        if stored is not None and self.policy == "error" and self.explicit is not None:
+            wanted = self.explicit(asked)  # refused without resolving (no workload built or timed)
+            if wanted is not None and not self.compatible(stored, wanted):
+                raise ConfigError(self.conflict(self.path(out), stored, wanted))
         value = resolve()
         if stored is not None and not self.compatible(stored, value):
             message = self.conflict(self.path(out), stored, value)

@@ -281,3 +281,25 @@ def test_study_loader_from_yaml_and_command_line(tmp_path):
     assert StudyOptions(config=yaml, loader="stream").load().data.loader == "stream"
     with pytest.raises(ConfigError, match="unknown loader 'disk'"):
         StudyOptions(config=yaml, loader="disk").load()
+
+
+@pytest.mark.parametrize("method", ["simclr", "tile2vec"])
+def test_a_pack_given_with_loader_memory_is_held_in_memory(simeo, cache, method):
+    """``--data PACK --loader memory``: the pack is read into memory as asked (it used to stream anyway)."""
+    import dataclasses
+
+    from eoreps.data.pack_cache import packed_source
+    from eoreps.ssl.data import BatchDataset, StreamedPatches, TripletDataset
+    from eoreps.ssl.pretrain import PretrainConfig, build_data
+
+    pack = packed_source(str(simeo)).data
+    kwargs = {"tile_size": 16, "neighborhood": 4} if method == "tile2vec" else {}
+    cfg = PretrainConfig(method=method, data=pack, modalities=["s2", "s1"], backbone="cnn-tiny",
+                         loader="memory", method_kwargs=kwargs, knn=False, quick=True,
+                         max_samples=48).resolved()
+    md, _, _ = build_data(cfg)
+    assert isinstance(md.dataset, TripletDataset if method == "tile2vec" else BatchDataset)
+    if method == "simclr":
+        assert md.train.info["loader"] == "memory" and len(md.dataset) == 48
+        stream, _, _ = build_data(dataclasses.replace(cfg, loader="stream"))
+        assert isinstance(stream.dataset, StreamedPatches)  # the default still streams the pack

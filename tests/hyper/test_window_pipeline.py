@@ -68,6 +68,37 @@ def test_fit_writes_a_window_representation(window_rep, tiny_zoo):
     assert decoded.shape == W.shape and torch.isfinite(decoded).all()
 
 
+def test_block_readout_is_per_layer_by_default_and_mean_on_request(window_rep, tiny_zoo):
+    """``learned`` keeps which layer a window code came from: the per-layer means of the window readouts,
+    concatenated; ``window_readout: mean`` (hyper.json) gives the plain mean; an unknown readout is one
+    line."""
+    from eoreps.errors import DataError
+    from eoreps.hyper.window_representation import layer_readout_weights
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    meta = json.loads((window_rep / "hyper.json").read_text())
+    assert meta["window_readout"] == "layer"
+    rep = load_representation(window_rep)
+    rep.meta["config"]["precision"] = "fp32"
+    W = ModelZoo(tiny_zoo).weights_matrix()[:2]
+    _, per_window = rep.window_codes(W)  # (2, n_windows, C)
+    weights = layer_readout_weights(rep.window_tokenizer, rep.starts)
+    layer_of = rep.window_tokenizer.positions[torch.tensor(rep.starts), 0]
+    assert len(weights) == len(set(layer_of.tolist())) >= 2
+    _, blocks = rep.embed_blocks(W)
+    assert blocks.shape == (2, rep.blocks_dim) and rep.blocks_dim == len(weights) * per_window.shape[-1]
+    first = layer_of == layer_of[0]
+    assert torch.allclose(blocks[:, :per_window.shape[-1]], per_window[:, first].mean(1), atol=1e-5)
+    rep.readout = "mean"
+    assert torch.allclose(rep.embed_blocks(W)[1], per_window.mean(1), atol=1e-5)
+    old_meta = {k: v for k, v in rep.meta.items() if k != "window_readout"}  # fitted before the key existed
+    old = WindowRepresentation(old_meta, rep.window_tokenizer, rep.scaler, rep.net, rep.window)
+    assert old.readout == "mean"
+    with pytest.raises(DataError, match="window_readout 'median'"):
+        WindowRepresentation({**rep.meta, "window_readout": "median"}, rep.window_tokenizer, rep.scaler,
+                             rep.net, rep.window, window_rep)
+
+
 def test_fit_resumes_and_refuses_another_window(window_rep, tiny_zoo, capsys):
     out = _run(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(window_rep), *FIT, "--epochs", "3"],
                capsys)
@@ -133,9 +164,40 @@ def test_a_zoo_of_another_architecture_is_one_line(window_rep, tiny_zoo, tmp_pat
 
 
 def test_window_options_the_representation_cannot_honour_are_one_line(tiny_zoo, tmp_path, capsys):
-    line = _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), *FIT, "--align"],
-                  capsys, "align")
+    line = _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), *FIT, "--target",
+                   "canonical"], capsys, "canonical")
     assert "window" in line
+
+
+def test_aligned_window_fit_embeds_models_in_the_reference_order(tiny_zoo, tmp_path, capsys):
+    """``--align``: every model matched to one reference before windowing (the generative setting); the
+    reference is stored, and a permuted copy of a model embeds as the model itself."""
+    from eoreps.hyper.window_tokens import WindowTokenizer
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    _run(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), *FIT, "--align"], capsys)
+    rep = load_representation(tmp_path / "r")
+    assert isinstance(rep, WindowRepresentation) and rep.reference is not None
+    assert json.loads((tmp_path / "r" / "hyper.json").read_text())["augment"]["permute"] is False
+    rep.meta["config"]["precision"] = "fp32"
+    W = ModelZoo(tiny_zoo).weights_matrix()[-2:]
+    tok = WindowTokenizer(rep.window_tokenizer.param_order, rep.window_tokenizer.width)
+    shuffled = torch.stack([tok.permute(w, torch.Generator().manual_seed(i)) for i, w in enumerate(W)])
+    assert not torch.equal(shuffled, W)
+    assert torch.allclose(rep.embed(shuffled), rep.embed(W), atol=1e-4)
+    rep.reference = None  # without matching, the permuted copies embed elsewhere
+    assert not torch.allclose(rep.embed(shuffled), rep.embed(W), atol=1e-4)
+
+
+def test_align_on_an_architecture_without_units_is_one_line(tiny_zoo, tmp_path, capsys):
+    zoo = _zoo_copy(tiny_zoo, tmp_path)
+    manifest = json.loads((zoo / "zoo.json").read_text())
+    order = manifest["param_order"]
+    order[0], order[1] = order[1], order[0]  # a bias before its weight: no per-neuron units to match
+    (zoo / "zoo.json").write_text(json.dumps(manifest))
+    line = _fails(["hyper", "fit", "--zoo", str(zoo), "--out", str(tmp_path / "r"), *FIT, "--align"],
+                  capsys, str(zoo))
+    assert "align" in line and "layer-list" in line
 
 
 def test_window_fit_on_a_backbone_zoo_with_batchnorm(tmp_path):

@@ -10,9 +10,10 @@ The cached pack lives in ``$EOREPS_CACHE/packs/<key>`` (else ``~/.cache/eoreps/p
 ``key`` hashes what decides the packed content: the source's absolute path and format, its loader options,
 the run seed where the format draws a seeded split (GeoTIFF folders without a split column), the
 modalities where they decide which samples exist (BigEarthNet v1 pairing; a GeoTIFF folder's no-data
-check applies to the modalities read), a stamp of the source (name, size and
-modification time of the path and of its direct entries, so an edited folder is packed again) and the
-pack format and eoreps versions. A process packs under a file lock into ``<key>.partial`` (resumed after
+check applies to the modalities read), a stamp of the source (size and modification time of the path
+and a digest of the relative path, size and modification time of every file and folder below it, nested
+ones included, so an edited source is packed again: :func:`eoreps.data.source_stamp.source_stamp`) and
+the pack format and eoreps versions. A process packs under a file lock into ``<key>.partial`` (resumed after
 a kill; renamed when the kill came after its manifest, started afresh when it came before its resume state)
 and renames it to ``<key>`` when complete, so concurrent runs (DDP ranks, parallel tests) pack a source
 once and never read a half-written pack. A cached pack whose chunk was damaged stops the run with one line
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eoreps.data.source_stamp import source_stamp
 from eoreps.errors import DataError, unknown_name
 
 if TYPE_CHECKING:
@@ -71,17 +73,6 @@ class PackedSource:
     cached: bool = False
 
 
-def _stamp(path: Path) -> list[Any]:
-    """Name, size and modification time of ``path`` and of its direct entries (cheap change detection)."""
-    try:
-        st = path.stat()
-        entries = sorted(path.iterdir()) if path.is_dir() else []
-        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in entries] + [st.st_size,
-                                                                                      st.st_mtime_ns]
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror}); check the path") from None
-
-
 def _source_format(source: str) -> DataFormat:
     """The registered format of ``source`` (a missing or unknown source is its one-line error)."""
     from eoreps.data.formats import FORMAT_REGISTRY, detect_format
@@ -99,7 +90,7 @@ def cache_key(source: str, options: dict[str, Any], seed: int, modalities: tuple
 
     path = Path(source).resolve()
     fmt = fmt or _source_format(source)  # first: a missing or unknown source is its one-line error
-    ident = {"path": str(path), "format": fmt.name, "options": options, "stamp": _stamp(path),
+    ident = {"path": str(path), "format": fmt.name, "options": options, "stamp": source_stamp(path),
              "pack": FORMAT_VERSION, "eoreps": eoreps.__version__.split(".")[:2], "cache": _CACHE_VERSION}
     if fmt.seeded_split:
         ident["seed"] = seed

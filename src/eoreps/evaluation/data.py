@@ -131,18 +131,24 @@ class EvalData:
             self._stats = compute_stats(_Samples(train.inputs, mods, self.band_names), mods)
         return self._stats
 
-    def normalized(self, split: str, stats: BandStats | None = None) -> dict[str, torch.Tensor]:
+    def normalized(self, split: str, stats: BandStats | None = None, keep: bool = True
+                   ) -> dict[str, torch.Tensor]:
         """Inputs of ``split`` normalised with ``stats`` (default: the training split's), NaN -> 0.
 
-        Categorical modalities are one-hot encoded. Cached per (split, statistics).
+        Categorical modalities are one-hot encoded. Cached per (split, statistics); ``keep=False`` returns
+        the cached inputs when there are some but does not cache new ones (a caller that needs each split
+        once, so the normalised copy is freed when it drops it: frozen-feature extraction).
         """
         stats = stats or self.train_stats()
         key = (split, stats_digest(stats, self.modalities))
-        if key not in self._normalized:
-            norm = Normalizer(stats, fallback=False)
-            out = norm({m: self.splits[split].inputs[m] for m in self.modalities})
-            self._normalized[key] = {m: out[m].contiguous() for m in self.modalities}
-        return self._normalized[key]
+        if key in self._normalized:
+            return self._normalized[key]
+        norm = Normalizer(stats, fallback=False)
+        out = norm({m: self.splits[split].inputs[m] for m in self.modalities})
+        normalized = {m: out[m].contiguous() for m in self.modalities}
+        if keep:
+            self._normalized[key] = normalized
+        return normalized
 
     def fraction_indices(self, fractions: Sequence[float], seed: int) -> dict[float, np.ndarray]:
         """Nested stratified subsets of the training split, ``{fraction: sorted indices}``, fixed per seed."""

@@ -12,6 +12,7 @@ for the whole split and every label fraction and seed indexes them. On disk they
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from eoreps.digest import digest
 from eoreps.io import atomic_path
 from eoreps.progress import progress
 
+Inputs = dict[str, torch.Tensor]  # modality -> (N, ...) normalised tensors
 
 @torch.no_grad()
 def extract_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int = 256,
@@ -56,21 +58,29 @@ def cache_key(parts: dict[str, Any]) -> str:
     return digest(parts, 24)
 
 
-def cached_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], key: dict[str, Any],
+def cached_features(encoder: nn.Module, inputs: Inputs | Callable[[], Inputs], key: dict[str, Any],
                     cache_dir: str | Path | None, batch_size: int = 256,
-                    precision: str = "fp32") -> torch.Tensor:
+                    precision: str = "fp32", n: int | None = None) -> torch.Tensor:
     """:func:`extract_features`, read from / written to ``cache_dir/features/<hash of key>.npy``.
 
     ``key`` must identify the encoder weights, the data split and the normalisation (see the module
     docstring); ``cache_dir=None`` disables caching. A corrupt cache file is recomputed. bf16 features are
-    cached apart from fp32 ones (``precision`` joins the key; fp32 keys are unchanged).
+    cached apart from fp32 ones (``precision`` joins the key; fp32 keys are unchanged). ``inputs`` may be a
+    function returning them, called only when the features are not cached (then the caller builds no
+    normalised copy for a cache hit); ``n``: the number of samples, which a cached file must have (default:
+    the inputs'; give it with a function, else the function is called to count them).
     """
     if precision != "fp32":
         key = {**key, "precision": precision}
+
+    def given() -> Inputs:
+        return inputs() if callable(inputs) else inputs
+
     if cache_dir is None:
-        return extract_features(encoder, inputs, batch_size, precision=precision)
+        return extract_features(encoder, given(), batch_size, precision=precision)
     path = Path(cache_dir) / "features" / f"{cache_key(key)}.npy"
-    n = int(next(iter(inputs.values())).shape[0])
+    if n is None:
+        n = int(next(iter(given().values())).shape[0])
     if path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
@@ -78,7 +88,7 @@ def cached_features(encoder: nn.Module, inputs: dict[str, torch.Tensor], key: di
                 return torch.from_numpy(arr)
         except (ValueError, OSError, EOFError):
             pass  # corrupt: recompute below
-    feats = extract_features(encoder, inputs, batch_size, desc=f"features {key.get('split', '')}",
+    feats = extract_features(encoder, given(), batch_size, desc=f"features {key.get('split', '')}",
                              precision=precision)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -73,6 +73,10 @@ class FitOptions:
                                         "--window tokens; docs/hyper.md).")
     window: int = opt(32, help="Tokens per window (--tokenizer window).")
     token_width: int = opt(64, help="Values per token (--tokenizer window).")
+    window_data: str = opt("auto", help="--tokenizer window: memory (the zoo's training weights in RAM), "
+                                        "stream (each batch reads its window's tensors from the shards: "
+                                        "memory flat in the model size) or auto (stream above 256 MiB of "
+                                        "weights).")
     n_heads: int | None = None
     seed: int = 0
 
@@ -125,6 +129,7 @@ class FitOptions:
             tokenizer=self.tokenizer,
             window=self.window,
             token_width=self.token_width,
+            window_data=self.window_data,
             augment=augment,
         )
         keep_request(self, cfg)  # whether the precision was auto (the record's reason)

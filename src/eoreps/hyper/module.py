@@ -77,16 +77,21 @@ class HyperModule(L.LightningModule):
             out["functional"] = f.detach()
         return out
 
+    @staticmethod
+    def batch_size_of(batch: Any) -> int:
+        """Models in a batch (what the step's logged means are weighted by)."""
+        return int(batch[0].shape[0])
+
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         out = self._step(batch)
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, on_step=True, on_epoch=True,
-                      batch_size=batch[0].shape[0])
+                      batch_size=self.batch_size_of(batch))
         return out["loss"]
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         out = self._step(batch)
         self.log_dict({f"val/{k}": v for k, v in out.items()}, prog_bar=False, on_epoch=True,
-                      batch_size=batch[0].shape[0])
+                      batch_size=self.batch_size_of(batch))
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

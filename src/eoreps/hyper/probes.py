@@ -98,6 +98,16 @@ def _target(props: pd.DataFrame, name: str) -> np.ndarray | None:
     return np.log10(np.clip(y, 1e-30, None)) if name in LOG_TARGETS else y
 
 
+def kendall_tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Kendall's tau (scipy, tau-b) of predicted vs true values, NaN when the truth does not vary: the rank
+    agreement that matters when a prediction is used to pick models (``hyper evaluate``'s second table)."""
+    from scipy.stats import kendalltau
+
+    if np.unique(np.asarray(y_true)).size < 2:
+        return float("nan")
+    return float(kendalltau(y_true, y_pred).statistic)
+
+
 def property_table(data: ProbeData, max_train_rows: int | None = 6000, seed: int = 0) -> pd.DataFrame:
     """Rows: properties; columns: metric, W, s(W), learned, z (R^2 or accuracy on test models; NaN when the
     property does not vary in the zoo)."""
@@ -108,9 +118,8 @@ def property_tables(data: ProbeData, max_train_rows: int | None = 6000, seed: in
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`property_table` and, from the same ridge probes, Kendall's tau (scipy, tau-b) of predicted vs
     true value over the test checkpoints for each continuous property (rows; same columns, metric
-    ``Kendall tau``): the rank agreement that matters when the prediction is used to pick models."""
-    from scipy.stats import kendalltau
-
+    ``Kendall tau``, :func:`kendall_tau`): the rank agreement that matters when the prediction is used to
+    pick models."""
     p = data.props
     sp = p["split"].to_numpy()
     tr = _subsample(np.flatnonzero(sp == "train"), max_train_rows, seed)
@@ -129,10 +138,8 @@ def property_tables(data: ProbeData, max_train_rows: int | None = 6000, seed: in
             rows.setdefault(c, {"property": ROW_LABELS[c], "metric": "R2"})[col] = (
                 float("nan") if const else r.r2
             )
-            y_te = ys[te, cont.index(c)]
-            tau = kendalltau(y_te, r.pred_test).statistic if np.unique(y_te).size > 1 else float("nan")
             taus.setdefault(c, {"property": ROW_LABELS[c], "metric": "Kendall tau"})[col] = (
-                float("nan") if const else float(tau)
+                float("nan") if const else kendall_tau(ys[te, cont.index(c)], r.pred_test)
             )
         for c in CATEGORICAL:
             if c not in p.columns:

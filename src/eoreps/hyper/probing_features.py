@@ -91,9 +91,8 @@ def baseline_scores(
 
     Returns ``{name: {"r2", "kendall_tau", "n_train", "n_test"}}``.
     """
-    from scipy.stats import kendalltau
-
     from eoreps.hyper.linear import ridge_probe
+    from eoreps.hyper.probes import kendall_tau
     from eoreps.hyper.splits import split_models
 
     ids = np.asarray(model_ids)
@@ -105,10 +104,9 @@ def baseline_scores(
         x = np.asarray(x, dtype=np.float64)
         tr, va, te = (split == s for s in ("train", "val", "test"))
         res = ridge_probe(x[tr], y[tr], x[va], y[va], x[te], y[te])[0]
-        tau = kendalltau(y[te], res.pred_test).statistic if te.sum() > 1 else float("nan")
         out[name] = {
             "r2": float(res.r2),
-            "kendall_tau": float(tau),
+            "kendall_tau": kendall_tau(y[te], res.pred_test),
             "n_train": int(tr.sum()),
             "n_test": int(te.sum()),
         }

@@ -62,6 +62,7 @@ class FitConfig:
     tokenizer: str = "neuron"
     window: int = 32
     token_width: int = 64
+    window_data: str = "auto"  # memory | stream | auto (eoreps.hyper.window_stream); not in the fit plan
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -86,6 +87,9 @@ class FitConfig:
             from eoreps.hyper.window_fit import check_window_config
 
             check_window_config(self)
+        from eoreps.hyper.window_stream import streams
+
+        streams(self, 0, 0)  # checks window_data
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 
@@ -116,9 +120,10 @@ def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_seed: int, val_fraction: float,
-                       test_fraction: float, zoo_epochs: list[int] | None = None
-                       ) -> tuple[Any, torch.Tensor, pd.DataFrame]:
-    """``(zoo, W (N, D), properties with a 'split' column)`` for every checkpoint of a zoo."""
+                       test_fraction: float, zoo_epochs: list[int] | None = None, weights: bool = True
+                       ) -> tuple[Any, torch.Tensor | None, pd.DataFrame]:
+    """``(zoo, W (N, D), properties with a 'split' column)`` for every checkpoint of a zoo (``W`` None
+    unless ``weights``)."""
     from eoreps.zoo.modelzoo import ModelZoo
 
     zoo = ModelZoo(zoo_dir, epochs=zoo_epochs)
@@ -130,7 +135,7 @@ def load_split_weights(zoo_dir: Path, assignment: dict[int, str] | None, cfg_see
     if assignment is None:
         assignment = split_models(props["model_id"].to_numpy(), val_fraction, test_fraction, cfg_seed)
     props["split"] = split_column(props, assignment).to_numpy()
-    return zoo, zoo.weights_matrix(), props
+    return zoo, zoo.weights_matrix() if weights else None, props
 
 
 def query_mask(props: pd.DataFrame, query: str, zoo_dir: Path) -> pd.Series:
@@ -191,12 +196,21 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     )
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    zoo, W, props = load_split_weights(Path(cfg.zoo), None, cfg.seed, cfg.val_fraction, cfg.test_fraction,
-                                       cfg.zoo_epochs)
+    zoo, _, props = load_split_weights(Path(cfg.zoo), None, cfg.seed, cfg.val_fraction, cfg.test_fraction,
+                                       cfg.zoo_epochs, weights=False)
     all_props = props  # splits.csv covers every model, so evaluate/sample can use the whole zoo
+    keep = None
     if cfg.zoo_query:
         keep = query_mask(props, cfg.zoo_query, Path(cfg.zoo)).to_numpy(copy=True)
-        W, props = W[torch.from_numpy(keep)], props[keep].reset_index(drop=True)
+        props = props[keep].reset_index(drop=True)
+    from eoreps.hyper.window_stream import stream_loaders, streams
+
+    # windows read from the shards: no (N, D) matrix; the memory path loads every checkpoint of the selected
+    # epochs before the query applies, so auto weighs all of them
+    stream = streams(cfg, zoo.num_params, len(all_props))
+    W = None if stream else zoo.weights_matrix()
+    if W is not None and keep is not None:
+        W = W[torch.from_numpy(keep)]
     if int((props["split"] == "train").sum()) < 2:
         raise ConfigError(
             f"{cfg.zoo}: fewer than 2 training checkpoints left to fit on (zoo_query/zoo_epochs "
@@ -210,11 +224,13 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
 
         check_window_zoo(cfg, zoo, props)
     tok = Tokenizer(zoo.param_order) if cfg.tokenizer == "neuron" else None
-    if cfg.augment.align and tok is not None:
-        permuter = Permuter(tok)
+    if cfg.augment.align:
+        from eoreps.hyper.window_fit import align_tokenizer
+
+        permuter = Permuter(tok or align_tokenizer(cfg, zoo))
         reference = zoo_reference(permuter, W, props)
         W = match(permuter, reference, W)
-    W_train, W_val = W[train_mask], W[val_mask]
+    W_train, W_val = (W[train_mask], W[val_mask]) if W is not None else (None, None)
     # activation of each checkpoint (an index into the zoo's sorted activations): the functional loss runs
     # every model with its own activation
     if "activation" not in all_props.columns:  # backbone zoos: the activation is part of the backbone
@@ -223,24 +239,29 @@ def fit(cfg: FitConfig) -> dict[str, Any]:
     act = torch.tensor(
         props["activation"].astype(str).map({a: i for i, a in enumerate(activations)}).to_numpy()
     )
-    bs = min(cfg.batch_size, len(W_train))
-    train_dl = DataLoader(
-        TensorDataset(W_train, act[train_mask]), batch_size=bs, shuffle=True, drop_last=True
-    )
-    val_dl = DataLoader(
-        TensorDataset(W_val, act[val_mask]),
-        batch_size=min(cfg.batch_size, max(2, len(W_val))),
-        drop_last=True,
-    )
-    if tok is None:
-        from eoreps.hyper.window_fit import window_module
-
-        module: Any = window_module(cfg, zoo, W_train)
+    bs = min(cfg.batch_size, int(train_mask.sum()))
+    module: Any
+    if W_train is None or W_val is None:
+        module, train_dl, val_dl, example = stream_loaders(cfg, zoo, props, train_mask, val_mask)
     else:
-        module = _neuron_module(cfg, zoo, tok, W_train, activations)
+        train_dl = DataLoader(
+            TensorDataset(W_train, act[train_mask]), batch_size=bs, shuffle=True, drop_last=True
+        )
+        val_dl = DataLoader(
+            TensorDataset(W_val, act[val_mask]),
+            batch_size=min(cfg.batch_size, max(2, len(W_val))),
+            drop_last=True,
+        )
+        if tok is None:
+            from eoreps.hyper.window_fit import window_module
+
+            module = window_module(cfg, zoo, W_train)
+        else:
+            module = _neuron_module(cfg, zoo, tok, W_train, activations)
+        example = (W_train[:bs], act[train_mask][:bs])
     # auto on a bf16 CPU: time this module's own training step (views, loss) in fp32 and bf16, keyed by its
     # structure and batch shapes (not seed, lr, fractions or zoo_query); a resume keeps the stored choice
-    step = (_LossStep(module), (W_train[:bs], act[train_mask][:bs]))
+    step = (_LossStep(module), example)
     precision = settle_run(cfg, out, resuming, lambda: Workload([step], f"hyper {cfg.tokenizer} b{bs}"),
                            previous=previous)
     announce(precision)
@@ -341,8 +362,8 @@ def export(module: Any, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path
         "augment": dataclasses.asdict(cfg.augment),
         "config": to_dict(cfg),
         "final_metrics": metrics,
-        **({"tokenizer": "window", "window": module.window, "window_tokenizer": module.tokenizer.to_dict()}
-           if isinstance(module, WindowModule) else {}),
+        **({"tokenizer": "window", "window": module.window, "window_tokenizer": module.tokenizer.to_dict(),
+            "window_readout": "layer"} if isinstance(module, WindowModule) else {}),
         "seconds": round(seconds, 1),
         "precision": precision or precision_record(cfg.precision, asked=requested(cfg)),
     }

@@ -1,9 +1,9 @@
 """Lightning module of the windowed hyper-representation (``hyper fit --tokenizer window``).
 
 Each step takes a batch of flat weights (B, D), draws one random window start for the batch and two views
-of that window of every model (a random function-preserving permutation of the model,
-:meth:`WindowTokenizer.permute`, then noise and token erasing from :mod:`eoreps.hyper.augment`), encodes
-both views in one pass and minimises the per-neuron model's loss
+of that window of every model (a random function-preserving permutation of the chains the window reads,
+:func:`eoreps.hyper.window_parts.permuted_tokens`, then noise and token erasing from
+:mod:`eoreps.hyper.augment`), encodes both views in one pass and minimises the per-neuron model's loss
 (:class:`eoreps.hyper.losses.HyperLoss`: ``gamma * NT-Xent + (1 - gamma) * MSE``). Only ``K`` tokens per
 model reach the transformer, so the step's memory does not depend on the model size.
 """
@@ -21,6 +21,7 @@ from eoreps.hyper.autoencoder import ModelConfig
 from eoreps.hyper.losses import HyperLoss
 from eoreps.hyper.module import HyperModule
 from eoreps.hyper.window_autoencoder import WindowAutoencoder
+from eoreps.hyper.window_parts import WindowParts, parts_from_flat, permuted_tokens, tokenize_parts
 from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
 
 
@@ -33,28 +34,30 @@ def window_views(weights: torch.Tensor, tok: WindowTokenizer, scaler: TensorScal
     position: with a window per model they differ by position, and the contrastive term is solved by the
     position embedding alone instead of by what distinguishes the models."""
     start = int(torch.randint(0, tok.n_tokens - window + 1, (1,), generator=generator))
-    starts = [start] * weights.shape[0]
-    views: list[list[torch.Tensor]] = [[], []]
-    pos, mask = [], []
-    for b, s in enumerate(starts):
-        ids, m = tok.tensor_ids(s, window), tok.mask[s:s + window]
-        for v in views:
-            w = tok.permute(weights[b], generator) if cfg.permute else weights[b]
-            v.append(scaler.transform(tok.tokenize(w, s, window), ids, m))
-        pos.append(tok.positions[s:s + window])
-        mask.append(m)
-    masks = torch.stack(mask)
+    return parts_views(parts_from_flat(tok, weights, start, window), tok, scaler, cfg, generator)
+
+
+def parts_views(parts: WindowParts, tok: WindowTokenizer, scaler: TensorScaler, cfg: AugmentConfig,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """:func:`window_views` of the window ``parts`` holds (:mod:`eoreps.hyper.window_parts`): each view a
+    permutation of the chains the window reads (per model, batched), then noise and token erasing."""
+    s, k, b = parts.start, parts.length, parts.batch
+    ids, m = tok.tensor_ids(s, k), tok.mask[s:s + k]
+    masks = m.expand(b, *m.shape)
     out: list[torch.Tensor] = []
-    for v in views:
-        clean = torch.stack(v)
+    for _ in range(2):
+        raw = permuted_tokens(tok, parts, generator) if cfg.permute else tokenize_parts(tok, parts)
+        clean = scaler.transform(raw, ids, m)
         view = erase_tokens(add_noise(clean, masks, cfg.noise, generator), cfg.erase_prob, generator)
         out += [view, clean]
-    return (*out, torch.stack(pos), masks)
+    pos = tok.positions[s:s + k]
+    return (*out, pos.expand(b, *pos.shape), masks)
 
 
 class WindowModule(L.LightningModule):
-    """Trains :class:`WindowAutoencoder` on batches of flat weights (B, D); the scaler statistics are
-    buffers, so a checkpoint holds everything needed to embed and decode."""
+    """Trains :class:`WindowAutoencoder` on batches of flat weights (B, D) or of streamed window parts
+    (:mod:`eoreps.hyper.window_stream`); the scaler statistics are buffers, so a checkpoint holds everything
+    needed to embed and decode."""
 
     # the optimisation and logging of the per-neuron module, unchanged
     configure_optimizers = HyperModule.configure_optimizers
@@ -81,9 +84,26 @@ class WindowModule(L.LightningModule):
     def scaler(self) -> TensorScaler:
         return TensorScaler(self.scaler_mean.cpu(), self.scaler_std.cpu())
 
-    def _step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        v1, t1, v2, t2, pos, mask = window_views(batch[0].float().cpu(), self.tokenizer, self.scaler,
-                                                 self.window, self.augment_cfg)
+    @staticmethod
+    def batch_size_of(batch: WindowParts | tuple[torch.Tensor, ...]) -> int:
+        return batch.batch if isinstance(batch, WindowParts) else int(batch[0].shape[0])
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Streamed batches (:class:`WindowParts`, :mod:`eoreps.hyper.window_stream`) stay on the CPU,
+        where :meth:`_step` builds the views (as it does for flat weights)."""
+        if isinstance(batch, WindowParts):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def _step(self, batch: WindowParts | tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """The loss of a batch of flat weights ``(W (B, D), ...)`` (one random window drawn here) or of a
+        streamed :class:`WindowParts` (its window drawn by the loader)."""
+        if isinstance(batch, WindowParts):
+            views = parts_views(batch, self.tokenizer, self.scaler, self.augment_cfg)
+        else:
+            views = window_views(batch[0].float().cpu(), self.tokenizer, self.scaler, self.window,
+                                 self.augment_cfg)
+        v1, t1, v2, t2, pos, mask = views
         B, dev = v1.shape[0], self.device
         pos2, mask2 = torch.cat([pos, pos]).to(dev), torch.cat([mask, mask]).to(dev)
         _, rec, proj = self.net(torch.cat([v1, v2]).to(dev), pos2, mask2)

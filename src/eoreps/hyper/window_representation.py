@@ -5,7 +5,9 @@ adds ``tokenizer: "window"``, ``window`` and ``window_tokenizer`` (parameter ord
 chains), ``model.safetensors`` holds the :class:`WindowAutoencoder` and the per-tensor scaler (P,).
 
 * **Embedding** a model: the codes of the windows of :meth:`WindowTokenizer.window_starts` (stride ``K``,
-  the last flush with the end), encoded ``batch_size`` windows at a time, averaged. Memory is the flat
+  the last flush with the end), encoded ``batch_size`` windows at a time; ``z`` is their mean, the block
+  readout (``learned`` in ``hyper evaluate``) their mean per layer (``window_readout`` in ``hyper.json``,
+  default ``layer``; ``mean``: over all windows), which keeps where a code came from. Memory is the flat
   weights, their tokens and one batch of windows: a ResNet-18 (11.2 M parameters) in well under 2 GB.
 * **Generating**: a model's code for sampling is the sequence of its window codes (n_windows x latent,
   flattened); decoding runs the decoder window by window and writes each window's tokens in order (the
@@ -20,6 +22,8 @@ from typing import Any
 import torch
 
 from eoreps.errors import DataError
+from eoreps.hyper.align import match
+from eoreps.hyper.augment import Permuter
 from eoreps.hyper.autoencoder import ModelConfig
 from eoreps.hyper.representation import Representation
 from eoreps.hyper.tokens import Tokenizer
@@ -36,15 +40,43 @@ def _neuron_tokenizer(param_order: list[tuple[str, tuple[int, ...]]]) -> Tokeniz
         return None
 
 
+READOUTS = ("layer", "mean")
+
+
+def layer_readout_weights(tok: WindowTokenizer, starts: list[int]) -> torch.Tensor:
+    """(n_layers, n_windows) averaging weights: row ``l`` averages the windows that start in the ``l``-th
+    layer (of those where some window starts), so a per-layer readout keeps where in the model a code came
+    from; its size grows with the layers, not with the windows."""
+    layer_of = tok.positions[torch.tensor(starts), 0]
+    rows = torch.stack([(layer_of == li).float() for li in sorted(set(layer_of.tolist()))])
+    return rows / rows.sum(1, keepdim=True)
+
+
 class WindowRepresentation(Representation):
     """Window tokenizer + scaler + :class:`WindowAutoencoder` (eval mode), with the per-neuron
     :class:`Representation` interface (``embed``, ``embed_blocks``, ``codes``, ``decode_codes``, ...)."""
 
     def __init__(self, meta: dict[str, Any], tokenizer: WindowTokenizer, scaler: TensorScaler,
-                 net: WindowAutoencoder, window: int, root: Path | None = None) -> None:
-        super().__init__(meta, _neuron_tokenizer(tokenizer.param_order), scaler, net, root)  # type: ignore
+                 net: WindowAutoencoder, window: int, root: Path | None = None,
+                 reference: torch.Tensor | None = None) -> None:
+        super().__init__(meta, _neuron_tokenizer(tokenizer.param_order), scaler, net, root,  # type: ignore
+                         reference)
         self.window_tokenizer, self.window = tokenizer, int(window)
         self.starts = tokenizer.window_starts(self.window)
+        # representations fitted before the key existed were evaluated with the mean: keep that
+        self.readout = str(meta.get("window_readout", "mean"))
+        if self.readout not in READOUTS:
+            where = (root / "hyper.json") if root else "hyper.json"
+            raise DataError(f"{where}: window_readout '{self.readout}' is not one of "
+                            f"{', '.join(READOUTS)}; fix hyper.json")
+        self.readout_weights = layer_readout_weights(tokenizer, self.starts)
+
+    @property
+    def blocks_dim(self) -> int:
+        """Size of :meth:`embed_blocks`' second output."""
+        cfg = self.net.cfg
+        groups = len(self.readout_weights) if self.readout == "layer" else 1
+        return groups * cfg.enc_layers * cfg.d_model
 
     @property
     def param_order(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -62,6 +94,8 @@ class WindowRepresentation(Representation):
         """(M, D) weights -> ``(codes (M, n_windows, latent), blocks (M, n_windows, layers * d))``, about
         ``batch_size`` windows per forward pass (several models' windows together for small models)."""
         tok, k, m = self.window_tokenizer, self.window, len(weights)
+        if self.reference is not None:  # fitted with align: encode models in the reference's unit order
+            weights = match(Permuter(self.tokenizer), self.reference, weights.float())
         per = max(1, batch_size // max(1, m))
         zs, bs = [], []
         for i in range(0, len(self.starts), per):
@@ -84,13 +118,20 @@ class WindowRepresentation(Representation):
 
     @torch.no_grad()
     def embed_blocks(self, weights: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, D) -> ``(z (N, latent), blocks (N, enc_layers * d_model))``: means over each model's
-        windows."""
+        """(N, D) -> ``(z (N, latent), blocks (N, blocks_dim))``: ``z`` the mean of each model's window codes
+        (decodable by :meth:`decode`); ``blocks`` the compression token after every encoder block, read out
+        per :attr:`readout` (``"layer"``: averaged over the windows starting in each layer, concatenated in
+        layer order; ``"mean"``: over all windows)."""
         out = [self.window_codes(w, batch_size) for w in self._groups(weights, batch_size)]
         if not out:
-            cfg = self.net.cfg
-            return torch.empty(0, self.latent_dim), torch.empty(0, cfg.enc_layers * cfg.d_model)
-        return torch.cat([z.mean(1) for z, _ in out]), torch.cat([b.mean(1) for _, b in out])
+            return torch.empty(0, self.latent_dim), torch.empty(0, self.blocks_dim)
+        return torch.cat([z.mean(1) for z, _ in out]), torch.cat([self._read(b) for _, b in out])
+
+    def _read(self, blocks: torch.Tensor) -> torch.Tensor:
+        """(M, n_windows, C) window readouts -> (M, C) mean, or (M, n_layers * C) per-layer means."""
+        if self.readout == "mean":
+            return blocks.mean(1)
+        return torch.einsum("lw,mwc->mlc", self.readout_weights, blocks).flatten(1)
 
     @torch.no_grad()
     def codes(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -130,9 +171,14 @@ def load_window_representation(root: Path, meta: dict[str, Any], state: dict[str
     tok = WindowTokenizer([(k, tuple(s)) for k, s in d["param_order"]], int(d["width"]),
                           [tuple(c) for c in d["chains"]])  # type: ignore[misc]
     scaler = TensorScaler(state.pop("scaler.mean"), state.pop("scaler.std"))
+    reference = state.pop("align.reference", None)
+    if reference is not None and (tuple(reference.shape) != (tok.num_params,)
+                                  or _neuron_tokenizer(tok.param_order) is None):
+        raise DataError(f"{root / 'model.safetensors'}: its align.reference does not fit the architecture "
+                        f"({tok.num_params} parameters, layer-list CNNs only); refit the representation")
     if tuple(scaler.mean.shape) != (len(tok.param_order),):
         raise DataError(f"{root / 'model.safetensors'}: its scaler has {tuple(scaler.mean.shape)} entries, "
                         f"the architecture {len(tok.param_order)} tensors; refit the representation")
     net = WindowAutoencoder(tok.width, tok.table_sizes, ModelConfig(**meta["model"]))
     net.load_state_dict(state)
-    return WindowRepresentation(meta, tok, scaler, net, int(meta["window"]), root)
+    return WindowRepresentation(meta, tok, scaler, net, int(meta["window"]), root, reference)

@@ -30,7 +30,6 @@ rule is a heuristic (a module with parallel ``q``/``k``/``v`` linears would fool
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -114,21 +113,27 @@ class WindowTokenizer:
         self._offsets = torch.tensor(self.offsets)
         self.skipped: list[str] = []
         self.chains = candidate_chains(self) if chains is None else [(int(a), int(b)) for a, b in chains]
-        idx, pos = [], []
+        # filled layer by layer in place: the index holds ~D entries, and building it from per-layer pieces
+        # (cat, pad, cat) would hold several copies at once (~270 MB more for a ResNet-18); int32 where D
+        # allows (45 MB instead of 90 for a ResNet-18, alive as long as the tokenizer)
+        last = self.layers[-1]
+        wide = torch.long if self.num_params >= 2**31 else torch.int32
+        index = torch.full((last.token_offset + last.n_units * last.chunks, self.width), -1, dtype=wide)
+        pos = torch.empty(index.shape[0], 3, dtype=torch.long)
         for li, layer in enumerate(self.layers):
-            cols = [torch.arange(self.offsets[j], self.offsets[j] + self.sizes[j]).reshape(layer.n_units, -1)
-                    for j in layer.tensors]
-            rows = torch.cat(cols, dim=1)  # (n, row)
-            pad = layer.chunks * self.width - layer.row
-            rows = torch.nn.functional.pad(rows, (0, pad), value=-1)
-            idx.append(rows.reshape(-1, self.width))
-            unit = torch.arange(layer.n_units).repeat_interleave(layer.chunks)
-            chunk = torch.arange(layer.chunks).repeat(layer.n_units)
-            pos.append(torch.stack([torch.full_like(unit, li), unit, chunk], dim=1))
-        index = torch.cat(idx)
+            n, t0, t1 = layer.n_units, layer.token_offset, layer.token_offset + layer.n_units * layer.chunks
+            rows = index[t0:t1].view(n, layer.chunks * self.width)  # (n, padded row) view of the index
+            col = 0
+            for j in layer.tensors:
+                o, per = self.offsets[j], self.sizes[j] // n
+                rows[:, col:col + per] = torch.arange(o, o + self.sizes[j]).view(n, per)
+                col += per
+            pos[t0:t1, 0] = li
+            pos[t0:t1, 1] = torch.arange(n).repeat_interleave(layer.chunks)
+            pos[t0:t1, 2] = torch.arange(layer.chunks).repeat(n)
         self.mask = index >= 0
-        self.index = index.clamp_min(0)
-        self.positions = torch.cat(pos)
+        self.index = index.clamp_min_(0)
+        self.positions = pos
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor] | torch.nn.Module, width: int = 64
@@ -177,9 +182,9 @@ class WindowTokenizer:
 
     def tensor_ids(self, start: int = 0, length: int | None = None) -> torch.Tensor:
         """(L, width) index of the parameter-order tensor each entry of tokens ``start .. start + L`` comes
-        from (padding: that of the row's last entry; masked anyway)."""
+        from (padding: tensor 0, as the index is clamped; masked anyway)."""
         end = self.n_tokens if length is None else start + length
-        return torch.searchsorted(self._offsets, self.index[start:end], right=True) - 1
+        return torch.searchsorted(self._offsets, self.index[start:end].long(), right=True) - 1
 
     # ------------------------------------------------------------------ flat <-> tokens
     def _check(self, flat: torch.Tensor) -> None:
@@ -191,14 +196,14 @@ class WindowTokenizer:
         """(..., D) -> (..., L, width) tokens ``start .. start + L`` (default all); padding is 0."""
         self._check(flat)
         end = self.n_tokens if length is None else start + length
-        idx, mask = self.index[start:end], self.mask[start:end]
+        idx, mask = self.index[start:end].long(), self.mask[start:end]
         tok = flat[..., idx.reshape(-1)].reshape(*flat.shape[:-1], *idx.shape)
         return torch.where(mask, tok, torch.zeros((), dtype=tok.dtype))
 
     def detokenize(self, tokens: torch.Tensor) -> torch.Tensor:
         """(..., T, width) -> (..., D) weights (padding ignored); exact inverse of :meth:`tokenize`."""
         out = tokens.new_zeros(*tokens.shape[:-2], self.num_params)
-        out[..., self.index[self.mask]] = tokens[..., self.mask]
+        out[..., self.index[self.mask].long()] = tokens[..., self.mask]
         return out
 
     def flatten(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -264,18 +269,30 @@ def verify_chains(tok: WindowTokenizer, module: torch.nn.Module, example: torch.
                   atol: float = 1e-4) -> list[tuple[int, int]]:
     """The chains of ``tok`` whose random permutation leaves ``module(example)`` unchanged (eval mode);
     ``module`` must have the tokenizer's architecture."""
-    net = copy.deepcopy(module).eval()
-    sd = net.state_dict()
-    flat = tok.flatten(sd)
-    ref = net(example)
+    from eoreps.hyper.window_parts import WindowParts, permute_parts  # it imports this module
+
+    was_training = module.training
+    module.eval()
+    sd = module.state_dict()  # the live tensors: each chain is permuted in place and restored
+    ref = module(example)
     kept = []
     gen = torch.Generator().manual_seed(0)
-    for chain in tok.chains:
-        net.load_state_dict(tok.unflatten(tok.permute(flat, gen, [chain])), strict=False)
-        out = net(example)
-        scale = ref.abs().max().clamp_min(1.0)
-        if out.shape == ref.shape and bool(((out - ref).abs().max() / scale) <= atol):
-            kept.append(chain)
+    try:
+        for a, b in tok.chains:
+            js = (*tok.layers[a].tensors, tok.layers[b].tensors[0])
+            live = [sd[tok.param_order[j][0]] for j in js]
+            saved = [t.clone() for t in live]  # the chain's tensors only, not a copy of the model
+            parts = WindowParts(0, 0, js, tuple(t.reshape(1, -1) for t in saved))
+            for t, v in zip(live, permute_parts(tok, parts, gen, [(a, b)]).values, strict=True):
+                t.copy_(v.reshape(t.shape))
+            out = module(example)
+            for t, v in zip(live, saved, strict=True):
+                t.copy_(v)
+            scale = ref.abs().max().clamp_min(1.0)
+            if out.shape == ref.shape and bool(((out - ref).abs().max() / scale) <= atol):
+                kept.append((a, b))
+    finally:
+        module.train(was_training)
     return kept
 
 

@@ -444,7 +444,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
                 "encoders": {k: str(p) for k, p in encoders.items()},
                 "checkpoint": str(last) if last.is_file() else None,
                 "synthetic_data": bool(train.info.get("synthetic")),
-                "loader": train.info.get("loader", cfg.loader),  # a pack is streamed whatever the loader
+                "loader": train.info.get("loader", cfg.loader),
                 "crop": train.info.get("crop"),
                 "precision": precision,
                 "data": train.info,

@@ -112,6 +112,10 @@ class ModelZoo(Dataset):
             self._cache.popitem(last=False)
         return w
 
+    def release_shards(self) -> None:
+        """Drop the shards kept in memory (they are read again when needed)."""
+        self._cache.clear()
+
     def __len__(self) -> int:
         return len(self.index)
 

@@ -8,7 +8,9 @@ A cell of a study is one (method, protocol, label fraction, seed). A protocol fu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -123,19 +125,23 @@ def score_test(cell: Cell, target: np.ndarray, output: np.ndarray) -> dict[str, 
     return task_metrics(kind, target, output, cell.data.classes)
 
 
-def cell_precision(cell: Cell, model: torch.nn.Module, inputs: dict[str, torch.Tensor], batch_size: int,
+def cell_precision(cell: Cell, model: torch.nn.Module,
+                   inputs: dict[str, torch.Tensor] | Callable[[], dict[str, torch.Tensor]], batch_size: int,
                    forward_only: bool = False) -> dict[str, str]:
     """``{"precision", "reason"}`` a cell runs ``model`` in: the study's ``options.precision``, except under
     ``auto`` on a CPU with the bf16 flags, where ``model`` is timed in fp32 and bf16 on a random batch of
     ``batch_size`` samples shaped like ``inputs`` (:func:`eoreps.precision_probe.measured_choice`, cached per
     model structure, shapes and CPU): a trained cell's training step (encoder, head, trainable adapters),
     or with ``forward_only`` the frozen encoder's feature pass (linear probe, kNN). Cells run on the CPU
-    (CPU autocast), so a CUDA device changes nothing here."""
+    (CPU autocast), so a CUDA device changes nothing here. Only the shapes of ``inputs`` are used; it may
+    be a function returning them, called only when a timing is needed."""
     from eoreps.precision import precision_record, requested, resolve_auto
     from eoreps.precision_probe import Workload, measured_choice
 
     if requested(cell.options) != "auto" or not resolve_auto("cpu").measurable:
         return precision_record(cell.options.precision, asked=requested(cell.options))
+    if callable(inputs):
+        inputs = inputs()
     gen = torch.Generator().manual_seed(0)  # the cell's random state is left alone
     batch = {m: torch.randn(batch_size, *x.shape[1:], generator=gen) for m, x in inputs.items()}
     shapes = " + ".join(f"{m} {'x'.join(map(str, x.shape[1:]))}" for m, x in inputs.items())
@@ -152,20 +158,32 @@ def frozen_features(cell: Cell) -> tuple[dict[str, torch.Tensor], BuiltEncoder, 
     caller indexes the training features with ``cell.train_idx``. The precision is
     :func:`cell_precision` of the encoder's forward pass at the batch the features are extracted with
     (``feature_batch_size``, at most the training split); the protocols record it as ``feature_precision``.
+
+    Peak memory: each split is normalised only when needed (the training split for a precision timing, a
+    split whose features are not cached), one at a time, and dropped once its features are extracted; the
+    normalised copies are not kept on ``cell.data`` (a large evaluation set held the three at once before).
     """
     built = build_method_encoder(cell.method, cell.data, cell.seed)
     stats = built.stats or cell.data.train_stats()
     mods = method_modalities(built, cell.method, cell.data)
-    splits = {split: cell.data.normalized(split, stats) for split in ("train", "val", "test")}
-    train = {m: splits["train"][m] for m in mods}
-    batch = max(1, min(cell.options.feature_batch_size, len(next(iter(train.values())))))
-    precision = cell_precision(cell, built.encoder, train, batch, forward_only=True)
+    held: dict[str, dict[str, torch.Tensor]] = {}
+
+    def inputs(split: str) -> dict[str, torch.Tensor]:
+        if split not in held:  # normalised once (the timing and the extraction share the training split)
+            normalized = cell.data.normalized(split, stats, keep=False)
+            held[split] = {m: normalized[m] for m in mods}
+        return held[split]
+
+    batch = max(1, min(cell.options.feature_batch_size, len(cell.data.splits["train"])))
+    precision = cell_precision(cell, built.encoder, partial(inputs, "train"), batch, forward_only=True)
     out = {}
-    for split, inputs in splits.items():
+    for split in ("train", "val", "test"):
         key: dict[str, Any] = {"encoder": built.identity, "data": cell.data.fingerprint, "split": split,
                                "norm": stats_digest(stats, mods), "v": 1}
-        out[split] = cached_features(built.encoder, {m: inputs[m] for m in mods}, key, cell.cache_dir,
-                                     cell.options.feature_batch_size, precision=precision["precision"])
+        out[split] = cached_features(built.encoder, partial(inputs, split), key, cell.cache_dir,
+                                     cell.options.feature_batch_size, precision=precision["precision"],
+                                     n=len(cell.data.splits[split]))
+        held.pop(split, None)  # its features exist: free the normalised inputs before the next split
     return out, built, precision
 
 

@@ -65,15 +65,17 @@ DataBuilder = Callable[["PretrainConfig", Any], MethodData]
 def build_patch_data(cfg: PretrainConfig, options: Any = None) -> MethodData:
     """The default hook: the training patches of ``cfg.data``, randomly cropped (``cfg.crop_px()``) and
     served a batch at a time: streamed from a pack (``loader="stream"``:
-    :class:`~eoreps.ssl.data.StreamedPatches`) or from memory (:class:`~eoreps.ssl.data.BatchDataset`); the
-    monitor patches are centre-cropped to the same size."""
+    :class:`~eoreps.ssl.data.StreamedPatches`) or from memory (``loader="memory"``, also for a pack given
+    as ``data``: :class:`~eoreps.ssl.data.BatchDataset`); the monitor patches are centre-cropped to the same
+    size."""
     from eoreps.ssl.data import BatchDataset, crop_label, load_patches, stream_source
 
     data, data_options = cfg.source()
     crop = cfg.crop_px()
-    streamed = stream_source(
-        data, cfg.modalities, crop, cfg.seed, cfg.max_samples, data_options, name=cfg.data
-    )
+    streamed = None
+    if cfg.loader == "stream":  # a pack given with loader="memory" is held in memory, as asked
+        streamed = stream_source(data, cfg.modalities, crop, cfg.seed, cfg.max_samples, data_options,
+                                 name=cfg.data)
     if streamed is not None:
         patches = load_patches(
             data,

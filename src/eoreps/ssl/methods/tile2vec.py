@@ -51,7 +51,8 @@ def build_triplet_data(cfg: PretrainConfig, options: Tile2VecOptions) -> MethodD
 
     SimEO (``simeo`` or a SimEO folder) has scenes of its own; any other source lends its training patches
     as scenes: streamed from its pack (:class:`~eoreps.ssl.data.StreamedTriplets`, each batch's patches
-    the scenes) under ``loader="stream"`` and for a pack given as ``data``, else held in memory."""
+    the scenes) under ``loader="stream"``, else held in memory (``loader="memory"``, a pack given as
+    ``data`` included)."""
     from eoreps.data.datasets.packed import PackedDataset
     from eoreps.data.pack_cache import is_packed
     from eoreps.data.simeo import is_simeo_folder
@@ -65,7 +66,7 @@ def build_triplet_data(cfg: PretrainConfig, options: Tile2VecOptions) -> MethodD
     own = cfg.data == "simeo" or is_simeo_folder(cfg.data)  # scenes are not part of the packed patches
     patches = load_patches(data, cfg.modalities, "train", max_samples=max(cfg.monitor_samples,
                            cfg.knn_train_samples if cfg.knn else 0), seed=cfg.seed, options=data_options)
-    if not own and is_packed(data):  # the pack's patches are the scenes, streamed
+    if not own and cfg.loader == "stream" and is_packed(data):  # the pack's patches are the scenes, streamed
         streamed = StreamedTriplets(PackedDataset(data, "train", cfg.modalities), cfg.modalities, o.tile_size,
                                     o.neighborhood, cfg.seed, cfg.max_samples, cfg.data)
         return MethodData(streamed, streamed, patches.centre(o.tile_size), streamed.image_size)

@@ -1,0 +1,223 @@
+"""Windows streamed from a zoo's shards: ``hyper fit --tokenizer window`` without the zoo's weights in memory.
+
+The in-memory path (``--window-data memory``) loads the training checkpoints as one (N, D) matrix and feeds
+batches of whole flat weights (B, D); for ResNet-18-sized members (D = 11.2 M, 45 MB a checkpoint) that
+grows with N x D. The streamed path (``--window-data stream``) never holds a whole model:
+
+* :class:`WindowBatchSampler` draws one window start per batch (as the in-memory step does) and the batch's
+  checkpoints;
+* :class:`WindowPartsDataset` reads, for those checkpoints, only the tensors the window touches
+  (:func:`eoreps.hyper.window_parts.touched_tensors`) straight from the shards and returns a
+  :class:`~eoreps.hyper.window_parts.WindowParts`, which
+  :meth:`eoreps.hyper.window_module.WindowModule._step` turns into the two views;
+* :func:`streaming_scaler` fits the per-tensor :class:`TensorScaler` in one pass over the training
+  checkpoints, one tensor at a time, merging float64 means and squared deviations (Chan et al.'s pairwise
+  update), equal to :meth:`TensorScaler.fit` on the whole matrix.
+
+So the step's memory is the batch's window tensors (at most ``B`` x the largest tensors a window reads),
+not ``N x D``. ``--window-data auto`` (the default) streams when the selected checkpoints hold more than
+:data:`STREAM_BYTES` of float32 weights. Every shard used is verified against its checksum first; a missing,
+truncated or corrupt shard, or a checkpoint the index lists beyond a shard's rows, is a one-line
+:class:`DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from eoreps.errors import ConfigError, DataError
+from eoreps.hyper.window_parts import WindowParts, touched_tensors
+from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
+from eoreps.zoo.store import ZooStore
+
+WINDOW_DATA = ("auto", "memory", "stream")
+STREAM_BYTES = 256 * 2**20
+"""``--window-data auto`` streams when the selected checkpoints' float32 weights (N x D x 4 bytes) exceed
+this (e.g. 6 ResNet-18 checkpoints; 24,000 of a 2,800-parameter CNN)."""
+
+_REBUILD = "rerun 'eoreps zoo build' with the same options to rebuild it"
+
+
+def streams(cfg: Any, num_params: int, n_checkpoints: int) -> bool:
+    """Whether a fit streams its windows (``cfg.window_data``; ``auto``: more than :data:`STREAM_BYTES`)."""
+    if cfg.window_data not in WINDOW_DATA:
+        raise ConfigError(f"window_data={cfg.window_data!r} must be one of {', '.join(WINDOW_DATA)}")
+    if cfg.tokenizer != "window":
+        if cfg.window_data == "stream":
+            raise ConfigError("window_data='stream' needs tokenizer='window' (the per-neuron representation "
+                              "reads whole models)")
+        return False
+    if cfg.augment.align:  # weight matching permutes whole models in memory
+        if cfg.window_data == "stream":
+            raise ConfigError("window_data='stream' cannot align: weight matching needs the whole models in "
+                              "memory; use window_data='memory' (or auto) with align")
+        return False
+    if cfg.window_data == "auto":
+        return n_checkpoints * num_params * 4 > STREAM_BYTES
+    return cfg.window_data == "stream"
+
+
+class ShardReader:
+    """Reads value ranges of checkpoints (rows of a shard's ``weights`` (n, D) float32) with plain file
+    reads. Not ``safe_open(...).get_slice``: that memory-maps the shard, and the pages it touches count in
+    this process's RSS while the file stays open, which is what this path avoids."""
+
+    def __init__(self, store: ZooStore, num_params: int, shards: Sequence[str]) -> None:
+        self.store, self.num_params = store, int(num_params)
+        self._layout: dict[str, tuple[int, int]] = {}  # shard -> (byte offset of weights[0, 0], rows)
+        for name in dict.fromkeys(shards):
+            store.check_shard(name)  # missing, truncated or corrupt: one line naming the file
+            self._layout[name] = self._read_header(store.shards / name)
+
+    def _read_header(self, path: Path) -> tuple[int, int]:
+        """(byte offset of ``weights``, its rows) from the safetensors header (8-byte length + JSON)."""
+        try:
+            with open(path, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(n))
+            w = header["weights"]
+            rows, d = (int(v) for v in w["shape"])
+            begin, end = (int(v) for v in w["data_offsets"])
+        except (OSError, struct.error, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{path}: unreadable shard ({type(e).__name__}); {_REBUILD}") from None
+        if w.get("dtype") != "F32" or d != self.num_params or end - begin != rows * d * 4:
+            raise DataError(f"{path}: shard holds weights {w.get('dtype')} {[rows, d]}, the zoo's members "
+                            f"have {self.num_params} float32 values; {_REBUILD}")
+        if path.stat().st_size < 8 + n + end:
+            raise DataError(f"{path}: shard is truncated ({path.stat().st_size} bytes, its header needs "
+                            f"{8 + n + end}); {_REBUILD}")
+        return 8 + n + begin, rows
+
+    def check_row(self, shard: str, row: int) -> None:
+        """One-line :class:`DataError` when ``shard`` lacks checkpoint ``row`` (one the index lists)."""
+        rows = self._layout[shard][1]
+        if not 0 <= row < rows:
+            raise DataError(f"{self.store.shards / shard}: holds {rows} checkpoints, the index wants row "
+                            f"{row}; {_REBUILD}")
+
+    def read_into(self, f: Any, shard: str, row: int, offset: int, out: torch.Tensor) -> None:
+        """Values ``offset .. offset + len(out)`` of checkpoint ``row`` of the open ``shard`` file ``f``
+        into ``out`` (contiguous float32)."""
+        f.seek(self._layout[shard][0] + (row * self.num_params + offset) * 4)
+        want = out.numel() * 4
+        if f.readinto(memoryview(out.numpy()).cast("B")) != want:
+            raise DataError(f"{self.store.shards / shard}: shard is truncated; {_REBUILD}")
+
+    def open(self, shard: str) -> Any:
+        return open(self.store.shards / shard, "rb")
+
+
+def _by_shard(rows: pd.DataFrame) -> Iterator[tuple[str, list[tuple[int, int]]]]:
+    """``(shard, [(position in rows, row in shard), ...])`` for the checkpoints of ``rows``."""
+    for shard, grp in rows.groupby("shard", sort=False):
+        yield str(shard), list(zip(grp["_pos"].tolist(), grp["row"].astype(int).tolist(), strict=True))
+
+
+def streaming_scaler(tok: WindowTokenizer, reader: ShardReader, rows: pd.DataFrame) -> TensorScaler:
+    """:meth:`TensorScaler.fit` of the checkpoints ``rows`` (index rows with ``shard``, ``row``) in one pass,
+    a tensor at a time: float64 count, mean and sum of squared deviations per tensor, merged per tensor and
+    checkpoint (Chan, Golub & LeVeque's pairwise update: stable where sum/sum-of-squares would cancel)."""
+    p = len(tok.sizes)
+    count, mean, m2 = torch.zeros(p, dtype=torch.float64), torch.zeros(p, dtype=torch.float64), torch.zeros(
+        p, dtype=torch.float64)
+    buf = torch.empty(max(tok.sizes))
+    for shard, members in _by_shard(rows.assign(_pos=range(len(rows)))):
+        with reader.open(shard) as f:
+            for _, r in members:
+                reader.check_row(shard, r)
+                for j, (o, n) in enumerate(zip(tok.offsets, tok.sizes, strict=True)):
+                    reader.read_into(f, shard, r, o, buf[:n])
+                    v = buf[:n].double()
+                    mb = v.mean()
+                    m2b = ((v - mb) ** 2).sum()
+                    total = count[j] + n
+                    delta = mb - mean[j]
+                    mean[j] += delta * n / total
+                    m2[j] += m2b + delta * delta * count[j] * n / total
+                    count[j] = total
+    std = torch.where(count > 1, (m2 / (count - 1).clamp_min(1)).sqrt(), torch.ones_like(m2))
+    std = torch.where(torch.isfinite(std) & (std > 1e-8), std, torch.ones_like(std))  # as TensorScaler.fit
+    return TensorScaler(mean.float(), std.float())
+
+
+class WindowPartsDataset(Dataset):
+    """Item ``(start, (i, ...))``: the :class:`WindowParts` of the window at ``start`` for checkpoints
+    ``i, ...`` of ``rows`` (zoo index rows with ``shard`` and ``row``), read from the shards."""
+
+    def __init__(self, tok: WindowTokenizer, window: int, reader: ShardReader, rows: pd.DataFrame) -> None:
+        self.tok, self.window, self.reader = tok, int(window), reader
+        self.rows = rows.reset_index(drop=True)
+        for shard, r in zip(self.rows["shard"].astype(str), self.rows["row"].astype(int), strict=True):
+            reader.check_row(shard, r)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: tuple[int, Sequence[int]]) -> WindowParts:
+        start, idx = int(item[0]), list(item[1])
+        js = touched_tensors(self.tok, start, self.window)
+        vals = tuple(torch.empty(len(idx), self.tok.sizes[j]) for j in js)
+        sel = self.rows.iloc[idx].assign(_pos=range(len(idx)))
+        for shard, members in _by_shard(sel):
+            with self.reader.open(shard) as f:
+                for b, r in members:
+                    for j, v in zip(js, vals, strict=True):
+                        self.reader.read_into(f, shard, r, self.tok.offsets[j], v[b])
+        return WindowParts(start, self.window, js, vals)
+
+
+class WindowBatchSampler(Sampler):
+    """Yields ``(window start, checkpoint indices)`` per batch: ``n // batch`` batches (the last partial
+    one dropped, as the in-memory loader), shuffled or in order, one random window start per batch."""
+
+    def __init__(self, n: int, batch: int, n_starts: int, shuffle: bool) -> None:
+        self.n, self.batch, self.n_starts, self.shuffle = int(n), int(batch), int(n_starts), shuffle
+
+    def __len__(self) -> int:
+        return self.n // self.batch
+
+    def __iter__(self) -> Iterator[tuple[int, tuple[int, ...]]]:
+        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
+        for k in range(len(self)):
+            start = int(torch.randint(0, self.n_starts, (1,)))
+            yield start, tuple(order[k * self.batch:(k + 1) * self.batch].tolist())
+
+
+def _as_is(item: Any) -> Any:
+    """The loader's collate function: a dataset item is already a whole batch."""
+    return item
+
+
+def stream_loaders(cfg: Any, zoo: Any, props: pd.DataFrame, train_mask: torch.Tensor, val_mask: torch.Tensor
+                   ) -> tuple[Any, DataLoader, DataLoader, WindowParts]:
+    """``(module, train loader, validation loader, an example training batch)`` of a streamed fit: the
+    scaler fitted by :func:`streaming_scaler` on the training checkpoints."""
+    from eoreps.hyper.window_fit import window_module_with
+
+    train_rows = props[train_mask.numpy()].reset_index(drop=True)
+    val_rows = props[val_mask.numpy()].reset_index(drop=True)
+    reader = ShardReader(zoo.store, zoo.num_params, [*train_rows["shard"].astype(str),
+                                                     *val_rows["shard"].astype(str)])
+    module = window_module_with(cfg, zoo, lambda tok: streaming_scaler(tok, reader, train_rows))
+    tok, k = module.tokenizer, module.window
+    n_starts = tok.n_tokens - k + 1
+    bs = min(cfg.batch_size, len(train_rows))
+    train = WindowPartsDataset(tok, k, reader, train_rows)
+    val = WindowPartsDataset(tok, k, reader, val_rows)
+    val_bs = min(cfg.batch_size, max(2, len(val_rows)))
+
+    def loader(ds: WindowPartsDataset, b: int, shuffle: bool) -> DataLoader:
+        return DataLoader(ds, sampler=WindowBatchSampler(len(ds), b, n_starts, shuffle), batch_size=None,
+                          collate_fn=_as_is)
+
+    example = train[(0, tuple(range(bs)))]
+    return module, loader(train, bs, True), loader(val, val_bs, False), example
+

@@ -1,0 +1,150 @@
+"""Windows streamed from the zoo's shards (hyper/window_stream.py): the same parts and scaler as the in-memory
+path, a fit that never loads the zoo's weight matrix, and its bad inputs (one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+# the windowed fit options and the one-line error check (exit 2, one line naming the text, no traceback)
+from test_window_pipeline import FIT, _fails
+
+from eoreps.cli import main
+from eoreps.errors import DataError
+from eoreps.hyper.window_parts import parts_from_flat, permute_parts, permuted_tokens, tokenize_parts
+from eoreps.hyper.window_stream import ShardReader, WindowPartsDataset, streaming_scaler
+from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
+from eoreps.zoo.modelzoo import ModelZoo
+
+
+def _reader(zoo: ModelZoo) -> ShardReader:
+    return ShardReader(zoo.store, zoo.num_params, zoo.index["shard"].astype(str).tolist())
+
+
+def test_streamed_scaler_and_parts_equal_those_of_the_weight_matrix(tiny_zoo):
+    zoo = ModelZoo(tiny_zoo)
+    tok = WindowTokenizer(zoo.param_order, 32)
+    W = zoo.weights_matrix()
+    rows = zoo.index.iloc[::3]  # checkpoints of several shards, not in shard order
+    sel = torch.as_tensor(rows.index.to_numpy().copy())
+    reader = _reader(zoo)
+    got, want = streaming_scaler(tok, reader, rows), TensorScaler.fit(tok, W[sel])
+    torch.testing.assert_close(got.mean, want.mean, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(got.std, want.std, rtol=1e-5, atol=1e-7)
+    ds = WindowPartsDataset(tok, 16, reader, rows)
+    for start in (0, 7, tok.n_tokens - 16):
+        idx = (4, 0, 9)
+        parts, ref = ds[(start, idx)], parts_from_flat(tok, W[sel][list(idx)], start, 16)
+        assert parts.tensors == ref.tensors and parts.batch == 3
+        for a, b in zip(parts.values, ref.values, strict=True):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("arch", ["cnn_s", "cnn-tiny"])
+def test_permuted_tokens_equal_the_tokens_of_the_permuted_parts(arch):
+    """The views' tokens gathered through the permutations equal those of the permuted copy, draw for draw
+    (rows, input columns, BatchNorm rows, a linear after a flatten)."""
+    from eoreps.models.registry import create_backbone
+    from eoreps.zoo.architectures import make_arch
+
+    if arch == "cnn_s":
+        tok = WindowTokenizer(make_arch("cnn_s", (1, 28, 28), 10).param_shapes(), 16)
+    else:
+        tok = WindowTokenizer.from_state_dict(create_backbone("cnn-tiny", in_chans=3), 16)
+    assert tok.chains
+    W = torch.randn(3, tok.num_params)
+    for start in range(0, tok.n_tokens - 8, 3):
+        parts = parts_from_flat(tok, W, start, 8)
+        got = permuted_tokens(tok, parts, torch.Generator().manual_seed(start))
+        want = tokenize_parts(tok, permute_parts(tok, parts, torch.Generator().manual_seed(start)))
+        assert torch.equal(got, want), start
+
+
+def _fit(zoo: Path, out: Path, capsys, *extra: str) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(["hyper", "fit", "--zoo", str(zoo), "--out", str(out), *FIT, *extra])
+    assert e.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_a_streamed_fit_never_loads_the_weight_matrix_and_resumes(tiny_zoo, tmp_path, capsys, monkeypatch):
+    def refuse(self):  # the (N, D) matrix of the in-memory path
+        raise AssertionError("weights_matrix called by a streamed fit")
+
+    monkeypatch.setattr(ModelZoo, "weights_matrix", refuse)
+    out = tmp_path / "rep"
+    text = _fit(tiny_zoo, out, capsys, "--window-data", "stream")
+    # 36 training checkpoints / batch 8 = 4 steps per epoch, as the in-memory loader (test_window_pipeline)
+    assert re.search(r"steps\s+8\n", text)
+    meta = json.loads((out / "hyper.json").read_text())
+    assert meta["tokenizer"] == "window" and meta["config"]["window_data"] == "stream"
+    text = _fit(tiny_zoo, out, capsys, "--window-data", "stream", "--epochs", "3")
+    assert re.search(r"epochs\s+3\n", text) and re.search(r"steps\s+12\n", text)
+    monkeypatch.undo()
+    from eoreps.hyper.representation import load_representation
+
+    rep = load_representation(out)
+    z = rep.embed(ModelZoo(tiny_zoo).weights_matrix()[:2])
+    assert z.shape == (2, rep.latent_dim) and torch.isfinite(z).all()
+
+
+def test_auto_streams_above_the_size_limit_only(monkeypatch):
+    from eoreps.hyper import window_stream
+    from eoreps.hyper.train import FitConfig
+
+    cfg = FitConfig(zoo=Path("z"), out=Path("o"), tokenizer="window")
+    assert not window_stream.streams(cfg, 11_186_112, 5)  # 224 MB of weights: in memory
+    assert window_stream.streams(cfg, 11_186_112, 6)  # 268 MB: streamed
+    cfg.window_data = "memory"
+    assert not window_stream.streams(cfg, 11_186_112, 1000)
+    cfg.window_data, cfg.tokenizer = "auto", "neuron"
+    assert not window_stream.streams(cfg, 11_186_112, 1000)
+
+
+def _first_shard(zoo: Path) -> tuple[pd.DataFrame, str]:
+    idx = pd.read_parquet(zoo / "index.parquet")
+    return idx, str(idx["shard"].iloc[0])
+
+
+def test_a_checkpoint_missing_from_a_shard_is_one_line(tiny_zoo, tmp_path, capsys):
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, zoo)
+    idx, shard = _first_shard(zoo)
+    idx.loc[idx["shard"] == shard, "row"] += 1000  # the index lists rows the shard does not hold
+    idx.to_parquet(zoo / "index.parquet", index=False)
+    line = _fails(["hyper", "fit", "--zoo", str(zoo), "--out", str(tmp_path / "r"), *FIT, "--window-data",
+                   "stream"], capsys, shard)
+    assert "the index wants row" in line
+
+
+def test_a_truncated_shard_is_one_line(tiny_zoo, tmp_path, capsys):
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, zoo)
+    _, shard = _first_shard(zoo)
+    path = zoo / "shards" / shard
+    path.write_bytes(path.read_bytes()[:-400])
+    line = _fails(["hyper", "fit", "--zoo", str(zoo), "--out", str(tmp_path / "r"), *FIT, "--window-data",
+                   "stream"], capsys, str(path))
+    assert "corrupt" in line
+    # a truncated shard whose checksum was re-recorded: the reader's own size check names it
+    from eoreps.digest import file_sha256
+
+    sums = json.loads((zoo / "checksums.json").read_text())
+    sums[shard] = file_sha256(path)
+    (zoo / "checksums.json").write_text(json.dumps(sums))
+    with pytest.raises(DataError, match=re.escape(str(path)) + ".*truncated"):
+        _reader(ModelZoo(zoo))
+
+
+def test_bad_window_data_options_are_one_line(tiny_zoo, tmp_path, capsys):
+    line = _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), *FIT,
+                   "--window-data", "disk"], capsys, "window-data 'disk'")
+    assert "stream" in line
+    _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), "--window-data", "stream",
+            "--quick"], capsys, "tokenizer 'window'")
