@@ -223,22 +223,16 @@ class WindowTokenizer:
     # ------------------------------------------------------------------ permutations
     def permute(self, flat: torch.Tensor, generator: torch.Generator | None = None,
                 chains: list[tuple[int, int]] | None = None) -> torch.Tensor:
-        """(D,) weights with a random function-preserving permutation of every chain's units."""
+        """(D,) weights with a random function-preserving permutation of every chain's units: the
+        permutation of a window covering the whole model (:func:`eoreps.hyper.window_parts.permute_parts`,
+        the one bookkeeping of rows and input columns)."""
+        from eoreps.hyper.window_parts import parts_from_flat, permute_parts  # it imports this module
+
         chains = self.chains if chains is None else chains
         if not chains:
             return flat
-        idx = torch.arange(self.num_params)
-        for a, b in chains:
-            la, lb = self.layers[a], self.layers[b]
-            p = torch.randperm(la.n_units, generator=generator)
-            for j in la.tensors:
-                o, n = self.offsets[j], self.sizes[j]
-                idx[o:o + n] = idx[o:o + n].reshape(la.n_units, -1)[p].reshape(-1)
-            j = lb.tensors[0]
-            o, n = self.offsets[j], self.sizes[j]
-            shape = self.param_order[j][1]
-            idx[o:o + n] = idx[o:o + n].reshape(shape[0], la.n_units, -1)[:, p].reshape(-1)
-        return flat[idx]
+        whole = parts_from_flat(self, flat[None], 0, self.n_tokens)  # every tensor, in parameter order
+        return torch.cat(permute_parts(self, whole, generator, chains).values, dim=1)[0]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description (rebuild with ``WindowTokenizer(**d)``)."""
