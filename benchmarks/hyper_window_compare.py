@@ -146,6 +146,9 @@ def main() -> None:
     ap.add_argument("--layer-readout", action="store_true",
                     help="windowed: also the per-layer means of the window codes (window_readouts)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--save-features", type=Path, default=None,
+                    help="also write every readout, the properties and the split to this .npz (one file per "
+                         "run: the seed is added to the name), to study readouts without refitting")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from eoreps.hyper.features import weight_statistics
@@ -180,6 +183,11 @@ def main() -> None:
                 else:
                     z, blocks = rep.embed_blocks(W)
                     feats = {"z": z, "learned": blocks}
+            if args.save_features:
+                dest = args.save_features.with_name(f"{args.save_features.stem}_{method}_seed{seed}.npz")
+                np.savez_compressed(dest, split=split, test_acc=y[:, 0], epoch=y[:, 1],
+                                    sw=weight_statistics(W, zoo.param_order).numpy(),
+                                    **{k.replace("/", "_"): v.numpy() for k, v in feats.items()})
             for name, x in feats.items():
                 rows.append({"features": f"{method} {name}", "seed": seed, **score(x.numpy()),
                              "fit_s": round(fit_s, 1)})

@@ -3,6 +3,7 @@ scores (Kendall's tau from :func:`eoreps.hyper.probes.kendall_tau`, the JSON it 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from eoreps.hyper.autoencoder import ModelConfig
@@ -79,9 +80,12 @@ def test_main_scores_with_the_library_kendall_tau_and_keeps_its_json(bench_scrip
     monkeypatch.setattr(bench, "fit_module", lambda *a, **k: _Rep())
     out = tmp_path / "out.json"
     monkeypatch.setattr("sys.argv", ["hyper_window_compare.py", "--zoo", str(tmp_path), "--methods", "neuron",
-                                     "--json", str(out)])
+                                     "--json", str(out), "--save-features", str(tmp_path / "f.npz")])
     bench.main()
     res = json.loads(out.read_text())
+    saved = np.load(tmp_path / "f_neuron_seed0.npz")
+    assert set(saved.files) == {"split", "test_acc", "epoch", "sw", "z", "learned"}
+    assert saved["learned"].shape == (len(saved["test_acc"]), 5)
     assert set(res) == {"command", "zoo", "checkpoints", "models", "cpu", "torch_threads", "args", "rows"}
     assert [r["features"] for r in res["rows"]] == ["s(W)", "neuron z", "neuron learned"]
     assert set(res["rows"][0]) == {"features", "seed", "r2_test_acc", "kendall_tau_test_acc", "r2_epoch"}

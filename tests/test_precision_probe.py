@@ -284,3 +284,22 @@ def test_a_forward_only_workload_times_eval_passes_under_its_own_key(monkeypatch
     train = PP.cache_key(PP.Workload([(model, torch.randn(3, 4))], "seen"))
     forward = PP.cache_key(PP.Workload([(model, torch.randn(3, 4))], "seen", forward_only=True))
     assert forward == {**train, "forward_only": True} and "forward_only" not in train  # old keys kept
+
+
+def test_a_streamed_window_batch_keys_by_its_tensors_shapes():
+    """A streamed windowed fit feeds :class:`WindowParts` (a dataclass): its batch and tensor sizes are in
+    the key, as a tensor batch's shape is."""
+    from eoreps.hyper.window_parts import WindowParts
+
+    def parts(batch: int, numel: int) -> WindowParts:
+        return WindowParts(0, 8, (0, 1), (torch.zeros(batch, numel), torch.zeros(batch, 4)))
+
+    assert PP.shapes_of(parts(8, 36)) == {"start": [], "length": [], "tensors": [[], []],
+                                          "values": [[8, 36], [8, 4]]}
+    m = torch.nn.Linear(4, 2)
+
+    def key(p: WindowParts) -> dict:
+        return PP.cache_key(PP.Workload([(m, p)], "hyper window"))
+
+    assert key(parts(8, 36)) == key(parts(8, 36))
+    assert key(parts(8, 36)) != key(parts(64, 36)) and key(parts(8, 36)) != key(parts(8, 72))

@@ -46,6 +46,7 @@ processes keep the flag rule (every process must train in the same precision), a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import statistics
@@ -101,9 +102,12 @@ class Workload:
 
 
 def shapes_of(x: Any) -> Any:
-    """The shapes of a tensor or of (nested) dicts, lists and tuples of tensors, JSON-able."""
+    """The shapes of a tensor or of (nested) dicts, lists, tuples and dataclasses of tensors (a streamed
+    window's :class:`~eoreps.hyper.window_parts.WindowParts`), JSON-able."""
     if isinstance(x, Mapping):
         return {str(k): shapes_of(v) for k, v in sorted(x.items())}
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: shapes_of(getattr(x, f.name)) for f in dataclasses.fields(x)}
     if isinstance(x, list | tuple):
         return [shapes_of(v) for v in x]
     return list(getattr(x, "shape", ()))

@@ -248,3 +248,16 @@ def test_window_views_share_one_window_per_batch():
     assert v1.shape == (5, 16, 64) and (pos == pos[:1]).all() and (mask == mask[:1]).all()
     start = next(s for s in range(tok.n_tokens - 15) if torch.equal(tok.positions[s:s + 16], pos[0]))
     assert torch.equal(t1, tok.tokenize(W, start, 16)) and torch.equal(v1, t1) and torch.equal(v2, t2)
+
+
+def test_permutable_chains_warn_and_permute_nothing_without_a_rebuilt_member(tiny_zoo, monkeypatch) -> None:
+    from eoreps.hyper.window_fit import permutable_chains
+    from eoreps.hyper.window_tokens import WindowTokenizer
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    zoo = ModelZoo(tiny_zoo)
+    tok = WindowTokenizer(zoo.param_order, 32, chains=[])
+    assert permutable_chains(tok, zoo)  # the digits CNN has verified chains
+    monkeypatch.setitem(zoo.manifest, "in_shape", None)  # a manifest this eoreps cannot rebuild from
+    with pytest.warns(RuntimeWarning, match=f"{re.escape(str(tiny_zoo))}: cannot rebuild a member"):
+        assert permutable_chains(tok, zoo) == []

@@ -132,6 +132,28 @@ def test_verify_chains_drops_a_wrong_heuristic_chain() -> None:
     assert verify_chains(tok, net, torch.randn(5, 6)) == []
 
 
+class _RaisesWhenPermuted(_Parallel):
+    """Raises in forward once its weights differ from the first call's (a permuted forward that fails)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not hasattr(self, "first"):
+            self.first = self.q.weight.detach().clone()
+        elif not torch.equal(self.q.weight, self.first):
+            raise RuntimeError("permuted forward failed")
+        return super().forward(x)
+
+
+def test_verify_chains_restores_the_module_when_a_permuted_forward_raises() -> None:
+    torch.manual_seed(0)
+    net = _RaisesWhenPermuted()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    tok = WindowTokenizer.from_state_dict(net, width=4)
+    with pytest.raises(RuntimeError, match="permuted forward failed"):
+        verify_chains(tok, net, torch.randn(5, 6))
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 @pytest.mark.parametrize("state, match", [
     ({}, "no floating-point parameters"),
     ({"a.weight": torch.zeros(0, 3)}, "'a.weight' has shape \\(0, 3\\)"),
@@ -160,3 +182,14 @@ def test_scaler_standardises_per_tensor_and_inverts() -> None:
         assert abs(float(back[:, o:o + n].mean())) < 1e-4
         assert abs(float(back[:, o:o + n].std()) - 1.0) < 1e-3
     assert torch.allclose(tok.detokenize(sc.inverse(std, ids, mask)), W, atol=1e-5)
+
+
+def test_scaler_falls_back_to_unit_std_for_constant_and_single_values() -> None:
+    tok = WindowTokenizer([("a.weight", (4, 3)), ("bn.running_var", (4,)), ("bn.num_batches_tracked", ())],
+                          width=5)
+    W = torch.randn(1, tok.num_params)
+    W[:, 12:16] = 0.5  # a constant tensor over every model
+    sc = TensorScaler.fit(tok, W)
+    assert sc.std[1] == 1.0 and sc.mean[1] == 0.5  # constant: std 1, not 0
+    assert sc.std[2] == 1.0  # one value in all: the sample std is undefined
+    assert torch.isclose(sc.std[0], W[:, :12].std())

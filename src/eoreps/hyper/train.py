@@ -87,9 +87,9 @@ class FitConfig:
             from eoreps.hyper.window_fit import check_window_config
 
             check_window_config(self)
-        from eoreps.hyper.window_stream import streams
+        from eoreps.hyper.window_stream import check_window_data
 
-        streams(self, 0, 0)  # checks window_data
+        check_window_data(self)
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 

@@ -5,6 +5,7 @@ resuming and export as for the per-neuron representation."""
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -65,15 +66,22 @@ def check_window_zoo(cfg: Any, zoo: Any, props: pd.DataFrame) -> None:
 
 
 def permutable_chains(tok: WindowTokenizer, zoo: Any) -> list[tuple[int, int]]:
-    """The candidate chains of ``tok`` verified on the zoo's first member (:func:`verify_chains`); none when
-    the zoo cannot rebuild its network: the augmentation never applies an unverified permutation."""
+    """The candidate chains of ``tok`` verified on the zoo's first member (:func:`verify_chains`); none, with
+    a warning, when the zoo cannot rebuild its network (an architecture this eoreps does not register, a
+    manifest without ``in_shape``): the augmentation never applies an unverified permutation. Other errors
+    (an unreadable shard's :class:`DataError`) propagate."""
     try:
         net = zoo.build_model(0)
-        zoo.release_shards()  # a streamed fit keeps no shard in memory
         example = torch.randn(2, *[int(v) for v in zoo.manifest["in_shape"]],
                               generator=torch.Generator().manual_seed(0))
-    except Exception:  # any zoo format that cannot rebuild a network: no permutation rather than a wrong one
+    except (ConfigError, KeyError, TypeError, ValueError) as e:
+        where = getattr(getattr(zoo, "store", None), "root", "zoo")
+        warnings.warn(f"{where}: cannot rebuild a member to verify permutations ({type(e).__name__}: {e}); "
+                      f"fitting without the permutation augmentation",
+                      RuntimeWarning, stacklevel=2)
         return []
+    finally:
+        zoo.release_shards()  # a streamed fit keeps no shard in memory
     candidates = copy.copy(tok)  # shares the index tensors: no second tokenizer of the model's size
     candidates.chains = candidate_chains(tok)
     return verify_chains(candidates, net, example)

@@ -46,19 +46,25 @@ this (e.g. 6 ResNet-18 checkpoints; 24,000 of a 2,800-parameter CNN)."""
 _REBUILD = "rerun 'eoreps zoo build' with the same options to rebuild it"
 
 
-def streams(cfg: Any, num_params: int, n_checkpoints: int) -> bool:
-    """Whether a fit streams its windows (``cfg.window_data``; ``auto``: more than :data:`STREAM_BYTES`)."""
+def check_window_data(cfg: Any) -> None:
+    """One-line :class:`ConfigError` when ``cfg.window_data`` is unknown or conflicts with the tokenizer or
+    ``align`` (checked when the config is built, before any zoo is read)."""
     if cfg.window_data not in WINDOW_DATA:
         raise ConfigError(f"window_data={cfg.window_data!r} must be one of {', '.join(WINDOW_DATA)}")
+    if cfg.window_data != "stream":
+        return
     if cfg.tokenizer != "window":
-        if cfg.window_data == "stream":
-            raise ConfigError("window_data='stream' needs tokenizer='window' (the per-neuron representation "
-                              "reads whole models)")
-        return False
+        raise ConfigError("window_data='stream' needs tokenizer='window' (the per-neuron representation "
+                          "reads whole models)")
     if cfg.augment.align:  # weight matching permutes whole models in memory
-        if cfg.window_data == "stream":
-            raise ConfigError("window_data='stream' cannot align: weight matching needs the whole models in "
-                              "memory; use window_data='memory' (or auto) with align")
+        raise ConfigError("window_data='stream' cannot align: weight matching needs the whole models in "
+                          "memory; use window_data='memory' (or auto) with align")
+
+
+def streams(cfg: Any, num_params: int, n_checkpoints: int) -> bool:
+    """Whether a fit streams its windows (``cfg.window_data``; ``auto``: more than :data:`STREAM_BYTES`)."""
+    check_window_data(cfg)
+    if cfg.tokenizer != "window" or cfg.augment.align:
         return False
     if cfg.window_data == "auto":
         return n_checkpoints * num_params * 4 > STREAM_BYTES
@@ -143,9 +149,7 @@ def streaming_scaler(tok: WindowTokenizer, reader: ShardReader, rows: pd.DataFra
                     mean[j] += delta * n / total
                     m2[j] += m2b + delta * delta * count[j] * n / total
                     count[j] = total
-    std = torch.where(count > 1, (m2 / (count - 1).clamp_min(1)).sqrt(), torch.ones_like(m2))
-    std = torch.where(torch.isfinite(std) & (std > 1e-8), std, torch.ones_like(std))  # as TensorScaler.fit
-    return TensorScaler(mean.float(), std.float())
+    return TensorScaler.from_moments(count, mean, m2)
 
 
 class WindowPartsDataset(Dataset):

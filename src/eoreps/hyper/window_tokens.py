@@ -277,11 +277,13 @@ def verify_chains(tok: WindowTokenizer, module: torch.nn.Module, example: torch.
             live = [sd[tok.param_order[j][0]] for j in js]
             saved = [t.clone() for t in live]  # the chain's tensors only, not a copy of the model
             parts = WindowParts(0, 0, js, tuple(t.reshape(1, -1) for t in saved))
-            for t, v in zip(live, permute_parts(tok, parts, gen, [(a, b)]).values, strict=True):
-                t.copy_(v.reshape(t.shape))
-            out = module(example)
-            for t, v in zip(live, saved, strict=True):
-                t.copy_(v)
+            try:
+                for t, v in zip(live, permute_parts(tok, parts, gen, [(a, b)]).values, strict=True):
+                    t.copy_(v.reshape(t.shape))
+                out = module(example)
+            finally:  # the module leaves unchanged even when a permuted forward raises
+                for t, v in zip(live, saved, strict=True):
+                    t.copy_(v)
             scale = ref.abs().max().clamp_min(1.0)
             if out.shape == ref.shape and bool(((out - ref).abs().max() / scale) <= atol):
                 kept.append((a, b))
@@ -301,13 +303,21 @@ class TensorScaler:
     @classmethod
     def fit(cls, tok: WindowTokenizer, weights: torch.Tensor) -> TensorScaler:
         """Fit on (N, D) training weights."""
-        mean, std = torch.zeros(len(tok.sizes)), torch.ones(len(tok.sizes))
+        p = len(tok.sizes)
+        count, mean, m2 = (torch.zeros(p, dtype=torch.float64) for _ in range(3))
         for j, (o, n) in enumerate(zip(tok.offsets, tok.sizes, strict=True)):
             vals = weights[:, o:o + n].double()
-            s = vals.std() if vals.numel() > 1 else torch.tensor(1.0)
-            mean[j] = vals.mean()
-            std[j] = s if torch.isfinite(s) and s > 1e-8 else 1.0
-        return cls(mean, std)
+            count[j], mean[j] = vals.numel(), vals.mean()
+            m2[j] = ((vals - mean[j]) ** 2).sum()
+        return cls.from_moments(count, mean, m2)
+
+    @classmethod
+    def from_moments(cls, count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> TensorScaler:
+        """The scaler of per-tensor counts, means and sums of squared deviations (P,): the sample standard
+        deviation, 1 where it is undefined (a single value), not finite or below 1e-8 (a constant tensor)."""
+        std = torch.where(count > 1, (m2 / (count - 1).clamp_min(1)).sqrt(), torch.ones_like(m2))
+        std = torch.where(torch.isfinite(std) & (std > 1e-8), std, torch.ones_like(std))
+        return cls(mean.float(), std.float())
 
     def _lookup(self, v: torch.Tensor, ids: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return v.to(like.device)[ids].to(like.dtype)
