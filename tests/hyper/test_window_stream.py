@@ -148,3 +148,33 @@ def test_bad_window_data_options_are_one_line(tiny_zoo, tmp_path, capsys):
     assert "stream" in line
     _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r"), "--window-data", "stream",
             "--quick"], capsys, "tokenizer 'window'")
+
+
+@pytest.mark.parametrize("permute", [False, True])
+def test_streamed_views_are_the_views_of_each_checkpoint_built_alone(tiny_zoo, permute):
+    """WindowViewsDataset: per checkpoint, the tokens of its window (permute off) or two permutations drawn
+    for it alone, in checkpoint order (the same draws as permuted_tokens on that checkpoint's parts)."""
+    from eoreps.hyper.window_parts import RawViews
+    from eoreps.hyper.window_stream import WindowViewsDataset
+    from eoreps.hyper.window_tokens import candidate_chains
+
+    zoo = ModelZoo(tiny_zoo)
+    tok = WindowTokenizer(zoo.param_order, 32)
+    tok.chains = candidate_chains(tok) if permute else []
+    W = zoo.weights_matrix()
+    rows = zoo.index.iloc[::3]
+    sel = torch.as_tensor(rows.index.to_numpy().copy())
+    ds = WindowViewsDataset(tok, 16, _reader(zoo), rows, permute)
+    idx = (4, 0, 9)
+    for start in (0, 7, tok.n_tokens - 16):
+        torch.manual_seed(start)
+        got = ds[(start, idx)]
+        assert isinstance(got, RawViews) and got.batch == 3 and got.view1.shape == (3, 16, 32)
+        torch.manual_seed(start)
+        for b, i in enumerate(idx):
+            parts = parts_from_flat(tok, W[sel][[i]], start, 16)
+            for view in (got.view1, got.view2):
+                want = permuted_tokens(tok, parts) if permute else tokenize_parts(tok, parts)
+                assert torch.equal(view[b], want[0])
+        if permute and any(tok.layers[a].tensors[0] in parts.tensors for a, _ in tok.chains):
+            assert not torch.equal(got.view1, got.view2)  # two draws, not one

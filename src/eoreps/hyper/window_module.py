@@ -21,7 +21,7 @@ from eoreps.hyper.autoencoder import ModelConfig
 from eoreps.hyper.losses import HyperLoss
 from eoreps.hyper.module import HyperModule
 from eoreps.hyper.window_autoencoder import WindowAutoencoder
-from eoreps.hyper.window_parts import WindowParts, parts_from_flat, permuted_tokens, tokenize_parts
+from eoreps.hyper.window_parts import RawViews, WindowParts, parts_from_flat, permuted_tokens, tokenize_parts
 from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
 
 
@@ -42,16 +42,39 @@ def parts_views(parts: WindowParts, tok: WindowTokenizer, scaler: TensorScaler, 
     """:func:`window_views` of the window ``parts`` holds (:mod:`eoreps.hyper.window_parts`): each view a
     permutation of the chains the window reads (per model, batched), then noise and token erasing."""
     s, k, b = parts.start, parts.length, parts.batch
-    ids, m = tok.tensor_ids(s, k), tok.mask[s:s + k]
-    masks = m.expand(b, *m.shape)
     out: list[torch.Tensor] = []
     for _ in range(2):
         raw = permuted_tokens(tok, parts, generator) if cfg.permute else tokenize_parts(tok, parts)
-        clean = scaler.transform(raw, ids, m)
-        view = erase_tokens(add_noise(clean, masks, cfg.noise, generator), cfg.erase_prob, generator)
-        out += [view, clean]
-    pos = tok.positions[s:s + k]
-    return (*out, pos.expand(b, *pos.shape), masks)
+        out += _augmented(raw, s, tok, scaler, cfg, generator)
+    return (*out, *_positions_masks(tok, s, k, b))
+
+
+def raw_views(raw: RawViews, tok: WindowTokenizer, scaler: TensorScaler, cfg: AugmentConfig,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """:func:`parts_views` of two views already permuted by the loader (:class:`RawViews`): standardised,
+    then noise and token erasing."""
+    out: list[torch.Tensor] = []
+    for view in (raw.view1, raw.view2):
+        out += _augmented(view, raw.start, tok, scaler, cfg, generator)
+    return (*out, *_positions_masks(tok, raw.start, raw.length, raw.batch))
+
+
+def _augmented(raw: torch.Tensor, start: int, tok: WindowTokenizer, scaler: TensorScaler, cfg: AugmentConfig,
+               generator: torch.Generator | None) -> list[torch.Tensor]:
+    """Raw tokens (B, K, W) of the window at ``start`` -> ``[view, clean]``: standardised, then the view
+    with noise and erased tokens."""
+    k = raw.shape[1]
+    ids, m = tok.tensor_ids(start, k), tok.mask[start:start + k]
+    clean = scaler.transform(raw, ids, m)
+    view = erase_tokens(add_noise(clean, m.expand(raw.shape[0], *m.shape), cfg.noise, generator),
+                        cfg.erase_prob, generator)
+    return [view, clean]
+
+
+def _positions_masks(tok: WindowTokenizer, start: int, k: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (B, K, 3) and mask (B, K, W) of the window at ``start``, for ``b`` models."""
+    pos, m = tok.positions[start:start + k], tok.mask[start:start + k]
+    return pos.expand(b, *pos.shape), m.expand(b, *m.shape)
 
 
 class WindowModule(L.LightningModule):
@@ -85,20 +108,23 @@ class WindowModule(L.LightningModule):
         return TensorScaler(self.scaler_mean.cpu(), self.scaler_std.cpu())
 
     @staticmethod
-    def batch_size_of(batch: WindowParts | tuple[torch.Tensor, ...]) -> int:
-        return batch.batch if isinstance(batch, WindowParts) else int(batch[0].shape[0])
+    def batch_size_of(batch: WindowParts | RawViews | tuple[torch.Tensor, ...]) -> int:
+        return batch.batch if isinstance(batch, WindowParts | RawViews) else int(batch[0].shape[0])
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Streamed batches (:class:`WindowParts`, :mod:`eoreps.hyper.window_stream`) stay on the CPU,
-        where :meth:`_step` builds the views (as it does for flat weights)."""
-        if isinstance(batch, WindowParts):
+        """Streamed batches (:class:`WindowParts`, :class:`RawViews`: :mod:`eoreps.hyper.window_stream`)
+        stay on the CPU, where :meth:`_step` builds the views (as it does for flat weights)."""
+        if isinstance(batch, WindowParts | RawViews):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
-    def _step(self, batch: WindowParts | tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        """The loss of a batch of flat weights ``(W (B, D), ...)`` (one random window drawn here) or of a
-        streamed :class:`WindowParts` (its window drawn by the loader)."""
-        if isinstance(batch, WindowParts):
+    def _step(self, batch: WindowParts | RawViews | tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """The loss of a batch of flat weights ``(W (B, D), ...)`` (one random window drawn here), of a
+        streamed :class:`WindowParts` (its window drawn by the loader) or of streamed :class:`RawViews`
+        (window drawn and permuted by the loader)."""
+        if isinstance(batch, RawViews):
+            views = raw_views(batch, self.tokenizer, self.scaler, self.augment_cfg)
+        elif isinstance(batch, WindowParts):
             views = parts_views(batch, self.tokenizer, self.scaler, self.augment_cfg)
         else:
             views = window_views(batch[0].float().cpu(), self.tokenizer, self.scaler, self.window,

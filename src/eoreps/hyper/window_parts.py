@@ -40,6 +40,22 @@ class WindowParts:
         return int(self.values[0].shape[0])
 
 
+@dataclass(frozen=True)
+class RawViews:
+    """Two permuted views of the window of ``length`` tokens at ``start`` for ``B`` models, as raw
+    (unstandardised) tokens ``view1``, ``view2`` (B, K, width): what the streamed loader hands over
+    (:class:`eoreps.hyper.window_stream.WindowViewsDataset`), built one model at a time."""
+
+    start: int
+    length: int
+    view1: torch.Tensor
+    view2: torch.Tensor
+
+    @property
+    def batch(self) -> int:
+        return int(self.view1.shape[0])
+
+
 def touched_tensors(tok: WindowTokenizer, start: int, length: int) -> tuple[int, ...]:
     """Parameter-order indices (sorted) of the tensors the tokens ``start .. start + length`` read."""
     ids = tok.tensor_ids(start, length)[tok.mask[start:start + length]]

@@ -8,17 +8,19 @@ grows with N x D. The streamed path (``--window-data stream``) never holds a who
   checkpoints;
 * :class:`WindowPartsDataset` reads, for those checkpoints, only the tensors the window touches
   (:func:`eoreps.hyper.window_parts.touched_tensors`) straight from the shards and returns a
-  :class:`~eoreps.hyper.window_parts.WindowParts`, which
-  :meth:`eoreps.hyper.window_module.WindowModule._step` turns into the two views;
+  :class:`~eoreps.hyper.window_parts.WindowParts`; :class:`WindowViewsDataset`, which the fit uses, reads them
+  one checkpoint at a time and hands over that checkpoint's two permuted views only
+  (:class:`~eoreps.hyper.window_parts.RawViews`), which
+  :meth:`eoreps.hyper.window_module.WindowModule._step` standardises and augments;
 * :func:`streaming_scaler` fits the per-tensor :class:`TensorScaler` in one pass over the training
   checkpoints, one tensor at a time, merging float64 means and squared deviations (Chan et al.'s pairwise
   update), equal to :meth:`TensorScaler.fit` on the whole matrix.
 
-So the step's memory is the batch's window tensors (at most ``B`` x the largest tensors a window reads),
-not ``N x D``. ``--window-data auto`` (the default) streams when the selected checkpoints hold more than
-:data:`STREAM_BYTES` of float32 weights. Every shard used is verified against its checksum first; a missing,
-truncated or corrupt shard, or a checkpoint the index lists beyond a shard's rows, is a one-line
-:class:`DataError` naming the file.
+So the step's memory is one checkpoint's window tensors and the batch's ``2 x B x K`` tokens, not
+``N x D`` (nor ``B`` x the tensors a window reads). ``--window-data auto`` (the default) streams when the
+selected checkpoints hold more than :data:`STREAM_BYTES` of float32 weights. Every shard used is verified
+against its checksum first; a missing, truncated or corrupt shard, or a checkpoint the index lists beyond a
+shard's rows, is a one-line :class:`DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eoreps.errors import ConfigError, DataError
-from eoreps.hyper.window_parts import WindowParts, touched_tensors
+from eoreps.hyper.window_parts import RawViews, WindowParts, permuted_tokens, tokenize_parts, touched_tensors
 from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
 from eoreps.zoo.store import ZooStore
 
@@ -132,8 +134,7 @@ def streaming_scaler(tok: WindowTokenizer, reader: ShardReader, rows: pd.DataFra
     a tensor at a time: float64 count, mean and sum of squared deviations per tensor, merged per tensor and
     checkpoint (Chan, Golub & LeVeque's pairwise update: stable where sum/sum-of-squares would cancel)."""
     p = len(tok.sizes)
-    count, mean, m2 = torch.zeros(p, dtype=torch.float64), torch.zeros(p, dtype=torch.float64), torch.zeros(
-        p, dtype=torch.float64)
+    count, mean, m2 = (torch.zeros(p, dtype=torch.float64) for _ in range(3))
     buf = torch.empty(max(tok.sizes))
     for shard, members in _by_shard(rows.assign(_pos=range(len(rows)))):
         with reader.open(shard) as f:
@@ -178,6 +179,39 @@ class WindowPartsDataset(Dataset):
         return WindowParts(start, self.window, js, vals)
 
 
+class WindowViewsDataset(WindowPartsDataset):
+    """Item ``(start, (i, ...))``: the two permuted views (:class:`RawViews`) of the window at ``start`` for
+    checkpoints ``i, ...``, built one checkpoint at a time: the loader holds one checkpoint's window tensors
+    (every tensor is read whole: a row permutation may move any of its rows into the window), not the
+    batch's. A ResNet-18 window on its 512 x 512 x 3 x 3 conv reads 9.4 MB a checkpoint: 600 MB at batch 64
+    as :class:`WindowPartsDataset`, 9.4 MB here. ``permute``: draw a function-preserving permutation of the
+    tokenizer's chains per view (:func:`~eoreps.hyper.window_parts.permuted_tokens`), else both views are the
+    window's tokens."""
+
+    def __init__(self, tok: WindowTokenizer, window: int, reader: ShardReader, rows: pd.DataFrame,
+                 permute: bool) -> None:
+        super().__init__(tok, window, reader, rows)
+        self.permute = bool(permute)
+
+    def __getitem__(self, item: tuple[int, Sequence[int]]) -> RawViews:  # type: ignore[override]
+        start, idx = int(item[0]), list(item[1])
+        tok, k = self.tok, self.window
+        js = touched_tensors(tok, start, k)
+        one = tuple(torch.empty(1, tok.sizes[j]) for j in js)  # one checkpoint's window tensors, reused
+        parts = WindowParts(start, k, js, one)
+        views = torch.empty(2, len(idx), k, tok.width)
+        sel = self.rows.iloc[idx].assign(_pos=range(len(idx)))
+        for shard, members in _by_shard(sel):
+            with self.reader.open(shard) as f:
+                for b, r in members:
+                    for j, v in zip(js, one, strict=True):
+                        self.reader.read_into(f, shard, r, tok.offsets[j], v[0])
+                    for i in range(2):
+                        views[i, b] = (permuted_tokens(tok, parts) if self.permute
+                                       else tokenize_parts(tok, parts))[0]
+        return RawViews(start, k, views[0], views[1])
+
+
 class WindowBatchSampler(Sampler):
     """Yields ``(window start, checkpoint indices)`` per batch: ``n // batch`` batches (the last partial
     one dropped, as the in-memory loader), shuffled or in order, one random window start per batch."""
@@ -201,7 +235,7 @@ def _as_is(item: Any) -> Any:
 
 
 def stream_loaders(cfg: Any, zoo: Any, props: pd.DataFrame, train_mask: torch.Tensor, val_mask: torch.Tensor
-                   ) -> tuple[Any, DataLoader, DataLoader, WindowParts]:
+                   ) -> tuple[Any, DataLoader, DataLoader, RawViews]:
     """``(module, train loader, validation loader, an example training batch)`` of a streamed fit: the
     scaler fitted by :func:`streaming_scaler` on the training checkpoints."""
     from eoreps.hyper.window_fit import window_module_with
@@ -214,11 +248,11 @@ def stream_loaders(cfg: Any, zoo: Any, props: pd.DataFrame, train_mask: torch.Te
     tok, k = module.tokenizer, module.window
     n_starts = tok.n_tokens - k + 1
     bs = min(cfg.batch_size, len(train_rows))
-    train = WindowPartsDataset(tok, k, reader, train_rows)
-    val = WindowPartsDataset(tok, k, reader, val_rows)
+    train = WindowViewsDataset(tok, k, reader, train_rows, cfg.augment.permute)
+    val = WindowViewsDataset(tok, k, reader, val_rows, cfg.augment.permute)
     val_bs = min(cfg.batch_size, max(2, len(val_rows)))
 
-    def loader(ds: WindowPartsDataset, b: int, shuffle: bool) -> DataLoader:
+    def loader(ds: WindowViewsDataset, b: int, shuffle: bool) -> DataLoader:
         return DataLoader(ds, sampler=WindowBatchSampler(len(ds), b, n_starts, shuffle), batch_size=None,
                           collate_fn=_as_is)
 
