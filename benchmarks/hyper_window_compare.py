@@ -185,7 +185,7 @@ def main() -> None:
                     feats = {"z": z, "learned": blocks}
             if args.save_features:
                 dest = args.save_features.with_name(f"{args.save_features.stem}_{method}_seed{seed}.npz")
-                np.savez_compressed(dest, split=split, test_acc=y[:, 0], epoch=y[:, 1],
+                np.savez_compressed(dest, split=split.astype(str), test_acc=y[:, 0], epoch=y[:, 1],
                                     sw=weight_statistics(W, zoo.param_order).numpy(),
                                     **{k.replace("/", "_"): v.numpy() for k, v in feats.items()})
             for name, x in feats.items():
