@@ -147,8 +147,8 @@ def main() -> None:
                     help="windowed: also the per-layer means of the window codes (window_readouts)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--save-features", type=Path, default=None,
-                    help="also write every readout, the properties and the split to this .npz (one file per "
-                         "run: the seed is added to the name), to study readouts without refitting")
+                    help="also write every readout, s(W), test accuracy, epoch and the split to this .npz "
+                         "(one file per run: the seed is added to the name), to study readouts")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from eoreps.hyper.features import weight_statistics

@@ -103,7 +103,7 @@ class Workload:
 
 def shapes_of(x: Any) -> Any:
     """The shapes of a tensor or of (nested) dicts, lists, tuples and dataclasses of tensors (a streamed
-    window's :class:`~eoreps.hyper.window_parts.WindowParts`), JSON-able."""
+    window batch, :class:`~eoreps.hyper.window_parts.RawViews`), JSON-able."""
     if isinstance(x, Mapping):
         return {str(k): shapes_of(v) for k, v in sorted(x.items())}
     if dataclasses.is_dataclass(x) and not isinstance(x, type):

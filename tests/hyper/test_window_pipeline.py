@@ -261,3 +261,11 @@ def test_permutable_chains_warn_and_permute_nothing_without_a_rebuilt_member(tin
     monkeypatch.setitem(zoo.manifest, "in_shape", None)  # a manifest this eoreps cannot rebuild from
     with pytest.warns(RuntimeWarning, match=f"{re.escape(str(tiny_zoo))}: cannot rebuild a member"):
         assert permutable_chains(tok, zoo) == []
+    monkeypatch.undo()
+
+    def mismatched(i: int) -> torch.nn.Module:  # load_state_dict's error for weights of another layout
+        raise RuntimeError("Error(s) in loading state_dict: size mismatch for conv.weight")
+
+    monkeypatch.setattr(zoo, "build_model", mismatched)
+    with pytest.warns(RuntimeWarning, match="RuntimeError: Error.s. in loading state_dict"):
+        assert permutable_chains(tok, zoo) == []

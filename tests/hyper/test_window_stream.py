@@ -153,7 +153,8 @@ def test_bad_window_data_options_are_one_line(tiny_zoo, tmp_path, capsys):
 @pytest.mark.parametrize("permute", [False, True])
 def test_streamed_views_are_the_views_of_each_checkpoint_built_alone(tiny_zoo, permute):
     """WindowViewsDataset: per checkpoint, the tokens of its window (permute off) or two permutations drawn
-    for it alone, in checkpoint order (the same draws as permuted_tokens on that checkpoint's parts)."""
+    for it alone, in checkpoint order within a shard (the same draws as permuted_tokens on that checkpoint's
+    parts)."""
     from eoreps.hyper.window_parts import RawViews
     from eoreps.hyper.window_stream import WindowViewsDataset
     from eoreps.hyper.window_tokens import candidate_chains

@@ -68,13 +68,14 @@ def check_window_zoo(cfg: Any, zoo: Any, props: pd.DataFrame) -> None:
 def permutable_chains(tok: WindowTokenizer, zoo: Any) -> list[tuple[int, int]]:
     """The candidate chains of ``tok`` verified on the zoo's first member (:func:`verify_chains`); none, with
     a warning, when the zoo cannot rebuild its network (an architecture this eoreps does not register, a
-    manifest without ``in_shape``): the augmentation never applies an unverified permutation. Other errors
-    (an unreadable shard's :class:`DataError`) propagate."""
+    manifest without ``in_shape``, weights whose keys or shapes the rebuilt network does not take): the
+    augmentation never applies an unverified permutation. Other errors (an unreadable shard's
+    :class:`DataError`) propagate."""
     try:
         net = zoo.build_model(0)
         example = torch.randn(2, *[int(v) for v in zoo.manifest["in_shape"]],
                               generator=torch.Generator().manual_seed(0))
-    except (ConfigError, KeyError, TypeError, ValueError) as e:
+    except (ConfigError, KeyError, TypeError, ValueError, RuntimeError) as e:  # RuntimeError: load_state_dict
         where = getattr(getattr(zoo, "store", None), "root", "zoo")
         warnings.warn(f"{where}: cannot rebuild a member to verify permutations ({type(e).__name__}: {e}); "
                       f"fitting without the permutation augmentation",

@@ -16,11 +16,11 @@ grows with N x D. The streamed path (``--window-data stream``) never holds a who
   checkpoints, one tensor at a time, merging float64 means and squared deviations (Chan et al.'s pairwise
   update), equal to :meth:`TensorScaler.fit` on the whole matrix.
 
-So the step's memory is one checkpoint's window tensors and the batch's ``2 x B x K`` tokens, not
-``N x D`` (nor ``B`` x the tensors a window reads). ``--window-data auto`` (the default) streams when the
-selected checkpoints hold more than :data:`STREAM_BYTES` of float32 weights. Every shard used is verified
-against its checksum first; a missing, truncated or corrupt shard, or a checkpoint the index lists beyond a
-shard's rows, is a one-line :class:`DataError` naming the file.
+So the step's memory is one checkpoint's window tensors and the batch's ``2 x B x K x width`` token
+values, not ``N x D`` (nor ``B`` x the tensors a window reads). ``--window-data auto`` (the default)
+streams when the selected checkpoints hold more than :data:`STREAM_BYTES` of float32 weights. Every shard
+used is verified against its checksum first; a missing, truncated or corrupt shard, or a checkpoint the
+index lists beyond a shard's rows, is a one-line :class:`DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -206,9 +206,11 @@ class WindowViewsDataset(WindowPartsDataset):
                 for b, r in members:
                     for j, v in zip(js, one, strict=True):
                         self.reader.read_into(f, shard, r, tok.offsets[j], v[0])
-                    for i in range(2):
-                        views[i, b] = (permuted_tokens(tok, parts) if self.permute
-                                       else tokenize_parts(tok, parts))[0]
+                    if self.permute:  # two draws
+                        views[0, b] = permuted_tokens(tok, parts)[0]
+                        views[1, b] = permuted_tokens(tok, parts)[0]
+                    else:
+                        views[:, b] = tokenize_parts(tok, parts)[0]
         return RawViews(start, k, views[0], views[1])
 
 

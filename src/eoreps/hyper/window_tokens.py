@@ -308,7 +308,7 @@ class TensorScaler:
         for j, (o, n) in enumerate(zip(tok.offsets, tok.sizes, strict=True)):
             vals = weights[:, o:o + n].double()
             count[j], mean[j] = vals.numel(), vals.mean()
-            m2[j] = ((vals - mean[j]) ** 2).sum()
+            m2[j] = vals.var() * (vals.numel() - 1) if vals.numel() > 1 else 0.0  # no centred copy
         return cls.from_moments(count, mean, m2)
 
     @classmethod
