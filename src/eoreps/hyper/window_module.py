@@ -78,7 +78,7 @@ def _positions_masks(tok: WindowTokenizer, start: int, k: int, b: int) -> tuple[
 
 
 class WindowModule(L.LightningModule):
-    """Trains :class:`WindowAutoencoder` on batches of flat weights (B, D) or of streamed window parts
+    """Trains :class:`WindowAutoencoder` on batches of flat weights (B, D) or of streamed window views
     (:mod:`eoreps.hyper.window_stream`); the scaler statistics are buffers, so a checkpoint holds everything
     needed to embed and decode."""
 
@@ -108,24 +108,21 @@ class WindowModule(L.LightningModule):
         return TensorScaler(self.scaler_mean.cpu(), self.scaler_std.cpu())
 
     @staticmethod
-    def batch_size_of(batch: WindowParts | RawViews | tuple[torch.Tensor, ...]) -> int:
-        return batch.batch if isinstance(batch, WindowParts | RawViews) else int(batch[0].shape[0])
+    def batch_size_of(batch: RawViews | tuple[torch.Tensor, ...]) -> int:
+        return batch.batch if isinstance(batch, RawViews) else int(batch[0].shape[0])
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Streamed batches (:class:`WindowParts`, :class:`RawViews`: :mod:`eoreps.hyper.window_stream`)
-        stay on the CPU, where :meth:`_step` builds the views (as it does for flat weights)."""
-        if isinstance(batch, WindowParts | RawViews):
+        """Streamed batches (:class:`RawViews`: :mod:`eoreps.hyper.window_stream`) stay on the CPU, where
+        :meth:`_step` standardises and augments them (as it builds the views of flat weights)."""
+        if isinstance(batch, RawViews):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
-    def _step(self, batch: WindowParts | RawViews | tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        """The loss of a batch of flat weights ``(W (B, D), ...)`` (one random window drawn here), of a
-        streamed :class:`WindowParts` (its window drawn by the loader) or of streamed :class:`RawViews`
-        (window drawn and permuted by the loader)."""
+    def _step(self, batch: RawViews | tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """The loss of a batch of flat weights ``(W (B, D), ...)`` (one random window drawn here) or of
+        streamed :class:`RawViews` (window drawn and permuted by the loader)."""
         if isinstance(batch, RawViews):
             views = raw_views(batch, self.tokenizer, self.scaler, self.augment_cfg)
-        elif isinstance(batch, WindowParts):
-            views = parts_views(batch, self.tokenizer, self.scaler, self.augment_cfg)
         else:
             views = window_views(batch[0].float().cpu(), self.tokenizer, self.scaler, self.window,
                                  self.augment_cfg)

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,16 +167,26 @@ class WindowPartsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _each_checkpoint(self, idx: Sequence[int]
+                         ) -> Iterator[tuple[int, Callable[[int, torch.Tensor], None]]]:
+        """``(position in idx, read)`` for the checkpoints ``idx``, shard by shard (each shard opened once);
+        ``read(j, out)`` reads parameter-order tensor ``j`` of that checkpoint into ``out`` (its numel)."""
+        sel = self.rows.iloc[list(idx)].assign(_pos=range(len(idx)))
+        for shard, members in _by_shard(sel):
+            with self.reader.open(shard) as f:
+                for b, r in members:
+                    yield b, partial(self._read_tensor, f, shard, r)
+
+    def _read_tensor(self, f: Any, shard: str, r: int, j: int, out: torch.Tensor) -> None:
+        self.reader.read_into(f, shard, r, self.tok.offsets[j], out)
+
     def __getitem__(self, item: tuple[int, Sequence[int]]) -> WindowParts:
         start, idx = int(item[0]), list(item[1])
         js = touched_tensors(self.tok, start, self.window)
         vals = tuple(torch.empty(len(idx), self.tok.sizes[j]) for j in js)
-        sel = self.rows.iloc[idx].assign(_pos=range(len(idx)))
-        for shard, members in _by_shard(sel):
-            with self.reader.open(shard) as f:
-                for b, r in members:
-                    for j, v in zip(js, vals, strict=True):
-                        self.reader.read_into(f, shard, r, self.tok.offsets[j], v[b])
+        for b, read in self._each_checkpoint(idx):
+            for j, v in zip(js, vals, strict=True):
+                read(j, v[b])
         return WindowParts(start, self.window, js, vals)
 
 
@@ -200,17 +211,14 @@ class WindowViewsDataset(WindowPartsDataset):
         one = tuple(torch.empty(1, tok.sizes[j]) for j in js)  # one checkpoint's window tensors, reused
         parts = WindowParts(start, k, js, one)
         views = torch.empty(2, len(idx), k, tok.width)
-        sel = self.rows.iloc[idx].assign(_pos=range(len(idx)))
-        for shard, members in _by_shard(sel):
-            with self.reader.open(shard) as f:
-                for b, r in members:
-                    for j, v in zip(js, one, strict=True):
-                        self.reader.read_into(f, shard, r, tok.offsets[j], v[0])
-                    if self.permute:  # two draws
-                        views[0, b] = permuted_tokens(tok, parts)[0]
-                        views[1, b] = permuted_tokens(tok, parts)[0]
-                    else:
-                        views[:, b] = tokenize_parts(tok, parts)[0]
+        for b, read in self._each_checkpoint(idx):
+            for j, v in zip(js, one, strict=True):
+                read(j, v[0])
+            if self.permute:  # two draws
+                views[0, b] = permuted_tokens(tok, parts)[0]
+                views[1, b] = permuted_tokens(tok, parts)[0]
+            else:
+                views[:, b] = tokenize_parts(tok, parts)[0]
         return RawViews(start, k, views[0], views[1])
 
 
