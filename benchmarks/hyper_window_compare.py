@@ -92,13 +92,28 @@ def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Name
     return Representation(meta, mod.tokenizer, mod.scaler, mod.net)
 
 
+def save_window_representation(rep: Any, root: Path) -> None:
+    """Write a fitted :class:`WindowRepresentation` as ``hyper.json`` + ``model.safetensors`` in the keys
+    :func:`eoreps.hyper.window_representation.load_window_representation` reads."""
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    meta = {**rep.meta, "tokenizer": "window", "window_tokenizer": rep.window_tokenizer.to_dict(),
+            "model": rep.net.cfg.to_dict(), "window": rep.window, "window_readout": rep.readout}
+    state = {k: v.contiguous() for k, v in rep.net.state_dict().items()}
+    state |= {"scaler.mean": rep.scaler.mean.contiguous(), "scaler.std": rep.scaler.std.contiguous()}
+    save_file(state, str(root / "model.safetensors"))
+    (root / "hyper.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 @torch.no_grad()
 def window_readouts(rep: Any, W: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
     """Readouts of a windowed representation from one pass over every model's window codes: ``z`` and
     ``learned`` (the means over the windows, as ``embed_blocks``) and ``z/layer``, ``learned/layer`` (the
     means over the windows starting in each layer of the tokenizer, concatenated in layer order: one
     vector per layer, so the readout keeps which layer a code came from; its size grows with the number
-    of layers, not of windows)."""
+    of layers, not of windows); ``tokens/layer``: the per-layer means of the encoder's token outputs
+    (:meth:`~eoreps.hyper.window_representation.WindowRepresentation.token_layer_means`, SANE's readout)."""
     from eoreps.hyper.window_representation import layer_readout_weights
 
     onehot = layer_readout_weights(rep.window_tokenizer, rep.starts)  # (L, n_windows)
@@ -110,7 +125,9 @@ def window_readouts(rep: Any, W: torch.Tensor, batch_size: int = 64) -> dict[str
         out["learned"].append(b.mean(1))
         out["z/layer"].append(torch.einsum("lw,mwc->mlc", onehot, z).flatten(1))
         out["learned/layer"].append(torch.einsum("lw,mwc->mlc", onehot, b).flatten(1))
-    return {k: torch.cat(v) for k, v in out.items()}
+    res = {k: torch.cat(v) for k, v in out.items()}
+    res["tokens/layer"] = rep.token_layer_means(W, batch_size)
+    return res
 
 
 def _cpu() -> str:
@@ -146,6 +163,9 @@ def main() -> None:
     ap.add_argument("--layer-readout", action="store_true",
                     help="windowed: also the per-layer means of the window codes (window_readouts)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--save-model", type=Path, default=None,
+                    help="windowed: also save each fitted representation to DIR_<seed> (hyper.json + "
+                         "model.safetensors, loadable with load_window_representation) to study readouts")
     ap.add_argument("--save-features", type=Path, default=None,
                     help="also write every readout, s(W), test accuracy, epoch and the split to this .npz "
                          "(one file per run: the seed is added to the name), to study readouts")
@@ -177,6 +197,9 @@ def main() -> None:
             t = time.perf_counter()
             rep = fit_module(method, zoo, W[tr], args, seed)
             fit_s = time.perf_counter() - t
+            if method == "window" and args.save_model:
+                dest = args.save_model.with_name(f"{args.save_model.name}_seed{seed}")
+                save_window_representation(rep, dest)
             with torch.no_grad():
                 if method == "window" and args.layer_readout:
                     feats = window_readouts(rep, W)

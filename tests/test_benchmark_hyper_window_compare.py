@@ -93,3 +93,50 @@ def test_main_scores_with_the_library_kendall_tau_and_keeps_its_json(bench_scrip
     assert len(calls) == 3  # one tau per row, from eoreps.hyper.probes (no copy in the script)
     assert [r["kendall_tau_test_acc"] for r in res["rows"]] == [real(y, p) for y, p in calls]
     assert res["rows"][1]["kendall_tau_test_acc"] > 0.5  # z holds the weight that carries the accuracy
+
+
+def _rep(window: int = 8) -> tuple[WindowTokenizer, torch.Tensor, WindowRepresentation]:
+    torch.manual_seed(0)
+    tok = WindowTokenizer(ORDER, 8, chains=[])
+    W = torch.randn(5, tok.num_params)
+    cfg = ModelConfig(d_model=16, n_heads=2, enc_layers=2, dec_layers=1, latent_dim=8, proj_dim=8)
+    return tok, W, WindowRepresentation({"config": {"precision": "fp32"}, "window_readout": "layer"}, tok,
+                                        TensorScaler.fit(tok, W),
+                                        WindowAutoencoder(tok.width, tok.table_sizes, cfg).eval(), window)
+
+
+def test_token_layer_means_average_every_token_output_of_each_layer_literally():
+    tok, W, rep = _rep(window=12)  # 12 does not divide the tokens: the last window overlaps
+    got = rep.token_layer_means(W, batch_size=3)
+    sums = [torch.zeros(len(W), 2 * 16) for _ in tok.layers]
+    counts = [0] * len(tok.layers)
+    for s in rep.starts:  # one window at a time, every token's outputs added to its layer
+        pos, ids, mask = (v.expand(len(W), *v.shape[1:]) for v in rep._windows([s]))  # (M, K, .)
+        x = rep.scaler.transform(tok.tokenize(W, s, 12), ids[0], mask[0])
+        with torch.no_grad():
+            h = rep.net.encode_tokens(x, pos, mask)  # (M, K, 2 * d)
+        for j in range(12):
+            layer = int(tok.positions[s + j, 0])
+            sums[layer] += h[:, j]
+            counts[layer] += 1
+    assert rep.starts[-1] + 12 == tok.n_tokens and len(rep.starts) * 12 > tok.n_tokens  # overlap exists
+    want = torch.cat([sm / n for sm, n in zip(sums, counts, strict=True)], 1)
+    assert got.shape == (len(W), len(tok.layers) * 2 * 16)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got[0], got[1])  # models differ
+
+
+def test_saved_window_representation_loads_back_with_the_same_codes(bench_script, tmp_path):
+    from safetensors.torch import load_file
+
+    from eoreps.hyper.window_representation import load_window_representation
+
+    _, W, rep = _rep()
+    bench_script("hyper_window_compare").save_window_representation(rep, tmp_path / "rep")
+    meta = __import__("json").loads((tmp_path / "rep" / "hyper.json").read_text())
+    state = load_file(str(tmp_path / "rep" / "model.safetensors"))
+    back = load_window_representation(tmp_path / "rep", meta, state)
+    back.net.eval()
+    for a, b in zip(rep.embed_blocks(W), back.embed_blocks(W), strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(rep.token_layer_means(W), back.token_layer_means(W))

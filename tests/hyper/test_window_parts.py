@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -79,3 +81,34 @@ def test_window_permutation_matches_whole_model_permutation_of_the_same_chains()
         assert torch.equal(got, expect)
         if chains:
             assert not torch.equal(got, tok.tokenize(W, start, 8))
+
+
+def test_gather_window_reads_only_the_source_rows_of_each_draw():
+    """Rows that source_rows does not name may hold anything (NaN here): the permuted tokens are unchanged,
+    for a layer-list CNN and a BatchNorm CNN, unpermuted and permuted."""
+    from eoreps.hyper.window_parts import draw_permutations, gather_window, permuted_tokens, source_rows
+
+    for tok in (WindowTokenizer(make_arch("cnn_s", (1, 28, 28), 10).param_shapes(), 16),
+                WindowTokenizer.from_state_dict(create_backbone("cnn-tiny", in_chans=3), 16)):
+        assert tok.chains
+        W = torch.randn(3, tok.num_params)
+        skipped = 0
+        for start in range(0, tok.n_tokens - 8, 5):
+            parts = parts_from_flat(tok, W, start, 8)
+            for draws in (None, draw_permutations(tok, start, 8, 3, torch.Generator().manual_seed(start))):
+                want = (permuted_tokens(tok, parts, torch.Generator().manual_seed(start)) if draws
+                        else tokenize_parts(tok, parts))
+                rows = source_rows(tok, start, 8, draws)
+                assert set(rows) == set(parts.tensors)
+                holed = []
+                for j, v in zip(parts.tensors, parts.values, strict=True):
+                    shape = tok.param_order[j][1]
+                    n = shape[0] if shape else 1
+                    keep = torch.zeros(n, dtype=torch.bool)
+                    keep[rows[j]] = True
+                    skipped += int((~keep).sum())
+                    holed.append(torch.where(keep.repeat_interleave(v.shape[1] // n)[None], v, torch.nan))
+                got = gather_window(tok, replace(parts, values=tuple(holed)),
+                                    draws or draw_permutations(tok, start, 8, 3, chains=[]))
+                assert torch.equal(got, want), start
+        assert skipped > 0  # the window does not need every row

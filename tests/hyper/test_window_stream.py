@@ -17,7 +17,13 @@ from test_window_pipeline import FIT, _fails
 
 from eoreps.cli import main
 from eoreps.errors import DataError
-from eoreps.hyper.window_parts import parts_from_flat, permute_parts, permuted_tokens, tokenize_parts
+from eoreps.hyper.window_parts import (
+    parts_from_flat,
+    permute_parts,
+    permuted_tokens,
+    tokenize_parts,
+    touched_tensors,
+)
 from eoreps.hyper.window_stream import ShardReader, WindowPartsDataset, streaming_scaler
 from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
 from eoreps.zoo.modelzoo import ModelZoo
@@ -179,3 +185,28 @@ def test_streamed_views_are_the_views_of_each_checkpoint_built_alone(tiny_zoo, p
                 assert torch.equal(view[b], want[0])
         if permute and any(tok.layers[a].tensors[0] in parts.tensors for a, _ in tok.chains):
             assert not torch.equal(got.view1, got.view2)  # two draws, not one
+
+
+def test_streamed_views_read_only_the_rows_the_draws_need(tiny_zoo, monkeypatch):
+    """WindowViewsDataset reads the rows source_rows names for its two draws, not the window's whole tensors
+    (counted at the reader), and its views still equal those built from the whole tensors (test above)."""
+    from eoreps.hyper.window_stream import WindowViewsDataset
+    from eoreps.hyper.window_tokens import candidate_chains
+
+    zoo = ModelZoo(tiny_zoo)
+    tok = WindowTokenizer(zoo.param_order, 32)
+    tok.chains = candidate_chains(tok)
+    reader = _reader(zoo)
+    read = []
+    real = reader.read_into
+    monkeypatch.setattr(reader, "read_into", lambda f, shard, r, o, out: (read.append(out.numel()),
+                                                                          real(f, shard, r, o, out)))
+    ds = WindowViewsDataset(tok, 16, reader, zoo.index.iloc[::3], True)
+    fewer = 0
+    for start in range(0, tok.n_tokens - 16, 7):
+        read.clear()
+        ds[(start, (0, 1))]
+        whole = 2 * sum(tok.sizes[j] for j in touched_tensors(tok, start, 16))
+        assert 0 < sum(read) <= whole
+        fewer += sum(read) < whole
+    assert fewer > 0

@@ -85,6 +85,17 @@ class WindowAutoencoder(nn.Module):
             feats.append(x[:, 0])
         return self.to_latent(self.encoder.norm(x)[:, 0]), torch.cat(feats, dim=-1)
 
+    def encode_tokens(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, K, W) standardised tokens, (B, K, 3) positions, (B, K, W) mask -> (B, K, enc_layers * d):
+        every weight token's output after every encoder block (the compression token left out), for
+        SANE-style readouts that average token embeddings instead of reading the compression token."""
+        x = self._encoder_input(tokens, pos, mask)
+        feats = []
+        for block in self.encoder.layers:
+            x = block(x)
+            feats.append(x[:, 1:])
+        return torch.cat(feats, dim=-1)
+
     def encode(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, K, W) -> (B, latent) window codes."""
         return self.to_latent(self.encoder(self._encoder_input(tokens, pos, mask))[:, 0])

@@ -13,7 +13,10 @@ training views of :func:`eoreps.hyper.window_module.window_views` are built from
 * :func:`tokenize_parts` cuts the window's tokens from the parts, equal to
   ``WindowTokenizer.tokenize(flat, start, K)`` of the whole model.
 
-Every tensor is kept whole because a row permutation moves any row of it into the window.
+Every tensor of :class:`WindowParts` is kept whole because a row permutation moves any row of it into the
+window; once the permutations are drawn (:func:`draw_permutations`), :func:`source_rows` names the rows the
+window's tokens will read and :func:`gather_window` reads nothing else, so the streamed loader reads only
+those rows from the shards.
 """
 
 from __future__ import annotations
@@ -126,43 +129,93 @@ def permute_parts(tok: WindowTokenizer, parts: WindowParts, generator: torch.Gen
     return replace(parts, values=tuple(vals))
 
 
-def permuted_tokens(tok: WindowTokenizer, parts: WindowParts, generator: torch.Generator | None = None,
-                    chains: list[tuple[int, int]] | None = None) -> torch.Tensor:
-    """``tokenize_parts(tok, permute_parts(tok, parts, generator, chains))`` (the same draws, the same
-    tokens) without the permuted copy of the window's tensors: each window entry is gathered from its source
-    position, the entry's row mapped through its chain's row permutation and its input column through the
-    previous chain's, per model. A window on a ResNet-18's 512 x 512 x 3 x 3 conv reads 2.4 M values a
-    model; its tokens are ``K * width`` of them."""
+@dataclass(frozen=True)
+class ChainDraws:
+    """One random function-preserving permutation per model of the chains a window reads, as source maps:
+    ``rows[j]`` (B, units of tensor ``j``) the source row of each row of parameter-order tensor ``j``;
+    ``cols[j]`` (B, input units) the source input column of each of its columns."""
+
+    rows: dict[int, torch.Tensor]
+    cols: dict[int, torch.Tensor]
+
+
+def draw_permutations(tok: WindowTokenizer, start: int, length: int, batch: int,
+                      generator: torch.Generator | None = None, chains: list[tuple[int, int]] | None = None
+                      ) -> ChainDraws:
+    """:class:`ChainDraws` for ``batch`` models of the window at ``start``: a draw for every chain whose
+    tensors the window reads, in :func:`permute_parts`' order (the same generator state, the same draws)."""
     chains = tok.chains if chains is None else chains
-    s, k, b = parts.start, parts.length, parts.batch
-    ids = tok.tensor_ids(s, k).reshape(-1)
-    mask = tok.mask[s:s + k].reshape(-1)
-    local = tok.index[s:s + k].reshape(-1) - tok._offsets[ids]
-    where = set(parts.tensors)
-    row_perm: dict[int, torch.Tensor] = {}  # tensor -> (B, its units): source row of each row
-    col_perm: dict[int, torch.Tensor] = {}  # tensor -> (B, input units): source input column of each column
-    for a, c in chains:  # drawn in permute_parts' order
+    where = set(touched_tensors(tok, start, length))
+    rows: dict[int, torch.Tensor] = {}
+    cols: dict[int, torch.Tensor] = {}
+    for a, c in chains:
         la, lc = tok.layers[a], tok.layers[c]
-        rows = [j for j in la.tensors if j in where]
+        touched = [j for j in la.tensors if j in where]
         col = lc.tensors[0] if lc.tensors[0] in where else None
-        if not rows and col is None:
+        if not touched and col is None:
             continue
-        perm = _batched_perms(b, la.n_units, generator)
-        for j in rows:
-            row_perm[j] = perm
+        perm = _batched_perms(batch, la.n_units, generator)
+        for j in touched:
+            rows[j] = perm
         if col is not None:
-            col_perm[col] = perm
+            cols[col] = perm
+    return ChainDraws(rows, cols)
+
+
+def _entries(tok: WindowTokenizer, start: int, length: int
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per entry of the window's tokens (K * width): its tensor, whether it is real, its position there."""
+    ids = tok.tensor_ids(start, length).reshape(-1)
+    mask = tok.mask[start:start + length].reshape(-1)
+    return ids, mask, tok.index[start:start + length].reshape(-1) - tok._offsets[ids]
+
+
+def _values_per_row(tok: WindowTokenizer, j: int) -> int:
+    shape = tok.param_order[j][1]
+    return tok.sizes[j] // (shape[0] if shape else 1)
+
+
+def source_rows(tok: WindowTokenizer, start: int, length: int, draws: ChainDraws | None = None
+                ) -> dict[int, torch.Tensor]:
+    """Tensor ``j`` -> the sorted rows of it (over all models of ``draws``) that the window's tokens read
+    under the permutation ``draws`` (None: unpermuted). A column permutation stays within a row, so these
+    rows, read whole, are all :func:`gather_window` needs of the tensor: a loader can read them instead of
+    the tensor (2 rows of a ResNet-18's 512-row conv for a 32 x 64 window)."""
+    ids, mask, local = _entries(tok, start, length)
+    out: dict[int, torch.Tensor] = {}
+    for j in touched_tensors(tok, start, length):
+        row = torch.unique(local[mask & (ids == j)] // _values_per_row(tok, j))
+        if draws is not None and j in draws.rows:
+            row = torch.unique(draws.rows[j][:, row])
+        out[j] = row
+    return out
+
+
+def gather_window(tok: WindowTokenizer, parts: WindowParts, draws: ChainDraws) -> torch.Tensor:
+    """(B, K, width) tokens of the window of ``parts`` permuted by ``draws`` (one draw per model): each entry
+    gathered from its source position, its row mapped through ``draws.rows`` and its input column through
+    ``draws.cols``. Only the rows :func:`source_rows` names are read from ``parts``."""
+    s, k, b = parts.start, parts.length, parts.batch
+    ids, mask, local = _entries(tok, s, k)
     tokens = parts.values[0].new_zeros(b, k * tok.width)
     for j, v in zip(parts.tensors, parts.values, strict=True):
         at = torch.nonzero(mask & (ids == j)).reshape(-1)
-        shape = tok.param_order[j][1]
-        per = tok.sizes[j] // (shape[0] if shape else 1)  # values per row
+        per = _values_per_row(tok, j)
         row, rest = (local[at] // per).expand(b, -1), (local[at] % per).expand(b, -1)
-        if j in row_perm:
-            row = row_perm[j].gather(1, row)
-        if j in col_perm:
-            inner = per // col_perm[j].shape[1]  # values per input unit (kernel positions)
-            rest = col_perm[j].gather(1, rest // inner) * inner + rest % inner
+        if j in draws.rows:
+            row = draws.rows[j].gather(1, row)
+        if j in draws.cols:
+            inner = per // draws.cols[j].shape[1]  # values per input unit (kernel positions)
+            rest = draws.cols[j].gather(1, rest // inner) * inner + rest % inner
         tokens[:, at] = v.gather(1, row * per + rest)
     return tokens.reshape(b, k, tok.width)
 
+
+def permuted_tokens(tok: WindowTokenizer, parts: WindowParts, generator: torch.Generator | None = None,
+                    chains: list[tuple[int, int]] | None = None) -> torch.Tensor:
+    """``tokenize_parts(tok, permute_parts(tok, parts, generator, chains))`` (the same draws, the same
+    tokens) without the permuted copy of the window's tensors (:func:`gather_window` of
+    :func:`draw_permutations`). A window on a ResNet-18's 512 x 512 x 3 x 3 conv reads 2.4 M values a
+    model; its tokens are ``K * width`` of them."""
+    draws = draw_permutations(tok, parts.start, parts.length, parts.batch, generator, chains)
+    return gather_window(tok, parts, draws)

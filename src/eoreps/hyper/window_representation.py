@@ -110,6 +110,35 @@ class WindowRepresentation(Representation):
             bs.append(b.float().reshape(m, len(starts), -1))
         return torch.cat(zs, dim=1), torch.cat(bs, dim=1)
 
+    @torch.no_grad()
+    def token_layer_means(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """(N, D) weights -> (N, n_layers * enc_layers * d): SANE-style readout, the mean of the encoder's
+        token outputs (every block's, concatenated) over the tokens of each tokenizer layer, in layer order.
+        Unlike the window codes it keeps the per-unit detail the compression token summarises; tokens that
+        two covering windows share (the last window may overlap its neighbour) count twice."""
+        tok, k = self.window_tokenizer, self.window
+        n_layers, c = len(tok.layers), self.net.cfg.enc_layers * self.net.cfg.d_model
+        out = []
+        for w in self._groups(weights, batch_size):
+            if self.reference is not None:
+                w = match(Permuter(self.tokenizer), self.reference, w.float())
+            m = len(w)
+            sums, counts = torch.zeros(m, n_layers, c), torch.zeros(n_layers)
+            per = max(1, batch_size // max(1, m))
+            for i in range(0, len(self.starts), per):
+                starts = self.starts[i:i + per]
+                pos, ids, mask = self._windows(starts)
+                raw = torch.stack([tok.tokenize(w.float(), s, k) for s in starts], dim=1)  # (M, s, K, W)
+                x = self.scaler.transform(raw, ids, mask).flatten(0, 1)  # type: ignore[call-arg]
+                p2, m2 = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    h = self.net.encode_tokens(x, p2, m2).float()  # (M * s, K, C)
+                layer = pos[..., 0].flatten()  # (s * K,)
+                sums.index_add_(1, layer, h.reshape(m, -1, c))
+                counts.index_add_(0, layer, torch.ones(len(layer)))
+            out.append(sums / counts.clamp_min(1)[None, :, None])
+        return torch.cat(out).flatten(1) if out else torch.empty(0, n_layers * c)
+
     def _groups(self, weights: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
         """``weights`` (N, D) in groups of models whose windows fill about one batch."""
         self.window_tokenizer._check(weights)

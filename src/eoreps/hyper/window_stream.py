@@ -8,8 +8,10 @@ grows with N x D. The streamed path (``--window-data stream``) never holds a who
   checkpoints;
 * :class:`WindowPartsDataset` reads, for those checkpoints, only the tensors the window touches
   (:func:`eoreps.hyper.window_parts.touched_tensors`) straight from the shards and returns a
-  :class:`~eoreps.hyper.window_parts.WindowParts`; :class:`WindowViewsDataset`, which the fit uses, reads them
-  one checkpoint at a time and hands over that checkpoint's two permuted views only
+  :class:`~eoreps.hyper.window_parts.WindowParts`; :class:`WindowViewsDataset`, which the fit uses, draws
+  each checkpoint's two permutations first, reads only the rows of those tensors that they move into the
+  window (:func:`~eoreps.hyper.window_parts.source_rows`), one checkpoint at a time, and hands over that
+  checkpoint's two permuted views only
   (:class:`~eoreps.hyper.window_parts.RawViews`), which
   :meth:`eoreps.hyper.window_module.WindowModule._step` standardises and augments;
 * :func:`streaming_scaler` fits the per-tensor :class:`TensorScaler` in one pass over the training
@@ -37,7 +39,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eoreps.errors import ConfigError, DataError
-from eoreps.hyper.window_parts import RawViews, WindowParts, permuted_tokens, tokenize_parts, touched_tensors
+from eoreps.hyper.window_parts import (
+    RawViews,
+    WindowParts,
+    draw_permutations,
+    gather_window,
+    source_rows,
+    tokenize_parts,
+    touched_tensors,
+)
 from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
 from eoreps.zoo.store import ZooStore
 
@@ -124,6 +134,17 @@ class ShardReader:
         return open(self.store.shards / shard, "rb")
 
 
+def _runs(rows: list[int]) -> Iterator[tuple[int, int]]:
+    """Sorted distinct rows -> ``(first, end)`` of each run of consecutive rows."""
+    i = 0
+    while i < len(rows):
+        j = i
+        while j + 1 < len(rows) and rows[j + 1] == rows[j] + 1:
+            j += 1
+        yield rows[i], rows[j] + 1
+        i = j + 1
+
+
 def _by_shard(rows: pd.DataFrame) -> Iterator[tuple[str, list[tuple[int, int]]]]:
     """``(shard, [(position in rows, row in shard), ...])`` for the checkpoints of ``rows``."""
     for shard, grp in rows.groupby("shard", sort=False):
@@ -177,8 +198,16 @@ class WindowPartsDataset(Dataset):
                 for b, r in members:
                     yield b, partial(self._read_tensor, f, shard, r)
 
-    def _read_tensor(self, f: Any, shard: str, r: int, j: int, out: torch.Tensor) -> None:
-        self.reader.read_into(f, shard, r, self.tok.offsets[j], out)
+    def _read_tensor(self, f: Any, shard: str, r: int, j: int, out: torch.Tensor,
+                     rows: torch.Tensor | None = None) -> None:
+        """Tensor ``j`` of checkpoint ``r`` into ``out`` (its numel): whole, or only its sorted ``rows``
+        (one read per run of consecutive rows; the other rows of ``out`` are left as they are)."""
+        if rows is None:
+            self.reader.read_into(f, shard, r, self.tok.offsets[j], out)
+            return
+        per = out.numel() // max(1, self.tok.param_order[j][1][0] if self.tok.param_order[j][1] else 1)
+        for a, b in _runs(rows.tolist()):
+            self.reader.read_into(f, shard, r, self.tok.offsets[j] + a * per, out[a * per:b * per])
 
     def __getitem__(self, item: tuple[int, Sequence[int]]) -> WindowParts:
         start, idx = int(item[0]), list(item[1])
@@ -192,17 +221,19 @@ class WindowPartsDataset(Dataset):
 
 class WindowViewsDataset(WindowPartsDataset):
     """Item ``(start, (i, ...))``: the two permuted views (:class:`RawViews`) of the window at ``start`` for
-    checkpoints ``i, ...``, built one checkpoint at a time: the loader holds one checkpoint's window tensors
-    (every tensor is read whole: a row permutation may move any of its rows into the window), not the
-    batch's. A ResNet-18 window on its 512 x 512 x 3 x 3 conv reads 9.4 MB a checkpoint: 600 MB at batch 64
-    as :class:`WindowPartsDataset`, 9.4 MB here. ``permute``: draw a function-preserving permutation of the
+    checkpoints ``i, ...``, built one checkpoint at a time: the permutations are drawn first, then only the
+    rows they move into the window are read (:func:`~eoreps.hyper.window_parts.source_rows`) into one
+    checkpoint's window-tensor buffers, not the batch's. A ResNet-18 window on its 512 x 512 x 3 x 3 conv
+    holds 9.4 MB of buffers (600 MB at batch 64 as :class:`WindowPartsDataset`) and reads a few of its rows
+    (18 KB each) per view. ``permute``: draw a function-preserving permutation of the
     tokenizer's chains per view (:func:`~eoreps.hyper.window_parts.permuted_tokens`), else both views are the
-    window's tokens."""
+    window's tokens. ``rows_only=False`` reads the window's tensors whole (the earlier loader, kept as the
+    baseline of ``benchmarks/window_stream_read.py``)."""
 
     def __init__(self, tok: WindowTokenizer, window: int, reader: ShardReader, rows: pd.DataFrame,
-                 permute: bool) -> None:
+                 permute: bool, rows_only: bool = True) -> None:
         super().__init__(tok, window, reader, rows)
-        self.permute = bool(permute)
+        self.permute, self.rows_only = bool(permute), bool(rows_only)
 
     def __getitem__(self, item: tuple[int, Sequence[int]]) -> RawViews:  # type: ignore[override]
         start, idx = int(item[0]), list(item[1])
@@ -211,13 +242,17 @@ class WindowViewsDataset(WindowPartsDataset):
         one = tuple(torch.empty(1, tok.sizes[j]) for j in js)  # one checkpoint's window tensors, reused
         parts = WindowParts(start, k, js, one)
         views = torch.empty(2, len(idx), k, tok.width)
+        plain = source_rows(tok, start, k)
         for b, read in self._each_checkpoint(idx):
-            for j, v in zip(js, one, strict=True):
-                read(j, v[0])
-            if self.permute:  # two draws
-                views[0, b] = permuted_tokens(tok, parts)[0]
-                views[1, b] = permuted_tokens(tok, parts)[0]
+            if self.permute:  # two draws; only the rows they move into the window are read
+                d1, d2 = (draw_permutations(tok, start, k, 1) for _ in range(2))
+                r1, r2 = source_rows(tok, start, k, d1), source_rows(tok, start, k, d2)
+                for j, v in zip(js, one, strict=True):
+                    read(j, v[0], torch.unique(torch.cat([r1[j], r2[j]])) if self.rows_only else None)
+                views[0, b], views[1, b] = gather_window(tok, parts, d1)[0], gather_window(tok, parts, d2)[0]
             else:
+                for j, v in zip(js, one, strict=True):
+                    read(j, v[0], plain[j] if self.rows_only else None)
                 views[:, b] = tokenize_parts(tok, parts)[0]
         return RawViews(start, k, views[0], views[1])
 
