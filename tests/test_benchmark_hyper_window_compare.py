@@ -84,14 +84,18 @@ def test_main_scores_with_the_library_kendall_tau_and_keeps_its_json(bench_scrip
     bench.main()
     res = json.loads(out.read_text())
     saved = np.load(tmp_path / "f_neuron_seed0.npz")
-    assert set(saved.files) == {"split", "test_acc", "epoch", "sw", "z", "learned"}
+    assert set(saved.files) == {"split", "test_acc", "epoch", "model_id", "sw", "z", "learned"}
     assert saved["learned"].shape == (len(saved["test_acc"]), 5)
     assert set(res) == {"command", "zoo", "checkpoints", "models", "cpu", "torch_threads", "args", "rows"}
     assert [r["features"] for r in res["rows"]] == ["s(W)", "neuron z", "neuron learned"]
-    assert set(res["rows"][0]) == {"features", "seed", "r2_test_acc", "kendall_tau_test_acc", "r2_epoch"}
+    assert set(res["rows"][0]) == {"features", "seed", "r2_test_acc", "kendall_tau_test_acc", "r2_epoch",
+                                   "r2_test_acc_heldout", "kendall_tau_heldout"}
     assert set(res["rows"][1]) == {*res["rows"][0], "fit_s"}
-    assert len(calls) == 3  # one tau per row, from eoreps.hyper.probes (no copy in the script)
-    assert [r["kendall_tau_test_acc"] for r in res["rows"]] == [real(y, p) for y, p in calls]
+    # two taus per row (test split, held-out models), from eoreps.hyper.probes (no copy in the script)
+    assert len(calls) == 6
+    assert [r["kendall_tau_test_acc"] for r in res["rows"]] == [real(y, p) for y, p in calls[0::2]]
+    assert [r["kendall_tau_heldout"] for r in res["rows"]] == [real(y, p) for y, p in calls[1::2]]
+    assert all(len(y) > 0.25 * res["checkpoints"] for y, _ in calls[1::2])  # validation + test models
     assert res["rows"][1]["kendall_tau_test_acc"] > 0.5  # z holds the weight that carries the accuracy
 
 
@@ -114,7 +118,7 @@ def test_token_layer_means_average_every_token_output_of_each_layer_literally():
         pos, ids, mask = (v.expand(len(W), *v.shape[1:]) for v in rep._windows([s]))  # (M, K, .)
         x = rep.scaler.transform(tok.tokenize(W, s, 12), ids[0], mask[0])
         with torch.no_grad():
-            h = rep.net.encode_tokens(x, pos, mask)  # (M, K, 2 * d)
+            h = rep.net.encode_tokens(x, pos, mask)[2]  # (M, K, 2 * d)
         for j in range(12):
             layer = int(tok.positions[s + j, 0])
             sums[layer] += h[:, j]
@@ -140,3 +144,39 @@ def test_saved_window_representation_loads_back_with_the_same_codes(bench_script
     for a, b in zip(rep.embed_blocks(W), back.embed_blocks(W), strict=True):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(rep.token_layer_means(W), back.token_layer_means(W))
+
+
+def test_tokens_readout_is_the_token_layer_means_and_keeps_z():
+    tok, W, rep = _rep(window=12)
+    z, _ = rep.embed_blocks(W)
+    want = rep.token_layer_means(W)
+    rep.readout = "tokens"
+    z2, blocks = rep.embed_blocks(W, batch_size=5)
+    torch.testing.assert_close(z2, z)  # the decodable code does not depend on the readout
+    torch.testing.assert_close(blocks, want)
+    assert blocks.shape == (len(W), rep.blocks_dim) == (len(W), len(tok.layers) * 2 * 16)
+
+
+def test_heldout_probe_scores_val_and_test_models_with_alpha_from_grouped_folds(bench_script):
+    """The held-out protocol: predictions for exactly the validation + test rows, from a ridge fitted on the
+    training rows with one of the grid's alphas; a feature that carries the target scores high, noise does
+    not; its R^2 and tau are those of its predictions."""
+    from sklearn.linear_model import Ridge
+
+    from eoreps.hyper.linear import ALPHAS, Standardizer, r2_score
+    from eoreps.hyper.probes import kendall_tau
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 3)
+    split = np.where(groups < 28, "train", np.where(groups < 34, "val", "test"))
+    y = rng.normal(size=len(groups))
+    good = np.c_[y + 0.1 * rng.normal(size=len(y)), rng.normal(size=(len(y), 4))]
+    bench = bench_script("hyper_window_compare")
+    r2, tau, pred = bench.heldout_probe(good, y, split, groups)
+    ho = split != "train"
+    assert pred.shape == (ho.sum(),) and r2 > 0.9 and tau > 0.7
+    assert r2 == r2_score(y[ho], pred) and tau == kendall_tau(y[ho], pred)
+    st = Standardizer.fit(good[~ho])
+    assert any(np.allclose(Ridge(alpha=a).fit(st(good[~ho]), y[~ho]).predict(st(good[ho])), pred)
+               for a in ALPHAS)
+    assert bench.heldout_probe(rng.normal(size=(len(y), 5)), y, split, groups)[0] < 0.2

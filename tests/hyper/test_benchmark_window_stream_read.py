@@ -8,8 +8,8 @@ import json
 
 def test_rows_only_reads_fewer_values_with_equal_views(bench_script, tiny_zoo, tmp_path):
     out = bench_script("window_stream_read").main(
-        ["--zoo", str(tiny_zoo), "--window", "8", "--token-width", "16", "--batch-size", "4", "--batches", "6",
-         "--repeats", "1", "--json", str(tmp_path / "r.json")])
+        ["--zoo", str(tiny_zoo), "--window", "8", "--token-width", "16", "--batch-size", "4",
+         "--batches", "6", "--repeats", "1", "--json", str(tmp_path / "r.json")])
     assert out["chains"] > 0  # permutations drawn: the rows read depend on them
     assert 0 < out["values_read_per_batch"]["rows"] < out["values_read_per_batch"]["whole"]
     assert out["read_ratio_whole_over_rows"] > 1

@@ -269,3 +269,27 @@ def test_permutable_chains_warn_and_permute_nothing_without_a_rebuilt_member(tin
     monkeypatch.setattr(zoo, "build_model", mismatched)
     with pytest.warns(RuntimeWarning, match="RuntimeError: Error.s. in loading state_dict"):
         assert permutable_chains(tok, zoo) == []
+
+
+def test_window_readout_tokens_is_written_and_evaluated(tiny_zoo, tmp_path, capsys):
+    """``--window-readout tokens`` lands in hyper.json, the loaded representation's ``learned`` is the
+    per-layer token means, and hyper evaluate probes it; an unknown readout is one line, exit 2."""
+    from eoreps.zoo.modelzoo import ModelZoo
+
+    out = tmp_path / "rep"
+    with pytest.raises(SystemExit) as e:
+        main(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(out), *FIT, "--window-readout", "tokens"])
+    assert e.value.code in (0, None)
+    assert json.loads((out / "hyper.json").read_text())["window_readout"] == "tokens"
+    rep = load_representation(out)
+    W = ModelZoo(tiny_zoo).weights_matrix()[:3]
+    _, blocks = rep.embed_blocks(W)
+    torch.testing.assert_close(blocks, rep.token_layer_means(W))
+    assert blocks.shape[1] == rep.blocks_dim == len(rep.window_tokenizer.layers) * rep.net.cfg.enc_layers \
+        * rep.net.cfg.d_model
+    with pytest.raises(SystemExit) as e:
+        main(["hyper", "evaluate", "--zoo", str(tiny_zoo), "--rep", str(out), "--out", str(tmp_path / "ev")])
+    assert e.value.code in (0, None)
+    capsys.readouterr()
+    _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r2"), *FIT, "--window-readout",
+            "median"], capsys, "--window-readout 'median'")

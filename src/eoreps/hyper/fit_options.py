@@ -77,6 +77,10 @@ class FitOptions:
                                         "stream (each batch reads its window's tensors from the shards: "
                                         "memory flat in the model size) or auto (stream above 256 MiB of "
                                         "weights).")
+    window_readout: str = opt("layer", help="--tokenizer window: the 'learned' readout hyper evaluate probes "
+                                            "layer (the compression token per layer), mean (over all "
+                                            "windows) or tokens (per-layer means of the token outputs, "
+                                            "SANE's readout; docs/hyper.md).")
     n_heads: int | None = None
     seed: int = 0
 
@@ -130,6 +134,7 @@ class FitOptions:
             window=self.window,
             token_width=self.token_width,
             window_data=self.window_data,
+            window_readout=self.window_readout,
             augment=augment,
         )
         keep_request(self, cfg)  # whether the precision was auto (the record's reason)

@@ -63,6 +63,7 @@ class FitConfig:
     window: int = 32
     token_width: int = 64
     window_data: str = "auto"  # memory | stream | auto (eoreps.hyper.window_stream); not in the fit plan
+    window_readout: str = "layer"  # layer | mean | tokens (hyper.json; eoreps.hyper.window_representation)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -87,9 +88,12 @@ class FitConfig:
             from eoreps.hyper.window_fit import check_window_config
 
             check_window_config(self)
+        from eoreps.hyper.window_representation import READOUTS
         from eoreps.hyper.window_stream import check_window_data
 
         check_window_data(self)
+        if self.window_readout not in READOUTS:
+            raise ConfigError(f"window_readout={self.window_readout!r} must be one of {', '.join(READOUTS)}")
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 
@@ -363,7 +367,7 @@ def export(module: Any, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path
         "config": to_dict(cfg),
         "final_metrics": metrics,
         **({"tokenizer": "window", "window": module.window, "window_tokenizer": module.tokenizer.to_dict(),
-            "window_readout": "layer"} if isinstance(module, WindowModule) else {}),
+            "window_readout": cfg.window_readout} if isinstance(module, WindowModule) else {}),
         "seconds": round(seconds, 1),
         "precision": precision or precision_record(cfg.precision, asked=requested(cfg)),
     }

@@ -73,28 +73,32 @@ class WindowAutoencoder(nn.Module):
             x = x + self.stat_embed(chunk_statistics(tokens, mask))
         return torch.cat([self.comp.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
 
+    def _blocks(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """-> (the last block's output (B, 1 + K, d), every block's output (B, 1 + K, d) in order)."""
+        x = self._encoder_input(tokens, pos, mask)
+        outs = []
+        for block in self.encoder.layers:
+            x = block(x)
+            outs.append(x)
+        return x, outs
+
     def encode_blocks(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, W) standardised tokens, (B, K, 3) positions, (B, K, W) mask -> ``(z (B, latent),
         blocks (B, enc_layers * d))``: the compression token after every encoder block (the per-neuron
         model's readout)."""
-        x = self._encoder_input(tokens, pos, mask)
-        feats = []
-        for block in self.encoder.layers:
-            x = block(x)
-            feats.append(x[:, 0])
-        return self.to_latent(self.encoder.norm(x)[:, 0]), torch.cat(feats, dim=-1)
+        x, outs = self._blocks(tokens, pos, mask)
+        return self.to_latent(self.encoder.norm(x)[:, 0]), torch.cat([o[:, 0] for o in outs], dim=-1)
 
-    def encode_tokens(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, K, W) standardised tokens, (B, K, 3) positions, (B, K, W) mask -> (B, K, enc_layers * d):
-        every weight token's output after every encoder block (the compression token left out), for
-        SANE-style readouts that average token embeddings instead of reading the compression token."""
-        x = self._encoder_input(tokens, pos, mask)
-        feats = []
-        for block in self.encoder.layers:
-            x = block(x)
-            feats.append(x[:, 1:])
-        return torch.cat(feats, dim=-1)
+    def encode_tokens(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`encode_blocks` plus every weight token's output after every encoder block, (B, K,
+        enc_layers * d) (the compression token left out): for SANE-style readouts that average token
+        embeddings instead of reading the compression token."""
+        x, outs = self._blocks(tokens, pos, mask)
+        z = self.to_latent(self.encoder.norm(x)[:, 0])
+        return z, torch.cat([o[:, 0] for o in outs], dim=-1), torch.cat([o[:, 1:] for o in outs], dim=-1)
 
     def encode(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, K, W) -> (B, latent) window codes."""

@@ -7,8 +7,10 @@ chains), ``model.safetensors`` holds the :class:`WindowAutoencoder` and the per-
 * **Embedding** a model: the codes of the windows of :meth:`WindowTokenizer.window_starts` (stride ``K``,
   the last flush with the end), encoded ``batch_size`` windows at a time; ``z`` is their mean, the block
   readout (``learned`` in ``hyper evaluate``) their mean per layer (``window_readout`` in ``hyper.json``,
-  default ``layer``; ``mean``: over all windows), which keeps where a code came from. Memory is the flat
-  weights, their tokens and one batch of windows: a ResNet-18 (11.2 M parameters) in well under 2 GB.
+  default ``layer``; ``mean``: over all windows), which keeps where a code came from; ``tokens`` reads the
+  per-layer means of the encoder's token outputs instead (SANE's readout, which keeps more of each layer).
+  Memory is the flat weights, their tokens and one batch of windows: a ResNet-18 (11.2 M parameters) in
+  well under 2 GB.
 * **Generating**: a model's code for sampling is the sequence of its window codes (n_windows x latent,
   flattened); decoding runs the decoder window by window and writes each window's tokens in order (the
   last, overlapping window last), then inverts the scaler and the tokenisation.
@@ -40,7 +42,9 @@ def _neuron_tokenizer(param_order: list[tuple[str, tuple[int, ...]]]) -> Tokeniz
         return None
 
 
-READOUTS = ("layer", "mean")
+READOUTS = ("layer", "mean", "tokens")
+"""``window_readout`` of ``hyper.json``: the block readout per layer, over all windows, or the per-layer means
+of the token outputs (:meth:`WindowRepresentation.token_layer_means`)."""
 
 
 def layer_readout_weights(tok: WindowTokenizer, starts: list[int]) -> torch.Tensor:
@@ -75,8 +79,8 @@ class WindowRepresentation(Representation):
     def blocks_dim(self) -> int:
         """Size of :meth:`embed_blocks`' second output."""
         cfg = self.net.cfg
-        groups = len(self.readout_weights) if self.readout == "layer" else 1
-        return groups * cfg.enc_layers * cfg.d_model
+        groups = {"layer": len(self.readout_weights), "mean": 1, "tokens": len(self.window_tokenizer.layers)}
+        return groups[self.readout] * cfg.enc_layers * cfg.d_model
 
     @property
     def param_order(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -93,51 +97,49 @@ class WindowRepresentation(Representation):
     def window_codes(self, weights: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, D) weights -> ``(codes (M, n_windows, latent), blocks (M, n_windows, layers * d))``, about
         ``batch_size`` windows per forward pass (several models' windows together for small models)."""
+        z, b, _ = self._encode(weights, batch_size, tokens=False)
+        return z, b
+
+    def _encode(self, weights: torch.Tensor, batch_size: int, tokens: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`window_codes` and, with ``tokens``, the per-layer means of the token outputs (M, n_layers,
+        enc_layers * d) from the same forward passes (:meth:`token_layer_means`)."""
         tok, k, m = self.window_tokenizer, self.window, len(weights)
         if self.reference is not None:  # fitted with align: encode models in the reference's unit order
             weights = match(Permuter(self.tokenizer), self.reference, weights.float())
         per = max(1, batch_size // max(1, m))
+        c = self.net.cfg.enc_layers * self.net.cfg.d_model
+        sums, counts = torch.zeros(m, len(tok.layers), c), torch.zeros(len(tok.layers))
         zs, bs = [], []
         for i in range(0, len(self.starts), per):
             starts = self.starts[i:i + per]
             pos, ids, mask = self._windows(starts)
             raw = torch.stack([tok.tokenize(weights.float(), s, k) for s in starts], dim=1)  # (M, s, K, W)
             x = self.scaler.transform(raw, ids, mask).flatten(0, 1)  # type: ignore[call-arg]
-            pos, mask = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
+            p2, m2 = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                z, b = self.net.encode_blocks(x, pos, mask)
+                if tokens:
+                    z, b, h = self.net.encode_tokens(x, p2, m2)  # h (M * s, K, C)
+                    layer = pos[..., 0].flatten()  # (s * K,) layer of every token of these windows
+                    sums.index_add_(1, layer, h.float().reshape(m, -1, c))
+                    counts.index_add_(0, layer, torch.ones(len(layer)))
+                else:
+                    z, b = self.net.encode_blocks(x, p2, m2)
             zs.append(z.float().reshape(m, len(starts), -1))
             bs.append(b.float().reshape(m, len(starts), -1))
-        return torch.cat(zs, dim=1), torch.cat(bs, dim=1)
+        means = sums / counts.clamp_min(1)[None, :, None] if tokens else None
+        return torch.cat(zs, dim=1), torch.cat(bs, dim=1), means
 
     @torch.no_grad()
     def token_layer_means(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """(N, D) weights -> (N, n_layers * enc_layers * d): SANE-style readout, the mean of the encoder's
-        token outputs (every block's, concatenated) over the tokens of each tokenizer layer, in layer order.
-        Unlike the window codes it keeps the per-unit detail the compression token summarises; tokens that
-        two covering windows share (the last window may overlap its neighbour) count twice."""
-        tok, k = self.window_tokenizer, self.window
-        n_layers, c = len(tok.layers), self.net.cfg.enc_layers * self.net.cfg.d_model
-        out = []
-        for w in self._groups(weights, batch_size):
-            if self.reference is not None:
-                w = match(Permuter(self.tokenizer), self.reference, w.float())
-            m = len(w)
-            sums, counts = torch.zeros(m, n_layers, c), torch.zeros(n_layers)
-            per = max(1, batch_size // max(1, m))
-            for i in range(0, len(self.starts), per):
-                starts = self.starts[i:i + per]
-                pos, ids, mask = self._windows(starts)
-                raw = torch.stack([tok.tokenize(w.float(), s, k) for s in starts], dim=1)  # (M, s, K, W)
-                x = self.scaler.transform(raw, ids, mask).flatten(0, 1)  # type: ignore[call-arg]
-                p2, m2 = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                    h = self.net.encode_tokens(x, p2, m2).float()  # (M * s, K, C)
-                layer = pos[..., 0].flatten()  # (s * K,)
-                sums.index_add_(1, layer, h.reshape(m, -1, c))
-                counts.index_add_(0, layer, torch.ones(len(layer)))
-            out.append(sums / counts.clamp_min(1)[None, :, None])
-        return torch.cat(out).flatten(1) if out else torch.empty(0, n_layers * c)
+        """(N, D) weights -> (N, n_layers * enc_layers * d): SANE-style readout (``window_readout:
+        tokens``), the mean of the encoder's token outputs (every block's, concatenated) over the tokens of
+        each tokenizer layer, in layer order. Unlike the window codes it keeps the per-unit detail the
+        compression token summarises; tokens that two covering windows share (the last window may overlap
+        its neighbour) count twice."""
+        c = len(self.window_tokenizer.layers) * self.net.cfg.enc_layers * self.net.cfg.d_model
+        out = [self._encode(w, batch_size, tokens=True)[2] for w in self._groups(weights, batch_size)]
+        return torch.cat(out).flatten(1) if out else torch.empty(0, c)
 
     def _groups(self, weights: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
         """``weights`` (N, D) in groups of models whose windows fill about one batch."""
@@ -150,11 +152,13 @@ class WindowRepresentation(Representation):
         """(N, D) -> ``(z (N, latent), blocks (N, blocks_dim))``: ``z`` the mean of each model's window codes
         (decodable by :meth:`decode`); ``blocks`` the compression token after every encoder block, read out
         per :attr:`readout` (``"layer"``: averaged over the windows starting in each layer, concatenated in
-        layer order; ``"mean"``: over all windows)."""
-        out = [self.window_codes(w, batch_size) for w in self._groups(weights, batch_size)]
+        layer order; ``"mean"``: over all windows; ``"tokens"``: :meth:`token_layer_means` instead)."""
+        tokens = self.readout == "tokens"
+        out = [self._encode(w, batch_size, tokens) for w in self._groups(weights, batch_size)]
         if not out:
             return torch.empty(0, self.latent_dim), torch.empty(0, self.blocks_dim)
-        return torch.cat([z.mean(1) for z, _ in out]), torch.cat([self._read(b) for _, b in out])
+        blocks = [t.flatten(1) if tokens else self._read(b) for _, b, t in out]  # type: ignore[union-attr]
+        return torch.cat([z.mean(1) for z, _, _ in out]), torch.cat(blocks)
 
     def _read(self, blocks: torch.Tensor) -> torch.Tensor:
         """(M, n_windows, C) window readouts -> (M, C) mean, or (M, n_layers * C) per-layer means."""
