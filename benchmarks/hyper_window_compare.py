@@ -105,6 +105,8 @@ def save_window_representation(rep: Any, root: Path) -> None:
             "model": rep.net.cfg.to_dict(), "window": rep.window, "window_readout": rep.readout}
     state = {k: v.contiguous() for k, v in rep.net.state_dict().items()}
     state |= {"scaler.mean": rep.scaler.mean.contiguous(), "scaler.std": rep.scaler.std.contiguous()}
+    if rep.reference is not None:  # an aligned fit's reference (the fits here never align)
+        state["align.reference"] = rep.reference.contiguous()
     save_file(state, str(root / "model.safetensors"))
     (root / "hyper.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -147,17 +149,18 @@ def heldout_probe(x: np.ndarray, y: np.ndarray, split: np.ndarray, groups: np.nd
     from eoreps.hyper.probes import kendall_tau
 
     tr, ho = np.flatnonzero(split == "train"), np.flatnonzero(split != "train")
-    st = Standardizer.fit(x[tr])
-    a, b = st(x[tr]), st(x[ho])
+    a = x[tr]
     best = (-np.inf, ALPHAS[0])
     for alpha in ALPHAS:
         pred = np.zeros(len(tr))
         for i, j in GroupKFold(folds).split(a, groups=groups[tr]):
-            pred[j] = Ridge(alpha=alpha).fit(a[i], y[tr][i]).predict(a[j])
+            sf = Standardizer.fit(a[i])  # per fold: the left-out models do not set the scaling
+            pred[j] = Ridge(alpha=alpha).fit(sf(a[i]), y[tr][i]).predict(sf(a[j]))
         r = r2_score(y[tr], pred)
         if r > best[0]:
             best = (r, alpha)
-    pred = Ridge(alpha=best[1]).fit(a, y[tr]).predict(b)
+    st = Standardizer.fit(a)
+    pred = Ridge(alpha=best[1]).fit(st(a), y[tr]).predict(st(x[ho]))
     return r2_score(y[ho], pred), kendall_tau(y[ho], pred), pred
 
 
@@ -195,7 +198,7 @@ def main() -> None:
                     help="windowed: also the per-layer means of the window codes (window_readouts)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--save-model", type=Path, default=None,
-                    help="windowed: also save each fitted representation to DIR_<seed> (hyper.json + "
+                    help="windowed: also save each fitted representation to DIR_seed<seed> (hyper.json + "
                          "model.safetensors, loadable with load_window_representation) to study readouts")
     ap.add_argument("--save-features", type=Path, default=None,
                     help="also write every readout, s(W), test accuracy, epoch and the split to this .npz "

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 
 
-def test_rows_only_reads_fewer_values_with_equal_views(bench_script, tiny_zoo, tmp_path):
+def test_rows_only_reads_fewer_values_with_equal_views(bench_script, tiny_zoo, tmp_path, monkeypatch):
+    import eoreps.hyper.window_stream as window_stream
+
+    monkeypatch.setattr(window_stream, "WHOLE_VALUES", 0)  # the tiny zoo's tensors are all small
+    monkeypatch.setattr(window_stream, "ROWS_ABOVE", 0)
     out = bench_script("window_stream_read").main(
         ["--zoo", str(tiny_zoo), "--window", "8", "--token-width", "16", "--batch-size", "4",
          "--batches", "6", "--repeats", "1", "--json", str(tmp_path / "r.json")])

@@ -293,3 +293,5 @@ def test_window_readout_tokens_is_written_and_evaluated(tiny_zoo, tmp_path, caps
     capsys.readouterr()
     _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r2"), *FIT, "--window-readout",
             "median"], capsys, "--window-readout 'median'")
+    _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r3"), "--quick",
+            "--window-readout", "tokens"], capsys, "tokenizer")

@@ -201,12 +201,43 @@ def test_streamed_views_read_only_the_rows_the_draws_need(tiny_zoo, monkeypatch)
     real = reader.read_into
     monkeypatch.setattr(reader, "read_into", lambda f, shard, r, o, out: (read.append(out.numel()),
                                                                           real(f, shard, r, o, out)))
+    import eoreps.hyper.window_stream as window_stream
+    from eoreps.hyper.window_parts import draw_permutations, source_rows, values_per_row
+
+    monkeypatch.setattr(window_stream, "WHOLE_VALUES", 0)  # the tiny zoo's tensors are all small
+    monkeypatch.setattr(window_stream, "ROWS_ABOVE", 0)
     ds = WindowViewsDataset(tok, 16, reader, zoo.index.iloc[::3], True)
     fewer = 0
     for start in range(0, tok.n_tokens - 16, 7):
         read.clear()
+        torch.manual_seed(start)
         ds[(start, (0, 1))]
+        torch.manual_seed(start)  # the same two draws per checkpoint: exactly the union of their rows
+        want = 0
+        for _ in range(2):
+            r1, r2 = (source_rows(tok, start, 16, draw_permutations(tok, start, 16, 1)) for _ in range(2))
+            want += sum(len(torch.unique(torch.cat([r1[j], r2[j]]))) * values_per_row(tok, j) for j in r1)
         whole = 2 * sum(tok.sizes[j] for j in touched_tensors(tok, start, 16))
-        assert 0 < sum(read) <= whole
-        fewer += sum(read) < whole
+        assert sum(read) == want <= whole
+        fewer += want < whole
     assert fewer > 0
+
+
+def test_small_tensors_are_read_whole(tiny_zoo, monkeypatch):
+    """At the default WHOLE_VALUES / ROWS_ABOVE every tensor and window of the tiny zoo is small: the
+    rows-only loader reads what the whole-tensor one reads (one read per tensor)."""
+    from eoreps.hyper.window_stream import WHOLE_VALUES, WindowViewsDataset
+    from eoreps.hyper.window_tokens import candidate_chains
+
+    zoo = ModelZoo(tiny_zoo)
+    tok = WindowTokenizer(zoo.param_order, 32)
+    tok.chains = candidate_chains(tok)
+    assert max(tok.sizes) <= WHOLE_VALUES
+    reader = _reader(zoo)
+    read = []
+    real = reader.read_into
+    monkeypatch.setattr(reader, "read_into", lambda f, shard, r, o, out: (read.append(out.numel()),
+                                                                          real(f, shard, r, o, out)))
+    ds = WindowViewsDataset(tok, 16, reader, zoo.index.iloc[::3], True)
+    ds[(7, (0, 1))]
+    assert sorted(read) == sorted(2 * [tok.sizes[j] for j in touched_tensors(tok, 7, 16)])

@@ -77,7 +77,7 @@ class FitOptions:
                                         "stream (each batch reads its window's tensors from the shards: "
                                         "memory flat in the model size) or auto (stream above 256 MiB of "
                                         "weights).")
-    window_readout: str = opt("layer", help="--tokenizer window: the 'learned' readout hyper evaluate probes "
+    window_readout: str = opt("layer", help="--tokenizer window: the 'learned' readout of hyper evaluate: "
                                             "layer (the compression token per layer), mean (over all "
                                             "windows) or tokens (per-layer means of the token outputs, "
                                             "SANE's readout; docs/hyper.md).")

@@ -94,6 +94,9 @@ class FitConfig:
         check_window_data(self)
         if self.window_readout not in READOUTS:
             raise ConfigError(f"window_readout={self.window_readout!r} must be one of {', '.join(READOUTS)}")
+        if self.window_readout != "layer" and self.tokenizer != "window":
+            raise ConfigError(f"window_readout={self.window_readout!r} needs tokenizer='window' (the "
+                              f"per-neuron representation reads every block's compression token)")
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 

@@ -162,45 +162,52 @@ def draw_permutations(tok: WindowTokenizer, start: int, length: int, batch: int,
     return ChainDraws(rows, cols)
 
 
-def _entries(tok: WindowTokenizer, start: int, length: int
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+Entries = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""Per entry of a window's tokens (K * width): its tensor, whether it is real, its position there."""
+
+
+def window_entries(tok: WindowTokenizer, start: int, length: int) -> Entries:
     """Per entry of the window's tokens (K * width): its tensor, whether it is real, its position there."""
     ids = tok.tensor_ids(start, length).reshape(-1)
     mask = tok.mask[start:start + length].reshape(-1)
     return ids, mask, tok.index[start:start + length].reshape(-1) - tok._offsets[ids]
 
 
-def _values_per_row(tok: WindowTokenizer, j: int) -> int:
+def values_per_row(tok: WindowTokenizer, j: int) -> int:
+    """Values per row (unit) of parameter-order tensor ``j`` (a 0-d tensor is one row of one value)."""
     shape = tok.param_order[j][1]
     return tok.sizes[j] // (shape[0] if shape else 1)
 
 
-def source_rows(tok: WindowTokenizer, start: int, length: int, draws: ChainDraws | None = None
-                ) -> dict[int, torch.Tensor]:
+def source_rows(tok: WindowTokenizer, start: int, length: int, draws: ChainDraws | None = None,
+                entries: Entries | None = None) -> dict[int, torch.Tensor]:
     """Tensor ``j`` -> the sorted rows of it (over all models of ``draws``) that the window's tokens read
     under the permutation ``draws`` (None: unpermuted). A column permutation stays within a row, so these
     rows, read whole, are all :func:`gather_window` needs of the tensor: a loader can read them instead of
-    the tensor (2 rows of a ResNet-18's 512-row conv for a 32 x 64 window)."""
-    ids, mask, local = _entries(tok, start, length)
+    the tensor (2 rows of a ResNet-18's 512-row conv for a 32 x 64 window). ``entries``: the window's
+    :func:`window_entries`, when the caller already has them."""
+    ids, mask, local = entries or window_entries(tok, start, length)
     out: dict[int, torch.Tensor] = {}
     for j in touched_tensors(tok, start, length):
-        row = torch.unique(local[mask & (ids == j)] // _values_per_row(tok, j))
+        row = torch.unique(local[mask & (ids == j)] // values_per_row(tok, j))
         if draws is not None and j in draws.rows:
             row = torch.unique(draws.rows[j][:, row])
         out[j] = row
     return out
 
 
-def gather_window(tok: WindowTokenizer, parts: WindowParts, draws: ChainDraws) -> torch.Tensor:
+def gather_window(tok: WindowTokenizer, parts: WindowParts, draws: ChainDraws,
+                  entries: Entries | None = None) -> torch.Tensor:
     """(B, K, width) tokens of the window of ``parts`` permuted by ``draws`` (one draw per model): each entry
     gathered from its source position, its row mapped through ``draws.rows`` and its input column through
-    ``draws.cols``. Only the rows :func:`source_rows` names are read from ``parts``."""
+    ``draws.cols``. Only the rows :func:`source_rows` names are read from ``parts``. ``entries``: the
+    window's :func:`window_entries`, when the caller already has them."""
     s, k, b = parts.start, parts.length, parts.batch
-    ids, mask, local = _entries(tok, s, k)
+    ids, mask, local = entries or window_entries(tok, s, k)
     tokens = parts.values[0].new_zeros(b, k * tok.width)
     for j, v in zip(parts.tensors, parts.values, strict=True):
         at = torch.nonzero(mask & (ids == j)).reshape(-1)
-        per = _values_per_row(tok, j)
+        per = values_per_row(tok, j)
         row, rest = (local[at] // per).expand(b, -1), (local[at] % per).expand(b, -1)
         if j in draws.rows:
             row = draws.rows[j].gather(1, row)

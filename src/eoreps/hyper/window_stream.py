@@ -47,6 +47,8 @@ from eoreps.hyper.window_parts import (
     source_rows,
     tokenize_parts,
     touched_tensors,
+    values_per_row,
+    window_entries,
 )
 from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
 from eoreps.zoo.store import ZooStore
@@ -55,6 +57,12 @@ WINDOW_DATA = ("auto", "memory", "stream")
 STREAM_BYTES = 256 * 2**20
 """``--window-data auto`` streams when the selected checkpoints' float32 weights (N x D x 4 bytes) exceed
 this (e.g. 6 ResNet-18 checkpoints; 24,000 of a 2,800-parameter CNN)."""
+
+WHOLE_VALUES = 16384
+"""Tensors of at most this many float32 values (64 KiB) are read whole even when only some rows are needed."""
+ROWS_ABOVE = 2**20
+"""A window whose tensors hold more than this many float32 values (4 MiB) a checkpoint is read by rows;
+a smaller one whole (where reading is cheaper than working out the rows)."""
 
 _REBUILD = "rerun 'eoreps zoo build' with the same options to rebuild it"
 
@@ -189,9 +197,10 @@ class WindowPartsDataset(Dataset):
         return len(self.rows)
 
     def _each_checkpoint(self, idx: Sequence[int]
-                         ) -> Iterator[tuple[int, Callable[[int, torch.Tensor], None]]]:
+                         ) -> Iterator[tuple[int, Callable[..., None]]]:
         """``(position in idx, read)`` for the checkpoints ``idx``, shard by shard (each shard opened once);
-        ``read(j, out)`` reads parameter-order tensor ``j`` of that checkpoint into ``out`` (its numel)."""
+        ``read(j, out, rows=None)`` reads parameter-order tensor ``j`` of that checkpoint into ``out`` (its
+        numel): whole, or only its sorted ``rows``."""
         sel = self.rows.iloc[list(idx)].assign(_pos=range(len(idx)))
         for shard, members in _by_shard(sel):
             with self.reader.open(shard) as f:
@@ -201,11 +210,12 @@ class WindowPartsDataset(Dataset):
     def _read_tensor(self, f: Any, shard: str, r: int, j: int, out: torch.Tensor,
                      rows: torch.Tensor | None = None) -> None:
         """Tensor ``j`` of checkpoint ``r`` into ``out`` (its numel): whole, or only its sorted ``rows``
-        (one read per run of consecutive rows; the other rows of ``out`` are left as they are)."""
-        if rows is None:
+        (one read per run of consecutive rows; the other rows of ``out`` are left as they are). A tensor of
+        at most :data:`WHOLE_VALUES` values is read whole: one read is cheaper than several small ones."""
+        if rows is None or out.numel() <= WHOLE_VALUES:
             self.reader.read_into(f, shard, r, self.tok.offsets[j], out)
             return
-        per = out.numel() // max(1, self.tok.param_order[j][1][0] if self.tok.param_order[j][1] else 1)
+        per = values_per_row(self.tok, j)
         for a, b in _runs(rows.tolist()):
             self.reader.read_into(f, shard, r, self.tok.offsets[j] + a * per, out[a * per:b * per])
 
@@ -225,9 +235,11 @@ class WindowViewsDataset(WindowPartsDataset):
     rows they move into the window are read (:func:`~eoreps.hyper.window_parts.source_rows`) into one
     checkpoint's window-tensor buffers, not the batch's. A ResNet-18 window on its 512 x 512 x 3 x 3 conv
     holds 9.4 MB of buffers (600 MB at batch 64 as :class:`WindowPartsDataset`) and reads a few of its rows
-    (18 KB each) per view. ``permute``: draw a function-preserving permutation of the
-    tokenizer's chains per view (:func:`~eoreps.hyper.window_parts.permuted_tokens`), else both views are the
-    window's tokens. ``rows_only=False`` reads the window's tensors whole (the earlier loader, kept as the
+    (18 KB each) per view. ``permute``: draw a function-preserving permutation of the tokenizer's chains per
+    view (:func:`~eoreps.hyper.window_parts.draw_permutations`; tokens by
+    :func:`~eoreps.hyper.window_parts.gather_window`, equal to ``permuted_tokens``), else both views are the
+    window's tokens. Rows are read where the window's tensors exceed :data:`ROWS_ABOVE` values a
+    checkpoint (and a tensor of at most :data:`WHOLE_VALUES` whole); ``rows_only=False`` reads them whole (the earlier loader, kept as the
     baseline of ``benchmarks/window_stream_read.py``)."""
 
     def __init__(self, tok: WindowTokenizer, window: int, reader: ShardReader, rows: pd.DataFrame,
@@ -242,17 +254,24 @@ class WindowViewsDataset(WindowPartsDataset):
         one = tuple(torch.empty(1, tok.sizes[j]) for j in js)  # one checkpoint's window tensors, reused
         parts = WindowParts(start, k, js, one)
         views = torch.empty(2, len(idx), k, tok.width)
-        plain = source_rows(tok, start, k)
+        ent = window_entries(tok, start, k)  # per window, not per checkpoint
+        plain = source_rows(tok, start, k, entries=ent)
+        # finding the rows costs about a millisecond a checkpoint (small torch ops): worth it only when the
+        # window's tensors are large (benchmarks/window_stream_read.py: 1.2-1.4x on a ResNet-18 zoo, 0.7-0.85x
+        # on a 0.7 M-parameter one with rows for every window, both from the page cache)
+        by_rows = self.rows_only and sum(tok.sizes[j] for j in js) > ROWS_ABOVE
         for b, read in self._each_checkpoint(idx):
             if self.permute:  # two draws; only the rows they move into the window are read
                 d1, d2 = (draw_permutations(tok, start, k, 1) for _ in range(2))
-                r1, r2 = source_rows(tok, start, k, d1), source_rows(tok, start, k, d2)
+                if by_rows:
+                    r1, r2 = source_rows(tok, start, k, d1, ent), source_rows(tok, start, k, d2, ent)
                 for j, v in zip(js, one, strict=True):
-                    read(j, v[0], torch.unique(torch.cat([r1[j], r2[j]])) if self.rows_only else None)
-                views[0, b], views[1, b] = gather_window(tok, parts, d1)[0], gather_window(tok, parts, d2)[0]
+                    read(j, v[0], torch.unique(torch.cat([r1[j], r2[j]])) if by_rows else None)
+                views[0, b] = gather_window(tok, parts, d1, ent)[0]
+                views[1, b] = gather_window(tok, parts, d2, ent)[0]
             else:
                 for j, v in zip(js, one, strict=True):
-                    read(j, v[0], plain[j] if self.rows_only else None)
+                    read(j, v[0], plain[j] if by_rows else None)
                 views[:, b] = tokenize_parts(tok, parts)[0]
         return RawViews(start, k, views[0], views[1])
 
