@@ -239,8 +239,8 @@ class WindowViewsDataset(WindowPartsDataset):
     view (:func:`~eoreps.hyper.window_parts.draw_permutations`; tokens by
     :func:`~eoreps.hyper.window_parts.gather_window`, equal to ``permuted_tokens``), else both views are the
     window's tokens. Rows are read where the window's tensors exceed :data:`ROWS_ABOVE` values a
-    checkpoint (and a tensor of at most :data:`WHOLE_VALUES` whole); ``rows_only=False`` reads them whole (the earlier loader, kept as the
-    baseline of ``benchmarks/window_stream_read.py``)."""
+    checkpoint (and a tensor of at most :data:`WHOLE_VALUES` whole); ``rows_only=False`` reads them whole
+    (the earlier loader, kept as the baseline of ``benchmarks/window_stream_read.py``)."""
 
     def __init__(self, tok: WindowTokenizer, window: int, reader: ShardReader, rows: pd.DataFrame,
                  permute: bool, rows_only: bool = True) -> None:
