@@ -76,9 +76,7 @@ def parts_from_flat(tok: WindowTokenizer, flat: torch.Tensor, start: int, length
 def tokenize_parts(tok: WindowTokenizer, parts: WindowParts) -> torch.Tensor:
     """(B, K, width) tokens of the window (padding 0), equal to ``tok.tokenize`` of the whole weights."""
     s, k = parts.start, parts.length
-    ids = tok.tensor_ids(s, k).reshape(-1)  # tensor of each entry
-    mask = tok.mask[s:s + k].reshape(-1)
-    local = tok.index[s:s + k].reshape(-1) - tok._offsets[ids]  # position within its tensor
+    ids, mask, local = window_entries(tok, s, k)  # tensor of each entry, real, position within its tensor
     tokens = parts.values[0].new_zeros(parts.batch, k * tok.width)
     # gathered tensor by tensor, not from their concatenation: a copy of the parts would double the memory
     # of a window that reads a large tensor

@@ -255,11 +255,11 @@ class WindowViewsDataset(WindowPartsDataset):
         parts = WindowParts(start, k, js, one)
         views = torch.empty(2, len(idx), k, tok.width)
         ent = window_entries(tok, start, k)  # per window, not per checkpoint
-        plain = source_rows(tok, start, k, entries=ent)
         # finding the rows costs about a millisecond a checkpoint (small torch ops): worth it only when the
         # window's tensors are large (benchmarks/window_stream_read.py: 1.2-1.4x on a ResNet-18 zoo, 0.7-0.85x
         # on a 0.7 M-parameter one with rows for every window, both from the page cache)
         by_rows = self.rows_only and sum(tok.sizes[j] for j in js) > ROWS_ABOVE
+        plain = source_rows(tok, start, k, entries=ent) if by_rows and not self.permute else {}
         for b, read in self._each_checkpoint(idx):
             if self.permute:  # two draws; only the rows they move into the window are read
                 d1, d2 = (draw_permutations(tok, start, k, 1) for _ in range(2))
