@@ -69,7 +69,7 @@ def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Name
         tok = WindowTokenizer(zoo.param_order, args.token_width, chains=[])
         tok = WindowTokenizer(tok.param_order, tok.width, chains=permutable_chains(tok, zoo))
         sc = TensorScaler.fit(tok, W_train)
-        mod: Any = WindowModule(**window_module_kwargs(tok, args.window, model, *hp),
+        mod: Any = WindowModule(**window_module_kwargs(tok, args.window, model, *hp, latent=args.latent),
                                 scaler_mean=sc.mean, scaler_std=sc.std)
     else:
         from eoreps.hyper.module import HyperModule, module_kwargs
@@ -102,7 +102,8 @@ def save_window_representation(rep: Any, root: Path) -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     meta = {**rep.meta, "tokenizer": "window", "window_tokenizer": rep.window_tokenizer.to_dict(),
-            "model": rep.net.cfg.to_dict(), "window": rep.window, "window_readout": rep.readout}
+            "model": rep.net.cfg.to_dict(), "window": rep.window, "window_readout": rep.readout,
+            "window_latent": rep.net.latent}
     state = {k: v.contiguous() for k, v in rep.net.state_dict().items()}
     state |= {"scaler.mean": rep.scaler.mean.contiguous(), "scaler.std": rep.scaler.std.contiguous()}
     if rep.reference is not None:  # an aligned fit's reference (the fits here never align)
@@ -194,6 +195,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--gamma", type=float, default=0.1)
     add_window_model_args(ap)
+    ap.add_argument("--latent", choices=("window", "tokens"), default="window",
+                    help="windowed: one code per window (compression token) or per token (SANE)")
     ap.add_argument("--layer-readout", action="store_true",
                     help="windowed: also the per-layer means of the window codes (window_readouts)")
     ap.add_argument("--json", type=Path)

@@ -295,3 +295,28 @@ def test_window_readout_tokens_is_written_and_evaluated(tiny_zoo, tmp_path, caps
             "median"], capsys, "--window-readout 'median'")
     _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r3"), "--quick",
             "--window-readout", "tokens"], capsys, "tokenizer")
+
+
+def test_window_latent_tokens_fits_evaluates_and_refuses_to_sample(tiny_zoo, tmp_path, capsys):
+    """``--window-latent tokens`` (a code per weight token) lands in the plan and hyper.json, the loaded model
+    has the token bottleneck, hyper evaluate probes it; hyper sample is one line, exit 2; resuming with the
+    other latent, an unknown latent and the latent with the per-neuron tokenizer are one line each."""
+    out = tmp_path / "rep"
+    _run(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(out), *FIT, "--window-latent", "tokens",
+          "--window-readout", "tokens"], capsys)
+    assert json.loads((out / "hyper.json").read_text())["window_latent"] == "tokens"
+    assert json.loads((out / "fit_plan.json").read_text())["window_latent"] == "tokens"
+    rep = load_representation(out)
+    assert isinstance(rep, WindowRepresentation) and rep.net.latent == "tokens"
+    _run(["hyper", "evaluate", "--zoo", str(tiny_zoo), "--rep", str(out), "--out", str(tmp_path / "e"),
+          "--quick"], capsys)
+    table = pd.read_csv(tmp_path / "e" / "properties.csv").set_index("property")
+    assert pd.notna(table.loc["test accuracy", "learned"])
+    _fails(["hyper", "sample", "--zoo", str(tiny_zoo), "--rep", str(out), "--out", str(tmp_path / "s"),
+            "--quick"], capsys, "window_latent 'tokens'")
+    _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(out), *FIT, "--window-readout", "tokens"],
+           capsys, "window_latent")
+    _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r2"), *FIT, "--window-latent",
+            "neuron"], capsys, "--window-latent 'neuron'")
+    _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r3"), "--quick",
+            "--window-latent", "tokens"], capsys, "tokenizer")

@@ -81,6 +81,9 @@ class FitOptions:
                                             "layer (the compression token per layer), mean (over all "
                                             "windows) or tokens (per-layer means of the token outputs, "
                                             "SANE's readout; docs/hyper.md).")
+    window_latent: str = opt("window", help="--tokenizer window: the bottleneck: window (a code per window, "
+                                            "the compression token) or tokens (one code per weight token, "
+                                            "decoded token by token, SANE's; cannot be sampled).")
     n_heads: int | None = None
     seed: int = 0
 
@@ -135,6 +138,7 @@ class FitOptions:
             token_width=self.token_width,
             window_data=self.window_data,
             window_readout=self.window_readout,
+            window_latent=self.window_latent,
             augment=augment,
         )
         keep_request(self, cfg)  # whether the precision was auto (the record's reason)

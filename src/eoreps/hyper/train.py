@@ -64,6 +64,7 @@ class FitConfig:
     token_width: int = 64
     window_data: str = "auto"  # memory | stream | auto (eoreps.hyper.window_stream); not in the fit plan
     window_readout: str = "layer"  # layer | mean | tokens (hyper.json; eoreps.hyper.window_representation)
+    window_latent: str = "window"  # window | tokens: the bottleneck (eoreps.hyper.window_autoencoder.LATENTS)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -97,6 +98,13 @@ class FitConfig:
         if self.window_readout != "layer" and self.tokenizer != "window":
             raise ConfigError(f"window_readout={self.window_readout!r} needs tokenizer='window' (the "
                               f"per-neuron representation reads every block's compression token)")
+        from eoreps.hyper.window_autoencoder import LATENTS
+
+        if self.window_latent not in LATENTS:
+            raise ConfigError(f"window_latent={self.window_latent!r} must be one of {', '.join(LATENTS)}")
+        if self.window_latent != "window" and self.tokenizer != "window":
+            raise ConfigError(f"window_latent={self.window_latent!r} needs tokenizer='window' (the "
+                              f"per-neuron model's bottleneck is its compression token)")
         self.zoo_query = (self.zoo_query or "").strip() or None  # '' = no query, stored as None in the plan
         return self
 
@@ -107,7 +115,7 @@ TOKENIZERS = ("neuron", "window")
 # options whose change makes an existing checkpoint meaningless (``epochs`` may grow: training continues)
 _PLAN_KEYS = ("zoo", "batch_size", "lr", "weight_decay", "gamma", "temperature", "precision", "val_fraction",
               "test_fraction", "zoo_epochs", "zoo_query", "seed", "model", "augment", "functional",
-              "functional_images", "tokenizer", "window", "token_width")
+              "functional_images", "tokenizer", "window", "token_width", "window_latent")
 
 
 def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +126,7 @@ def _upgrade_plan(old: dict[str, Any]) -> dict[str, Any]:
     old.setdefault("functional_images", 64)
     old.setdefault("tokenizer", "neuron")
     old.setdefault("window", 32)
+    old.setdefault("window_latent", "window")
     old.setdefault("token_width", 64)
     if isinstance(old.get("augment"), dict):  # target, canonical_input, align: later additions, off before
         old["augment"] = {**dataclasses.asdict(AugmentConfig()), **old["augment"]}
@@ -370,7 +379,8 @@ def export(module: Any, cfg: FitConfig, zoo: Any, props: pd.DataFrame, out: Path
         "config": to_dict(cfg),
         "final_metrics": metrics,
         **({"tokenizer": "window", "window": module.window, "window_tokenizer": module.tokenizer.to_dict(),
-            "window_readout": cfg.window_readout} if isinstance(module, WindowModule) else {}),
+            "window_readout": cfg.window_readout, "window_latent": cfg.window_latent}
+           if isinstance(module, WindowModule) else {}),
         "seconds": round(seconds, 1),
         "precision": precision or precision_record(cfg.precision, asked=requested(cfg)),
     }

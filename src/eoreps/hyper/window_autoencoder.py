@@ -8,6 +8,11 @@ consecutive weight tokens.
     z --Linear--> (B, 1, d) + decoder positions --TransformerEncoder--> --Linear--> (B, K, width)
     z --MLP--> projection (B, proj)                                                 # for NT-Xent
 
+``latent="tokens"`` (SANE's bottleneck) gives every weight token its own code instead of the compression
+token's one: ``out[:, 1:] --Linear--> (B, K, latent)``, decoded token by token
+(``(B, K, latent) --Linear--> + decoder positions --> (B, K, width)``); the window code ``z`` (contrastive
+projection, model embedding) is the mean of the token codes.
+
 A step only ever sees ``K`` tokens, so its memory does not grow with the model; a whole model is embedded
 as the mean of the codes of windows covering all its tokens (:mod:`eoreps.hyper.window_representation`).
 The three position tables are sized by the tokenizer (layers, widest layer, longest row), the sizes of
@@ -47,18 +52,28 @@ class _Positions(nn.Module):
         return sum(t(pos[..., i]) for i, t in enumerate(self.tables))  # type: ignore[return-value]
 
 
+LATENTS = ("window", "tokens")
+"""Where the windowed autoencoder's bottleneck sits: one code per window (the compression token) or one per
+weight token (SANE); ``window_latent`` in ``hyper.json``."""
+
+
 class WindowAutoencoder(nn.Module):
     """Encoder (window -> z), decoder (z, positions -> window) and projection head (z -> p).
 
-    ``width``: token width; ``table_sizes``: (layers, units, chunks) of the tokenizer.
+    ``width``: token width; ``table_sizes``: (layers, units, chunks) of the tokenizer; ``latent``: one of
+    :data:`LATENTS`.
     """
 
-    def __init__(self, width: int, table_sizes: tuple[int, int, int], cfg: ModelConfig | None = None) -> None:
+    def __init__(self, width: int, table_sizes: tuple[int, int, int], cfg: ModelConfig | None = None,
+                 latent: str = "window") -> None:
         super().__init__()
         self.cfg = cfg or ModelConfig()
         d = self.cfg.d_model
         if d % self.cfg.n_heads:
             raise ValueError(f"d_model {d} must be divisible by n_heads {self.cfg.n_heads}")
+        if latent not in LATENTS:
+            raise ValueError(f"latent {latent!r} must be one of {', '.join(LATENTS)}")
+        self.latent = latent
         self.width = int(width)
         self.embed = nn.Linear(width, d)
         if self.cfg.token_stats:
@@ -89,7 +104,7 @@ class WindowAutoencoder(nn.Module):
         blocks (B, enc_layers * d))``: the compression token after every encoder block (the per-neuron
         model's readout)."""
         x, outs = self._blocks(tokens, pos, mask)
-        return self.to_latent(self.encoder.norm(x)[:, 0]), torch.cat([o[:, 0] for o in outs], dim=-1)
+        return self._window_code(self.encoder.norm(x)), torch.cat([o[:, 0] for o in outs], dim=-1)
 
     def encode_tokens(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -97,16 +112,29 @@ class WindowAutoencoder(nn.Module):
         enc_layers * d) (the compression token left out): for SANE-style readouts that average token
         embeddings instead of reading the compression token."""
         x, outs = self._blocks(tokens, pos, mask)
-        z = self.to_latent(self.encoder.norm(x)[:, 0])
-        return z, torch.cat([o[:, 0] for o in outs], dim=-1), torch.cat([o[:, 1:] for o in outs], dim=-1)
+        blocks = torch.cat([o[:, 0] for o in outs], dim=-1)
+        return self._window_code(self.encoder.norm(x)), blocks, torch.cat([o[:, 1:] for o in outs], dim=-1)
+
+    def _codes(self, h: torch.Tensor) -> torch.Tensor:
+        """Encoder output (B, 1 + K, d), final norm applied -> the bottleneck: (B, latent) with
+        ``latent="window"``, (B, K, latent) token codes with ``"tokens"``."""
+        return self.to_latent(h[:, 0] if self.latent == "window" else h[:, 1:])
+
+    def _window_code(self, h: torch.Tensor) -> torch.Tensor:
+        """Encoder output (B, 1 + K, d), normed -> (B, latent) window codes (token codes: their mean)."""
+        c = self._codes(h)
+        return c if c.dim() == 2 else c.mean(1)
 
     def encode(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, K, W) -> (B, latent) window codes."""
-        return self.to_latent(self.encoder(self._encoder_input(tokens, pos, mask))[:, 0])
+        return self._window_code(self.encoder(self._encoder_input(tokens, pos, mask)))
 
     def decode(self, z: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """(B, latent) codes and (B, K, 3) positions -> (B, K, W) reconstructed standardised tokens."""
-        return self.to_tokens(self.decoder(self.from_latent(z)[:, None, :] + self.dec_pos(pos)))
+        """(B, latent) window codes or (B, K, latent) token codes, (B, K, 3) positions -> (B, K, W)
+        reconstructed standardised tokens (a window code is given to every token)."""
+        h = self.from_latent(z)
+        h = h[:, None, :] if h.dim() == 2 else h  # (B, 1 or K, d)
+        return self.to_tokens(self.decoder(h + self.dec_pos(pos)))
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent) -> (B, proj) projections for the contrastive loss."""
@@ -114,6 +142,8 @@ class WindowAutoencoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> ``(z (B, latent), reconstruction (B, K, W), projection (B, proj))``."""
-        z = self.encode(tokens, pos, mask)
-        return z, self.decode(z, pos), self.project(z)
+        """-> ``(z (B, latent), reconstruction (B, K, W), projection (B, proj))``; with token codes the
+        reconstruction decodes each token from its own code, ``z`` is their mean."""
+        c = self._codes(self.encoder(self._encoder_input(tokens, pos, mask)))  # (B, latent) | (B, K, latent)
+        z = c if c.dim() == 2 else c.mean(1)
+        return z, self.decode(c, pos), self.project(z)

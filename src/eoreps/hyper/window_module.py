@@ -90,7 +90,7 @@ class WindowModule(L.LightningModule):
     def __init__(self, tokenizer: dict[str, Any], window: int, model: dict[str, Any], augment: dict[str, Any],
                  gamma: float = 0.1, temperature: float = 0.1, lr: float = 3e-4, weight_decay: float = 1e-4,
                  warmup_fraction: float = 0.05, scaler_mean: torch.Tensor | None = None,
-                 scaler_std: torch.Tensor | None = None) -> None:
+                 scaler_std: torch.Tensor | None = None, latent: str = "window") -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["scaler_mean", "scaler_std"])
         self.tokenizer = WindowTokenizer(**tokenizer)
@@ -99,7 +99,8 @@ class WindowModule(L.LightningModule):
         n = len(self.tokenizer.param_order)
         self.register_buffer("scaler_mean", scaler_mean if scaler_mean is not None else torch.zeros(n))
         self.register_buffer("scaler_std", scaler_std if scaler_std is not None else torch.ones(n))
-        self.net = WindowAutoencoder(self.tokenizer.width, self.tokenizer.table_sizes, ModelConfig(**model))
+        self.net = WindowAutoencoder(self.tokenizer.width, self.tokenizer.table_sizes, ModelConfig(**model),
+                                     latent)
         self.loss_fn = HyperLoss(gamma, temperature)
         self.augment_cfg = AugmentConfig(**augment)
 
@@ -135,8 +136,9 @@ class WindowModule(L.LightningModule):
 
 
 def window_module_kwargs(tok: WindowTokenizer, window: int, model: ModelConfig, augment: AugmentConfig,
-                         gamma: float, temperature: float, lr: float, weight_decay: float) -> dict[str, Any]:
+                         gamma: float, temperature: float, lr: float, weight_decay: float,
+                         latent: str = "window") -> dict[str, Any]:
     """Constructor arguments of :class:`WindowModule` (everything but the scaler)."""
     return {"tokenizer": tok.to_dict(), "window": window, "model": model.to_dict(),
             "augment": asdict(augment), "gamma": gamma, "temperature": temperature, "lr": lr,
-            "weight_decay": weight_decay}
+            "weight_decay": weight_decay, "latent": latent}

@@ -29,7 +29,7 @@ from eoreps.hyper.augment import Permuter
 from eoreps.hyper.autoencoder import ModelConfig
 from eoreps.hyper.representation import Representation
 from eoreps.hyper.tokens import Tokenizer
-from eoreps.hyper.window_autoencoder import WindowAutoencoder
+from eoreps.hyper.window_autoencoder import LATENTS, WindowAutoencoder
 from eoreps.hyper.window_tokens import TensorScaler, WindowTokenizer
 
 
@@ -166,15 +166,26 @@ class WindowRepresentation(Representation):
             return blocks.mean(1)
         return torch.einsum("lw,mwc->mlc", self.readout_weights, blocks).flatten(1)
 
+    def _check_decodable(self) -> None:
+        """Window codes decode to weights only with the window bottleneck; token codes (``window_latent:
+        tokens``) are one per weight token, which a window code cannot stand in for."""
+        if self.net.latent != "window":
+            where = (self.root / "hyper.json") if self.root else "hyper.json"
+            raise DataError(f"{where}: fitted with window_latent '{self.net.latent}' (a code per weight "
+                            f"token), which decodes no window codes; for sampling refit with "
+                            f"--window-latent window")
+
     @torch.no_grad()
     def codes(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """(N, D) -> (N, n_windows * latent): every window's code, in order (what ``hyper sample`` draws)."""
+        self._check_decodable()
         out = [self.window_codes(w, batch_size)[0].flatten(1) for w in self._groups(weights, batch_size)]
         return torch.cat(out) if out else torch.empty(0, len(self.starts) * self.latent_dim)
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """(N, n_windows * latent) -> (N, D) weights: the windows decoded in order (sequential decode)."""
+        self._check_decodable()
         tok, k, n = self.window_tokenizer, self.window, len(self.starts)
         out = []
         for c in codes.float().reshape(len(codes), n, self.latent_dim):
@@ -212,6 +223,10 @@ def load_window_representation(root: Path, meta: dict[str, Any], state: dict[str
     if tuple(scaler.mean.shape) != (len(tok.param_order),):
         raise DataError(f"{root / 'model.safetensors'}: its scaler has {tuple(scaler.mean.shape)} entries, "
                         f"the architecture {len(tok.param_order)} tensors; refit the representation")
-    net = WindowAutoencoder(tok.width, tok.table_sizes, ModelConfig(**meta["model"]))
+    latent = str(meta.get("window_latent", "window"))
+    if latent not in LATENTS:
+        raise DataError(f"{root / 'hyper.json'}: window_latent '{latent}' is not one of "
+                        f"{', '.join(LATENTS)}; fix hyper.json")
+    net = WindowAutoencoder(tok.width, tok.table_sizes, ModelConfig(**meta["model"]), latent)
     net.load_state_dict(state)
     return WindowRepresentation(meta, tok, scaler, net, int(meta["window"]), root, reference)
