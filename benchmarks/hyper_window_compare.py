@@ -100,6 +100,8 @@ def save_window_representation(rep: Any, root: Path) -> None:
     :func:`eoreps.hyper.window_representation.load_window_representation` reads."""
     from safetensors.torch import save_file
 
+    from eoreps.io import atomic_path, write_json
+
     root.mkdir(parents=True, exist_ok=True)
     meta = {**rep.meta, "tokenizer": "window", "window_tokenizer": rep.window_tokenizer.to_dict(),
             "model": rep.net.cfg.to_dict(), "window": rep.window, "window_readout": rep.readout,
@@ -108,8 +110,9 @@ def save_window_representation(rep: Any, root: Path) -> None:
     state |= {"scaler.mean": rep.scaler.mean.contiguous(), "scaler.std": rep.scaler.std.contiguous()}
     if rep.reference is not None:  # an aligned fit's reference (the fits here never align)
         state["align.reference"] = rep.reference.contiguous()
-    save_file(state, str(root / "model.safetensors"))
-    (root / "hyper.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_path(root / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    write_json(root / "hyper.json", meta)
 
 
 @torch.no_grad()
@@ -185,6 +188,34 @@ def add_window_model_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, default=2)
 
 
+def _model_dir(args: argparse.Namespace, seed: int) -> Path:
+    return args.save_model.with_name(f"{args.save_model.name}_seed{seed}")
+
+
+def _features_file(args: argparse.Namespace, method: str, seed: int) -> Path:
+    return args.save_features.with_name(f"{args.save_features.stem}_{method}_seed{seed}.npz")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any fit, an output the run could not write (a --json path that is a folder, a
+    --save-model folder that is a file, an unwritable folder): one :class:`~eoreps.errors.DataError` line."""
+    from eoreps.errors import DataError
+    from eoreps.io import check_out_dir
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    files = [("--json", args.json)] if args.json else []
+    if args.save_features:
+        files += [("--save-features", _features_file(args, m, s))
+                  for m in args.methods.split(",") for s in seeds]
+    for what, f in files:
+        if f.is_dir():
+            raise DataError(f"{f}: {what} is an existing folder, not a file; pass a file path")
+        check_out_dir(f.parent, what)
+    if args.save_model:
+        for s in seeds:
+            check_out_dir(_model_dir(args, s), "--save-model")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", type=Path, required=True)
@@ -207,6 +238,7 @@ def main() -> None:
                     help="also write every readout, s(W), test accuracy, epoch and the split to this .npz "
                          "(one file per run: the seed is added to the name), to study readouts")
     args = ap.parse_args()
+    check_outputs(args)
     torch.set_num_threads(args.threads)
     from eoreps.hyper.features import weight_statistics
     from eoreps.hyper.linear import ridge_probe
@@ -237,8 +269,7 @@ def main() -> None:
             rep = fit_module(method, zoo, W[tr], args, seed)
             fit_s = time.perf_counter() - t
             if method == "window" and args.save_model:
-                dest = args.save_model.with_name(f"{args.save_model.name}_seed{seed}")
-                save_window_representation(rep, dest)
+                save_window_representation(rep, _model_dir(args, seed))
             with torch.no_grad():
                 if method == "window" and args.layer_readout:
                     feats = window_readouts(rep, W)
@@ -246,9 +277,8 @@ def main() -> None:
                     z, blocks = rep.embed_blocks(W)
                     feats = {"z": z, "learned": blocks}
             if args.save_features:
-                dest = args.save_features.with_name(f"{args.save_features.stem}_{method}_seed{seed}.npz")
-                np.savez_compressed(dest, split=split.astype(str), test_acc=y[:, 0], epoch=y[:, 1],
-                                    model_id=ids.to_numpy(),
+                np.savez_compressed(_features_file(args, method, seed), split=split.astype(str),
+                                    test_acc=y[:, 0], epoch=y[:, 1], model_id=ids.to_numpy(),
                                     sw=weight_statistics(W, zoo.param_order).numpy(),
                                     **{k.replace("/", "_"): v.numpy() for k, v in feats.items()})
             for name, x in feats.items():
@@ -260,9 +290,17 @@ def main() -> None:
            "models": n_models, "cpu": _cpu(), "torch_threads": args.threads,
            "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2, default=float) + "\n")
+        from eoreps.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(out, indent=2, default=float) + "\n")
         print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
-    main()
+    from eoreps.errors import EoRepsError
+
+    try:
+        main()
+    except EoRepsError as e:  # bad input (a zoo that is not one, an output path that is a file): one line
+        print(f"hyper_window_compare: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

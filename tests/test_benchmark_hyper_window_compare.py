@@ -180,3 +180,42 @@ def test_heldout_probe_scores_val_and_test_models_with_alpha_from_grouped_folds(
     assert any(np.allclose(Ridge(alpha=a).fit(st(good[~ho]), y[~ho]).predict(st(good[ho])), pred)
                for a in ALPHAS)
     assert bench.heldout_probe(rng.normal(size=(len(y), 5)), y, split, groups)[0] < 0.2
+
+
+def test_saved_token_latent_representation_loads_back_with_its_latent(bench_script, tmp_path):
+    from safetensors.torch import load_file
+
+    from eoreps.hyper.window_representation import load_window_representation
+
+    tok, W, rep = _rep()
+    rep.net = WindowAutoencoder(tok.width, tok.table_sizes, rep.net.cfg, latent="tokens").eval()
+    bench_script("hyper_window_compare").save_window_representation(rep, tmp_path / "rep")
+    meta = __import__("json").loads((tmp_path / "rep" / "hyper.json").read_text())
+    assert meta["window_latent"] == "tokens"
+    state = load_file(str(tmp_path / "rep" / "model.safetensors"))
+    back = load_window_representation(tmp_path / "rep", meta, state)
+    assert back.net.latent == "tokens"
+    back.net.eval()
+    for a, b in zip(rep.embed_blocks(W), back.embed_blocks(W), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_outputs_it_cannot_write_are_one_line_before_any_fit(tmp_path):
+    """A --json path that is a folder, a --save-model folder that is a file, a --save-features file under a
+    file: one line on stderr, exit 2, before the zoo is read (the --zoo here does not exist)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "hyper_window_compare.py"
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "m_seed0").write_text("x")
+    cases = [(["--json", str(tmp_path)], "--json is an existing folder"),
+             (["--save-model", str(tmp_path / "m")], "--save-model is an existing file"),
+             (["--save-features", str(tmp_path / "f" / "x.npz")], "f: --save-features is an existing file")]
+    for extra, says in cases:
+        r = subprocess.run([sys.executable, str(script), "--zoo", str(tmp_path / "nozoo"), *extra],
+                           capture_output=True, text=True, timeout=120)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
+        assert lines[0].startswith("hyper_window_compare: error: ")
