@@ -109,25 +109,46 @@ def _rep(window: int = 8) -> tuple[WindowTokenizer, torch.Tensor, WindowRepresen
                                         WindowAutoencoder(tok.width, tok.table_sizes, cfg).eval(), window)
 
 
-def test_token_layer_means_average_every_token_output_of_each_layer_literally():
-    tok, W, rep = _rep(window=12)  # 12 does not divide the tokens: the last window overlaps
-    got = rep.token_layer_means(W, batch_size=3)
+def _literal_token_means(rep: WindowRepresentation, W: torch.Tensor, k: int, bf16: bool = False
+                         ) -> torch.Tensor:
+    """Per-layer means of every token output, one window at a time (a slow transcription of the readout)."""
+    tok = rep.window_tokenizer
     sums = [torch.zeros(len(W), 2 * 16) for _ in tok.layers]
     counts = [0] * len(tok.layers)
     for s in rep.starts:  # one window at a time, every token's outputs added to its layer
         pos, ids, mask = (v.expand(len(W), *v.shape[1:]) for v in rep._windows([s]))  # (M, K, .)
-        x = rep.scaler.transform(tok.tokenize(W, s, 12), ids[0], mask[0])
-        with torch.no_grad():
-            h = rep.net.encode_tokens(x, pos, mask)[2]  # (M, K, 2 * d)
-        for j in range(12):
+        x = rep.scaler.transform(tok.tokenize(W, s, k), ids[0], mask[0])
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            h = rep.net.encode_tokens(x, pos, mask)[2].float()  # (M, K, 2 * d)
+        for j in range(k):
             layer = int(tok.positions[s + j, 0])
             sums[layer] += h[:, j]
             counts[layer] += 1
+    return torch.cat([sm / n for sm, n in zip(sums, counts, strict=True)], 1)
+
+
+def test_token_layer_means_average_every_token_output_of_each_layer_literally():
+    tok, W, rep = _rep(window=12)  # 12 does not divide the tokens: the last window overlaps
+    got = rep.token_layer_means(W, batch_size=3)
+    want = _literal_token_means(rep, W, 12)
     assert rep.starts[-1] + 12 == tok.n_tokens and len(rep.starts) * 12 > tok.n_tokens  # overlap exists
-    want = torch.cat([sm / n for sm, n in zip(sums, counts, strict=True)], 1)
     assert got.shape == (len(W), len(tok.layers) * 2 * 16)
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got[0], got[1])  # models differ
+
+
+def test_token_layer_means_in_bf16_follow_the_literal_readout_and_stay_near_fp32():
+    """A representation fitted in bf16 reads its tokens under bf16 autocast: the same values as the literal
+    window-by-window readout in bf16 (up to bf16 rounding of differently batched products), and within
+    bf16's precision of the fp32 readout (LayerNorm'd outputs of order 1: 0.05 absolute)."""
+    tok, W, rep = _rep(window=12)
+    fp32 = rep.token_layer_means(W, batch_size=3)
+    rep.meta["config"]["precision"] = "bf16"  # as hyper.json of a bf16 fit
+    assert rep.bf16
+    got = rep.token_layer_means(W, batch_size=3)
+    assert got.dtype == torch.float32 and not torch.equal(got, fp32)  # bf16 ran
+    torch.testing.assert_close(got, _literal_token_means(rep, W, 12, bf16=True), rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(got, fp32, rtol=0.0, atol=0.05)
 
 
 def test_saved_window_representation_loads_back_with_the_same_codes(bench_script, tmp_path):
