@@ -240,3 +240,28 @@ def test_outputs_it_cannot_write_are_one_line_before_any_fit(tmp_path):
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
         assert lines[0].startswith("hyper_window_compare: error: ")
+
+
+def test_readout_spread_moments_are_the_token_means_and_their_spread(bench_script):
+    """``window_readout_spread.token_layer_moments``: its mean is the representation's token readout, its
+    std and mean |h| those of the token outputs of each layer, computed here literally (every window's
+    outputs stacked per layer; the overlapping last window counted twice, as the readout does)."""
+    tok, W, rep = _rep(window=12)
+    mom = bench_script("window_readout_spread").token_layer_moments(rep, W, group=2)
+    n_layers = len(tok.layers)
+    assert all(v.shape == (len(W), n_layers, 2 * 16) for v in mom.values())
+    torch.testing.assert_close(torch.from_numpy(mom["mean"]).flatten(1), rep.token_layer_means(W))
+    per_layer: list[list[torch.Tensor]] = [[] for _ in tok.layers]
+    for s in rep.starts:
+        pos, ids, mask = (v.expand(len(W), *v.shape[1:]) for v in rep._windows([s]))
+        x = rep.scaler.transform(tok.tokenize(W, s, 12), ids[0], mask[0])
+        with torch.no_grad():
+            h = rep.net.encode_tokens(x, pos, mask)[2]
+        for j in range(12):
+            per_layer[int(tok.positions[s + j, 0])].append(h[:, j])
+    for li, outs in enumerate(per_layer):
+        h = torch.stack(outs, 1)  # (M, tokens of the layer, c)
+        torch.testing.assert_close(torch.from_numpy(mom["std"][:, li]), h.std(1, unbiased=False),
+                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(torch.from_numpy(mom["abs"][:, li]), h.abs().mean(1))
+    assert (mom["std"] > 0).any()  # layers of several tokens spread
