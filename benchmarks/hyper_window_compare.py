@@ -199,34 +199,44 @@ def _features_file(args: argparse.Namespace, method: str, seed: int) -> Path:
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any fit, an output the run could not write (a --json path that is a folder, a
     --save-model folder that is a file, an unwritable folder): one :class:`~eoreps.errors.DataError` line."""
-    from eoreps.errors import DataError
-    from eoreps.io import check_out_dir
+    from eoreps.io import check_out_dir, check_out_file
 
-    seeds = [int(s) for s in args.seeds.split(",")]
-    files = [("--json", args.json)] if args.json else []
-    if args.save_features:
-        files += [("--save-features", _features_file(args, m, s))
-                  for m in args.methods.split(",") for s in seeds]
-    for what, f in files:
-        if f.is_dir():
-            raise DataError(f"{f}: {what} is an existing folder, not a file; pass a file path")
-        check_out_dir(f.parent, what)
-    if args.save_model:
-        for s in seeds:
+    if args.json:
+        check_out_file(args.json, "--json")
+    for s in args.seeds:
+        for m in args.methods if args.save_features else []:
+            check_out_file(_features_file(args, m, s), "--save-features")
+        if args.save_model:
             check_out_dir(_model_dir(args, s), "--save-model")
+
+
+def _list(kind: type, choices: tuple[str, ...] = ()) -> Any:
+    """argparse type of a comma-separated list (``'0,1'``), each item a ``kind`` and, with ``choices``, one
+    of them: a bad item is argparse's usage error (exit 2)."""
+    def parse(text: str) -> list[Any]:
+        items = [kind(t) for t in text.split(",")]
+        bad = [t for t in items if choices and t not in choices]
+        if bad:
+            raise ValueError(bad)
+        return items
+
+    parse.__name__ = f"comma-separated {kind.__name__}" + (f" from {', '.join(choices)}" if choices else "")
+    return parse
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", type=Path, required=True)
-    ap.add_argument("--methods", default="neuron,window")
-    ap.add_argument("--seeds", default="0", help="fit seeds, e.g. '0,1'")
+    ap.add_argument("--methods", type=_list(str, ("neuron", "window")), default="neuron,window")
+    ap.add_argument("--seeds", type=_list(int), default="0", help="fit seeds, e.g. '0,1'")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--gamma", type=float, default=0.1)
     add_window_model_args(ap)
-    ap.add_argument("--latent", choices=("window", "tokens"), default="window",
+    from eoreps.hyper.window_autoencoder import LATENTS
+
+    ap.add_argument("--latent", choices=LATENTS, default="window",
                     help="windowed: one code per window (compression token) or per token (SANE)")
     ap.add_argument("--layer-readout", action="store_true",
                     help="windowed: also the per-layer means of the window codes (window_readouts)")
@@ -263,8 +273,8 @@ def main() -> None:
 
     rows = [{"features": "s(W)", "seed": None, **score(weight_statistics(W, zoo.param_order).numpy())}]
     print(rows[-1], flush=True)
-    for method in args.methods.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
+    for method in args.methods:
+        for seed in args.seeds:
             t = time.perf_counter()
             rep = fit_module(method, zoo, W[tr], args, seed)
             fit_s = time.perf_counter() - t
@@ -277,10 +287,13 @@ def main() -> None:
                     z, blocks = rep.embed_blocks(W)
                     feats = {"z": z, "learned": blocks}
             if args.save_features:
-                np.savez_compressed(_features_file(args, method, seed), split=split.astype(str),
-                                    test_acc=y[:, 0], epoch=y[:, 1], model_id=ids.to_numpy(),
-                                    sw=weight_statistics(W, zoo.param_order).numpy(),
-                                    **{k.replace("/", "_"): v.numpy() for k, v in feats.items()})
+                from eoreps.io import atomic_path
+
+                sw = weight_statistics(W, zoo.param_order).numpy()
+                with atomic_path(_features_file(args, method, seed)) as tmp, open(tmp, "wb") as f:
+                    np.savez_compressed(f, split=split.astype(str), test_acc=y[:, 0], epoch=y[:, 1],
+                                        model_id=ids.to_numpy(), sw=sw,
+                                        **{k.replace("/", "_"): v.numpy() for k, v in feats.items()})
             for name, x in feats.items():
                 rows.append({"features": f"{method} {name}", "seed": seed, **score(x.numpy()),
                              "fit_s": round(fit_s, 1)})

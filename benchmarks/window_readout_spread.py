@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,43 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hyper_window_compare import heldout_probe  # noqa: E402
 
 
-@torch.no_grad()
-def token_layer_moments(rep: Any, W: torch.Tensor, group: int = 8) -> dict[str, np.ndarray]:
-    """(N, D) weights -> ``{"mean", "std", "abs"}``, each (N, n_layers, enc_layers * d): per tokenizer layer
-    the mean, standard deviation and mean absolute value of every block's token outputs, one window at a
-    time for ``group`` models (tokens two windows share count twice, as in ``token_layer_means``)."""
-    tok, k = rep.window_tokenizer, rep.window
-    c, n_layers = rep.net.cfg.enc_layers * rep.net.cfg.d_model, len(tok.layers)
-    out: dict[str, list[torch.Tensor]] = {"mean": [], "std": [], "abs": []}
-    for w in torch.split(W.float(), group):
-        m = len(w)
-        s1, s2, sa = (torch.zeros(m, n_layers, c) for _ in range(3))
-        n = torch.zeros(n_layers)
-        for s in rep.starts:
-            pos, ids, mask = rep._windows([s])  # (1, K, .)
-            x = rep.scaler.transform(tok.tokenize(w, s, k)[:, None], ids, mask).flatten(0, 1)  # (m, K, W)
-            p2, m2 = (v.expand(m, *v.shape[1:]) for v in (pos, mask))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=rep.bf16):
-                h = rep.net.encode_tokens(x, p2, m2)[2].float()  # (m, K, c)
-            layer = pos[0, :, 0]
-            s1.index_add_(1, layer, h)
-            s2.index_add_(1, layer, h * h)
-            sa.index_add_(1, layer, h.abs())
-            n.index_add_(0, layer, torch.ones(len(layer)))
-        n = n.clamp_min(1)[None, :, None]
-        mean = s1 / n
-        out["mean"].append(mean)
-        out["std"].append((s2 / n - mean ** 2).clamp_min(0).sqrt())
-        out["abs"].append(sa / n)
-    return {key: torch.cat(v).numpy() for key, v in out.items()}
-
-
-def readouts(mom: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The probed variants, (N, features) each."""
-    n = len(mom["mean"])
-    return {"tokens (mean)": mom["mean"].reshape(n, -1), "tokens std": mom["std"].reshape(n, -1),
-            "tokens mean + std": np.concatenate([mom["mean"], mom["std"]], 2).reshape(n, -1),
-            "tokens mean + abs": np.concatenate([mom["mean"], mom["abs"]], 2).reshape(n, -1)}
+def readouts(moments: np.ndarray) -> dict[str, np.ndarray]:
+    """(N, n_layers, 3, C) per-layer mean, std and mean |h| of the token outputs
+    (:meth:`WindowRepresentation.token_layer_moments`) -> the probed variants, (N, features) each."""
+    n = len(moments)
+    return {"tokens (mean)": moments[:, :, 0].reshape(n, -1), "tokens std": moments[:, :, 1].reshape(n, -1),
+            "tokens mean + std": moments[:, :, [0, 1]].reshape(n, -1),
+            "tokens mean + abs": moments[:, :, [0, 2]].reshape(n, -1)}
 
 
 def main() -> None:
@@ -73,20 +42,22 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from safetensors.torch import load_file
-
+    from eoreps.errors import DataError
     from eoreps.hyper.features import weight_statistics
     from eoreps.hyper.linear import ridge_probe
     from eoreps.hyper.probes import kendall_tau
+    from eoreps.hyper.representation import load_representation
     from eoreps.hyper.splits import split_models
-    from eoreps.hyper.window_representation import load_window_representation
-    from eoreps.io import read_json
+    from eoreps.hyper.window_representation import WindowRepresentation
+    from eoreps.io import check_out_file
     from eoreps.zoo.modelzoo import ModelZoo
 
+    if args.json:
+        check_out_file(args.json, "--json")
     torch.set_num_threads(args.threads)
-    rep = load_window_representation(args.rep, read_json(args.rep / "hyper.json"),
-                                     load_file(str(args.rep / "model.safetensors")))
-    rep.net.eval()
+    rep = load_representation(args.rep)
+    if not isinstance(rep, WindowRepresentation):
+        raise DataError(f"{args.rep}: a per-neuron representation; pass one fitted with --tokenizer window")
     zoo = ModelZoo(args.zoo)
     W, props = zoo.weights_matrix(), zoo.properties
     ids = props["model_id"].astype(int).to_numpy()
@@ -94,7 +65,8 @@ def main() -> None:
     split = np.array([names[i] for i in ids])
     tr, va, te = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
     y = props["test_acc"].to_numpy(np.float64)
-    feats = {"s(W)": weight_statistics(W, zoo.param_order).numpy(), **readouts(token_layer_moments(rep, W))}
+    feats = {"s(W)": weight_statistics(W, zoo.param_order).numpy(),
+             **readouts(rep.token_layer_moments(W).numpy())}
     rows = []
     for name, x in feats.items():
         x = np.asarray(x, dtype=np.float64)

@@ -3,6 +3,8 @@ scores (Kendall's tau from :func:`eoreps.hyper.probes.kendall_tau`, the JSON it 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
@@ -67,8 +69,6 @@ class _Rep:
 
 
 def test_main_scores_with_the_library_kendall_tau_and_keeps_its_json(bench_script, monkeypatch, tmp_path):
-    import json
-
     import eoreps.hyper.probes as probes
     import eoreps.zoo.modelzoo as modelzoo
 
@@ -109,22 +109,25 @@ def _rep(window: int = 8) -> tuple[WindowTokenizer, torch.Tensor, WindowRepresen
                                         WindowAutoencoder(tok.width, tok.table_sizes, cfg).eval(), window)
 
 
-def _literal_token_means(rep: WindowRepresentation, W: torch.Tensor, k: int, bf16: bool = False
-                         ) -> torch.Tensor:
-    """Per-layer means of every token output, one window at a time (a slow transcription of the readout)."""
+def _per_layer_outputs(rep: WindowRepresentation, W: torch.Tensor, k: int, bf16: bool = False
+                       ) -> list[torch.Tensor]:
+    """Every token output of each tokenizer layer, one window at a time (a slow transcription of the token
+    readouts): per layer (M, tokens of the layer, 2 * d); a token of two windows appears twice."""
     tok = rep.window_tokenizer
-    sums = [torch.zeros(len(W), 2 * 16) for _ in tok.layers]
-    counts = [0] * len(tok.layers)
-    for s in rep.starts:  # one window at a time, every token's outputs added to its layer
+    per_layer: list[list[torch.Tensor]] = [[] for _ in tok.layers]
+    for s in rep.starts:
         pos, ids, mask = (v.expand(len(W), *v.shape[1:]) for v in rep._windows([s]))  # (M, K, .)
         x = rep.scaler.transform(tok.tokenize(W, s, k), ids[0], mask[0])
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             h = rep.net.encode_tokens(x, pos, mask)[2].float()  # (M, K, 2 * d)
         for j in range(k):
-            layer = int(tok.positions[s + j, 0])
-            sums[layer] += h[:, j]
-            counts[layer] += 1
-    return torch.cat([sm / n for sm, n in zip(sums, counts, strict=True)], 1)
+            per_layer[int(tok.positions[s + j, 0])].append(h[:, j])
+    return [torch.stack(outs, 1) for outs in per_layer]
+
+
+def _literal_token_means(rep: WindowRepresentation, W: torch.Tensor, k: int, bf16: bool = False
+                         ) -> torch.Tensor:
+    return torch.cat([h.mean(1) for h in _per_layer_outputs(rep, W, k, bf16)], 1)
 
 
 def test_token_layer_means_average_every_token_output_of_each_layer_literally():
@@ -211,7 +214,7 @@ def test_saved_token_latent_representation_loads_back_with_its_latent(bench_scri
     tok, W, rep = _rep()
     rep.net = WindowAutoencoder(tok.width, tok.table_sizes, rep.net.cfg, latent="tokens").eval()
     bench_script("hyper_window_compare").save_window_representation(rep, tmp_path / "rep")
-    meta = __import__("json").loads((tmp_path / "rep" / "hyper.json").read_text())
+    meta = json.loads((tmp_path / "rep" / "hyper.json").read_text())
     assert meta["window_latent"] == "tokens"
     state = load_file(str(tmp_path / "rep" / "model.safetensors"))
     back = load_window_representation(tmp_path / "rep", meta, state)
@@ -233,35 +236,35 @@ def test_outputs_it_cannot_write_are_one_line_before_any_fit(tmp_path):
     (tmp_path / "m_seed0").write_text("x")
     cases = [(["--json", str(tmp_path)], "--json is an existing folder"),
              (["--save-model", str(tmp_path / "m")], "--save-model is an existing file"),
-             (["--save-features", str(tmp_path / "f" / "x.npz")], "f: --save-features is an existing file")]
+             (["--save-features", str(tmp_path / "f" / "x.npz")],
+              f"cannot write the --save-features file because {tmp_path / 'f'} is a file")]
     for extra, says in cases:
         r = subprocess.run([sys.executable, str(script), "--zoo", str(tmp_path / "nozoo"), *extra],
                            capture_output=True, text=True, timeout=120)
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
         assert lines[0].startswith("hyper_window_compare: error: ")
+    for extra, says in ((["--seeds", "0,x"], "--seeds"), (["--methods", "window,neurons"], "--methods")):
+        r = subprocess.run([sys.executable, str(script), "--zoo", str(tmp_path / "nozoo"), *extra],
+                           capture_output=True, text=True, timeout=120)  # argparse's usage error
+        last = r.stderr.splitlines()[-1]
+        assert r.returncode == 2 and "Traceback" not in r.stderr and says in last, r.stderr
 
 
-def test_readout_spread_moments_are_the_token_means_and_their_spread(bench_script):
-    """``window_readout_spread.token_layer_moments``: its mean is the representation's token readout, its
-    std and mean |h| those of the token outputs of each layer, computed here literally (every window's
-    outputs stacked per layer; the overlapping last window counted twice, as the readout does)."""
+def test_token_layer_moments_are_the_token_means_and_their_spread(bench_script):
+    """``WindowRepresentation.token_layer_moments``: its mean is the token readout, its std and mean |h|
+    those of the token outputs of each layer, computed literally (the overlapping last window counted
+    twice, as the readout does); ``window_readout_spread.readouts`` slices the variants from it."""
     tok, W, rep = _rep(window=12)
-    mom = bench_script("window_readout_spread").token_layer_moments(rep, W, group=2)
-    n_layers = len(tok.layers)
-    assert all(v.shape == (len(W), n_layers, 2 * 16) for v in mom.values())
-    torch.testing.assert_close(torch.from_numpy(mom["mean"]).flatten(1), rep.token_layer_means(W))
-    per_layer: list[list[torch.Tensor]] = [[] for _ in tok.layers]
-    for s in rep.starts:
-        pos, ids, mask = (v.expand(len(W), *v.shape[1:]) for v in rep._windows([s]))
-        x = rep.scaler.transform(tok.tokenize(W, s, 12), ids[0], mask[0])
-        with torch.no_grad():
-            h = rep.net.encode_tokens(x, pos, mask)[2]
-        for j in range(12):
-            per_layer[int(tok.positions[s + j, 0])].append(h[:, j])
-    for li, outs in enumerate(per_layer):
-        h = torch.stack(outs, 1)  # (M, tokens of the layer, c)
-        torch.testing.assert_close(torch.from_numpy(mom["std"][:, li]), h.std(1, unbiased=False),
-                                   rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(torch.from_numpy(mom["abs"][:, li]), h.abs().mean(1))
-    assert (mom["std"] > 0).any()  # layers of several tokens spread
+    mom = rep.token_layer_moments(W, batch_size=3)
+    assert mom.shape == (len(W), len(tok.layers), 3, 2 * 16)
+    torch.testing.assert_close(mom[:, :, 0].flatten(1), rep.token_layer_means(W))
+    for li, h in enumerate(_per_layer_outputs(rep, W, 12)):
+        torch.testing.assert_close(mom[:, li, 1], h.std(1, unbiased=False), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(mom[:, li, 2], h.abs().mean(1))
+    assert (mom[:, :, 1] > 0).any()  # layers of several tokens spread
+    got = bench_script("window_readout_spread").readouts(mom.numpy())
+    n = len(W)
+    assert np.array_equal(got["tokens mean + abs"],
+                          np.concatenate([mom[:, :, 0].numpy(), mom[:, :, 2].numpy()], 2).reshape(n, -1))
+    assert got["tokens mean + std"].shape == (n, len(tok.layers) * 2 * 2 * 16)

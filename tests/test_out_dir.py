@@ -9,7 +9,7 @@ import pytest
 
 from eoreps.cli import main
 from eoreps.errors import DataError
-from eoreps.io import check_out_dir
+from eoreps.io import check_out_dir, check_out_file
 
 
 def _one_line_error(capsys, argv: list[str]) -> str:
@@ -35,6 +35,27 @@ def test_check_out_dir_refuses_a_file_and_a_path_under_a_file(tmp_path):
     with pytest.raises(DataError, match=f"because {f} is a file"):
         check_out_dir(f / "run" / "1")
     assert f.read_text() == "x\n"
+
+
+def test_check_out_file_accepts_new_files_and_refuses_folders_and_paths_under_files(tmp_path):
+    assert check_out_file(tmp_path / "a" / "r.json", "--json") == tmp_path / "a" / "r.json"
+    (tmp_path / "old.json").write_text("{}")
+    assert check_out_file(tmp_path / "old.json", "--json") == tmp_path / "old.json"  # replaced later
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]  # nothing created
+    with pytest.raises(DataError, match=f"{tmp_path}: --json is an existing folder, not a file"):
+        check_out_file(tmp_path, "--json")
+    old = tmp_path / "old.json"
+    with pytest.raises(DataError, match=f"cannot write the --json file because {old} is a file"):
+        check_out_file(tmp_path / "old.json" / "x" / "r.json", "--json")
+
+
+@pytest.mark.parametrize("how", ["mode", "erofs"])
+def test_check_out_file_refuses_a_read_only_folder(tmp_path, make_read_only, how):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    make_read_only(ro, how)
+    with pytest.raises(DataError, match=f"not writable .nearest existing folder: {ro}"):
+        check_out_file(ro / "sub" / "r.json", "--json")
 
 
 @pytest.mark.parametrize("how", ["mode", "erofs"])

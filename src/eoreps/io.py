@@ -128,3 +128,23 @@ def check_out_dir(path: str | Path, what: str = "--out") -> Path:
         where = "" if probe == p else f" (nearest existing folder: {probe})"
         raise DataError(f"{p}: {what} folder is not writable{where}; pass a writable folder to {what}")
     return p
+
+
+def check_out_file(path: str | Path, what: str = "--out") -> Path:
+    """:func:`check_out_dir` for an output *file*: refuse, before any work, a path that is an existing folder,
+    one whose parent chain runs into a file, or one in a folder that cannot be written (one-line
+    :class:`eoreps.errors.DataError` naming the path and the option ``what``). Nothing is created."""
+    from eoreps.errors import DataError
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: {what} is an existing folder, not a file; pass a file path")
+    probe = p.parent
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise DataError(f"{p}: cannot write the {what} file because {probe} is a file; pass another path")
+    if not can_write_in(probe):
+        raise DataError(f"{p}: the folder of {what} is not writable (nearest existing folder: {probe}); "
+                        f"pass a writable path to {what}")
+    return p

@@ -82,8 +82,9 @@ class FitOptions:
                                             "windows) or tokens (per-layer means of the token outputs, "
                                             "SANE's readout; docs/hyper.md).")
     window_latent: str = opt("window", help="--tokenizer window: the bottleneck: window (a code per window, "
-                                            "the compression token) or tokens (one code per weight token, "
-                                            "decoded token by token, SANE's; cannot be sampled).")
+                                            "the compression token) or tokens (a code per weight token, "
+                                            "SANE's; read it with --window-readout tokens; cannot be "
+                                            "sampled).")
     n_heads: int | None = None
     seed: int = 0
 

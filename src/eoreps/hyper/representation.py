@@ -58,6 +58,10 @@ class Representation:
         """The parameter order of the architecture the representation was trained on."""
         return self.tokenizer.param_order
 
+    def check_decodable(self) -> None:
+        """Raise :class:`DataError` when the representation's codes do not decode to weights (``hyper
+        sample`` calls it before any work); per-neuron representations always decode."""
+
     def check_compatible(self, param_order: list[tuple[str, tuple[int, ...]]], where: str) -> None:
         """Raise :class:`DataError` unless ``param_order`` is the one the representation was trained on."""
         want = [(k, tuple(s)) for k, s in self.param_order]

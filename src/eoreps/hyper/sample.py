@@ -169,6 +169,7 @@ def run_sample(cfg: SampleConfig, data: ZooData | None = None, transfer_data: Zo
     if cfg.n < 1:
         raise ConfigError(f"n={cfg.n} must be >= 1")
     rep = load_representation(cfg.rep)
+    rep.check_decodable()
     zoo = ModelZoo(cfg.zoo)
     rep.check_compatible(zoo.param_order, str(cfg.zoo))
     props = zoo.properties

@@ -89,6 +89,7 @@ class FitConfig:
             from eoreps.hyper.window_fit import check_window_config
 
             check_window_config(self)
+        from eoreps.hyper.window_autoencoder import LATENTS
         from eoreps.hyper.window_representation import READOUTS
         from eoreps.hyper.window_stream import check_window_data
 
@@ -98,8 +99,6 @@ class FitConfig:
         if self.window_readout != "layer" and self.tokenizer != "window":
             raise ConfigError(f"window_readout={self.window_readout!r} needs tokenizer='window' (the "
                               f"per-neuron representation reads every block's compression token)")
-        from eoreps.hyper.window_autoencoder import LATENTS
-
         if self.window_latent not in LATENTS:
             raise ConfigError(f"window_latent={self.window_latent!r} must be one of {', '.join(LATENTS)}")
         if self.window_latent != "window" and self.tokenizer != "window":

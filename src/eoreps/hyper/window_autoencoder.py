@@ -9,9 +9,11 @@ consecutive weight tokens.
     z --MLP--> projection (B, proj)                                                 # for NT-Xent
 
 ``latent="tokens"`` (SANE's bottleneck) gives every weight token its own code instead of the compression
-token's one: ``out[:, 1:] --Linear--> (B, K, latent)``, decoded token by token
-(``(B, K, latent) --Linear--> + decoder positions --> (B, K, width)``); the window code ``z`` (contrastive
-projection, model embedding) is the mean of the token codes.
+token's one: ``out[:, 1:] --Linear--> (B, K, latent)``, and each token's code enters the decoder at that
+token's position (``(B, K, latent) --Linear--> (B, K, d) + decoder positions --TransformerEncoder-->
+--Linear--> (B, K, width)``); the window code ``z`` (contrastive projection, model embedding) is the mean of
+the token codes. The compression token then feeds no loss term, so read such a model with
+``window_readout: tokens``.
 
 A step only ever sees ``K`` tokens, so its memory does not grow with the model; a whole model is embedded
 as the mean of the codes of windows covering all its tokens (:mod:`eoreps.hyper.window_representation`).
@@ -39,6 +41,11 @@ def chunk_statistics(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mx = tokens.masked_fill(~mask, -big).amax(-1)
     mn = tokens.masked_fill(~mask, big).amin(-1)
     return torch.stack([mean, var.clamp_min(0).sqrt(), absmean, mx, mn], dim=-1)
+
+
+def _pool(codes: torch.Tensor) -> torch.Tensor:
+    """Window codes (B, latent) as they are; token codes (B, K, latent) -> their mean (B, latent)."""
+    return codes if codes.dim() == 2 else codes.mean(1)
 
 
 class _Positions(nn.Module):
@@ -122,8 +129,7 @@ class WindowAutoencoder(nn.Module):
 
     def _window_code(self, h: torch.Tensor) -> torch.Tensor:
         """Encoder output (B, 1 + K, d), normed -> (B, latent) window codes (token codes: their mean)."""
-        c = self._codes(h)
-        return c if c.dim() == 2 else c.mean(1)
+        return _pool(self._codes(h))
 
     def encode(self, tokens: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, K, W) -> (B, latent) window codes."""
@@ -145,5 +151,5 @@ class WindowAutoencoder(nn.Module):
         """-> ``(z (B, latent), reconstruction (B, K, W), projection (B, proj))``; with token codes the
         reconstruction decodes each token from its own code, ``z`` is their mean."""
         c = self._codes(self.encoder(self._encoder_input(tokens, pos, mask)))  # (B, latent) | (B, K, latent)
-        z = c if c.dim() == 2 else c.mean(1)
+        z = _pool(c)
         return z, self.decode(c, pos), self.project(z)

@@ -103,6 +103,6 @@ def window_module_with(cfg: Any, zoo: Any, fit_scaler: Callable[[WindowTokenizer
         tok.chains = permutable_chains(tok, zoo)
     scaler = fit_scaler(tok)
     kwargs = window_module_kwargs(tok, cfg.window, cfg.model, cfg.augment, cfg.gamma, cfg.temperature, cfg.lr,
-                                  cfg.weight_decay, cfg.window_latent)
+                                  cfg.weight_decay, latent=cfg.window_latent)
     del tok  # the module builds its own tokenizer: one of the model's size alive at a time
     return WindowModule(**kwargs, scaler_mean=scaler.mean, scaler_std=scaler.std)

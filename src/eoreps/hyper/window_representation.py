@@ -70,10 +70,13 @@ class WindowRepresentation(Representation):
         # representations fitted before the key existed were evaluated with the mean: keep that
         self.readout = str(meta.get("window_readout", "mean"))
         if self.readout not in READOUTS:
-            where = (root / "hyper.json") if root else "hyper.json"
-            raise DataError(f"{where}: window_readout '{self.readout}' is not one of "
+            raise DataError(f"{self._meta_path()}: window_readout '{self.readout}' is not one of "
                             f"{', '.join(READOUTS)}; fix hyper.json")
         self.readout_weights = layer_readout_weights(tokenizer, self.starts)
+
+    def _meta_path(self) -> Path | str:
+        """Where ``hyper.json`` is, for error messages."""
+        return (self.root / "hyper.json") if self.root else "hyper.json"
 
     @property
     def blocks_dim(self) -> int:
@@ -100,16 +103,18 @@ class WindowRepresentation(Representation):
         z, b, _ = self._encode(weights, batch_size, tokens=False)
         return z, b
 
-    def _encode(self, weights: torch.Tensor, batch_size: int, tokens: bool
+    def _encode(self, weights: torch.Tensor, batch_size: int, tokens: bool, moments: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`window_codes` and, with ``tokens``, the per-layer means of the token outputs (M, n_layers,
-        enc_layers * d) from the same forward passes (:meth:`token_layer_means`)."""
+        enc_layers * d) from the same forward passes (:meth:`token_layer_means`); with ``moments`` as well,
+        (M, n_layers, 3, enc_layers * d): their mean, standard deviation and mean absolute value."""
         tok, k, m = self.window_tokenizer, self.window, len(weights)
         if self.reference is not None:  # fitted with align: encode models in the reference's unit order
             weights = match(Permuter(self.tokenizer), self.reference, weights.float())
         per = max(1, batch_size // max(1, m))
         c = self.net.cfg.enc_layers * self.net.cfg.d_model
-        sums, counts = torch.zeros(m, len(tok.layers), c), torch.zeros(len(tok.layers))
+        sums = torch.zeros(3 if moments else 1, m, len(tok.layers), c)  # sum of h [, h^2, |h|] per layer
+        counts = torch.zeros(len(tok.layers))
         zs, bs = [], []
         for i in range(0, len(self.starts), per):
             starts = self.starts[i:i + per]
@@ -118,17 +123,25 @@ class WindowRepresentation(Representation):
             x = self.scaler.transform(raw, ids, mask).flatten(0, 1)  # type: ignore[call-arg]
             p2, m2 = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                if tokens:
+                if tokens or moments:
                     z, b, h = self.net.encode_tokens(x, p2, m2)  # h (M * s, K, C)
                     layer = pos[..., 0].flatten()  # (s * K,) layer of every token of these windows
-                    sums.index_add_(1, layer, h.float().reshape(m, -1, c))
+                    h = h.float().reshape(m, -1, c)
+                    for j, v in enumerate((h, h * h, h.abs())[:len(sums)]):
+                        sums[j].index_add_(1, layer, v)
                     counts.index_add_(0, layer, torch.ones(len(layer)))
                 else:
                     z, b = self.net.encode_blocks(x, p2, m2)
             zs.append(z.float().reshape(m, len(starts), -1))
             bs.append(b.float().reshape(m, len(starts), -1))
-        means = sums / counts.clamp_min(1)[None, :, None] if tokens else None
-        return torch.cat(zs, dim=1), torch.cat(bs, dim=1), means
+        stats = None
+        if tokens or moments:
+            mean, *rest = sums / counts.clamp_min(1)[None, None, :, None]
+            stats = mean
+            if moments:
+                sq, ab = rest
+                stats = torch.stack([mean, (sq - mean ** 2).clamp_min(0).sqrt(), ab], dim=2)
+        return torch.cat(zs, dim=1), torch.cat(bs, dim=1), stats
 
     @torch.no_grad()
     def token_layer_means(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -139,7 +152,17 @@ class WindowRepresentation(Representation):
         its neighbour) count twice."""
         c = len(self.window_tokenizer.layers) * self.net.cfg.enc_layers * self.net.cfg.d_model
         out = [self._encode(w, batch_size, tokens=True)[2] for w in self._groups(weights, batch_size)]
-        return torch.cat(out).flatten(1) if out else torch.empty(0, c)
+        return torch.cat(out).flatten(1) if out else torch.empty(0, c)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def token_layer_moments(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """(N, D) weights -> (N, n_layers, 3, enc_layers * d): per tokenizer layer the mean (as
+        :meth:`token_layer_means`), the standard deviation and the mean absolute value of the token outputs
+        (``benchmarks/window_readout_spread.py`` probes readouts with this spread)."""
+        shape = (len(self.window_tokenizer.layers), 3, self.net.cfg.enc_layers * self.net.cfg.d_model)
+        out = [self._encode(w, batch_size, tokens=True, moments=True)[2]
+               for w in self._groups(weights, batch_size)]
+        return torch.cat(out) if out else torch.empty(0, *shape)  # type: ignore[arg-type]
 
     def _groups(self, weights: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
         """``weights`` (N, D) in groups of models whose windows fill about one batch."""
@@ -166,26 +189,25 @@ class WindowRepresentation(Representation):
             return blocks.mean(1)
         return torch.einsum("lw,mwc->mlc", self.readout_weights, blocks).flatten(1)
 
-    def _check_decodable(self) -> None:
+    def check_decodable(self) -> None:
         """Window codes decode to weights only with the window bottleneck; token codes (``window_latent:
         tokens``) are one per weight token, which a window code cannot stand in for."""
         if self.net.latent != "window":
-            where = (self.root / "hyper.json") if self.root else "hyper.json"
-            raise DataError(f"{where}: fitted with window_latent '{self.net.latent}' (a code per weight "
-                            f"token), which decodes no window codes; for sampling refit with "
+            raise DataError(f"{self._meta_path()}: fitted with window_latent '{self.net.latent}' (a code per "
+                            f"weight token), which decodes no window codes; for sampling refit with "
                             f"--window-latent window")
 
     @torch.no_grad()
     def codes(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """(N, D) -> (N, n_windows * latent): every window's code, in order (what ``hyper sample`` draws)."""
-        self._check_decodable()
+        self.check_decodable()
         out = [self.window_codes(w, batch_size)[0].flatten(1) for w in self._groups(weights, batch_size)]
         return torch.cat(out) if out else torch.empty(0, len(self.starts) * self.latent_dim)
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """(N, n_windows * latent) -> (N, D) weights: the windows decoded in order (sequential decode)."""
-        self._check_decodable()
+        self.check_decodable()
         tok, k, n = self.window_tokenizer, self.window, len(self.starts)
         out = []
         for c in codes.float().reshape(len(codes), n, self.latent_dim):
