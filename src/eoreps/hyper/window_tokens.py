@@ -15,7 +15,9 @@ Unit ``i`` of a layer is the concatenation of ``tensor.reshape(n, -1)[i]`` over 
 row is cut into ``ceil(len / width)`` tokens of ``width`` values (the last zero-padded, masked out).
 Every token has the 3-part position ``(layer index, unit index, chunk index)``. The map is a fixed gather
 index, so ``detokenize(tokenize(w))`` returns ``w`` bit for bit. Integer buffers (BatchNorm's
-``num_batches_tracked``) are counters, not weights: they are not tokenised (:attr:`WindowTokenizer.skipped`).
+``num_batches_tracked``) are counters, not weights: a state dict's are not tokenised
+(:attr:`WindowTokenizer.skipped`). A backbone zoo stores them as float tensors in its parameter order, so
+there each counter is a one-value layer of its own, seen by the tokenizer as by s(W) (docs/hyper.md).
 
 **Permutations.** Chains ``(a, b)`` are consecutive layers with the same parent module where ``b``'s input
 dimension (dim 1) is a multiple of ``a``'s units (``conv1 -> conv2`` inside a residual block,
