@@ -185,7 +185,7 @@ def add_window_model_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--latent-dim", type=int, default=32)
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--token-width", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=positive_int, default=2)
 
 
 def _model_dir(args: argparse.Namespace, seed: int) -> Path:
@@ -194,6 +194,14 @@ def _model_dir(args: argparse.Namespace, seed: int) -> Path:
 
 def _features_file(args: argparse.Namespace, method: str, seed: int) -> Path:
     return args.save_features.with_name(f"{args.save_features.stem}_{method}_seed{seed}.npz")
+
+
+def positive_int(text: str) -> int:
+    """argparse type of an integer >= 1 (``--threads``)."""
+    n = int(text)
+    if n < 1:
+        raise ValueError(text)
+    return n
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -215,9 +223,8 @@ def _list(kind: type, choices: tuple[str, ...] = ()) -> Any:
     of them: a bad item is argparse's usage error (exit 2)."""
     def parse(text: str) -> list[Any]:
         items = [kind(t) for t in text.split(",")]
-        bad = [t for t in items if choices and t not in choices]
-        if bad:
-            raise ValueError(bad)
+        if len(set(items)) < len(items) or any(choices and t not in choices for t in items):
+            raise ValueError(text)  # an unknown or repeated item
         return items
 
     parse.__name__ = f"comma-separated {kind.__name__}" + (f" from {', '.join(choices)}" if choices else "")
@@ -301,7 +308,9 @@ def main() -> None:
     n_models = {s: int(props.loc[split == s, "model_id"].nunique()) for s in ("train", "val", "test")}
     out = {"command": "python " + " ".join(sys.argv), "zoo": str(args.zoo), "checkpoints": len(props),
            "models": n_models, "cpu": _cpu(), "torch_threads": args.threads,
-           "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
+           "args": {k: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # as typed: seeds "0,1"
+                    for k, v in vars(args).items()},
+           "rows": rows}
     if args.json:
         from eoreps.io import atomic_write_text
 

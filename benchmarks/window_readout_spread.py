@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hyper_window_compare import heldout_probe  # noqa: E402
+from hyper_window_compare import heldout_probe, positive_int  # noqa: E402
 
 
 def readouts(moments: np.ndarray) -> dict[str, np.ndarray]:
@@ -39,7 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", type=Path, required=True)
     ap.add_argument("--rep", type=Path, required=True, help="a --save-model folder (hyper_window_compare)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=positive_int, default=1)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from eoreps.errors import DataError
@@ -59,6 +59,7 @@ def main() -> None:
     if not isinstance(rep, WindowRepresentation):
         raise DataError(f"{args.rep}: a per-neuron representation; pass one fitted with --tokenizer window")
     zoo = ModelZoo(args.zoo)
+    rep.check_compatible(zoo.param_order, str(args.zoo))
     W, props = zoo.weights_matrix(), zoo.properties
     ids = props["model_id"].astype(int).to_numpy()
     names = split_models(sorted(set(ids)))

@@ -87,6 +87,7 @@ def test_main_scores_with_the_library_kendall_tau_and_keeps_its_json(bench_scrip
     assert set(saved.files) == {"split", "test_acc", "epoch", "model_id", "sw", "z", "learned"}
     assert saved["learned"].shape == (len(saved["test_acc"]), 5)
     assert set(res) == {"command", "zoo", "checkpoints", "models", "cpu", "torch_threads", "args", "rows"}
+    assert res["args"]["seeds"] == "0" and res["args"]["methods"] == "neuron"  # as typed
     assert [r["features"] for r in res["rows"]] == ["s(W)", "neuron z", "neuron learned"]
     assert set(res["rows"][0]) == {"features", "seed", "r2_test_acc", "kendall_tau_test_acc", "r2_epoch",
                                    "r2_test_acc_heldout", "kendall_tau_heldout"}
@@ -244,7 +245,8 @@ def test_outputs_it_cannot_write_are_one_line_before_any_fit(tmp_path):
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
         assert lines[0].startswith("hyper_window_compare: error: ")
-    for extra, says in ((["--seeds", "0,x"], "--seeds"), (["--methods", "window,neurons"], "--methods")):
+    for extra, says in ((["--seeds", "0,x"], "--seeds"), (["--seeds", "1,1"], "--seeds"),
+                        (["--methods", "window,neurons"], "--methods"), (["--threads", "0"], "--threads")):
         r = subprocess.run([sys.executable, str(script), "--zoo", str(tmp_path / "nozoo"), *extra],
                            capture_output=True, text=True, timeout=120)  # argparse's usage error
         last = r.stderr.splitlines()[-1]

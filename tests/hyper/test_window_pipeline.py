@@ -297,7 +297,7 @@ def test_window_readout_tokens_is_written_and_evaluated(tiny_zoo, tmp_path, caps
             "--window-readout", "tokens"], capsys, "tokenizer")
 
 
-def test_window_latent_tokens_fits_evaluates_and_refuses_to_sample(tiny_zoo, tmp_path, capsys):
+def test_window_latent_tokens_fits_evaluates_and_refuses_to_sample(tiny_zoo, tmp_path, capsys, monkeypatch):
     """``--window-latent tokens`` (a code per weight token) lands in the plan and hyper.json, the loaded model
     has the token bottleneck, hyper evaluate probes it; hyper sample is one line, exit 2; resuming with the
     other latent, an unknown latent and the latent with the per-neuron tokenizer are one line each."""
@@ -312,8 +312,12 @@ def test_window_latent_tokens_fits_evaluates_and_refuses_to_sample(tiny_zoo, tmp
           "--quick"], capsys)
     table = pd.read_csv(tmp_path / "e" / "properties.csv").set_index("property")
     assert pd.notna(table.loc["test accuracy", "learned"])
-    _fails(["hyper", "sample", "--zoo", str(tiny_zoo), "--rep", str(out), "--out", str(tmp_path / "s"),
-            "--quick"], capsys, "window_latent 'tokens'")
+    import eoreps.zoo.modelzoo as modelzoo
+
+    with monkeypatch.context() as mp:  # refused before the zoo is read
+        mp.setattr(modelzoo, "ModelZoo", lambda *a, **k: pytest.fail("hyper sample read the zoo"))
+        _fails(["hyper", "sample", "--zoo", str(tiny_zoo), "--rep", str(out), "--out", str(tmp_path / "s"),
+                "--quick"], capsys, "window_latent 'tokens'")
     _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(out), *FIT, "--window-readout", "tokens"],
            capsys, "window_latent")
     _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r2"), *FIT, "--window-latent",

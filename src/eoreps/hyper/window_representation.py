@@ -113,7 +113,8 @@ class WindowRepresentation(Representation):
             weights = match(Permuter(self.tokenizer), self.reference, weights.float())
         per = max(1, batch_size // max(1, m))
         c = self.net.cfg.enc_layers * self.net.cfg.d_model
-        sums = torch.zeros(3 if moments else 1, m, len(tok.layers), c)  # sum of h [, h^2, |h|] per layer
+        # sum of h [, h^2, |h|] per layer, in float64: the std is E[h^2] - E[h]^2 over many tokens
+        sums = torch.zeros(3 if moments else 1, m, len(tok.layers), c, dtype=torch.float64)
         counts = torch.zeros(len(tok.layers))
         zs, bs = [], []
         for i in range(0, len(self.starts), per):
@@ -126,7 +127,7 @@ class WindowRepresentation(Representation):
                 if tokens or moments:
                     z, b, h = self.net.encode_tokens(x, p2, m2)  # h (M * s, K, C)
                     layer = pos[..., 0].flatten()  # (s * K,) layer of every token of these windows
-                    h = h.float().reshape(m, -1, c)
+                    h = h.double().reshape(m, -1, c)
                     for j, v in enumerate((h, h * h, h.abs())[:len(sums)]):
                         sums[j].index_add_(1, layer, v)
                     counts.index_add_(0, layer, torch.ones(len(layer)))
@@ -136,11 +137,11 @@ class WindowRepresentation(Representation):
             bs.append(b.float().reshape(m, len(starts), -1))
         stats = None
         if tokens or moments:
-            mean, *rest = sums / counts.clamp_min(1)[None, None, :, None]
-            stats = mean
+            mean, *rest = sums / counts.clamp_min(1).double()[None, None, :, None]
+            stats = mean.float()
             if moments:
                 sq, ab = rest
-                stats = torch.stack([mean, (sq - mean ** 2).clamp_min(0).sqrt(), ab], dim=2)
+                stats = torch.stack([mean, (sq - mean ** 2).clamp_min(0).sqrt(), ab], dim=2).float()
         return torch.cat(zs, dim=1), torch.cat(bs, dim=1), stats
 
     @torch.no_grad()
