@@ -168,6 +168,33 @@ def heldout_probe(x: np.ndarray, y: np.ndarray, split: np.ndarray, groups: np.nd
     return r2_score(y[ho], pred), kendall_tau(y[ho], pred), pred
 
 
+def model_split(props: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A zoo's index -> ``(split, model id)`` per checkpoint: models split as ``hyper evaluate`` splits them
+    (:func:`eoreps.hyper.splits.split_models`, seed 0, 15 % / 15 %)."""
+    from eoreps.hyper.splits import split_models
+
+    ids = props["model_id"].astype(int).to_numpy()
+    names = split_models(sorted(set(ids)))
+    return np.array([names[i] for i in ids]), ids
+
+
+def score(x: np.ndarray, y: np.ndarray, split: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+    """Probe features ``x`` (N, F) for ``y``: (N,) test accuracy, or (N, 2) test accuracy and epoch. Ridge
+    with the regularisation chosen on the validation models (R^2 and Kendall's tau on the test models, as
+    ``hyper evaluate``; R^2 of the epoch when given), then :func:`heldout_probe` for test accuracy."""
+    from eoreps.hyper.linear import ridge_probe
+    from eoreps.hyper.probes import kendall_tau
+
+    x, y = np.asarray(x, dtype=np.float64), y.reshape(len(y), -1)
+    tr, va, te = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
+    probes = ridge_probe(x[tr], y[tr], x[va], y[va], x[te], y[te])
+    out = {"r2_test_acc": probes[0].r2, "kendall_tau_test_acc": kendall_tau(y[te, 0], probes[0].pred_test)}
+    if y.shape[1] > 1:
+        out["r2_epoch"] = probes[1].r2
+    r2_ho, tau_ho, _ = heldout_probe(x, y[:, 0], split, ids)
+    return out | {"r2_test_acc_heldout": r2_ho, "kendall_tau_heldout": tau_ho}
+
+
 def _cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -258,27 +285,15 @@ def main() -> None:
     check_outputs(args)
     torch.set_num_threads(args.threads)
     from eoreps.hyper.features import weight_statistics
-    from eoreps.hyper.linear import ridge_probe
-    from eoreps.hyper.probes import kendall_tau
-    from eoreps.hyper.splits import split_models
     from eoreps.zoo.modelzoo import ModelZoo
 
     zoo = ModelZoo(args.zoo)
     W, props = zoo.weights_matrix(), zoo.properties
-    ids = props["model_id"].astype(int)
-    split = ids.map(split_models(sorted(set(ids)))).to_numpy()
-    tr, va, te = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
+    split, ids = model_split(props)
+    tr = np.flatnonzero(split == "train")
     y = props[["test_acc", "epoch"]].to_numpy(np.float64)
-
-    def score(x: np.ndarray) -> dict[str, float]:
-        x = np.asarray(x, dtype=np.float64)
-        acc, ep = ridge_probe(x[tr], y[tr], x[va], y[va], x[te], y[te])
-        tau = kendall_tau(y[te, 0], acc.pred_test)  # as `hyper evaluate`'s Kendall table
-        r2_ho, tau_ho, _ = heldout_probe(x, y[:, 0], split, ids.to_numpy())
-        return {"r2_test_acc": acc.r2, "kendall_tau_test_acc": tau, "r2_epoch": ep.r2,
-                "r2_test_acc_heldout": r2_ho, "kendall_tau_heldout": tau_ho}
-
-    rows = [{"features": "s(W)", "seed": None, **score(weight_statistics(W, zoo.param_order).numpy())}]
+    sw = weight_statistics(W, zoo.param_order).numpy()
+    rows = [{"features": "s(W)", "seed": None, **score(sw, y, split, ids)}]
     print(rows[-1], flush=True)
     for method in args.methods:
         for seed in args.seeds:
@@ -296,13 +311,12 @@ def main() -> None:
             if args.save_features:
                 from eoreps.io import atomic_path
 
-                sw = weight_statistics(W, zoo.param_order).numpy()
                 with atomic_path(_features_file(args, method, seed)) as tmp, open(tmp, "wb") as f:
                     np.savez_compressed(f, split=split.astype(str), test_acc=y[:, 0], epoch=y[:, 1],
-                                        model_id=ids.to_numpy(), sw=sw,
+                                        model_id=ids, sw=sw,
                                         **{k.replace("/", "_"): v.numpy() for k, v in feats.items()})
             for name, x in feats.items():
-                rows.append({"features": f"{method} {name}", "seed": seed, **score(x.numpy()),
+                rows.append({"features": f"{method} {name}", "seed": seed, **score(x.numpy(), y, split, ids),
                              "fit_s": round(fit_s, 1)})
                 print(rows[-1], flush=True)
     n_models = {s: int(props.loc[split == s, "model_id"].nunique()) for s in ("train", "val", "test")}

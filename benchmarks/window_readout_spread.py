@@ -3,9 +3,9 @@
 The ``tokens`` readout (:meth:`WindowRepresentation.token_layer_means`) averages every encoder block's token
 outputs over the tokens of each tokenizer layer. This script adds, per layer, the standard deviation and the
 mean absolute value of the same outputs (the spread that s(W)'s per-tensor statistics keep and a mean loses)
-and probes test accuracy with each variant, with the probes of ``hyper_window_compare.py``: ridge with the
-regularisation chosen on the validation models (R^2, Kendall's tau on the test models, split by model, seed
-0) and the held-out protocol (:func:`hyper_window_compare.heldout_probe`).
+and probes test accuracy with each variant, with the probes of ``hyper_window_compare.py``
+(:func:`hyper_window_compare.score`: ridge with the regularisation chosen on the validation models, R^2 and
+Kendall's tau on the test models, split by model, seed 0; and the held-out protocol).
 
 Usage::
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hyper_window_compare import heldout_probe, positive_int  # noqa: E402
+from hyper_window_compare import model_split, positive_int, score  # noqa: E402
 
 
 def readouts(moments: np.ndarray) -> dict[str, np.ndarray]:
@@ -44,10 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     from eoreps.errors import DataError
     from eoreps.hyper.features import weight_statistics
-    from eoreps.hyper.linear import ridge_probe
-    from eoreps.hyper.probes import kendall_tau
     from eoreps.hyper.representation import load_representation
-    from eoreps.hyper.splits import split_models
     from eoreps.hyper.window_representation import WindowRepresentation
     from eoreps.io import check_out_file
     from eoreps.zoo.modelzoo import ModelZoo
@@ -61,21 +58,13 @@ def main() -> None:
     zoo = ModelZoo(args.zoo)
     rep.check_compatible(zoo.param_order, str(args.zoo))
     W, props = zoo.weights_matrix(), zoo.properties
-    ids = props["model_id"].astype(int).to_numpy()
-    names = split_models(sorted(set(ids)))
-    split = np.array([names[i] for i in ids])
-    tr, va, te = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
+    split, ids = model_split(props)
     y = props["test_acc"].to_numpy(np.float64)
     feats = {"s(W)": weight_statistics(W, zoo.param_order).numpy(),
              **readouts(rep.token_layer_moments(W).numpy())}
     rows = []
     for name, x in feats.items():
-        x = np.asarray(x, dtype=np.float64)
-        acc = ridge_probe(x[tr], y[tr, None], x[va], y[va, None], x[te], y[te, None])[0]
-        r2_ho, tau_ho, _ = heldout_probe(x, y, split, ids)
-        rows.append({"features": name, "dim": x.shape[1], "r2_test_acc": acc.r2,
-                     "kendall_tau_test_acc": kendall_tau(y[te], acc.pred_test),
-                     "r2_test_acc_heldout": r2_ho, "kendall_tau_heldout": tau_ho})
+        rows.append({"features": name, "dim": x.shape[1], **score(x, y, split, ids)})
         print(rows[-1], flush=True)
     if args.json:
         from eoreps.io import write_json

@@ -106,6 +106,13 @@ def can_write_in(folder: Path) -> bool:
     return True
 
 
+def _nearest_existing(p: Path) -> Path:
+    """``p`` or, if it does not exist, its nearest existing ancestor (a link counts as existing)."""
+    while not os.path.lexists(p) and p.parent != p:
+        p = p.parent
+    return p
+
+
 def check_out_dir(path: str | Path, what: str = "--out") -> Path:
     """Refuse, before any work, an output folder that cannot be created or written.
 
@@ -117,9 +124,7 @@ def check_out_dir(path: str | Path, what: str = "--out") -> Path:
     from eoreps.errors import DataError
 
     p = Path(path)
-    probe = p
-    while not os.path.lexists(probe) and probe.parent != probe:
-        probe = probe.parent
+    probe = _nearest_existing(p)
     if not probe.is_dir():
         if probe == p:
             raise DataError(f"{p}: {what} is an existing file, not a folder; pass a folder path")
@@ -139,9 +144,7 @@ def check_out_file(path: str | Path, what: str = "--out") -> Path:
     p = Path(path)
     if p.is_dir():
         raise DataError(f"{p}: {what} is an existing folder, not a file; pass a file path")
-    probe = p.parent
-    while not os.path.lexists(probe) and probe.parent != probe:
-        probe = probe.parent
+    probe = _nearest_existing(p.parent)
     if not probe.is_dir():
         raise DataError(f"{p}: cannot write the {what} file because {probe} is a file; pass another path")
     if not can_write_in(probe):

@@ -109,6 +109,7 @@ class WindowRepresentation(Representation):
         enc_layers * d) from the same forward passes (:meth:`token_layer_means`); with ``moments`` as well,
         (M, n_layers, 3, enc_layers * d): their mean, standard deviation and mean absolute value."""
         tok, k, m = self.window_tokenizer, self.window, len(weights)
+        tokens = tokens or moments  # the moments come from the token outputs
         if self.reference is not None:  # fitted with align: encode models in the reference's unit order
             weights = match(Permuter(self.tokenizer), self.reference, weights.float())
         per = max(1, batch_size // max(1, m))
@@ -124,11 +125,11 @@ class WindowRepresentation(Representation):
             x = self.scaler.transform(raw, ids, mask).flatten(0, 1)  # type: ignore[call-arg]
             p2, m2 = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                if tokens or moments:
+                if tokens:
                     z, b, h = self.net.encode_tokens(x, p2, m2)  # h (M * s, K, C)
                     layer = pos[..., 0].flatten()  # (s * K,) layer of every token of these windows
                     h = h.double().reshape(m, -1, c)
-                    for j, v in enumerate((h, h * h, h.abs())[:len(sums)]):
+                    for j, v in enumerate((h, h * h, h.abs()) if moments else (h,)):
                         sums[j].index_add_(1, layer, v)
                     counts.index_add_(0, layer, torch.ones(len(layer)))
                 else:
@@ -136,7 +137,7 @@ class WindowRepresentation(Representation):
             zs.append(z.float().reshape(m, len(starts), -1))
             bs.append(b.float().reshape(m, len(starts), -1))
         stats = None
-        if tokens or moments:
+        if tokens:
             mean, *rest = sums / counts.clamp_min(1).double()[None, None, :, None]
             stats = mean.float()
             if moments:
