@@ -49,17 +49,21 @@ from eoreps.zoo.datasets import load_dataset, load_simeo
 from eoreps.zoo.population import TrainOptions
 
 
-def seed_grid(members: int, train_fraction: float = 1.0) -> BackboneGrid:
-    """``members`` seeds of one recipe (Adam, lr 1e-3, weight decay 1e-4, flips)."""
-    return load_backbone_grid({"seed": list(range(members)), "optimizer": ["adam"], "lr": [1e-3],
+def seed_grid(members: int, train_fraction: float = 1.0, first_seed: int = 0) -> BackboneGrid:
+    """``members`` seeds (from ``first_seed``) of one recipe (Adam, lr 1e-3, weight decay 1e-4, flips)."""
+    return load_backbone_grid({"seed": list(range(first_seed, first_seed + members)), "optimizer": ["adam"],
+                               "lr": [1e-3],
                                "weight_decay": [1e-4], "augment": ["flip"],
                                "train_fraction": [train_fraction]})
 
 
-def varied_grid(members: int) -> BackboneGrid:
-    """``members`` points drawn at random (seeded) from the product of the factors issue 23 lists: seed,
-    optimizer, learning rate, weight decay, augmentation and label (train) fraction."""
-    return load_backbone_grid({"seed": list(range(members)), "optimizer": ["sgd", "adam"],
+def varied_grid(members: int, first_seed: int = 0) -> BackboneGrid:
+    """``members`` points drawn at random (seeded) from the product of the factors issue 23 lists: seed
+    (``first_seed`` on), optimizer, learning rate, weight decay, augmentation and label (train) fraction. The
+    draw picks the same factor pattern for any ``first_seed``: a shifted zoo replicates the design with other
+    initialisations and data orders."""
+    return load_backbone_grid({"seed": list(range(first_seed, first_seed + members)),
+                               "optimizer": ["sgd", "adam"],
                                "lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 1e-4, 1e-3],
                                "augment": ["none", "flip"], "train_fraction": [0.25, 0.5, 1.0],
                                "sampling": "random", "n_models": members})
@@ -89,13 +93,16 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2,
                     help="cores of the local Ray (--backend ray) and of the extrapolated build")
     ap.add_argument("--grid", default="seed", choices=["seed", "varied"], help="what the members vary")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="members' seeds start here (a replicate zoo of the same design: e.g. 1000)")
     ap.add_argument("--target-members", type=int, default=100)
     ap.add_argument("--out", type=Path, default=None, help="zoo folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     data = load_simeo(n=a.simeo_n) if a.dataset == "simeo" else load_dataset(a.dataset)
-    grid = varied_grid(a.members) if a.grid == "varied" else seed_grid(a.members, a.train_fraction)
+    grid = (varied_grid(a.members, a.first_seed) if a.grid == "varied"
+            else seed_grid(a.members, a.train_fraction, a.first_seed))
     with tempfile.TemporaryDirectory() as tmp:
         out = a.out or Path(tmp) / "zoo"
         cfg = BuildConfig(

@@ -19,6 +19,15 @@ def test_varied_grid_varies_every_factor_the_issue_lists(bench_script):
     assert all(len({getattr(m, f) for m in seeds_only}) == 1 for f in BACKBONE_FACTORS if f != "seed")
 
 
+def test_first_seed_replicates_the_design_with_other_seeds(bench_script):
+    bench = bench_script("zoo_backbones")
+    base, shifted = (plan_backbone_members(bench.varied_grid(100, s)) for s in (0, 1000))
+    assert [m.seed + 1000 for m in base] == [m.seed for m in shifted]
+    for f in ("optimizer", "lr", "weight_decay", "augment", "train_fraction"):
+        assert [getattr(m, f) for m in base] == [getattr(m, f) for m in shifted], f
+    assert [m.seed for m in plan_backbone_members(bench.seed_grid(2, first_seed=7))] == [7, 8]
+
+
 def test_tiny_build_reports_training_cpu_and_accuracy_spread(tmp_path, monkeypatch, bench_script):
     bench = bench_script("zoo_backbones")
     out = tmp_path / "r.json"
