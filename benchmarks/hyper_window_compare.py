@@ -14,7 +14,8 @@ encoder block). With 15 test models that estimate is noisy, so every row also ca
 and tau on the validation and test models together, the ridge's regularisation chosen by cross-validation
 over the training models (:func:`heldout_probe`). ``--layer-readout`` adds, for the windowed representation,
 ``z/layer`` and ``learned/layer``: the window codes averaged per layer of the tokenizer and concatenated,
-and ``tokens/layer``: the per-layer means of the encoder's token outputs (:func:`window_readouts`).
+``tokens/layer``: the per-layer means of the encoder's token outputs, and ``tokens-spread/layer``: those
+means with the per-layer mean absolute values (:func:`window_readouts`).
 
 Usage::
 
@@ -122,8 +123,11 @@ def window_readouts(rep: Any, W: torch.Tensor, batch_size: int = 64) -> dict[str
     means over the windows starting in each layer of the tokenizer, concatenated in layer order: one
     vector per layer, so the readout keeps which layer a code came from; its size grows with the number
     of layers, not of windows); ``tokens/layer``: the per-layer means of the encoder's token outputs
-    (:meth:`~eoreps.hyper.window_representation.WindowRepresentation.token_layer_means`, SANE's readout)."""
-    from eoreps.hyper.window_representation import layer_readout_weights
+    (:meth:`~eoreps.hyper.window_representation.WindowRepresentation.token_layer_means`, SANE's readout) and
+    ``tokens-spread/layer``: those means with the per-layer mean absolute values (``window_readout:
+    tokens-spread``), both from one pass of
+    :meth:`~eoreps.hyper.window_representation.WindowRepresentation.token_layer_moments`."""
+    from eoreps.hyper.window_representation import SPREAD_MOMENTS, layer_readout_weights
 
     onehot = layer_readout_weights(rep.window_tokenizer, rep.starts)  # (L, n_windows)
     per = max(1, batch_size // len(rep.starts))
@@ -135,7 +139,9 @@ def window_readouts(rep: Any, W: torch.Tensor, batch_size: int = 64) -> dict[str
         out["z/layer"].append(torch.einsum("lw,mwc->mlc", onehot, z).flatten(1))
         out["learned/layer"].append(torch.einsum("lw,mwc->mlc", onehot, b).flatten(1))
     res = {k: torch.cat(v) for k, v in out.items()}
-    res["tokens/layer"] = rep.token_layer_means(W, batch_size)
+    moments = rep.token_layer_moments(W, batch_size)  # (N, n_layers, 3, C)
+    res["tokens/layer"] = moments[:, :, 0].flatten(1)
+    res["tokens-spread/layer"] = moments[:, :, SPREAD_MOMENTS].flatten(1)
     return res
 
 

@@ -182,6 +182,23 @@ def test_tokens_readout_is_the_token_layer_means_and_keeps_z():
     assert blocks.shape == (len(W), rep.blocks_dim) == (len(W), len(tok.layers) * 2 * 16)
 
 
+def test_tokens_spread_readout_is_each_layers_token_mean_then_mean_abs(bench_script):
+    """``window_readout: tokens-spread``: per tokenizer layer, in layer order, the mean of every block's token
+    outputs then their mean absolute value, computed literally; z is unchanged; the benchmark's
+    ``tokens-spread/layer`` is the same readout and ``tokens/layer`` the token means."""
+    tok, W, rep = _rep(window=12)
+    z, _ = rep.embed_blocks(W)
+    rep.readout = "tokens-spread"
+    z2, blocks = rep.embed_blocks(W, batch_size=5)
+    torch.testing.assert_close(z2, z)
+    want = torch.cat([torch.cat([h.mean(1), h.abs().mean(1)], 1) for h in _per_layer_outputs(rep, W, 12)], 1)
+    torch.testing.assert_close(blocks, want)
+    assert blocks.shape == (len(W), rep.blocks_dim) == (len(W), len(tok.layers) * 2 * 2 * 16)
+    feats = bench_script("hyper_window_compare").window_readouts(rep, W, batch_size=5)
+    torch.testing.assert_close(feats["tokens-spread/layer"], blocks)
+    torch.testing.assert_close(feats["tokens/layer"], rep.token_layer_means(W))
+
+
 def test_heldout_probe_scores_val_and_test_models_with_alpha_from_grouped_folds(bench_script):
     """The held-out protocol: predictions for exactly the validation + test rows, from a ridge fitted on the
     training rows with one of the grid's alphas; a feature that carries the target scores high, noise does

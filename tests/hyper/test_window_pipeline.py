@@ -291,6 +291,17 @@ def test_window_readout_tokens_is_written_and_evaluated(tiny_zoo, tmp_path, caps
         main(["hyper", "evaluate", "--zoo", str(tiny_zoo), "--rep", str(out), "--out", str(tmp_path / "ev")])
     assert e.value.code in (0, None)
     capsys.readouterr()
+    # the same fit read with the spread: hyper.json's readout is what the loaded representation uses
+    meta = json.loads((out / "hyper.json").read_text())
+    (out / "hyper.json").write_text(json.dumps({**meta, "window_readout": "tokens-spread"}))
+    spread = load_representation(out)
+    _, blocks2 = spread.embed_blocks(W)
+    torch.testing.assert_close(blocks2, spread.token_layer_moments(W)[:, :, [0, 2]].flatten(1))
+    assert blocks2.shape[1] == spread.blocks_dim == 2 * blocks.shape[1]
+    _run(["hyper", "evaluate", "--zoo", str(tiny_zoo), "--rep", str(out), "--out", str(tmp_path / "ev2"),
+          "--quick"], capsys)
+    table = pd.read_csv(tmp_path / "ev2" / "properties.csv").set_index("property")
+    assert pd.notna(table.loc["test accuracy", "learned"])
     _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r2"), *FIT, "--window-readout",
             "median"], capsys, "--window-readout 'median'")
     _fails(["hyper", "fit", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "r3"), "--quick",

@@ -79,8 +79,9 @@ class FitOptions:
                                         "weights).")
     window_readout: str = opt("layer", help="--tokenizer window: the 'learned' readout of hyper evaluate: "
                                             "layer (the compression token per layer), mean (over all "
-                                            "windows) or tokens (per-layer means of the token outputs, "
-                                            "SANE's readout; docs/hyper.md).")
+                                            "windows), tokens (per-layer means of the token outputs, "
+                                            "SANE's readout) or tokens-spread (those means and the "
+                                            "per-layer mean |output|; docs/hyper.md).")
     window_latent: str = opt("window", help="--tokenizer window: the bottleneck: window (a code per window, "
                                             "the compression token) or tokens (a code per weight token, "
                                             "SANE's; read it with --window-readout tokens; cannot be "

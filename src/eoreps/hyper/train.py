@@ -63,7 +63,7 @@ class FitConfig:
     window: int = 32
     token_width: int = 64
     window_data: str = "auto"  # memory | stream | auto (eoreps.hyper.window_stream); not in the fit plan
-    window_readout: str = "layer"  # layer | mean | tokens (hyper.json; eoreps.hyper.window_representation)
+    window_readout: str = "layer"  # eoreps.hyper.window_representation.READOUTS (hyper.json)
     window_latent: str = "window"  # window | tokens: the bottleneck (eoreps.hyper.window_autoencoder.LATENTS)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -8,7 +8,8 @@ chains), ``model.safetensors`` holds the :class:`WindowAutoencoder` and the per-
   the last flush with the end), encoded ``batch_size`` windows at a time; ``z`` is their mean, the block
   readout (``learned`` in ``hyper evaluate``) their mean per layer (``window_readout`` in ``hyper.json``,
   default ``layer``; ``mean``: over all windows), which keeps where a code came from; ``tokens`` reads the
-  per-layer means of the encoder's token outputs instead (SANE's readout, which keeps more of each layer).
+  per-layer means of the encoder's token outputs instead (SANE's readout, which keeps more of each layer);
+  ``tokens-spread`` adds their per-layer mean absolute value (the spread a mean loses).
   Memory is the flat weights, their tokens and one batch of windows: a ResNet-18 (11.2 M parameters) in
   well under 2 GB.
 * **Generating**: a model's code for sampling is the sequence of its window codes (n_windows x latent,
@@ -42,9 +43,14 @@ def _neuron_tokenizer(param_order: list[tuple[str, tuple[int, ...]]]) -> Tokeniz
         return None
 
 
-READOUTS = ("layer", "mean", "tokens")
-"""``window_readout`` of ``hyper.json``: the block readout per layer, over all windows, or the per-layer means
-of the token outputs (:meth:`WindowRepresentation.token_layer_means`)."""
+READOUTS = ("layer", "mean", "tokens", "tokens-spread")
+"""``window_readout`` of ``hyper.json``: the block readout per layer, over all windows, the per-layer means
+of the token outputs (:meth:`WindowRepresentation.token_layer_means`), or those means with the per-layer mean
+absolute values (:meth:`WindowRepresentation.token_layer_moments`, statistics 0 and 2)."""
+
+SPREAD_MOMENTS = [0, 2]
+"""The statistics of :meth:`WindowRepresentation.token_layer_moments` the ``tokens-spread`` readout keeps
+(mean and mean absolute value), per layer in this order."""
 
 
 def layer_readout_weights(tok: WindowTokenizer, starts: list[int]) -> torch.Tensor:
@@ -82,7 +88,9 @@ class WindowRepresentation(Representation):
     def blocks_dim(self) -> int:
         """Size of :meth:`embed_blocks`' second output."""
         cfg = self.net.cfg
-        groups = {"layer": len(self.readout_weights), "mean": 1, "tokens": len(self.window_tokenizer.layers)}
+        n_layers = len(self.window_tokenizer.layers)
+        groups = {"layer": len(self.readout_weights), "mean": 1, "tokens": n_layers,
+                  "tokens-spread": n_layers * len(SPREAD_MOMENTS)}
         return groups[self.readout] * cfg.enc_layers * cfg.d_model
 
     @property
@@ -177,12 +185,15 @@ class WindowRepresentation(Representation):
         """(N, D) -> ``(z (N, latent), blocks (N, blocks_dim))``: ``z`` the mean of each model's window codes
         (decodable by :meth:`decode`); ``blocks`` the compression token after every encoder block, read out
         per :attr:`readout` (``"layer"``: averaged over the windows starting in each layer, concatenated in
-        layer order; ``"mean"``: over all windows; ``"tokens"``: :meth:`token_layer_means` instead)."""
-        tokens = self.readout == "tokens"
-        out = [self._encode(w, batch_size, tokens) for w in self._groups(weights, batch_size)]
+        layer order; ``"mean"``: over all windows; ``"tokens"``: :meth:`token_layer_means` instead;
+        ``"tokens-spread"``: per layer the mean and the mean absolute value of
+        :meth:`token_layer_moments`, flattened layer by layer)."""
+        tokens, spread = self.readout in ("tokens", "tokens-spread"), self.readout == "tokens-spread"
+        out = [self._encode(w, batch_size, tokens, moments=spread) for w in self._groups(weights, batch_size)]
         if not out:
             return torch.empty(0, self.latent_dim), torch.empty(0, self.blocks_dim)
-        blocks = [t.flatten(1) if tokens else self._read(b) for _, b, t in out]  # type: ignore[union-attr]
+        blocks = [self._read(b) if t is None else (t[:, :, SPREAD_MOMENTS] if spread else t).flatten(1)
+                  for _, b, t in out]
         return torch.cat([z.mean(1) for z, _, _ in out]), torch.cat(blocks)
 
     def _read(self, blocks: torch.Tensor) -> torch.Tensor:
