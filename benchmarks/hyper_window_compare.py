@@ -60,7 +60,7 @@ def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Name
     model = ModelConfig(d_model=args.d_model, n_heads=max(1, args.d_model // 32), enc_layers=args.layers,
                         dec_layers=args.layers, latent_dim=args.latent_dim, proj_dim=args.latent_dim)
     hp = (AugmentConfig(), args.gamma, 0.1, args.lr, 1e-4)
-    meta = {"config": {"precision": "fp32"}}
+    meta = {"config": {"precision": "fp32"}, "architecture": zoo.manifest.get("architecture")}
     if method == "window":
         from eoreps.hyper.window_fit import permutable_chains
         from eoreps.hyper.window_module import WindowModule, window_module_kwargs
