@@ -96,15 +96,23 @@ def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Name
     return Representation(meta, mod.tokenizer, mod.scaler, mod.net)
 
 
-def save_window_representation(rep: Any, root: Path) -> None:
+def save_window_representation(rep: Any, root: Path, zoo: Path | None = None,
+                               split: dict[int, str] | None = None) -> None:
     """Write a fitted :class:`WindowRepresentation` as ``hyper.json`` + ``model.safetensors`` in the keys
-    :func:`eoreps.hyper.window_representation.load_window_representation` reads."""
+    :func:`eoreps.hyper.window_representation.load_window_representation` reads; with the ``zoo`` it was
+    fitted on and its ``split`` (model id -> train / val / test) also ``zoo_path`` and ``splits.csv``, as
+    ``hyper fit`` writes them, so ``hyper evaluate`` on that zoo knows the split is the fit's own."""
+    import pandas as pd
     from safetensors.torch import save_file
 
     from eoreps.io import atomic_path, write_json
 
     root.mkdir(parents=True, exist_ok=True)
-    meta = {**rep.meta, "tokenizer": "window", "window_tokenizer": rep.window_tokenizer.to_dict(),
+    if zoo is not None and split is not None:
+        with atomic_path(root / "splits.csv") as tmp:
+            pd.DataFrame({"model_id": list(split), "split": list(split.values())}).to_csv(tmp, index=False)
+    meta = {**rep.meta, **({"zoo_path": str(zoo.resolve())} if zoo is not None and split is not None else {}),
+            "tokenizer": "window", "window_tokenizer": rep.window_tokenizer.to_dict(),
             "model": rep.net.cfg.to_dict(), "window": rep.window, "window_readout": rep.readout,
             "window_latent": rep.net.latent}
     state = {k: v.contiguous() for k, v in rep.net.state_dict().items()}
@@ -307,7 +315,8 @@ def main() -> None:
             rep = fit_module(method, zoo, W[tr], args, seed)
             fit_s = time.perf_counter() - t
             if method == "window" and args.save_model:
-                save_window_representation(rep, _model_dir(args, seed))
+                save_window_representation(rep, _model_dir(args, seed), args.zoo,
+                                           dict(zip(ids.tolist(), split.tolist(), strict=True)))
             with torch.no_grad():
                 if method == "window" and args.layer_readout:
                     feats = window_readouts(rep, W)
