@@ -55,6 +55,7 @@ def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Name
     """A per-neuron or windowed representation fitted for ``args.steps`` steps on ``W_train``."""
     from eoreps.hyper.augment import AugmentConfig
     from eoreps.hyper.autoencoder import ModelConfig
+    from eoreps.optim import adamw
 
     torch.manual_seed(seed)
     model = ModelConfig(d_model=args.d_model, n_heads=max(1, args.d_model // 32), enc_layers=args.layers,
@@ -80,7 +81,7 @@ def fit_module(method: str, zoo: Any, W_train: torch.Tensor, args: argparse.Name
         sc = TokenScaler.fit(Tokenizer(zoo.param_order), W_train)
         mod = HyperModule(**module_kwargs([[k, list(s)] for k, s in zoo.param_order], model, *hp),
                           scaler_mean=sc.mean, scaler_std=sc.std)
-    opt = torch.optim.AdamW(mod.parameters(), lr=args.lr, weight_decay=1e-4)
+    opt = adamw(mod.parameters(), lr=args.lr, weight_decay=1e-4)  # the library's (fused since 2026-12-07)
     sched = _schedule(opt, args.steps)
     g = torch.Generator().manual_seed(seed)
     mod.train()
@@ -149,7 +150,7 @@ def window_readouts(rep: Any, W: torch.Tensor, batch_size: int = 64) -> dict[str
     res = {k: torch.cat(v) for k, v in out.items()}
     moments = rep.token_layer_moments(W, batch_size)  # (N, n_layers, 3, C)
     res["tokens/layer"] = moments[:, :, 0].flatten(1)
-    res["tokens-spread/layer"] = moments[:, :, SPREAD_MOMENTS].flatten(1)
+    res["tokens-spread/layer"] = moments[:, :, list(SPREAD_MOMENTS)].flatten(1)
     return res
 
 

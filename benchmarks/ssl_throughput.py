@@ -3,12 +3,20 @@
 Same backbone, same batch size, same in-memory SimEO S2 patches for every contender:
 
 * ``limit``     -- the backbone's bare forward + backward + AdamW step on a pre-made batch of both views
-                   (``2B`` images, no data, no augmentation, no head, no loss): the ceiling;
+                   (``2B`` images, no data, no augmentation, no head, no loss): the ceiling; its AdamW is
+                   the fastest this PyTorch has (:func:`eoreps.optim.adamw`: fused where it applies), the
+                   one eoreps trains with, so the ceiling stays one;
+* ``limit-loop`` -- the same with ``torch.optim.AdamW``'s default (the per-tensor loop on CPU), the limit
+                   as measured before 2026-12-07;
 * ``plain``     -- a plain PyTorch loop: backbone + lightly's ``SimCLRProjectionHead`` and ``NTXentLoss``,
-                   batches from a DataLoader, eoreps' batched augmentation;
+                   batches from a DataLoader, eoreps' batched augmentation, ``torch.optim.AdamW`` as a
+                   user writes it (its default implementation);
 * ``torchgeo``  -- torchgeo's ``SimCLRTask`` (its own kornia augmentation) through a Lightning Trainer;
-* ``eoreps``    -- ``eoreps.ssl`` SimCLR exactly as ``eoreps pretrain`` runs it (Lightning, in-memory
-                   batches, normalisation and augmentation in ``on_after_batch_transfer``);
+* ``eoreps``    -- ``eoreps.ssl`` SimCLR as ``eoreps pretrain`` runs it (Lightning, in-memory
+                   batches, normalisation and augmentation in ``on_after_batch_transfer``, gradients
+                   clipped at norm 3);
+* ``eoreps-loop`` -- eoreps with ``torch.optim.AdamW``'s default loop instead of the fused kernel (what it
+                   ran before 2026-12-07), to measure that change in the same run;
 * ``eoreps-bf16`` / ``limit-bf16`` -- the same under bf16 autocast;
 * ``eoreps-auto`` -- the default ``--precision auto`` as ``eoreps pretrain`` resolves it: on a CPU with AMX or
                    AVX512-BF16 it times this SimCLR step's encoder in fp32 and bf16 and keeps bf16 only
@@ -41,7 +49,13 @@ from typing import Any
 
 import torch
 
-CONTENDERS = ("limit", "plain", "torchgeo", "eoreps", "eoreps-auto", "eoreps-bf16", "limit-bf16")
+CONTENDERS = ("limit", "limit-loop", "plain", "torchgeo", "eoreps", "eoreps-loop", "eoreps-auto",
+              "eoreps-bf16", "limit-bf16")
+
+
+PRETRAIN_CLIP = 3.0
+"""``eoreps pretrain``'s gradient clipping (by norm; ``ssl/pretrain.py``), applied to the eoreps runs since
+2026-12-07 (the earlier results ran eoreps without it)."""
 
 
 def _backbone_kwargs(name: str) -> dict[str, Any]:
@@ -69,19 +83,23 @@ class _Timer:
         self.t0 = self.t1 = 0.0
 
 
-def _trainer(max_steps: int, precision: str, callbacks: list[Any]) -> Any:
+def _trainer(max_steps: int, precision: str, callbacks: list[Any], clip: float | None = None) -> Any:
+    """A quiet CPU trainer; ``clip``: gradient clipping by norm (``eoreps pretrain`` clips at 3.0)."""
     import lightning as L
 
     return L.Trainer(max_steps=max_steps, max_epochs=-1, accelerator="cpu", devices=1, precision=precision,
+                     gradient_clip_val=clip,
                      logger=False, enable_checkpointing=False, enable_progress_bar=False,
                      enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0)
 
 
-def run_limit(data: Any, args: argparse.Namespace, bf16: bool) -> float:
+def run_limit(data: Any, args: argparse.Namespace, bf16: bool, fused: bool = True) -> float:
+    """Pairs/s of the bare step; ``fused``: :func:`eoreps.optim.adamw`, else ``torch.optim.AdamW``."""
     from eoreps.models import create_backbone
+    from eoreps.optim import adamw
 
     bb = create_backbone(args.backbone, in_chans=data.in_chans["s2"], **_backbone_kwargs(args.backbone))
-    opt = torch.optim.AdamW(bb.parameters(), lr=1e-3)
+    opt = adamw(bb.parameters(), lr=1e-3) if fused else torch.optim.AdamW(bb.parameters(), lr=1e-3)
     x = torch.randn(2 * args.batch_size, data.in_chans["s2"], *data.image_size)
     t0 = 0.0
     for i in range(args.warmup + args.steps):
@@ -148,8 +166,12 @@ def _auto(method: Any, args: argparse.Namespace, picks: list[dict[str, Any]]) ->
     return record["precision"] == "bf16"
 
 
-def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | list[dict[str, Any]]) -> float:
-    """eoreps SimCLR through Lightning; ``bf16`` a list: ``--precision auto`` (its picks appended there)."""
+def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | list[dict[str, Any]],
+               fused: bool = True) -> float:
+    """eoreps SimCLR through Lightning; ``bf16`` a list: ``--precision auto`` (its picks appended there);
+    ``fused=False``: with ``torch.optim.AdamW``'s default loop in place of :func:`eoreps.optim.adamw`."""
+    import eoreps.ssl.methods.base as base
+    from eoreps.optim import adamw
     from eoreps.ssl.data import BatchDataset, PretrainDataModule
     from eoreps.ssl.methods import get_method
 
@@ -160,8 +182,14 @@ def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | lis
     if isinstance(bf16, list):
         bf16 = _auto(method, args, bf16)
     timer = _Timer(args.warmup, args.steps)
-    _trainer(total, "bf16-mixed" if bf16 else "32-true", [timer.callback]).fit(
-        method, datamodule=PretrainDataModule(BatchDataset(data), args.batch_size))
+    # configure_optimizers (called by fit) builds the optimizer with base.adamw
+    before = base.adamw
+    base.adamw = adamw if fused else lambda params, **kw: adamw(params, fused=False, **kw)
+    try:
+        _trainer(total, "bf16-mixed" if bf16 else "32-true", [timer.callback], clip=PRETRAIN_CLIP).fit(
+            method, datamodule=PretrainDataModule(BatchDataset(data), args.batch_size))
+    finally:
+        base.adamw = before
     return args.steps * args.batch_size / (timer.t1 - timer.t0)
 
 
@@ -243,11 +271,13 @@ def main() -> None:
     runners = {
         "limit": lambda: run_limit(data, args, False),
         "limit-bf16": lambda: run_limit(data, args, True),
+        "limit-loop": lambda: run_limit(data, args, False, fused=False),
         "plain": lambda: run_plain(data, args, stats),
         "torchgeo": lambda: run_torchgeo(data, args, stats),
         "eoreps": lambda: run_eoreps(data, args, stats, False),
         "eoreps-bf16": lambda: run_eoreps(data, args, stats, True),
         "eoreps-auto": lambda: run_eoreps(data, args, stats, auto_picks),
+        "eoreps-loop": lambda: run_eoreps(data, args, stats, False, fused=False),
     }
     chosen = [c for c in args.only.split(",") if c]
     results: dict[str, list[float]] = {c: [] for c in chosen}

@@ -216,6 +216,7 @@ def child_loader(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from eoreps.models import create_backbone
+    from eoreps.optim import adamw
     from eoreps.ssl.pretrain import build_data
 
     warmup, steps, batch = spec.pop("warmup"), spec.pop("steps"), spec["batch_size"]
@@ -247,7 +248,7 @@ def child_loader(spec: dict[str, Any]) -> dict[str, Any]:
     loader_rate = timed(fetch)
     kwargs = dict(cfg.backbone_kwargs)
     bb = create_backbone(cfg.backbone, in_chans=train.in_chans["s2"], **kwargs)
-    opt = torch.optim.AdamW(bb.parameters(), lr=1e-3)
+    opt = adamw(bb.parameters(), lr=1e-3)  # the library's (fused since 2026-12-07)
     x = torch.randn(batch, train.in_chans["s2"], *train.image_size)
 
     def train_step(i: int) -> None:

@@ -58,6 +58,7 @@ from typing import Any
 
 from eoreps import precision as _precision  # cpu_flags/cpu_model looked up per call (tests replace them)
 from eoreps.errors import ConfigError
+from eoreps.optim import adamw
 from eoreps.precision import SIMD_FLAGS, Choice, precision_record, requested, resolve_auto, set_resolved
 from eoreps.run_record import RunSetting
 
@@ -68,7 +69,7 @@ MARGIN = 1.05  # bf16 must be at least this much faster than fp32 (timing noise,
 BUDGET_S = 8.0  # the timed rounds stop after this many seconds (warm-up included) ...
 MIN_ROUNDS, MAX_ROUNDS = 2, 5  # ... once at least MIN_ROUNDS are done; never more than MAX_ROUNDS
 RUN_FILE = "precision.json"  # the settled precision in a run folder (settle_run)
-_VERSION = 2  # of the cache files' layout and of the timing procedure
+_VERSION = 3  # of the cache files' layout and of the timing procedure (3: fused AdamW)
 
 #: ``timer(workload) -> (fp32 seconds per step, bf16 seconds per step)``
 Timer = Callable[["Workload"], tuple[float, float]]
@@ -181,7 +182,7 @@ def _stepper(workload: Workload) -> Callable[[bool], None]:
 
         return forward
     params = list({id(p): p for m, _ in parts for p in m.parameters() if p.requires_grad}.values())
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    opt = adamw(params, lr=1e-4)  # the optimizer the timed training runs with
 
     def step(bf16: bool) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -46,6 +46,48 @@ def test_single_encoder_methods_pretrain_and_export(method: str, simeo_small: Pa
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_bf16_pretraining_clips_the_fused_adamw(simeo_small: Path, tmp_path: Path, monkeypatch) -> None:
+    """Pretraining clips gradients (3.0); under bf16-mixed Lightning's plugin refuses to clip a fused
+    optimizer, so the method clips it itself (configure_gradient_clipping): the run keeps the fused AdamW,
+    runs in bf16 and finishes."""
+    import eoreps.ssl.methods.base as base
+
+    built, clipped = [], []
+    real_adamw, real_clip = base.adamw, base.SSLMethod.configure_gradient_clipping
+    monkeypatch.setattr(base, "adamw", lambda *a, **k: built.append(real_adamw(*a, **k)) or built[-1])
+
+    def clip(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clipped.append((self.trainer.precision, gradient_clip_val))
+        real_clip(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    monkeypatch.setattr(base.SSLMethod, "configure_gradient_clipping", clip)
+    result = run_pretrain(tiny_config("simclr", simeo_small, tmp_path, precision="bf16", modalities=["s2"]))
+    assert result.steps > 0 and torch.isfinite(torch.tensor(result.metrics["train/loss"]))
+    assert built and all(o.defaults["fused"] is True for o in built)
+    assert len(clipped) == result.steps and set(clipped) == {("bf16-mixed", 3.0)}
+
+
+def test_clipping_under_bf16_bounds_the_gradient_norm():
+    """SSLMethod.configure_gradient_clipping under bf16-mixed (no scaler) clips by norm like Lightning."""
+    import lightning as L
+
+    from eoreps.data.stats import BandStats
+    from eoreps.ssl.methods import get_method
+
+    stats = BandStats(mean={"s2": (0.0,) * 4}, std={"s2": (1.0,) * 4})
+    m = get_method("simclr")(modalities=["s2"], in_chans={"s2": 4}, stats=stats.to_dict(),
+                             backbone="cnn-tiny", image_size=(16, 16), max_steps=10)
+    m.trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", gradient_clip_val=0.5, logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False)
+    opt = m.configure_optimizers()["optimizer"]
+    assert opt.defaults["fused"] is True
+    for p in m.parameters():
+        p.grad = torch.full_like(p, 3.0)
+    m.configure_gradient_clipping(opt, 0.5, "norm")
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in m.parameters()]))
+    assert abs(float(norm) - 0.5) < 1e-3
+
+
 def test_multimodal_exports_one_encoder_per_modality(simeo_small: Path, tmp_path: Path) -> None:
     result = run_pretrain(tiny_config("multimodal", simeo_small, tmp_path, knn=True))
     assert set(result.encoders) == {"s2", "s1"}

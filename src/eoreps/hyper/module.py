@@ -14,6 +14,7 @@ from eoreps.hyper.autoencoder import HyperAutoencoder, ModelConfig
 from eoreps.hyper.functional import FunctionalLoss
 from eoreps.hyper.losses import HyperLoss
 from eoreps.hyper.tokens import Tokenizer, TokenScaler
+from eoreps.optim import adamw
 from eoreps.zoo.architectures import make_arch
 
 
@@ -94,7 +95,8 @@ class HyperModule(L.LightningModule):
                       batch_size=self.batch_size_of(batch))
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = adamw(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                    trainer=self._trainer)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = max(1, int(self.hparams.warmup_fraction * total))
 

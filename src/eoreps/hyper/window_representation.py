@@ -48,7 +48,7 @@ READOUTS = ("layer", "mean", "tokens", "tokens-spread")
 of the token outputs (:meth:`WindowRepresentation.token_layer_means`), or those means with the per-layer mean
 absolute values (:meth:`WindowRepresentation.token_layer_moments`, statistics 0 and 2)."""
 
-SPREAD_MOMENTS = [0, 2]
+SPREAD_MOMENTS = (0, 2)
 """The statistics of :meth:`WindowRepresentation.token_layer_moments` the ``tokens-spread`` readout keeps
 (mean and mean absolute value), per layer in this order."""
 
@@ -192,7 +192,7 @@ class WindowRepresentation(Representation):
         out = [self._encode(w, batch_size, tokens, moments=spread) for w in self._groups(weights, batch_size)]
         if not out:
             return torch.empty(0, self.latent_dim), torch.empty(0, self.blocks_dim)
-        blocks = [self._read(b) if t is None else (t[:, :, SPREAD_MOMENTS] if spread else t).flatten(1)
+        blocks = [self._read(b) if t is None else (t[:, :, list(SPREAD_MOMENTS)] if spread else t).flatten(1)
                   for _, b, t in out]
         return torch.cat([z.mean(1) for z, _, _ in out]), torch.cat(blocks)
 

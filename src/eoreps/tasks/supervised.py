@@ -21,6 +21,7 @@ import lightning as L
 import torch
 
 from eoreps.models.fusion import InputSpec, build_encoder
+from eoreps.optim import adamw
 from eoreps.tasks.metrics import TaskMetrics
 from eoreps.tasks.multitask import MultiHeadModel
 from eoreps.tasks.spec import TaskSpec
@@ -193,7 +194,7 @@ class SupervisedModule(L.LightningModule):
         extra = list(self.weighting.parameters())
         if extra:
             groups.append({"params": extra, "weight_decay": 0.0})
-        opt = torch.optim.AdamW(groups, lr=self.hparams.lr)
+        opt = adamw(groups, lr=self.hparams.lr, trainer=self._trainer)
         epochs = int(getattr(self.trainer, "max_epochs", None) or 1) if self._trainer is not None else 1
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from eoreps.evaluation.protocols.base import TrainOptions
+from eoreps.optim import adamw
 from eoreps.progress import progress
 from eoreps.tasks.spec import TaskSpec
 
@@ -82,7 +83,7 @@ def fit(model: nn.Module, task: TaskSpec, groups: Sequence[dict], inputs: dict[s
             param_groups.append({"params": no_decay, "lr": g["lr"], "weight_decay": 0.0})
     if not param_groups:
         return {"steps": 0.0, "final_loss": float("nan")}
-    opt = torch.optim.AdamW(param_groups)
+    opt = adamw(param_groups)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     model.train()
     for m in frozen:

@@ -25,6 +25,7 @@ from torch import nn
 from eoreps.data.stats import BandStats, Normalizer
 from eoreps.errors import ConfigError
 from eoreps.models import Backbone, create_backbone
+from eoreps.optim import adamw, grad_scaler
 from eoreps.ssl.heads import HeadSpec
 
 if TYPE_CHECKING:
@@ -200,6 +201,21 @@ class SSLMethod(L.LightningModule):
         """Modules whose parameters the optimiser updates (default: every child but frozen targets)."""
         return [m for m in self.children() if any(p.requires_grad for p in m.parameters())]
 
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Lightning's clipping, also for the fused AdamW under ``bf16-mixed``: the mixed-precision plugin
+        refuses to clip any optimizer that unscales in its own step, although bf16 has no scaler; without
+        one the gradients are the true ones and the base plugin's clipping (by norm or value) is exact."""
+        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.utilities import GradClipAlgorithmType
+
+        plugin = self.trainer.precision_plugin
+        if grad_scaler(self.trainer) is not None or not gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        Precision.clip_gradients(plugin, optimizer, float(gradient_clip_val),
+                                 GradClipAlgorithmType(gradient_clip_algorithm or "norm"))
+
     def configure_optimizers(self) -> Any:
         from lightly.models.utils import get_weight_decay_parameters
 
@@ -215,8 +231,11 @@ class SSLMethod(L.LightningModule):
             return out
 
         decay, no_decay = unique(decay), unique(no_decay)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+        # fused AdamW also when clipping: configure_gradient_clipping clips it where no scaler is involved
+        scaled = grad_scaler(self._trainer) is not None
+        opt = adamw([{"params": decay, "weight_decay": self.weight_decay},
+                     {"params": no_decay, "weight_decay": 0.0}], lr=self.lr,
+                    trainer=self._trainer if scaled else None)
         warmup = max(1, int(self.warmup_frac * self.max_steps))
         total = max(self.max_steps, warmup + 1)
 

@@ -1,0 +1,36 @@
+"""``benchmarks/ssl_throughput.py --quick``: every fp32 contender runs and the table reports each, with the
+limit (fused AdamW, as eoreps trains) and the limit with torch's default AdamW loop side by side."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+
+def test_quick_run_reports_every_contender(bench_script, monkeypatch, capsys, tmp_path):
+    import eoreps.optim
+    import eoreps.ssl.methods.base as base
+
+    bench = bench_script("ssl_throughput")
+    built: list[bool] = []  # fused flag of every AdamW the eoreps runs build
+    real = eoreps.optim.adamw
+
+    def recording(params, **kw):
+        opt = real(params, **kw)
+        built.append(bool(opt.defaults["fused"]))
+        return opt
+
+    monkeypatch.setattr(eoreps.optim, "adamw", recording)
+    only = "limit,limit-loop,plain,eoreps,eoreps-auto,eoreps-loop"
+    monkeypatch.setattr(sys, "argv", ["ssl_throughput.py", "--quick", "--threads", "1", "--only", only,
+                                      "--out", str(tmp_path / "r.json")])
+    bench.main()
+    out = capsys.readouterr().out
+    table = out[out.index("contender"):]
+    for name in only.split(","):
+        row = re.search(rf"^{re.escape(name)}\s+([0-9.]+)\s", table, re.M)
+        assert row and float(row.group(1)) > 0, (name, table)
+    assert not (tmp_path / "r.json").exists()  # --quick writes no JSON
+    # the limit and eoreps, eoreps-auto: fused; eoreps-loop: the default loop (limit-loop builds its own)
+    assert built == [True, True, True, False], built
+    assert base.adamw is real  # each run puts back the optimizer it found
