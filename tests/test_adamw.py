@@ -148,6 +148,33 @@ def test_a_resumed_state_keeps_the_implementation_chosen_at_construction():
     assert all(g["fused"] is False for g in back.param_groups)
 
 
+def test_a_loaded_step_counter_is_where_the_implementation_wants_it():
+    """Steps saved as float64 (torch's default dtype at the time) load as float32, as the optimizer would
+    have made them; a fused state loaded into the loop keeps its steps on the CPU."""
+    net = _net()
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        loop = torch.optim.AdamW([p for p in _net().double().parameters()], lr=1e-2)
+        for p in loop.param_groups[0]["params"]:
+            p.grad = torch.ones_like(p)
+        loop.step()
+        saved = copy.deepcopy(loop.state_dict())
+    finally:
+        torch.set_default_dtype(old)
+    assert {s["step"].dtype for s in saved["state"].values()} == {torch.float64}
+    fused = adamw(net.parameters(), lr=1e-2)
+    fused.load_state_dict(saved)
+    assert {s["step"].dtype for s in fused.state.values()} == {torch.float32}
+    assert {s["step"].device.type for s in fused.state.values()} == {"cpu"}
+
+
+def test_a_group_that_names_its_implementation_is_left_to_torch():
+    net = _net()
+    opt = adamw([{"params": net.parameters(), "foreach": True}], lr=1e-3)
+    assert not opt.defaults["fused"] and opt.param_groups[0]["foreach"] is True
+
+
 def test_named_parameters_and_what_torch_refuses():
     net = _net()
     opt = adamw(net.named_parameters(), lr=1e-3)

@@ -21,7 +21,12 @@ def test_quick_run_reports_every_contender(bench_script, monkeypatch, capsys, tm
         return opt
 
     monkeypatch.setattr(eoreps.optim, "adamw", recording)
-    only = "limit,limit-loop,plain,eoreps,eoreps-auto,eoreps-loop"
+    clips: list[float | None] = []  # gradient clipping of every Lightning trainer the script builds
+    real_trainer = bench._trainer
+    monkeypatch.setattr(bench, "_trainer",
+                        lambda *a, **k: clips.append(k.get("clip")) or real_trainer(*a, **k))
+    # eoreps-auto is left out: on a CPU with bf16 it would also time a precision probe
+    only = "limit,limit-loop,plain,eoreps,eoreps-loop"
     monkeypatch.setattr(sys, "argv", ["ssl_throughput.py", "--quick", "--threads", "1", "--only", only,
                                       "--out", str(tmp_path / "r.json")])
     bench.main()
@@ -31,6 +36,7 @@ def test_quick_run_reports_every_contender(bench_script, monkeypatch, capsys, tm
         row = re.search(rf"^{re.escape(name)}\s+([0-9.]+)\s", table, re.M)
         assert row and float(row.group(1)) > 0, (name, table)
     assert not (tmp_path / "r.json").exists()  # --quick writes no JSON
-    # the limit and eoreps, eoreps-auto: fused; eoreps-loop: the default loop (limit-loop builds its own)
-    assert built == [True, True, True, False], built
+    # the limit and eoreps: fused; eoreps-loop: the default loop (limit-loop builds its own)
+    assert built == [True, True, False], built
+    assert clips == [bench.PRETRAIN_CLIP] * 2 == [3.0] * 2  # both eoreps runs clip as eoreps pretrain
     assert base.adamw is real  # each run puts back the optimizer it found

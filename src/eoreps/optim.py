@@ -2,12 +2,12 @@
 
 ``torch.optim.AdamW`` defaults to its per-tensor loop on CPU (the multi-tensor ``foreach`` path is picked
 only for CUDA tensors). PyTorch's fused kernel (CPU since torch 2.4) does the same update in one vectorised
-pass per parameter: on ResNet-18's 11.2 M parameters one step took 6-7 ms instead of 39-52 ms (2-core AMD
-EPYC, 2 threads, medians of 15, measured 2026-12-07), 3 % of a SimCLR step at batch 128 and a larger share
-for small models. The update rule is the same; results differ from the loop's by floating-point rounding
-(tested). The fused kernel needs every parameter to be a floating-point tensor on a device it supports,
-and Lightning does not clip the gradients of a fused optimizer under a mixed precision; otherwise this falls
-back to the default implementation.
+pass per parameter: on ResNet-18's 11.2 M parameters one step took 7.1 ms instead of 32.8 ms (2-core AMD
+EPYC, 2 threads, medians of 15, ``benchmarks/adamw_step.py``, 2026-12-07), ~2 % of a SimCLR step at batch 128
+and a larger share for small models. The update rule is the same; results differ from the loop's by
+floating-point rounding (tested). The fused kernel needs every parameter to be a floating-point tensor on a
+device it supports, and Lightning does not clip the gradients of a fused optimizer under a mixed precision;
+otherwise this falls back to the default implementation.
 """
 
 from __future__ import annotations
@@ -65,9 +65,12 @@ def adamw(params: Any, *, trainer: Any = None, **kwargs: Any) -> torch.optim.Ada
     would otherwise take the saved groups' ``fused`` / ``foreach`` flags, and a checkpoint of the other
     implementation would switch the optimizer (or, with a gradient scaler, break its step).
     """
-    if isinstance(params, torch.Tensor | set) or set(kwargs) & {"fused", "foreach", "differentiable"}:
+    own = {"fused", "foreach", "differentiable"}  # implementation choices left to the caller when given
+    if isinstance(params, torch.Tensor | set) or set(kwargs) & own:
         return torch.optim.AdamW(params, **kwargs)  # torch's own checks and choices
     groups = [dict(g, params=_as_list(g["params"])) if isinstance(g, dict) else g for g in params]
+    if any(isinstance(g, dict) and set(g) & own for g in groups):
+        return torch.optim.AdamW(groups, **kwargs)
     tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
     tensors = [p[1] if isinstance(p, tuple) else p for p in tensors]  # named parameters
     fused = fused_applies(tensors) and not clips_under_mixed_precision(trainer)
@@ -78,13 +81,15 @@ def adamw(params: Any, *, trainer: Any = None, **kwargs: Any) -> torch.optim.Ada
 
 def _keep_implementation(opt: torch.optim.Optimizer) -> None:
     """After ``load_state_dict``: the groups' ``fused`` / ``foreach`` back to the optimizer's own, and the
-    step counters where the fused kernel wants them (float32 on the parameter's device)."""
+    step counters where its implementation wants them: float32 on the parameter's device for the fused
+    kernel, on the CPU for the loop (unless ``capturable``), as ``_init_group`` would have made them."""
+    fused = opt.defaults["fused"]
     for group in opt.param_groups:
-        group["fused"], group["foreach"] = opt.defaults["fused"], opt.defaults["foreach"]
-    if opt.defaults["fused"]:
-        for p, state in opt.state.items():
-            if isinstance(state.get("step"), torch.Tensor):
-                state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
+        group["fused"], group["foreach"] = fused, opt.defaults["foreach"]
+    for p, state in opt.state.items():
+        if isinstance(p, torch.Tensor) and isinstance(state.get("step"), torch.Tensor):
+            device = p.device if fused or opt.defaults["capturable"] else torch.device("cpu")
+            state["step"] = state["step"].to(device=device, dtype=torch.float32)
 
 
 def _as_list(params: Any) -> list[Any]:

@@ -206,11 +206,13 @@ class SSLMethod(L.LightningModule):
         """Lightning's clipping, also for the fused AdamW under ``bf16-mixed``: the mixed-precision plugin
         refuses to clip any optimizer that unscales in its own step, although bf16 has no scaler; without
         one the gradients are the true ones and the base plugin's clipping (by norm or value) is exact."""
-        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.plugins.precision import MixedPrecision, Precision
         from lightning.pytorch.utilities import GradClipAlgorithmType
 
         plugin = self.trainer.precision_plugin
-        if grad_scaler(self.trainer) is not None or not gradient_clip_val:
+        # only Lightning's own mixed precision without a scaler is bypassed: other plugins (DeepSpeed clips
+        # inside its engine) keep their own clipping
+        if not (isinstance(plugin, MixedPrecision) and plugin.scaler is None) or not gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
             return
         Precision.clip_gradients(plugin, optimizer, float(gradient_clip_val),
