@@ -29,10 +29,12 @@ from hyper_window_compare import model_split, positive_int, score  # noqa: E402
 def readouts(moments: np.ndarray) -> dict[str, np.ndarray]:
     """(N, n_layers, 3, C) per-layer mean, std and mean |h| of the token outputs
     (:meth:`WindowRepresentation.token_layer_moments`) -> the probed variants, (N, features) each."""
+    from eoreps.hyper.window_representation import SPREAD_MOMENTS
+
     n = len(moments)
     return {"tokens (mean)": moments[:, :, 0].reshape(n, -1), "tokens std": moments[:, :, 1].reshape(n, -1),
             "tokens mean + std": moments[:, :, [0, 1]].reshape(n, -1),
-            "tokens mean + abs": moments[:, :, [0, 2]].reshape(n, -1)}
+            "tokens mean + abs": moments[:, :, list(SPREAD_MOMENTS)].reshape(n, -1)}  # tokens-spread
 
 
 def main() -> None:

@@ -52,6 +52,10 @@ SPREAD_MOMENTS = (0, 2)
 """The statistics of :meth:`WindowRepresentation.token_layer_moments` the ``tokens-spread`` readout keeps
 (mean and mean absolute value), per layer in this order."""
 
+TOKEN_READOUTS = {"tokens": (0,), "tokens-spread": SPREAD_MOMENTS}
+"""The readouts of the token outputs and the per-layer statistics each keeps (0: mean, 1: standard
+deviation, 2: mean absolute value; :meth:`WindowRepresentation.token_layer_moments`)."""
+
 
 def layer_readout_weights(tok: WindowTokenizer, starts: list[int]) -> torch.Tensor:
     """(n_layers, n_windows) averaging weights: row ``l`` averages the windows that start in the ``l``-th
@@ -88,10 +92,11 @@ class WindowRepresentation(Representation):
     def blocks_dim(self) -> int:
         """Size of :meth:`embed_blocks`' second output."""
         cfg = self.net.cfg
-        n_layers = len(self.window_tokenizer.layers)
-        groups = {"layer": len(self.readout_weights), "mean": 1, "tokens": n_layers,
-                  "tokens-spread": n_layers * len(SPREAD_MOMENTS)}
-        return groups[self.readout] * cfg.enc_layers * cfg.d_model
+        if self.readout in TOKEN_READOUTS:
+            groups = len(self.window_tokenizer.layers) * len(TOKEN_READOUTS[self.readout])
+        else:
+            groups = len(self.readout_weights) if self.readout == "layer" else 1
+        return groups * cfg.enc_layers * cfg.d_model
 
     @property
     def param_order(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -108,22 +113,24 @@ class WindowRepresentation(Representation):
     def window_codes(self, weights: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, D) weights -> ``(codes (M, n_windows, latent), blocks (M, n_windows, layers * d))``, about
         ``batch_size`` windows per forward pass (several models' windows together for small models)."""
-        z, b, _ = self._encode(weights, batch_size, tokens=False)
+        z, b, _ = self._encode(weights, batch_size)
         return z, b
 
-    def _encode(self, weights: torch.Tensor, batch_size: int, tokens: bool, moments: bool = False
+    def _encode(self, weights: torch.Tensor, batch_size: int, stats: tuple[int, ...] = ()
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """:meth:`window_codes` and, with ``tokens``, the per-layer means of the token outputs (M, n_layers,
-        enc_layers * d) from the same forward passes (:meth:`token_layer_means`); with ``moments`` as well,
-        (M, n_layers, 3, enc_layers * d): their mean, standard deviation and mean absolute value."""
+        """:meth:`window_codes` and, with ``stats``, per-layer statistics of the token outputs from the same
+        forward passes: (M, n_layers, len(stats), enc_layers * d), statistic 0 the mean, 1 the standard
+        deviation, 2 the mean absolute value (:meth:`token_layer_moments`); only those asked for are
+        accumulated."""
         tok, k, m = self.window_tokenizer, self.window, len(weights)
-        tokens = tokens or moments  # the moments come from the token outputs
         if self.reference is not None:  # fitted with align: encode models in the reference's unit order
             weights = match(Permuter(self.tokenizer), self.reference, weights.float())
         per = max(1, batch_size // max(1, m))
         c = self.net.cfg.enc_layers * self.net.cfg.d_model
-        # sum of h [, h^2, |h|] per layer, in float64: the std is E[h^2] - E[h]^2 over many tokens
-        sums = torch.zeros(3 if moments else 1, m, len(tok.layers), c, dtype=torch.float64)
+        # per layer the sums of h, of h^2 (only for the std) and of |h| (only when asked), in float64: the
+        # std is E[h^2] - E[h]^2 over many tokens
+        with_sq, with_abs = 1 in stats, 2 in stats
+        sums = torch.zeros(1 + with_sq + with_abs, m, len(tok.layers), c, dtype=torch.float64)
         counts = torch.zeros(len(tok.layers))
         zs, bs = [], []
         for i in range(0, len(self.starts), per):
@@ -133,25 +140,26 @@ class WindowRepresentation(Representation):
             x = self.scaler.transform(raw, ids, mask).flatten(0, 1)  # type: ignore[call-arg]
             p2, m2 = (v.expand(m, *v.shape).flatten(0, 1) for v in (pos, mask))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                if tokens:
+                if stats:
                     z, b, h = self.net.encode_tokens(x, p2, m2)  # h (M * s, K, C)
                     layer = pos[..., 0].flatten()  # (s * K,) layer of every token of these windows
                     h = h.double().reshape(m, -1, c)
-                    for j, v in enumerate((h, h * h, h.abs()) if moments else (h,)):
+                    parts = [h] + ([h * h] if with_sq else []) + ([h.abs()] if with_abs else [])
+                    for j, v in enumerate(parts):
                         sums[j].index_add_(1, layer, v)
                     counts.index_add_(0, layer, torch.ones(len(layer)))
                 else:
                     z, b = self.net.encode_blocks(x, p2, m2)
             zs.append(z.float().reshape(m, len(starts), -1))
             bs.append(b.float().reshape(m, len(starts), -1))
-        stats = None
-        if tokens:
-            mean, *rest = sums / counts.clamp_min(1).double()[None, None, :, None]
-            stats = mean.float()
-            if moments:
-                sq, ab = rest
-                stats = torch.stack([mean, (sq - mean ** 2).clamp_min(0).sqrt(), ab], dim=2).float()
-        return torch.cat(zs, dim=1), torch.cat(bs, dim=1), stats
+        out = None
+        if stats:
+            avg = sums / counts.clamp_min(1).double()[None, None, :, None]
+            mean = avg[0]
+            std = (avg[1] - mean ** 2).clamp_min(0).sqrt() if with_sq else None
+            table = {0: mean, 1: std, 2: avg[-1]}  # avg[-1]: the |h| sums when asked for
+            out = torch.stack([table[i] for i in stats], dim=2).float()  # type: ignore[misc]
+        return torch.cat(zs, dim=1), torch.cat(bs, dim=1), out
 
     @torch.no_grad()
     def token_layer_means(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -160,18 +168,20 @@ class WindowRepresentation(Representation):
         each tokenizer layer, in layer order. Unlike the window codes it keeps the per-unit detail the
         compression token summarises; tokens that two covering windows share (the last window may overlap
         its neighbour) count twice."""
-        c = len(self.window_tokenizer.layers) * self.net.cfg.enc_layers * self.net.cfg.d_model
-        out = [self._encode(w, batch_size, tokens=True)[2] for w in self._groups(weights, batch_size)]
-        return torch.cat(out).flatten(1) if out else torch.empty(0, c)  # type: ignore[arg-type]
+        return self._token_stats(weights, batch_size, (0,)).flatten(1)
 
     @torch.no_grad()
     def token_layer_moments(self, weights: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """(N, D) weights -> (N, n_layers, 3, enc_layers * d): per tokenizer layer the mean (as
         :meth:`token_layer_means`), the standard deviation and the mean absolute value of the token outputs
         (``benchmarks/window_readout_spread.py`` probes readouts with this spread)."""
-        shape = (len(self.window_tokenizer.layers), 3, self.net.cfg.enc_layers * self.net.cfg.d_model)
-        out = [self._encode(w, batch_size, tokens=True, moments=True)[2]
-               for w in self._groups(weights, batch_size)]
+        return self._token_stats(weights, batch_size, (0, 1, 2))
+
+    def _token_stats(self, weights: torch.Tensor, batch_size: int, stats: tuple[int, ...]) -> torch.Tensor:
+        """(N, D) weights -> (N, n_layers, len(stats), enc_layers * d) statistics of the token outputs."""
+        c = self.net.cfg.enc_layers * self.net.cfg.d_model
+        shape = (len(self.window_tokenizer.layers), len(stats), c)
+        out = [self._encode(w, batch_size, stats)[2] for w in self._groups(weights, batch_size)]
         return torch.cat(out) if out else torch.empty(0, *shape)  # type: ignore[arg-type]
 
     def _groups(self, weights: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -188,12 +198,11 @@ class WindowRepresentation(Representation):
         layer order; ``"mean"``: over all windows; ``"tokens"``: :meth:`token_layer_means` instead;
         ``"tokens-spread"``: per layer the mean and the mean absolute value of
         :meth:`token_layer_moments`, flattened layer by layer)."""
-        tokens, spread = self.readout in ("tokens", "tokens-spread"), self.readout == "tokens-spread"
-        out = [self._encode(w, batch_size, tokens, moments=spread) for w in self._groups(weights, batch_size)]
+        stats = TOKEN_READOUTS.get(self.readout, ())
+        out = [self._encode(w, batch_size, stats) for w in self._groups(weights, batch_size)]
         if not out:
             return torch.empty(0, self.latent_dim), torch.empty(0, self.blocks_dim)
-        blocks = [self._read(b) if t is None else (t[:, :, list(SPREAD_MOMENTS)] if spread else t).flatten(1)
-                  for _, b, t in out]
+        blocks = [self._read(b) if t is None else t.flatten(1) for _, b, t in out]
         return torch.cat([z.mean(1) for z, _, _ in out]), torch.cat(blocks)
 
     def _read(self, blocks: torch.Tensor) -> torch.Tensor:
