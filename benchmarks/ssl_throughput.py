@@ -53,11 +53,6 @@ CONTENDERS = ("limit", "limit-loop", "plain", "torchgeo", "eoreps", "eoreps-loop
               "eoreps-bf16", "limit-bf16")
 
 
-PRETRAIN_CLIP = 3.0
-"""``eoreps pretrain``'s gradient clipping (by norm; ``ssl/pretrain.py``), applied to the eoreps runs since
-2026-12-07 (the earlier results ran eoreps without it)."""
-
-
 def _backbone_kwargs(name: str) -> dict[str, Any]:
     return {"img_size": 32, "patch_size": 4} if name.startswith("timm:vit") else {}
 
@@ -174,6 +169,7 @@ def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | lis
     from eoreps.optim import adamw
     from eoreps.ssl.data import BatchDataset, PretrainDataModule
     from eoreps.ssl.methods import get_method
+    from eoreps.ssl.pretrain import GRADIENT_CLIP  # clipped as eoreps pretrain (since 2026-12-07)
 
     total = args.warmup + args.steps
     method = get_method("simclr")(modalities=["s2"], in_chans=data.in_chans, stats=stats.to_dict(),
@@ -186,7 +182,7 @@ def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | lis
     before = base.adamw
     base.adamw = adamw if fused else lambda params, **kw: adamw(params, fused=False, **kw)
     try:
-        _trainer(total, "bf16-mixed" if bf16 else "32-true", [timer.callback], clip=PRETRAIN_CLIP).fit(
+        _trainer(total, "bf16-mixed" if bf16 else "32-true", [timer.callback], clip=GRADIENT_CLIP).fit(
             method, datamodule=PretrainDataModule(BatchDataset(data), args.batch_size))
     finally:
         base.adamw = before

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import sys
 
+from eoreps.ssl.pretrain import GRADIENT_CLIP
+
 
 def test_quick_run_reports_every_contender(bench_script, monkeypatch, capsys, tmp_path):
     import eoreps.optim
@@ -38,5 +40,5 @@ def test_quick_run_reports_every_contender(bench_script, monkeypatch, capsys, tm
     assert not (tmp_path / "r.json").exists()  # --quick writes no JSON
     # the limit and eoreps: fused; eoreps-loop: the default loop (limit-loop builds its own)
     assert built == [True, True, False], built
-    assert clips == [bench.PRETRAIN_CLIP] * 2 == [3.0] * 2  # both eoreps runs clip as eoreps pretrain
+    assert clips == [GRADIENT_CLIP] * 2 == [3.0] * 2  # both eoreps runs clip as eoreps pretrain
     assert base.adamw is real  # each run puts back the optimizer it found

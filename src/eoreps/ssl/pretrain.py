@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from eoreps.ssl.methods import MethodData
 
 DEFAULT_BACKBONE_KWARGS = {"timm:vit": {"img_size": 32, "patch_size": 4}}  # img_size: set to the data's
+GRADIENT_CLIP = 3.0  # the gradient norm every pretraining run clips to
 
 
 _QUICK: dict[str, Any] = {  # what --quick shrinks (each to at most this), unless in quick_keep
@@ -403,7 +404,7 @@ def run_pretrain(config: PretrainConfig, callbacks: list[Any] | None = None) -> 
         strategy=cfg.strategy,
         precision=cfg.precision,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
-        gradient_clip_val=3.0,
+        gradient_clip_val=GRADIENT_CLIP,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # PretrainDataModule shards with its resumable sampler
     )
