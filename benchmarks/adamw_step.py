@@ -61,6 +61,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.json:
+        from eoreps.io import check_out_file
+
+        check_out_file(args.json, "--json")  # before any timing
     torch.set_num_threads(args.threads)
     from eoreps.optim import adamw
     from eoreps.precision import cpu_summary
@@ -82,4 +86,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from eoreps.errors import EoRepsError
+
+    try:
+        main()
+    except EoRepsError as e:  # an output path it cannot write: one line
+        print(f"adamw_step: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

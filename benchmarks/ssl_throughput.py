@@ -245,6 +245,10 @@ def main() -> None:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: cnn-tiny, batch 16, 2 steps, 1 repeat, no torchgeo; writes no JSON")
     args = p.parse_args()
+    if not args.quick:  # --quick writes nothing; else refuse an --out it cannot write before any run
+        from eoreps.io import check_out_file
+
+        check_out_file(args.out, "--out")
     if args.quick:
         args.backbone, args.batch_size, args.steps, args.warmup, args.repeats, args.samples = (
             "cnn-tiny", 16, 2, 1, 1, 64)
@@ -296,7 +300,7 @@ def main() -> None:
     if args.quick:
         return
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)  # checked writable before the runs
     record = {"command": " ".join(["python", *sys.argv]), "args": vars(args), "cpu": cpu, "runs": results,
               "median": med,
               **({"eoreps_auto": auto_picks} if auto_picks else {})}
@@ -304,4 +308,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from eoreps.errors import EoRepsError
+
+    try:
+        main()
+    except EoRepsError as e:  # an --out it cannot write: one line, before any run
+        print(f"ssl_throughput: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -26,3 +26,16 @@ def test_main_writes_one_row_per_parameter_set(bench_script, monkeypatch, tmp_pa
     assert [r["params"] for r in rows] == ["resnet18", "window-autoencoder"]
     assert rows[0]["n_params"] > 11_000_000 and rows[1]["n_tensors"] > 20
     assert all(r["eoreps_adamw_fused"] and r["vs_loop"]["loop"] == 1.0 for r in rows)
+
+
+def test_an_output_it_cannot_write_is_one_line_before_any_timing(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    (tmp_path / "afile").write_text("")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "adamw_step.py"
+    r = subprocess.run([sys.executable, str(script), "--json", str(tmp_path / "afile" / "x.json")],
+                       capture_output=True, text=True, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "afile" in lines[0] and "--json" in lines[0] and not r.stdout  # nothing was timed
