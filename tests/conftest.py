@@ -92,3 +92,20 @@ def bench_script():
         return mod
 
     return load
+
+
+@pytest.fixture
+def bench_fails():
+    """``bench_fails("name", *args)`` runs ``benchmarks/name.py`` in a subprocess, asserts it failed with
+    exit 2 and one stderr line (no traceback), and returns ``(that line, stdout)``."""
+    import subprocess
+    import sys
+
+    def run(name: str, *args: str) -> tuple[str, str]:
+        script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        r = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        return lines[0], r.stdout
+
+    return run

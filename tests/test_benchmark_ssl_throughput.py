@@ -44,14 +44,7 @@ def test_quick_run_reports_every_contender(bench_script, monkeypatch, capsys, tm
     assert base.adamw is real  # each run puts back the optimizer it found
 
 
-def test_an_out_it_cannot_write_is_one_line_before_any_run(tmp_path):
-    import subprocess
-    from pathlib import Path
-
+def test_an_out_it_cannot_write_is_one_line_before_any_run(tmp_path, bench_fails):
     (tmp_path / "afile").write_text("")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ssl_throughput.py"
-    r = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "afile" / "r.json")],
-                       capture_output=True, text=True, timeout=120)
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    assert "afile" in lines[0] and "--out" in lines[0] and "pairs/s" not in r.stdout
+    line, out = bench_fails("ssl_throughput", "--out", str(tmp_path / "afile" / "r.json"))
+    assert "afile" in line and "--out" in line and "pairs/s" not in out
