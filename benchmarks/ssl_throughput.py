@@ -15,6 +15,10 @@ Same backbone, same batch size, same in-memory SimEO S2 patches for every conten
 * ``eoreps``    -- ``eoreps.ssl`` SimCLR as ``eoreps pretrain`` runs it (Lightning, in-memory
                    batches, normalisation and augmentation in ``on_after_batch_transfer``, gradients
                    clipped at norm 3);
+* ``eoreps-stream`` -- eoreps as ``eoreps pretrain --loader stream`` runs it: the same SimEO patches packed
+                   once into the pack cache (:func:`eoreps.data.pack_cache.packed_source`, LitData chunks) and
+                   streamed through :class:`eoreps.ssl.data.StreamedPatches` with ``--num-workers auto`` (the
+                   packing is not timed);
 * ``eoreps-loop`` -- eoreps with ``torch.optim.AdamW``'s default loop instead of the fused kernel (what it
                    ran before 2026-12-07), to measure that change in the same run;
 * ``eoreps-bf16`` / ``limit-bf16`` -- the same under bf16 autocast;
@@ -28,8 +32,10 @@ The CPU model, its SIMD flags and what ``auto`` picks are printed and stored in 
 smoke run (seconds; tiny backbone, no ratios worth reading).
 
 Throughput is in pairs per second (one pair = one sample seen in two views). Every contender runs
-``--repeats`` times, round-robin, and the median is reported, with ratios against the faster anchor
-(plain, torchgeo) and the limit. Usage::
+``--repeats`` times, round-robin (the order rotated by one contender each repeat), and the median is reported,
+with ratios against the faster anchor (plain, torchgeo) and the limit: the ratio of medians, and the *paired*
+ratio (within each repeat, then the median over repeats), which is steadier on a VM whose speed drifts.
+Usage::
 
     python benchmarks/ssl_throughput.py --backbone timm:resnet18 --batch-size 128 --threads 2
     python benchmarks/ssl_throughput.py --backbone timm:vit_tiny_patch16_224 --only
@@ -49,8 +55,8 @@ from typing import Any
 
 import torch
 
-CONTENDERS = ("limit", "limit-loop", "plain", "torchgeo", "eoreps", "eoreps-loop", "eoreps-auto",
-              "eoreps-bf16", "limit-bf16")
+CONTENDERS = ("limit", "limit-loop", "plain", "torchgeo", "eoreps", "eoreps-stream", "eoreps-loop",
+              "eoreps-auto", "eoreps-bf16", "limit-bf16")
 
 
 def _backbone_kwargs(name: str) -> dict[str, Any]:
@@ -161,11 +167,27 @@ def _auto(method: Any, args: argparse.Namespace, picks: list[dict[str, Any]]) ->
     return record["precision"] == "bf16"
 
 
+def stream_of(data: Any, args: argparse.Namespace) -> Any:
+    """The training split of ``--data`` as ``eoreps pretrain --loader stream`` reads it: its cached pack
+    (packed here when missing, before any timing), streamed with ``--samples`` samples per epoch."""
+    from eoreps.data.pack_cache import packed_source
+    from eoreps.ssl.data import stream_source
+
+    src = packed_source(args.data, {}, 0, ("s2",))
+    stream = stream_source(src.data, ["s2"], None, 0, max_samples=args.samples, options=src.options)
+    if stream.image_size != data.image_size or stream.in_chans != data.in_chans:
+        raise SystemExit(f"the pack {src.data} holds {stream.in_chans} x {stream.image_size}, the in-memory "
+                         f"patches {data.in_chans} x {data.image_size}: not the same data")
+    return stream
+
+
 def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | list[dict[str, Any]],
-               fused: bool = True) -> float:
+               fused: bool = True, stream: Any = None) -> float:
     """eoreps SimCLR through Lightning; ``bf16`` a list: ``--precision auto`` (its picks appended there);
-    ``fused=False``: with ``torch.optim.AdamW``'s default loop in place of :func:`eoreps.optim.adamw`."""
+    ``fused=False``: with ``torch.optim.AdamW``'s default loop in place of :func:`eoreps.optim.adamw`;
+    ``stream``: train from these :class:`eoreps.ssl.data.StreamedPatches` (``--num-workers auto``)."""
     import eoreps.ssl.methods.base as base
+    from eoreps.data.loader_workers import AUTO
     from eoreps.optim import adamw
     from eoreps.ssl.data import BatchDataset, PretrainDataModule
     from eoreps.ssl.methods import get_method
@@ -183,7 +205,8 @@ def run_eoreps(data: Any, args: argparse.Namespace, stats: Any, bf16: bool | lis
     base.adamw = adamw if fused else lambda params, **kw: adamw(params, fused=False, **kw)
     try:
         _trainer(total, "bf16-mixed" if bf16 else "32-true", [timer.callback], clip=GRADIENT_CLIP).fit(
-            method, datamodule=PretrainDataModule(BatchDataset(data), args.batch_size))
+            method, datamodule=PretrainDataModule(BatchDataset(data) if stream is None else stream,
+                                                  args.batch_size, AUTO))
     finally:
         base.adamw = before
     return args.steps * args.batch_size / (timer.t1 - timer.t0)
@@ -228,6 +251,39 @@ def run_torchgeo(data: Any, args: argparse.Namespace, stats: Any) -> float:
     return args.steps * args.batch_size / (timer.t1 - timer.t0)
 
 
+def rotated(chosen: list[str], r: int) -> list[str]:
+    """The contenders in repeat ``r``: ``chosen`` rotated by ``r``, so no contender always runs first or
+    right after the same one (a slow spell of the machine then lands on a different contender each time)."""
+    k = r % len(chosen) if chosen else 0
+    return chosen[k:] + chosen[:k]
+
+
+def ratios(results: dict[str, list[float]], bf16: set[str]) -> dict[str, dict[str, float | None]]:
+    """Per contender: its median against the best anchor's median (``plain``, ``torchgeo``) and the limit's
+    (``limit-bf16`` for the contenders in ``bf16``), and the same ratios *paired*: taken within each repeat
+    (the contender's run over the best anchor's, or the limit's, of that repeat), then the median over
+    repeats. Paired ratios cancel the machine's slow drift, which moves the runs of one repeat together;
+    ``None`` where the reference was not run."""
+    med = {c: statistics.median(v) for c, v in results.items() if v}
+    anchors = [a for a in ("plain", "torchgeo") if a in med]
+    out: dict[str, dict[str, float | None]] = {}
+    for c, runs in results.items():
+        lim = "limit-bf16" if c in bf16 else "limit"
+        best = [max(results[a][r] for a in anchors) for r in range(len(runs))] if anchors else None
+        out[c] = {
+            "vs_best_anchor": med[c] / max(med[a] for a in anchors) if anchors else None,
+            "vs_limit": med[c] / med[lim] if lim in med else None,
+            "paired_vs_best_anchor": _paired(runs, best) if best else None,
+            "paired_vs_limit": _paired(runs, results[lim]) if lim in med else None,
+        }
+    return out
+
+
+def _paired(runs: list[float], reference: list[float]) -> float:
+    """The median over repeats of ``runs[r] / reference[r]``."""
+    return statistics.median(v / w for v, w in zip(runs, reference, strict=True))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="simeo", help="'simeo' or a dataset path")
@@ -268,6 +324,8 @@ def main() -> None:
     data = load_patches(args.data, ["s2"], "train", max_samples=args.samples)
     stats = data.stats()
     auto_picks: list[dict[str, Any]] = []  # what eoreps-auto resolved to in each repeat
+    chosen = [c for c in args.only.split(",") if c]
+    stream = stream_of(data, args) if "eoreps-stream" in chosen else None  # packed before any timing
     runners = {
         "limit": lambda: run_limit(data, args, False),
         "limit-bf16": lambda: run_limit(data, args, True),
@@ -278,31 +336,31 @@ def main() -> None:
         "eoreps-bf16": lambda: run_eoreps(data, args, stats, True),
         "eoreps-auto": lambda: run_eoreps(data, args, stats, auto_picks),
         "eoreps-loop": lambda: run_eoreps(data, args, stats, False, fused=False),
+        "eoreps-stream": lambda: run_eoreps(data, args, stats, False, stream=stream),
     }
-    chosen = [c for c in args.only.split(",") if c]
     results: dict[str, list[float]] = {c: [] for c in chosen}
     for r in range(args.repeats):
-        for c in chosen:
+        for c in rotated(chosen, r):
             results[c].append(runners[c]())
             print(f"repeat {r + 1}/{args.repeats}  {c:<12} {results[c][-1]:8.1f} pairs/s", flush=True)
     med = {c: statistics.median(v) for c, v in results.items()}
-    anchors = [med[a] for a in ("plain", "torchgeo") if a in med]
+    bf16 = {c for c in chosen if c.endswith("bf16")} | (
+        {"eoreps-auto"} if auto_picks and auto_picks[-1]["precision"] == "bf16" else set())
+    table = ratios(results, bf16)
     print(f"\nSimCLR throughput on SimEO (synthetic) S2 {data.image_size[0]}x{data.image_size[1]}, "
           f"{data.in_chans['s2']} bands, {args.backbone}, batch {args.batch_size}, {args.threads} threads, "
-          f"median of {args.repeats}")
-    print(f"{'contender':<12} {'pairs/s':>9} {'vs best anchor':>15} {'vs limit':>9}")
+          f"median of {args.repeats}; 'paired': the median over repeats of the ratio within each repeat")
+    print(f"{'contender':<13} {'pairs/s':>9} {'vs best anchor':>15} {'vs limit':>9} {'paired anchor':>14} "
+          f"{'paired limit':>13}")
     for c, v in med.items():
-        va = f"{v / max(anchors):.2f}x" if anchors else "-"
-        bf16 = c.endswith("bf16") or (c == "eoreps-auto" and auto_picks[-1]["precision"] == "bf16")
-        lim = med.get("limit-bf16" if bf16 else "limit")
-        vl = f"{v / lim:.2f}x" if lim else "-"
-        print(f"{c:<12} {v:9.1f} {va:>15} {vl:>9}")
+        cells = [f"{x:.2f}x" if x is not None else "-" for x in table[c].values()]
+        print(f"{c:<13} {v:9.1f} {cells[0]:>15} {cells[1]:>9} {cells[2]:>14} {cells[3]:>13}")
     if args.quick:
         return
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)  # checked writable before the runs
     record = {"command": " ".join(["python", *sys.argv]), "args": vars(args), "cpu": cpu, "runs": results,
-              "median": med,
+              "median": med, "ratios": table, "order": "rotated by one contender each repeat",
               **({"eoreps_auto": auto_picks} if auto_picks else {})}
     out.write_text(json.dumps(record, indent=2) + "\n")
 

@@ -123,6 +123,43 @@ def test_stream_crops_and_covers_the_split(packed):
     assert len(capped) == len(set(capped)) == 20 and set(capped) <= set(ids)  # --max-samples on a stream
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_stream_decodes_only_the_keys_it_returns(packed, workers, monkeypatch):
+    """Selective decoding (``decode_only``): the tensors equal the map-style reader's full decode, the
+    other stored fields are never deserialized, in the main process and in loader workers."""
+    from litdata import StreamingDataLoader
+    from litdata.streaming import serializers
+
+    ds = open_dataset(packed, split="train")
+    by_id = {ds[i]["id"]: ds[i] for i in range(len(ds))}
+    stream = ds.stream(seed=3, keys=("s1", "label", "id"))
+    decoded: list[tuple[int, ...]] = []  # shapes of every array the NumPy serializer decodes (worker 0: here)
+    real = serializers.NumpySerializer.deserialize
+    monkeypatch.setattr(serializers.NumpySerializer, "deserialize",
+                        lambda self, data: decoded.append(real(self, data).shape) or real(self, data))
+    batches = list(StreamingDataLoader(stream, batch_size=5, num_workers=workers))
+    ids = [i for b in batches for i in b["id"]]
+    assert sorted(ids) == sorted(by_id)
+    for b in batches:
+        assert set(b) == {"s1", "label", "id"}
+        for k, i in enumerate(b["id"]):
+            assert int(by_id[i]["label"]) == int(b["label"][k]) and b["s1"].dtype == torch.float32
+            torch.testing.assert_close(b["s1"][k], by_id[i]["s1"], equal_nan=True, rtol=0, atol=0)
+    if workers == 0:
+        assert stream.decoding_selected  # the loader took the selection
+        # only s1 (2 bands) went through the NumPy serializer: no s2, dem, landcover, weather, ...
+        assert decoded and {sh[0] for sh in decoded} == {2}, sorted(set(decoded))
+
+
+def test_decode_only_leaves_an_unknown_loader_alone():
+    from eoreps.data.datasets.packed import decode_only
+
+    class Other:  # a LitData loader without the per-leaf serializer list
+        pass
+
+    assert decode_only(Other(), ("s2",)) is False and decode_only(None, ("s2",)) is False
+
+
 def _rank_epoch(rank: int, world: int, root: str, init: str, out: str) -> None:
     import torch.distributed as dist
     from litdata import StreamingDataLoader
