@@ -323,7 +323,7 @@ class PackedStream(StreamingDataset):
             close(-1)  # PyTreeLoader.close ignores its chunk index: it unmaps every chunk it holds
 
     def __getitem__(self, index: Any) -> Any:
-        item = super().__getitem__(index)  # the other fields are None (KeysLoader) or, if decoded, dropped
+        item = super().__getitem__(index)  # fields not in keys: None (decode_only) or decoded; dropped here
         item = {k: v for k, v in item.items() if k in self.keys or k == "id"}
         if self.crop is not None:
             rng = np.random.default_rng((self.seed, self.current_epoch, zlib.crc32(str(item["id"]).encode())))
