@@ -137,6 +137,7 @@ def test_verdict_is_keyed_by_the_compiled_kernel(monkeypatch, verdicts, no_overr
 
 def test_forced_bf16_checks_that_the_kernel_compiles(monkeypatch, no_override):
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(native, "LANES", 16)  # what native_lanes() gives on that CPU
     real = native.load
 
     def load(arch, prec="fp32"):

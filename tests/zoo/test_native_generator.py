@@ -77,7 +77,7 @@ def test_a_new_op_kind_is_one_shape_rule_and_one_emitter(monkeypatch):
 def test_kernel_reports_the_abi_that_ctypes_uses():
     lib = native.load(make_arch("mlp"))
     assert lib.popnet_abi().decode() == native.expected_abi()
-    head = f"popnet-abi {native.ABI_VERSION}; lanes 16; popnet_params: i32()"
+    head = f"popnet-abi {native.ABI_VERSION}; lanes {native.LANES}; popnet_params: i32()"
     assert native.expected_abi().startswith(head)
     assert lib.popnet_train.argtypes[-1] is native.ctypes.c_int64 and lib.popnet_act.restype is None
     with pytest.raises(native.AbiMismatch, match="native kernel libc exports no popnet_abi"):

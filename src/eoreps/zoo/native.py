@@ -1,11 +1,13 @@
-"""Native engine: a whole training epoch of 16 zoo members per call, compiled for the architecture.
+"""Native engine: a whole training epoch of a lane group of zoo members per call, compiled per architecture.
 
 Why hand-written (measured in ``docs/zoo.md``): the PyTorch population path folds members into the
 channels of grouped convolutions; its activations stream through memory several times per step and
 oneDNN's grouped kernel for the 1-input-channel first layer runs at ~32 GFLOP/s, which capped the
 population at ~4.6x a one-at-a-time loop. Here one SIMD lane is one member (``kernels/popnet.hpp``):
-a group of 16 members trains a whole epoch (gather, forward, backward, optimizer) inside one C++ call,
-with weights, gradients and activations resident in the core's cache; groups run on a thread pool.
+a group of :data:`LANES` members (as many float32 as one SIMD register of this CPU holds: 16 with AVX-512,
+8 with AVX2, else 4; :func:`native_lanes`) trains a whole epoch (gather, forward, backward, optimizer) inside
+one C++ call, with weights, gradients and activations resident in the core's cache; groups run on a thread
+pool. A member's arithmetic does not depend on the lane count: its results are the same in groups of 8 or 16.
 
 The C++ for an architecture is *generated* from its op list (:func:`generate_source`): every layer is
 a template instantiated with the layer's constant shape (from the shared shape pass
@@ -46,7 +48,29 @@ from eoreps import precision as _precision  # cpu_flags looked up per call (test
 from eoreps.digest import bytes_digest, cache_dir
 from eoreps.zoo.architectures import ACTIVATIONS, Arch, Layer, Op, ShapeError
 
-LANES = 16
+LANES_ENV = "EOREPS_ZOO_LANES"  # 4, 8 or 16: members per lane group, in place of the CPU's register width
+_LANE_FLAGS = (("avx512f", 16), ("avx", 8))  # /proc/cpuinfo flag -> float32 lanes of one SIMD register
+
+
+def native_lanes() -> int:
+    """Members per lane group on this CPU: the float32 lanes of one SIMD register (16 with AVX-512F, 8 with
+    AVX/AVX2, else 4: SSE, NEON), or ``$EOREPS_ZOO_LANES``.
+
+    Why not always 16: a 16-float vector on an AVX2 CPU is two registers per value, which doubles the
+    kernel's register pressure; measured on a 2-core AMD EPYC with AVX2 (``benchmarks/zoo_throughput.py``,
+    P=256), 16 lanes trained 14,339 img/s, 8 lanes 97,023 (docs/zoo.md)."""
+    knob = os.environ.get(LANES_ENV, "").strip()
+    if knob:
+        if knob not in ("4", "8", "16"):
+            from eoreps.errors import ConfigError
+
+            raise ConfigError(f"{LANES_ENV}={knob}: give 4, 8 or 16 members per lane group, or unset it")
+        return int(knob)
+    flags = _precision.cpu_flags()
+    return next((n for flag, n in _LANE_FLAGS if flag in flags), 4)
+
+
+LANES = native_lanes()  # read at call time everywhere below (tests set it to build other widths)
 ACT_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}  # order of popnet::Act
 _KERNELS = Path(__file__).parent / "kernels"  # the fixed C++ (*.hpp), part of the cache key
 _FLAGS = ["-O3", "-march=native", "-std=gnu++17", "-ffp-contract=fast", "-fno-math-errno", "-shared", "-fPIC"]
@@ -116,7 +140,7 @@ def check_abi(lib: ctypes.CDLL, where: str) -> None:
 class _Tensor:
     name: str
     size: int
-    ctype: str = "V"  # V: 16 floats per value; VI: 16 ints (max-pool argmax); VU: 16 bf16 pairs
+    ctype: str = "V"  # V: LANES floats per value; VI: LANES ints (max-pool argmax); VU: LANES bf16 pairs
     grad: bool = False  # has a gradient buffer g<name>
 
 
@@ -364,10 +388,14 @@ def compiler() -> str | None:
 
 
 def bf16_missing() -> str | None:
-    """Why the bf16 kernel cannot run on this CPU (``None`` when it can): it needs AVX512-BF16."""
-    if BF16_FLAG in _precision.cpu_flags():
-        return None
-    return f"the native bf16 kernel needs a CPU with {BF16_FLAG} (VDPBF16PS); this CPU lacks it"
+    """Why the bf16 kernel cannot run on this CPU (``None`` when it can): it needs AVX512-BF16, and lane
+    groups of 16 (one zmm register of bf16 pairs)."""
+    if BF16_FLAG not in _precision.cpu_flags():
+        return f"the native bf16 kernel needs a CPU with {BF16_FLAG} (VDPBF16PS); this CPU lacks it"
+    if LANES != 16:
+        why = f"{LANES_ENV}={LANES}" if os.environ.get(LANES_ENV, "").strip() else "this CPU's SIMD width"
+        return f"the native bf16 kernel needs lane groups of 16; {why} gives {LANES}"
+    return None
 
 
 def _require_compiler() -> str:
@@ -397,7 +425,7 @@ def _build_plan(arch: Arch, precision: str) -> tuple[str, list[str], str, str]:
         raise NativeUnavailable(
             f"architecture {arch.name} is not supported by the native engine ({e})") from None
     cxx = _require_compiler()
-    flags = _FLAGS + (BF16_FLAGS if precision == "bf16" else [])
+    flags = [*_FLAGS, f"-DPOPNET_LANES={LANES}", *(BF16_FLAGS if precision == "bf16" else [])]
     return src, flags, cxx, source_key(src, flags, cxx)
 
 
@@ -475,10 +503,10 @@ def _ptr(t: torch.Tensor | np.ndarray) -> int:
 
 
 class NativeGroups:
-    """P members laid out as ceil(P/16) lane groups, trained an epoch at a time by the native kernel.
+    """P members laid out as ceil(P/LANES) lane groups, trained an epoch at a time by the native kernel.
 
-    ``weights``/``exp_avg``/``exp_avg_sq``: (G, D, 16) float32 (member ``p`` is lane ``p % 16`` of
-    group ``p // 16``; padding lanes train a zero model with learning rate 0 and are ignored).
+    ``weights``/``exp_avg``/``exp_avg_sq``: (G, D, LANES) float32 (member ``p`` is lane ``p % LANES`` of
+    group ``p // LANES``; padding lanes train a zero model with learning rate 0 and are ignored).
     """
 
     def __init__(self, lib: ctypes.CDLL, P: int, D: int, lr: torch.Tensor, wd: torch.Tensor,
@@ -509,13 +537,13 @@ class NativeGroups:
         return cls(lib, P, D, zeros, zeros, zeros, act, zeros, threads, num_classes)
 
     def to_lanes(self, rows: torch.Tensor) -> torch.Tensor:
-        """(P, D) -> (G, D, 16) contiguous float32 (zero padding lanes)."""
+        """(P, D) -> (G, D, LANES) contiguous float32 (zero padding lanes)."""
         out = torch.zeros(self.G * LANES, self.D, dtype=torch.float32)
         out[: self.P] = rows
         return out.view(self.G, LANES, self.D).transpose(1, 2).contiguous()
 
     def from_lanes(self, lanes: torch.Tensor) -> torch.Tensor:
-        """(G, D, 16) -> (P, D)."""
+        """(G, D, LANES) -> (P, D)."""
         return lanes.transpose(1, 2).reshape(self.G * LANES, self.D)[: self.P].contiguous()
 
     def train_epoch(self, x: torch.Tensor, y: torch.Tensor, orders: np.ndarray, batch_size: int,
@@ -561,7 +589,7 @@ class NativeGroups:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor,
                  weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Mean cross-entropy and accuracy (P,) of every member on ``x`` (N, C*H*W) float32 contiguous,
-        ``y`` (N,) int32; ``weights`` (G, D, 16) lane layout. No dropout (evaluation mode)."""
+        ``y`` (N,) int32; ``weights`` (G, D, LANES) lane layout. No dropout (evaluation mode)."""
         n = int(x.shape[0])
         self._check(x, y)
         self._check_lanes(weights)

@@ -1,12 +1,15 @@
-// Layers of a zoo member, written for 16 members at once: one SIMD lane per member.
+// Layers of a zoo member, written for L members at once: one SIMD lane per member.
 //
 // Why hand-written (see docs/zoo.md, "native engine"): a zoo member has 2,464 parameters and sees 10
 // images per step; one member's whole training step (images, activations, gradients, Adam moments)
 // fits in a core's L2 cache. oneDNN's grouped convolutions stream every activation of the population
 // through memory several times per step and reach ~32 GFLOP/s on the 1-input-channel first layer.
-// Here every value is a vector `V` of 16 floats, lane l belonging to member l of a group of 16; all
+// Here every value is a vector `V` of L floats, lane l belonging to member l of a group of L; all
 // members of a group run the identical instruction stream on their own weights and images, so every
-// loop vectorizes by construction (GCC vector extensions, AVX-512 where the CPU has it), the conv
+// loop vectorizes by construction (GCC vector extensions). L = POPNET_LANES, set by eoreps.zoo.native to
+// the floats of one SIMD register of the CPU (16 with AVX-512, 8 with AVX2): a wider V than the register
+// is split into several, which doubles register pressure and spills (16 lanes on an AVX2 CPU ran 6x
+// slower than 8, docs/zoo.md). A member's arithmetic does not depend on L. The conv
 // feeding a max-pool is fused with it (only the pooled values and the argmax are stored) and the
 // pooled backward routes gradients through the stored argmax.
 //
@@ -25,10 +28,14 @@
 
 namespace popnet {
 
-constexpr int L = 16;
-typedef float V __attribute__((vector_size(64)));
-typedef int32_t VI __attribute__((vector_size(64)));
-typedef uint32_t VU __attribute__((vector_size(64)));
+#ifndef POPNET_LANES
+#define POPNET_LANES 16
+#endif
+constexpr int L = POPNET_LANES;
+static_assert(L == 4 || L == 8 || L == 16, "POPNET_LANES: 4, 8 or 16 members per lane group");
+typedef float V __attribute__((vector_size(4 * POPNET_LANES)));
+typedef int32_t VI __attribute__((vector_size(4 * POPNET_LANES)));
+typedef uint32_t VU __attribute__((vector_size(4 * POPNET_LANES)));
 
 static inline V vs(float a) { return V{} + a; }
 static inline V vmax(V a, V b) { return a > b ? a : b; }
@@ -109,7 +116,7 @@ static inline VU vfmix(VU h) {
   return h;
 }
 
-// what differs between the 16 members of a group
+// what differs between the L members of a group
 struct Lanes {
   VI act;            // activation code per lane
   int act_mask;      // bit k set when some lane uses activation k
@@ -121,7 +128,7 @@ struct Lanes {
   VI adam;           // nonzero: Adam, zero: SGD
 };
 
-// lane constants from per-lane arrays of 16 (lr, wd, adam may be null: evaluation and tests)
+// lane constants from per-lane arrays of L (lr, wd, adam may be null: evaluation and tests)
 static inline Lanes make_lanes(const int32_t* act, const float* drop, const uint32_t* seed, const float* lr,
                                const float* wd, const int32_t* adam) {
   Lanes ln;

@@ -95,7 +95,7 @@ extern "C" int popnet_eval(const float* X, const int32_t* Y, int n_img, const fl
   return 0;
 }
 
-// activation + dropout of n_vec vectors of 16 lanes (for tests): a, d as in act_fwd
+// activation + dropout of n_vec vectors of L lanes (for tests): a, d as in act_fwd
 extern "C" void popnet_act(const float* z, float* a, float* d, int n_vec, const int32_t* act,
                            const float* drop, const uint32_t* seed, uint32_t ctr) {
   Lanes ln = make_lanes(act, drop, seed, nullptr, nullptr, nullptr);

@@ -23,6 +23,7 @@
 
 #include "popnet.hpp"
 
+static_assert(popnet::L == 16, "the bf16 zoo kernel packs 16 lanes into one zmm register");
 #ifndef __AVX512BF16__
 #error "the bf16 zoo kernel needs AVX512-BF16 (compiled with -mavx512bf16 only on a CPU that has it)"
 #endif
