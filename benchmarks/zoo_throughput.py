@@ -9,7 +9,11 @@ Everything is measured in this one run, side by side:
   C++ compiler exists: compiled lane-per-member kernel, float32; and its bf16 kernel, VDPBF16PS products
   with float32 accumulation, where the CPU has avx512_bf16) and on the torch engine (grouped
   convolutions, bf16 autocast and float32; ``--skip-torch`` leaves these slow rows out);
-* the machine's FLOP limit: the best of a 2048^3 float32 and bfloat16 matmul;
+* with ``--lanes 16,8``: the native fp32 kernel compiled for lane groups of each width
+  (``EOREPS_ZOO_LANES``; the default is one SIMD register of the CPU, :func:`eoreps.zoo.native.native_lanes`);
+* the machine's FLOP limit: the best of a 2048^3 float32 and bfloat16 matmul (bf16 only on a CPU with native
+  bf16, ``avx512_bf16`` or ``amx_bf16``: elsewhere torch emulates it at a small fraction of fp32, which is no
+  limit, and the ``%bf16`` column reads ``-``);
 * peak resident memory of the process (``ru_maxrss``).
 
 Images/s are reported on wall-clock time and on the process's CPU time divided by the thread count
@@ -35,6 +39,7 @@ import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
 from eoreps.precision import cpu_summary
+from eoreps.zoo import native
 from eoreps.zoo.architectures import build_model, make_arch
 from eoreps.zoo.datasets import ZooData
 from eoreps.zoo.grid import Member
@@ -97,6 +102,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per figure (the median is reported)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--skip-torch", action="store_true", help="leave out the torch-engine population rows")
+    ap.add_argument("--lanes", default="", help="comma-separated lane-group widths (4, 8, 16) to time the "
+                    "native fp32 kernel at, each its own row (default: none beyond the CPU's own width)")
     ap.add_argument("--quick", action="store_true", help="seconds: 16 models, 3 steps, 1 repeat (smoke run)")
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="leave glibc's allocator alone (see eoreps.zoo.memory); applies to both sides")
@@ -153,9 +160,16 @@ def main() -> None:
         ("torch_bf16_shared", "torch", "bf16", "shared"),
         ("torch_fp32_per_model", "torch", "fp32", "per_model"),
     ]
-    for name, engine, prec, order in runs:
+    tokens = [w.strip() for w in args.lanes.split(",") if w.strip()]
+    if any(t not in ("4", "8", "16") for t in tokens):
+        raise SystemExit(f"--lanes {args.lanes}: lane groups are 4, 8 or 16 members wide")
+    widths = [int(t) for t in tokens]
+    runs += [(f"native_per_model_lanes{w}", "native", "fp32", "per_model", w) for w in widths]
+    default_lanes = native.LANES
+    for name, engine, prec, order, *lanes in runs:
         if args.skip_torch and engine == "torch":
             continue
+        native.LANES = lanes[0] if lanes else default_lanes  # the kernel is compiled for this width
         opts = TrainOptions(precision=prec, data_order=order, engine=engine)
         try:
             pop = PopulationTrainer(arch, members, data, opts)
@@ -171,15 +185,18 @@ def main() -> None:
         wall, cpu = timed(pop.train_epoch, args.threads, args.repeats)
         imgs = args.models * n
         results[name] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
+    native.LANES = default_lanes
 
     base = results["one_at_a_time"]
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(machine["flags"]))
+    peak32 = matmul_peak(torch.float32)
+    peak16 = matmul_peak(torch.bfloat16) if native_bf16 else None
     fpi = flops_per_image(arch)
     for r in results.values():
         r["speedup"] = r["img_s"] / base["img_s"]
         r["speedup_cpu"] = r["img_s_cpu"] / base["img_s_cpu"]
         r["frac_fp32_peak"] = r["img_s"] * fpi / peak32
-        r["frac_bf16_peak"] = r["img_s"] * fpi / peak16
+        r["frac_bf16_peak"] = r["img_s"] * fpi / peak16 if peak16 else None
     out = {
         "threads": args.threads,
         "repeats": args.repeats,
@@ -190,21 +207,25 @@ def main() -> None:
         "steps": args.steps,
         "flops_per_image": fpi,
         "matmul_fp32_gflops": peak32 / 1e9,
-        "matmul_bf16_gflops": peak16 / 1e9,
+        "matmul_bf16_gflops": peak16 / 1e9 if peak16 else None,
+        "lanes": default_lanes,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "auto_kernel": auto_kernel,
         "results": results,
     }
     print(f"cnn_s (2,464 params), batch 10 per model, {args.threads} threads, P={args.models}; "
           f"{fpi / 1e6:.2f} MFLOP per training image; glibc heap reuse {'on' if malloc_tuned else 'off'}")
-    print(f"FLOP limit (2048^3 matmul): fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s")
+    bf16_limit = f"{peak16 / 1e9:.0f} GFLOP/s" if peak16 else "- (no native bf16 on this CPU)"
+    print(f"FLOP limit (2048^3 matmul): fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {bf16_limit}; native kernel "
+          f"lane groups of {default_lanes}")
     print(
         f"{'run':28s} {'img/s':>9s} {'x base':>7s} {'img/cpu-s':>10s} {'x base':>7s} {'%fp32':>6s} "
         f"{'%bf16':>6s}"
     )
     for k, r in results.items():
+        pct16 = f"{100 * r['frac_bf16_peak']:6.2f}" if r["frac_bf16_peak"] is not None else f"{'-':>6s}"
         print(f"{k:28s} {r['img_s']:9.0f} {r['speedup']:7.2f} {r['img_s_cpu']:10.0f} {r['speedup_cpu']:7.2f} "
-              f"{100 * r['frac_fp32_peak']:6.2f} {100 * r['frac_bf16_peak']:6.2f}")
+              f"{100 * r['frac_fp32_peak']:6.2f} {pct16}")
     print(f"peak RSS {out['peak_rss_mb']:.0f} MB")
     if args.json:
         with open(args.json, "w") as f:

@@ -53,7 +53,7 @@ _CHOSEN: dict[str, Choice] = {}
 
 
 def _group(arch: Arch, precision: str, threads: int) -> Callable[[], None]:
-    """One training call of one 16-member group per thread (Adam, ReLU) on random images, in ``precision``."""
+    """One training call of one lane group per thread (Adam, ReLU) on random images, in ``precision``."""
     lanes, d, k = native.LANES * max(1, threads), arch.num_params, arch.num_classes
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(IMAGES, int(np.prod(arch.in_shape)), generator=gen)
