@@ -15,10 +15,11 @@ Same backbone, same batch size, same in-memory SimEO S2 patches for every conten
 * ``eoreps``    -- ``eoreps.ssl`` SimCLR as ``eoreps pretrain`` runs it (Lightning, in-memory
                    batches, normalisation and augmentation in ``on_after_batch_transfer``, gradients
                    clipped at norm 3);
-* ``eoreps-stream`` -- eoreps as ``eoreps pretrain --loader stream`` runs it: the same SimEO patches packed
-                   once into the pack cache (:func:`eoreps.data.pack_cache.packed_source`, LitData chunks) and
-                   streamed through :class:`eoreps.ssl.data.StreamedPatches` with ``--num-workers auto`` (the
-                   packing is not timed);
+* ``eoreps-stream`` -- eoreps as ``eoreps pretrain --loader stream`` runs it: the same SimEO data set packed
+                   once into the pack cache (:func:`eoreps.data.pack_cache.packed_source`, LitData chunks;
+                   ``--samples`` of it per epoch, LitData's subsample) and streamed through
+                   :class:`eoreps.ssl.data.StreamedPatches` with ``--num-workers auto`` (the packing is not
+                   timed);
 * ``eoreps-loop`` -- eoreps with ``torch.optim.AdamW``'s default loop instead of the fused kernel (what it
                    ran before 2026-12-07), to measure that change in the same run;
 * ``eoreps-bf16`` / ``limit-bf16`` -- the same under bf16 autocast;
@@ -252,8 +253,9 @@ def run_torchgeo(data: Any, args: argparse.Namespace, stats: Any) -> float:
 
 
 def rotated(chosen: list[str], r: int) -> list[str]:
-    """The contenders in repeat ``r``: ``chosen`` rotated by ``r``, so no contender always runs first or
-    right after the same one (a slow spell of the machine then lands on a different contender each time)."""
+    """The contenders in repeat ``r``: ``chosen`` rotated by ``r``, so no contender always runs first (a slow
+    spell early in a repeat lands on a different contender each time); each still follows the same one in all
+    but one repeat of ``len(chosen)``."""
     k = r % len(chosen) if chosen else 0
     return chosen[k:] + chosen[:k]
 

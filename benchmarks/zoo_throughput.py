@@ -9,8 +9,9 @@ Everything is measured in this one run, side by side:
   C++ compiler exists: compiled lane-per-member kernel, float32; and its bf16 kernel, VDPBF16PS products
   with float32 accumulation, where the CPU has avx512_bf16) and on the torch engine (grouped
   convolutions, bf16 autocast and float32; ``--skip-torch`` leaves these slow rows out);
-* with ``--lanes 16,8``: the native fp32 kernel compiled for lane groups of each width
-  (``EOREPS_ZOO_LANES``; the default is one SIMD register of the CPU, :func:`eoreps.zoo.native.native_lanes`);
+* with ``--lanes 16,8``: the native fp32 kernel compiled for lane groups of each width (the script sets
+  ``eoreps.zoo.native.LANES`` per row; the default is one SIMD register of the CPU,
+  :func:`eoreps.zoo.native.native_lanes`, or ``EOREPS_ZOO_LANES``);
 * the machine's FLOP limit: the best of a 2048^3 float32 and bfloat16 matmul (bf16 only on a CPU with native
   bf16, ``avx512_bf16`` or ``amx_bf16``: elsewhere torch emulates it at a small fraction of fp32, which is no
   limit, and the ``%bf16`` column reads ``-``);
@@ -166,26 +167,28 @@ def main() -> None:
     widths = [int(t) for t in tokens]
     runs += [(f"native_per_model_lanes{w}", "native", "fp32", "per_model", w) for w in widths]
     default_lanes = native.LANES
-    for name, engine, prec, order, *lanes in runs:
-        if args.skip_torch and engine == "torch":
-            continue
-        native.LANES = lanes[0] if lanes else default_lanes  # the kernel is compiled for this width
-        opts = TrainOptions(precision=prec, data_order=order, engine=engine)
-        try:
-            pop = PopulationTrainer(arch, members, data, opts)
-            if engine == "auto":
-                why = kernel_record(pop.opt, arch, "auto")["reason"]
-                print(f"default (auto) resolved to engine={pop.opt.engine}, precision={pop.opt.precision} "
-                      f"({why})")
-                auto_kernel = why
-        except ConfigError as e:  # no C++ compiler: the native rows are skipped, with the reason
-            print(f"skipped {name}: {e}")
-            continue
-        pop.train_epoch()  # warm-up (one pass over the steps)
-        wall, cpu = timed(pop.train_epoch, args.threads, args.repeats)
-        imgs = args.models * n
-        results[name] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
-    native.LANES = default_lanes
+    try:
+        for name, engine, prec, order, *lanes in runs:
+            if args.skip_torch and engine == "torch":
+                continue
+            native.LANES = lanes[0] if lanes else default_lanes  # the kernel is compiled for this width
+            opts = TrainOptions(precision=prec, data_order=order, engine=engine)
+            try:
+                pop = PopulationTrainer(arch, members, data, opts)
+                if engine == "auto":
+                    why = kernel_record(pop.opt, arch, "auto")["reason"]
+                    print(f"default (auto) resolved to engine={pop.opt.engine}, "
+                          f"precision={pop.opt.precision} ({why})")
+                    auto_kernel = why
+            except ConfigError as e:  # no C++ compiler: the native rows are skipped, with the reason
+                print(f"skipped {name}: {e}")
+                continue
+            pop.train_epoch()  # warm-up (one pass over the steps)
+            wall, cpu = timed(pop.train_epoch, args.threads, args.repeats)
+            imgs = args.models * n
+            results[name] = {"img_s": imgs / wall, "img_s_cpu": imgs / cpu}
+    finally:
+        native.LANES = default_lanes  # put back whatever a row raised
 
     base = results["one_at_a_time"]
     native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(machine["flags"]))

@@ -25,6 +25,7 @@ def test_quick_run_times_each_lane_width(bench_script, monkeypatch, capsys, tmp_
     monkeypatch.setattr(sys, "argv", ["zoo_throughput.py", "--quick", "--skip-torch", "--lanes", "4,16",
                                       "--json", str(tmp_path / "z.json")])
     default = native.LANES
+    monkeypatch.setattr(native, "LANES", default)  # restored after the test whatever main() leaves
     bench.main()
     out = json.loads((tmp_path / "z.json").read_text())
     rows = out["results"]

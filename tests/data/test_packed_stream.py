@@ -151,13 +151,22 @@ def test_a_stream_decodes_only_the_keys_it_returns(packed, workers, monkeypatch)
         assert decoded and {sh[0] for sh in decoded} == {2}, sorted(set(decoded))
 
 
-def test_decode_only_leaves_an_unknown_loader_alone():
+def test_decode_only_leaves_an_unknown_loader_or_nested_items_alone():
+    from litdata.utilities._pytree import tree_flatten
+
     from eoreps.data.datasets.packed import decode_only
 
     class Other:  # a LitData loader without the per-leaf serializer list
         pass
 
     assert decode_only(Other(), ("s2",)) is False and decode_only(None, ("s2",)) is False
+
+    class Nested:  # an item with a nested field: {s2, meta: {a, b}, label}
+        _data_spec = tree_flatten({"s2": 0, "meta": {"a": 1, "b": 2}, "label": 3})[1]
+        _serializers_list = ["x", "y", "z", "w"]
+
+    loader = Nested()
+    assert decode_only(loader, ("s2",)) is False and loader._serializers_list == ["x", "y", "z", "w"]
 
 
 def _rank_epoch(rank: int, world: int, root: str, init: str, out: str) -> None:

@@ -7,7 +7,8 @@ population at ~4.6x a one-at-a-time loop. Here one SIMD lane is one member (``ke
 a group of :data:`LANES` members (as many float32 as one SIMD register of this CPU holds: 16 with AVX-512,
 8 with AVX2, else 4; :func:`native_lanes`) trains a whole epoch (gather, forward, backward, optimizer) inside
 one C++ call, with weights, gradients and activations resident in the core's cache; groups run on a thread
-pool. A member's arithmetic does not depend on the lane count: its results are the same in groups of 8 or 16.
+pool. A member's arithmetic does not depend on the lane count, except where the compiler fuses multiply-adds
+(differently per width: results differ by rounding; bit-identical with ``-ffp-contract=off``).
 
 The C++ for an architecture is *generated* from its op list (:func:`generate_source`): every layer is
 a template instantiated with the layer's constant shape (from the shared shape pass
@@ -58,7 +59,7 @@ def native_lanes() -> int:
 
     Why not always 16: a 16-float vector on an AVX2 CPU is two registers per value, which doubles the
     kernel's register pressure; measured on a 2-core AMD EPYC with AVX2 (``benchmarks/zoo_throughput.py``,
-    P=256), 16 lanes trained 14,339 img/s, 8 lanes 97,023 (docs/zoo.md)."""
+    P=256, one run with both widths), 16 lanes trained 15,025 img/s, 8 lanes 104,989 (docs/zoo.md)."""
     knob = os.environ.get(LANES_ENV, "").strip()
     if knob:
         if knob not in ("4", "8", "16"):
@@ -70,7 +71,22 @@ def native_lanes() -> int:
     return next((n for flag, n in _LANE_FLAGS if flag in flags), 4)
 
 
-LANES = native_lanes()  # read at call time everywhere below (tests set it to build other widths)
+def _lanes_at_import() -> tuple[int, str | None]:
+    """:func:`native_lanes` when this module is imported, and the error of a bad ``$EOREPS_ZOO_LANES`` (the
+    width then falls back to the CPU's; :func:`load` refuses to build a kernel, so ``--engine native`` stops
+    with that one line and ``auto`` takes the torch engine), rather than failing every import of the zoo."""
+    from eoreps.errors import ConfigError
+
+    try:
+        return native_lanes(), None
+    except ConfigError as e:
+        flags = _precision.cpu_flags()
+        return next((n for flag, n in _LANE_FLAGS if flag in flags), 4), str(e)
+
+
+# read when eoreps.zoo.native is imported (set EOREPS_ZOO_LANES before), then at call time everywhere below
+# (tests and benchmarks/zoo_throughput.py --lanes set LANES to build other widths)
+LANES, _LANES_ERROR = _lanes_at_import()
 ACT_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}  # order of popnet::Act
 _KERNELS = Path(__file__).parent / "kernels"  # the fixed C++ (*.hpp), part of the cache key
 _FLAGS = ["-O3", "-march=native", "-std=gnu++17", "-ffp-contract=fast", "-fno-math-errno", "-shared", "-fPIC"]
@@ -417,6 +433,8 @@ def source_key(src: str, flags: list[str], cxx: str | None = None) -> str:
 
 def _build_plan(arch: Arch, precision: str) -> tuple[str, list[str], str, str]:
     """``(source, flags, compiler, key)`` of ``arch``'s kernel in ``precision``; raises like :func:`load`."""
+    if _LANES_ERROR:
+        raise NativeUnavailable(_LANES_ERROR)
     if precision == "bf16" and (missing := bf16_missing()):
         raise NativeUnavailable(missing)
     try:
@@ -515,12 +533,13 @@ class NativeGroups:
         if int(lib.popnet_params()) != D:
             raise ValueError(f"kernel expects {lib.popnet_params()} parameters, got {D}")
         self.lib, self.P, self.D, self.K = lib, P, D, int(num_classes)
-        self.G = (P + LANES - 1) // LANES
-        pad = self.G * LANES - P
+        self.lanes = LANES  # the width the kernel was compiled for (load() reads the same global)
+        self.G = (P + self.lanes - 1) // self.lanes
+        pad = self.G * self.lanes - P
 
         def lanes(v: torch.Tensor, dtype: torch.dtype, fill: float = 0) -> torch.Tensor:
             v = v.to(dtype)
-            return torch.cat([v, torch.full((pad,), fill, dtype=dtype)]).view(self.G, LANES).contiguous()
+            return torch.cat([v, torch.full((pad,), fill, dtype=dtype)]).view(self.G, self.lanes).contiguous()
 
         self.lr = lanes(lr, torch.float32)
         self.wd = lanes(wd, torch.float32)
@@ -538,13 +557,13 @@ class NativeGroups:
 
     def to_lanes(self, rows: torch.Tensor) -> torch.Tensor:
         """(P, D) -> (G, D, LANES) contiguous float32 (zero padding lanes)."""
-        out = torch.zeros(self.G * LANES, self.D, dtype=torch.float32)
+        out = torch.zeros(self.G * self.lanes, self.D, dtype=torch.float32)
         out[: self.P] = rows
-        return out.view(self.G, LANES, self.D).transpose(1, 2).contiguous()
+        return out.view(self.G, self.lanes, self.D).transpose(1, 2).contiguous()
 
     def from_lanes(self, lanes: torch.Tensor) -> torch.Tensor:
         """(G, D, LANES) -> (P, D)."""
-        return lanes.transpose(1, 2).reshape(self.G * LANES, self.D)[: self.P].contiguous()
+        return lanes.transpose(1, 2).reshape(self.G * self.lanes, self.D)[: self.P].contiguous()
 
     def train_epoch(self, x: torch.Tensor, y: torch.Tensor, orders: np.ndarray, batch_size: int,
                     weights: torch.Tensor, exp_avg: torch.Tensor | None, exp_avg_sq: torch.Tensor | None,
@@ -561,19 +580,19 @@ class NativeGroups:
         self._check(x, y)
         if n and (int(orders.min()) < 0 or int(orders.max()) >= len(x)):
             raise ValueError(f"training order indexes outside the {len(x)} images")
-        pad = self.G * LANES - self.P
+        pad = self.G * self.lanes - self.P
         if pad:
             orders = np.concatenate([orders, np.repeat(orders[:1], pad, axis=0)])
             seeds = np.concatenate([seeds, np.zeros(pad, dtype=np.uint32)])
-        orders = np.ascontiguousarray(orders, dtype=np.int32).reshape(self.G, LANES, n)
-        seeds = np.ascontiguousarray(seeds, dtype=np.uint32).reshape(self.G, LANES)
+        orders = np.ascontiguousarray(orders, dtype=np.int32).reshape(self.G, self.lanes, n)
+        seeds = np.ascontiguousarray(seeds, dtype=np.uint32).reshape(self.G, self.lanes)
         moments = exp_avg is not None
         if moments != (exp_avg_sq is not None):
             raise ValueError("give both Adam moments or neither")
         for t in (weights, exp_avg, exp_avg_sq):
             if t is not None:
                 self._check_lanes(t)
-        stride = self.D * LANES * 4
+        stride = self.D * self.lanes * 4
 
         def run(g: int) -> int:
             return self.lib.popnet_train(
@@ -593,9 +612,9 @@ class NativeGroups:
         n = int(x.shape[0])
         self._check(x, y)
         self._check_lanes(weights)
-        loss = np.zeros((self.G, LANES), dtype=np.float64)
-        correct = np.zeros((self.G, LANES), dtype=np.int64)
-        stride = self.D * LANES * 4
+        loss = np.zeros((self.G, self.lanes), dtype=np.float64)
+        correct = np.zeros((self.G, self.lanes), dtype=np.int64)
+        stride = self.D * self.lanes * 4
 
         def run(g: int) -> int:
             return self.lib.popnet_eval(_ptr(x), _ptr(y), n, weights.data_ptr() + g * stride,
@@ -607,9 +626,9 @@ class NativeGroups:
 
     def _check_lanes(self, t: torch.Tensor) -> None:
         if (t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous()
-                or t.shape != (self.G, self.D, LANES) or t.data_ptr() % 64):
-            raise ValueError(f"lane buffers must be CPU float32 ({self.G}, {self.D}, {LANES}), contiguous, "
-                             f"64-byte aligned; got {t.dtype} {tuple(t.shape)} on {t.device}")
+                or t.shape != (self.G, self.D, self.lanes) or t.data_ptr() % 64):
+            raise ValueError(f"lane buffers must be CPU float32 ({self.G}, {self.D}, {self.lanes}), "
+                             f"contiguous, 64-byte aligned; got {t.dtype} {tuple(t.shape)} on {t.device}")
 
     def _check(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The kernel indexes memory with these: wrong dtypes, layouts or labels must never reach it."""

@@ -12,8 +12,8 @@ its own data order (:func:`member_order`), batches of ``batch_size``, and its ow
 first convolution becomes one ungrouped convolution. Dropout masks come from one generator per chunk
 and epoch (statistically, not bitwise, what a lone run would draw).
 
-Engines (``TrainOptions.engine``): ``'native'`` runs whole epochs of a SIMD lane group of members (16 or 8) in
-a kernel compiled for the architecture (:mod:`eoreps.zoo.native`, float32 or bf16 products, ~35x a
+Engines (``TrainOptions.engine``): ``'native'`` runs whole epochs of a SIMD lane group of members (16, 8 or
+4) in a kernel compiled for the architecture (:mod:`eoreps.zoo.native`, float32 or bf16 products, ~35x a
 one-at-a-time loop on 2 cores); ``'torch'`` folds the members into grouped convolutions and batched matmuls
 (:mod:`eoreps.zoo.population_ops`, float32 or bf16 autocast); ``'auto'`` (default) takes the native
 engine when a C++ compiler is available and the architecture is supported, else torch. Both engines

@@ -269,7 +269,8 @@ def decode_only(loader: Any, keys: Sequence[str]) -> bool:
     from litdata.utilities._pytree import tree_unflatten  # what PyTreeLoader.deserialize builds items with
 
     leaves = tree_unflatten(list(range(len(serializers))), spec)  # {key: leaf position}
-    if not isinstance(leaves, dict) or sorted(leaves.values()) != list(range(len(serializers))):
+    flat = isinstance(leaves, dict) and all(type(j) is int for j in leaves.values())
+    if not flat or sorted(leaves.values()) != list(range(len(serializers))):
         return False  # nested fields: decode everything
     skipped = _Skipped()
     loader._serializers_list = [serializers[j] if k in keys else skipped

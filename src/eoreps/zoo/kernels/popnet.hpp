@@ -8,8 +8,9 @@
 // members of a group run the identical instruction stream on their own weights and images, so every
 // loop vectorizes by construction (GCC vector extensions). L = POPNET_LANES, set by eoreps.zoo.native to
 // the floats of one SIMD register of the CPU (16 with AVX-512, 8 with AVX2): a wider V than the register
-// is split into several, which doubles register pressure and spills (16 lanes on an AVX2 CPU ran 6x
-// slower than 8, docs/zoo.md). A member's arithmetic does not depend on L. The conv
+// is split into several, which doubles register pressure and spills (16 lanes on an AVX2 CPU ran 7x
+// slower than 8, docs/zoo.md). A member's arithmetic does not depend on L, up to where the compiler fuses
+// multiply-adds (width-dependent: rounding; bit-identical with -ffp-contract=off). The conv
 // feeding a max-pool is fused with it (only the pooled values and the argmax are stored) and the
 // pooled backward routes gradients through the stored argmax.
 //
@@ -214,7 +215,7 @@ constexpr int cblock(int c) { return c % 4 == 0 ? 4 : c % 3 == 0 ? 3 : c % 2 == 
 // How a conv+pool layer's forward multiplies (the policy of conv_pool_fwd_with): float32 FMAs, one kernel
 // column per operand (here), or bf16 pairs of columns with float32 accumulation (popnet_bf16.hpp)
 struct Fp32Products {
-  typedef V T;                 // an operand: 16 lanes of one value
+  typedef V T;                 // an operand: L lanes of one value
   static constexpr int N = 1;  // kernel columns per operand
   static constexpr int block(int c) { return cblock(c); }
   static inline V mac(V acc, V w, V x) { return acc + w * x; }
