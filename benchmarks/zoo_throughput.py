@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from eoreps.errors import ConfigError
-from eoreps.precision import cpu_summary
+from eoreps.precision import BF16_CPU_FLAGS, cpu_summary
 from eoreps.zoo import native
 from eoreps.zoo.architectures import build_model, make_arch
 from eoreps.zoo.datasets import ZooData
@@ -191,7 +191,7 @@ def main() -> None:
         native.LANES = default_lanes  # put back whatever a row raised
 
     base = results["one_at_a_time"]
-    native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(machine["flags"]))
+    native_bf16 = bool(set(BF16_CPU_FLAGS) & set(machine["flags"]))
     peak32 = matmul_peak(torch.float32)
     peak16 = matmul_peak(torch.bfloat16) if native_bf16 else None
     fpi = flops_per_image(arch)

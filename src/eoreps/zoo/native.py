@@ -67,6 +67,11 @@ def native_lanes() -> int:
 
             raise ConfigError(f"{LANES_ENV}={knob}: give 4, 8 or 16 members per lane group, or unset it")
         return int(knob)
+    return _cpu_lanes()
+
+
+def _cpu_lanes() -> int:
+    """The float32 lanes of one SIMD register of this CPU (:data:`_LANE_FLAGS`, else 4)."""
     flags = _precision.cpu_flags()
     return next((n for flag, n in _LANE_FLAGS if flag in flags), 4)
 
@@ -80,8 +85,7 @@ def _lanes_at_import() -> tuple[int, str | None]:
     try:
         return native_lanes(), None
     except ConfigError as e:
-        flags = _precision.cpu_flags()
-        return next((n for flag, n in _LANE_FLAGS if flag in flags), 4), str(e)
+        return _cpu_lanes(), str(e)
 
 
 # read when eoreps.zoo.native is imported (set EOREPS_ZOO_LANES before), then at call time everywhere below

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +251,7 @@ class _Skipped:
         return None
 
 
-def decode_only(loader: Any, keys: Sequence[str]) -> bool:
+def decode_only(loader: Any, keys: Collection[str]) -> bool:
     """Make LitData's item ``loader`` (a set-up ``PyTreeLoader``) decode only the fields in ``keys`` of each
     stored sample dict; the other keys then hold ``None``. True when it did.
 
@@ -289,13 +289,14 @@ class PackedStream(StreamingDataset):
                  **kw: Any) -> None:
         super().__init__(input_dir, **kw)
         self.eo_modalities, self.crop, self.keys = tuple(modalities), crop, tuple(keys)
+        self._read_keys = frozenset((*self.keys, "id"))  # what a sample is read for ("id": the crop's seed)
         self.decoding_selected = False  # set per epoch by __iter__: True when only self.keys are decoded
 
     def __iter__(self) -> PackedStream:
         self.release_chunk_maps()  # the epoch before's reader: LitData replaces it with a new one here
         it = super().__iter__()
         # the new reader's item loader is set up now: decode only the fields this stream returns
-        self.decoding_selected = decode_only(self._item_loader(), (*self.keys, "id"))
+        self.decoding_selected = decode_only(self._item_loader(), self._read_keys)
         return it  # type: ignore[return-value]
 
     def _item_loader(self) -> Any:
@@ -325,7 +326,7 @@ class PackedStream(StreamingDataset):
 
     def __getitem__(self, index: Any) -> Any:
         item = super().__getitem__(index)  # fields not in keys: None (decode_only) or decoded; dropped here
-        item = {k: v for k, v in item.items() if k in self.keys or k == "id"}
+        item = {k: v for k, v in item.items() if k in self._read_keys}
         if self.crop is not None:
             rng = np.random.default_rng((self.seed, self.current_epoch, zlib.crc32(str(item["id"]).encode())))
             # cut the window from LitData's stored arrays first: only the window is converted to float32
